@@ -1,0 +1,159 @@
+//! `flashcore validate` and `flashcore bench`: the shape matrix on the GPU against the f64 reference.
+
+use crate::gpu::{run_shape, ShapeRun};
+use crate::record::{write_json, Record};
+use crate::shapes::{self, Shape};
+use flashcore::Runtime;
+
+/// Reference work per shape (multiply-adds per precision) for validate; bench checks fewer rows.
+const VALIDATE_BUDGET: f64 = 2e9;
+const BENCH_BUDGET: f64 = 2e8;
+
+fn header() {
+    println!(
+        "{:<22} {:<34} {:>9} {:>9} {:>9} {:>5} {:>9} {:>8} {:>8} {:>6}  variant",
+        "name", "shape", "max_err", "bar", "rel_l2", "ok", "ms", "TF/s", "us/head", "%peak"
+    );
+}
+
+fn record(rt: &Runtime, s: &Shape, r: &ShapeRun) -> Record {
+    let p = flashcore::Problem {
+        batch: s.b,
+        heads: s.h,
+        kv_heads: s.hkv(),
+        seqlen_q: s.sq,
+        seqlen_k: s.sk(),
+        head_dim: s.d,
+        dtype: s.dtype,
+        mask: s.mask(),
+        scale: 1.0,
+    };
+    let tflops = p.flops() / (r.ms * 1e-3) / 1e12;
+    Record {
+        device: rt.info().name.clone(),
+        backend: "flashcore".into(),
+        mode: "fwd".into(),
+        dtype: s.dtype.name().into(),
+        b: s.b,
+        h: s.h,
+        hkv: s.hkv(),
+        sq: s.sq,
+        sk: s.sk(),
+        d: s.d,
+        causal: s.mask().is_causal(),
+        mask: s.mask().name().into(),
+        layout: if s.bhsd() { "bhsd" } else { "bshd" }.into(),
+        name: s.name.clone(),
+        ms: r.ms,
+        tflops,
+        max_abs_err: r.err.max_abs,
+        rel_err: r.err.rel_l2,
+        naive_max_abs_err: r.naive.max_abs,
+        passed: r.passed,
+        us_per_head: r.ms * 1e3 / s.h as f64,
+        pct_peak: 100.0 * tflops / rt.info().peak_tflops(),
+        variant: r.variant.clone(),
+    }
+}
+
+fn print_row(s: &Shape, rec: &Record, r: &ShapeRun) {
+    println!(
+        "{:<22} {:<34} {:>9.2e} {:>9.2e} {:>9.2e} {:>5} {:>9.4} {:>8.1} {:>8.2} {:>6.1}  {}{}",
+        s.name,
+        s.label(),
+        rec.max_abs_err,
+        2.0 * r.naive.max_abs + 1e-5,
+        rec.rel_err,
+        if r.passed { "pass" } else { "FAIL" },
+        rec.ms,
+        rec.tflops,
+        rec.us_per_head,
+        rec.pct_peak,
+        rec.variant,
+        if r.unwritten > 0 || r.lse_max_err > 1e-3 {
+            format!("  [unwritten {}, lse err {:.1e}]", r.unwritten, r.lse_max_err)
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// Runs shapes, prints the table, writes JSON; returns the number of failed rows.
+fn run_matrix(rt: &Runtime, list: &[Shape], budget: f64, iters: usize, json: Option<&str>) -> usize {
+    let mut flush = match rt.stream().alloc_zeros::<u8>(256 << 20) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cannot allocate the L2 flush buffer: {e}");
+            return list.len();
+        }
+    };
+    let info = rt.info();
+    println!("device: {} ({}), {} SMs, peak {:.0} TF/s (dense fp16/bf16 at max clock)", info.name, info.arch, info.sm_count, info.peak_tflops());
+    header();
+    let mut records = Vec::new();
+    let mut failed = 0;
+    for s in list {
+        match run_shape(rt, s, budget, iters, &mut flush) {
+            Ok(r) => {
+                let rec = record(rt, s, &r);
+                print_row(s, &rec, &r);
+                failed += usize::from(!r.passed);
+                records.push(rec);
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{:<22} {:<34} FAIL: {e}", s.name, s.label());
+            }
+        }
+    }
+    println!("{} rows, {} passed, {} failed", list.len(), list.len() - failed, failed);
+    if let Some(path) = json {
+        match write_json(path, &records) {
+            Ok(()) => println!("wrote {path}"),
+            Err(e) => {
+                eprintln!("cannot write {path}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    failed
+}
+
+pub fn validate(full: bool, json: Option<&str>, only: Option<&str>) -> i32 {
+    let rt = match Runtime::new(0) {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("No CUDA device found ({e}).");
+            println!("Validating the CPU path (the f64 reference that serves CPU tensors) on a small matrix instead.");
+            return crate::cpu::validate();
+        }
+    };
+    let mut list = if full { shapes::all() } else { shapes::suite(&["quick"]) };
+    if let Some(f) = only {
+        list.retain(|s| s.name.contains(f));
+    }
+    i32::from(run_matrix(&rt, &list, VALIDATE_BUDGET, 10, json) > 0)
+}
+
+pub fn bench(suite: &str, json: Option<&str>, iters: usize, only: Option<&str>) -> i32 {
+    let rt = match Runtime::new(0) {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("bench needs a CUDA device: {e}");
+            return 2;
+        }
+    };
+    let names: Vec<&str> = match suite {
+        "all" => vec!["seed", "fa", "gqa", "long"],
+        s => vec![s],
+    };
+    let mut list = shapes::suite(&names);
+    if let Some(f) = only {
+        list.retain(|s| s.name.contains(f));
+    }
+    if list.is_empty() {
+        println!("no shapes in suite `{suite}` (suites: seed, fa, gqa, long, edge, huge, quick, all)");
+        return 2;
+    }
+    i32::from(run_matrix(&rt, &list, BENCH_BUDGET, iters.max(20), json) > 0)
+}

@@ -1,0 +1,3 @@
+//! (1) What the caller asks for, and the rules it must obey.
+pub mod args;
+pub mod check;

@@ -1,0 +1,121 @@
+//! (4) The only code that touches a device, a stream or a raw pointer.
+
+pub mod params;
+
+use crate::error::{Error, Result};
+use crate::plan::{Arch, Launch};
+use cudarc::driver::{sys, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchConfig, PushKernelArg};
+use params::FwdParams;
+use std::sync::Arc;
+
+/// What `flashcore info` prints about a GPU.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    pub ordinal: usize,
+    pub name: String,
+    pub arch: Arch,
+    pub sm_count: u32,
+    pub max_smem_per_block: usize,
+    pub l2_bytes: usize,
+    pub total_mem: usize,
+    pub driver_version: i32,
+    /// Peak SM clock in kHz.
+    pub clock_khz: u32,
+}
+
+impl DeviceInfo {
+    /// Dense fp16/bf16 tensor-core peak in TFLOP/s at the peak clock: SMs x clock x dense FLOPs per
+    /// SM per clock (4096 on Hopper, 2048 on A100-class sm_80, 1024 on sm_86/89, 8192 on Blackwell).
+    /// Above the datasheet's figure (which uses the boost clock), so fractions of it are never flattering.
+    pub fn peak_tflops(&self) -> f64 {
+        let per_clk = match (self.arch.major, self.arch.minor) {
+            (9, _) => 4096.0,
+            (8, 0) => 2048.0,
+            (10, _) => 8192.0,
+            _ => 1024.0,
+        };
+        self.sm_count as f64 * self.clock_khz as f64 * 1e3 * per_clk / 1e12
+    }
+}
+
+/// Opens device `ordinal` (its primary context, the one PyTorch uses too).
+pub fn open_device(ordinal: usize) -> Result<(Arc<CudaContext>, DeviceInfo)> {
+    // SAFETY: only dlopens candidate names of libcuda; cudarc would panic if it were missing.
+    if !unsafe { sys::is_culib_present() } {
+        return Err(Error::LibraryNotFound {
+            what: "CUDA driver (libcuda.so.1)",
+            hint: "no NVIDIA driver is installed on this machine, so no CUDA device can be used".into(),
+        });
+    }
+    let count = CudaContext::device_count()?;
+    if count <= 0 {
+        return Err(Error::Unsupported("no CUDA device found".into()));
+    }
+    if ordinal >= count as usize {
+        return Err(Error::arg("device", format!("ordinal {ordinal} but only {count} CUDA device(s)")));
+    }
+    let ctx = CudaContext::new(ordinal)?;
+    let (major, minor) = ctx.compute_capability()?;
+    let attr = |a| ctx.attribute(a);
+    let mut driver_version = 0;
+    // SAFETY: the driver library is loaded (checked above) and the out-pointer is valid.
+    unsafe { sys::cuDriverGetVersion(&mut driver_version) }.result()?;
+    let info = DeviceInfo {
+        ordinal,
+        name: ctx.name()?,
+        arch: Arch::new(major as u32, minor as u32)?,
+        sm_count: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32,
+        max_smem_per_block: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)? as usize,
+        l2_bytes: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)? as usize,
+        total_mem: ctx.total_mem()?,
+        driver_version,
+        clock_khz: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_CLOCK_RATE)? as u32,
+    };
+    Ok((ctx, info))
+}
+
+/// A loaded kernel function with its shared-memory limit raised.
+pub struct Kernel {
+    _module: Arc<CudaModule>,
+    func: CudaFunction,
+    pub num_regs: i32,
+    pub local_bytes: i32,
+}
+
+pub fn load_kernel(ctx: &Arc<CudaContext>, cubin: Vec<u8>, symbol: &str, smem_bytes: usize) -> Result<Kernel> {
+    let module = ctx.load_module(cudarc::nvrtc::Ptx::from_binary(cubin))?;
+    let func = module.load_function(symbol)?;
+    // Above 48 KiB a CTA only gets dynamic shared memory after opting in per function.
+    func.set_attribute(
+        sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        smem_bytes as i32,
+    )?;
+    let num_regs = func.num_regs()?;
+    let local_bytes = func.local_size_bytes()?;
+    Ok(Kernel { _module: module, func, num_regs, local_bytes })
+}
+
+/// Launches the forward kernel on `stream`.
+///
+/// # Safety
+/// Every pointer in `p` must be a live device allocation of the context that owns `stream`, large
+/// enough for the shapes and strides in `p` (check.rs verified the descriptions, the caller the
+/// allocations), and nothing else may write them until the kernel finishes.
+pub unsafe fn launch_forward(k: &Kernel, stream: &CudaStream, launch: &Launch, p: &FwdParams) -> Result<()> {
+    let cfg = LaunchConfig { grid_dim: launch.grid, block_dim: launch.block, shared_mem_bytes: launch.smem_bytes };
+    let mut b = stream.launch_builder(&k.func);
+    b.arg(p);
+    // SAFETY: the params struct matches the kernel's signature (one FwdParams by value); pointer
+    // validity is the caller's contract above.
+    unsafe { b.launch(cfg) }?;
+    Ok(())
+}
+
+/// Wraps a stream owned by someone else (PyTorch's current stream).
+///
+/// # Safety
+/// `raw` must be a live stream of `ctx`'s device and outlive every use of the returned wrapper.
+pub unsafe fn borrow_stream(ctx: &Arc<CudaContext>, raw: sys::CUstream) -> Arc<CudaStream> {
+    // SAFETY: forwarded contract.
+    unsafe { ctx.wrap_borrowed_stream(raw) }
+}

@@ -1,0 +1,45 @@
+//! Kernel parameter structs, the Rust twins of kernels/common/params.cuh.
+
+use cudarc::driver::DeviceRepr;
+
+/// Forward parameters, passed by value as a `__grid_constant__` kernel argument.
+/// Layout must match `struct FwdParams` in kernels/common/params.cuh (both sides assert 176 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FwdParams {
+    pub q: u64,
+    pub k: u64,
+    pub v: u64,
+    pub o: u64,
+    pub lse: u64,
+    pub q_stride_b: i64,
+    pub q_stride_s: i64,
+    pub q_stride_h: i64,
+    pub k_stride_b: i64,
+    pub k_stride_s: i64,
+    pub k_stride_h: i64,
+    pub v_stride_b: i64,
+    pub v_stride_s: i64,
+    pub v_stride_h: i64,
+    pub o_stride_b: i64,
+    pub o_stride_s: i64,
+    pub o_stride_h: i64,
+    pub batch: i32,
+    pub heads: i32,
+    pub kv_heads: i32,
+    pub seqlen_q: i32,
+    pub seqlen_k: i32,
+    pub head_dim: i32,
+    pub causal_offset: i32,
+    pub num_m_blocks: i32,
+    pub scale_log2: f32,
+    pub reserved: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<FwdParams>() == 176);
+const _: () = assert!(std::mem::offset_of!(FwdParams, batch) == 136);
+const _: () = assert!(std::mem::offset_of!(FwdParams, scale_log2) == 168);
+
+// SAFETY: FwdParams is #[repr(C)], made only of plain integers and floats, with the exact layout the
+// kernel declares (asserted above and by static_assert in params.cuh).
+unsafe impl DeviceRepr for FwdParams {}

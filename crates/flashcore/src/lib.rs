@@ -1,0 +1,25 @@
+//! flashcore: exact fused attention for NVIDIA GPUs.
+//!
+//! The data path, one module per step:
+//! 1. [`api`]: what the caller asks for ([`TensorDesc`], [`AttnOptions`], [`Mask`]) and its checks;
+//! 2. [`plan`]: pure decisions (tile table, kernel [`Variant`], grid);
+//! 3. [`jit`]: embedded CUDA sources -> NVRTC -> CUBIN, cached on disk;
+//! 4. [`launch`]: the device, kernel loading and the launch itself;
+//! 5. `kernels/` (CUDA C++, embedded): the kernel stages.
+//!
+//! [`Runtime`] ties them together on a GPU; [`reference`] is the f64 CPU oracle and CPU path.
+//! Building needs no CUDA toolkit: the driver and NVRTC are loaded at run time.
+
+pub mod api;
+pub mod error;
+pub mod jit;
+pub mod launch;
+pub mod plan;
+pub mod reference;
+pub mod runtime;
+
+pub use cudarc;
+pub use api::args::{AttnOptions, DType, Mask, Problem, TensorDesc};
+pub use error::{Error, Result};
+pub use plan::{Arch, TileConfig, Variant};
+pub use runtime::{DeviceTensor, RawTensor, Runtime};

@@ -1,0 +1,97 @@
+//! Every compile-time axis of a kernel, rendered in one place: -D flags, entry name, cache key, display name.
+
+use super::arch::Arch;
+use super::tiles::{supported_head_dim, tile_config, TileConfig};
+use crate::api::args::{DType, Mask};
+use crate::error::Result;
+
+/// Which kernel source a variant compiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelKind {
+    /// kernels/sm80/fwd.cu: mma.sync forward for every sm >= 80.
+    FwdSm80,
+}
+
+impl KernelKind {
+    pub fn entry_file(self) -> &'static str {
+        match self {
+            KernelKind::FwdSm80 => "sm80/fwd.cu",
+        }
+    }
+    pub fn entry_symbol(self) -> &'static str {
+        match self {
+            KernelKind::FwdSm80 => "fc_fwd_sm80",
+        }
+    }
+}
+
+/// One compiled kernel: source + every define + the target arch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Variant {
+    pub kind: KernelKind,
+    pub arch: Arch,
+    pub head_dim: usize,
+    pub dtype: DType,
+    pub causal: bool,
+    pub tile: TileConfig,
+}
+
+impl Variant {
+    pub fn forward(arch: Arch, head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
+        let tile = tile_config(arch, head_dim, mask, max_smem)?;
+        Ok(Variant { kind: KernelKind::FwdSm80, arch, head_dim, dtype, causal: mask.is_causal(), tile })
+    }
+
+    pub fn defines(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("FC_HEAD_DIM", self.head_dim.to_string()),
+            ("FC_BLOCK_M", self.tile.block_m().to_string()),
+            ("FC_BLOCK_N", self.tile.block_n().to_string()),
+            ("FC_MIN_BLOCKS", self.tile.min_blocks_per_sm().to_string()),
+            ("FC_DTYPE_BF16", u8::from(self.dtype == DType::Bf16).to_string()),
+            ("FC_CAUSAL", u8::from(self.causal).to_string()),
+        ]
+    }
+
+    /// Full NVRTC option list.
+    pub fn options(&self) -> Vec<String> {
+        let mut o = vec![format!("-arch={}", self.arch.nvrtc_arch()), "-std=c++17".to_string()];
+        o.extend(self.defines().into_iter().map(|(k, v)| format!("-D{k}={v}")));
+        o
+    }
+
+    /// Every variant `warmup` and the CI compile check build for one arch: all supported head dims,
+    /// both dtypes, causal and not.
+    pub fn standard_set(arch: Arch) -> Vec<Variant> {
+        let max_smem = arch.max_smem_per_block();
+        let mut out = Vec::new();
+        for d in (16..=256).filter(|d| supported_head_dim(*d)) {
+            for dtype in [DType::F16, DType::Bf16] {
+                for mask in [Mask::None, Mask::CausalTopLeft] {
+                    if let Ok(v) = Variant::forward(arch, d, dtype, mask, max_smem) {
+                        out.push(v);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Variant {
+    /// Stable name used for cache files, logs and bench rows, e.g. `fwd_sm80-sm_90a-d128-bf16-causal-128x64o1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            KernelKind::FwdSm80 => "fwd_sm80",
+        };
+        write!(
+            f,
+            "{kind}-{}-d{}-{}-{}-{}",
+            self.arch.nvrtc_arch(),
+            self.head_dim,
+            self.dtype.name(),
+            if self.causal { "causal" } else { "full" },
+            self.tile
+        )
+    }
+}

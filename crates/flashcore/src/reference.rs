@@ -1,0 +1,263 @@
+//! CPU attention: the f64 oracle of every test, the naive same-dtype implementation that sets the
+//! accuracy bar, and the CPU execution path used for CPU tensors.
+//!
+//! Semantics match the GPU kernels exactly: masks from [`Mask::visible`], and a query row that
+//! sees no key gets output 0 and LSE -inf.
+
+use crate::api::args::{DType, Mask};
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+
+/// Scalar types the reference reads.
+pub trait Element: Copy + Send + Sync {
+    fn to_f64(self) -> f64;
+}
+impl Element for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+impl Element for f32 {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+impl Element for half::f16 {
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+}
+impl Element for half::bf16 {
+    fn to_f64(self) -> f64 {
+        self.to_f64()
+    }
+}
+
+/// A host tensor in the logical [batch, seq, heads, head_dim] order with element strides.
+#[derive(Clone, Copy, Debug)]
+pub struct HostTensor<'a, T> {
+    pub data: &'a [T],
+    pub shape: [usize; 4],
+    pub strides: [usize; 4],
+}
+
+impl<'a, T: Element> HostTensor<'a, T> {
+    /// Row-major [B, S, H, D].
+    pub fn bshd(data: &'a [T], shape: [usize; 4]) -> Result<Self> {
+        let [_, s, h, d] = shape;
+        HostTensor::new(data, shape, [s * h * d, h * d, d, 1])
+    }
+
+    pub fn new(data: &'a [T], shape: [usize; 4], strides: [usize; 4]) -> Result<Self> {
+        if shape.iter().product::<usize>() > 0 {
+            let span = 1 + shape.iter().zip(strides.iter()).map(|(n, s)| (n - 1) * s).sum::<usize>();
+            if data.len() < span {
+                return Err(Error::arg("data", format!("{} elements, shape/strides span {span}", data.len())));
+            }
+        }
+        Ok(HostTensor { data, shape, strides })
+    }
+
+    #[inline]
+    fn row(&self, b: usize, s: usize, h: usize) -> impl Iterator<Item = f64> + '_ {
+        let base = b * self.strides[0] + s * self.strides[1] + h * self.strides[2];
+        (0..self.shape[3]).map(move |d| self.data[base + d * self.strides[3]].to_f64())
+    }
+}
+
+/// Output of a reference run over a set of query rows.
+#[derive(Clone, Debug)]
+pub struct RefOutput {
+    /// The query rows computed (all rows unless sampled).
+    pub rows: Vec<usize>,
+    /// [B, rows.len(), H, D], contiguous.
+    pub out: Vec<f64>,
+    /// [B, H, rows.len()], natural log; -inf for a row that sees no key.
+    pub lse: Vec<f64>,
+}
+
+/// How the reference computes one row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// f64 everywhere: the oracle.
+    F64,
+    /// A plain same-dtype implementation: fp32 dot products rounded to the dtype, softmax in fp32
+    /// with P rounded to the dtype, P·V accumulated in fp32 and rounded to the dtype. Its error
+    /// against F64 sets the bar a kernel must meet (FlashAttention's test method).
+    Naive(DType),
+}
+
+fn round(x: f32, dt: DType) -> f32 {
+    match dt {
+        DType::F16 => half::f16::from_f32(x).to_f32(),
+        DType::Bf16 => half::bf16::from_f32(x).to_f32(),
+    }
+}
+
+/// Attention on the CPU for the given query rows (None = all), multithreaded over rows.
+pub fn attention<T: Element>(
+    q: &HostTensor<T>,
+    k: &HostTensor<T>,
+    v: &HostTensor<T>,
+    mask: Mask,
+    scale: f64,
+    rows: Option<&[usize]>,
+    precision: Precision,
+) -> Result<RefOutput> {
+    let [b, sq, h, d] = q.shape;
+    let [bk, sk, hk, dk] = k.shape;
+    if bk != b || dk != d || v.shape != k.shape {
+        return Err(Error::arg("k", format!("shapes q {:?}, k {:?}, v {:?} do not agree", q.shape, k.shape, v.shape)));
+    }
+    if hk == 0 || h % hk != 0 {
+        return Err(Error::arg("k", format!("query heads ({h}) must be a multiple of key/value heads ({hk})")));
+    }
+    let rows: Vec<usize> = match rows {
+        Some(r) => {
+            if let Some(bad) = r.iter().find(|&&i| i >= sq) {
+                return Err(Error::arg("rows", format!("row {bad} out of range (Sq = {sq})")));
+            }
+            r.to_vec()
+        }
+        None => (0..sq).collect(),
+    };
+    let nr = rows.len();
+    let group = h / hk;
+    let mut out = vec![0f64; b * nr * h * d];
+    let mut lse = vec![f64::NEG_INFINITY; b * h * nr];
+    if d == 0 {
+        return Ok(RefOutput { rows, out, lse });
+    }
+    // out chunk index = (bi * nr + ri) * h + hi
+    let lse_rows: Vec<(usize, f64)> = out
+        .par_chunks_mut(d)
+        .enumerate()
+        .map(|(idx, o)| {
+            let hi = idx % h;
+            let ri = (idx / h) % nr;
+            let bi = idx / (h * nr);
+            let i = rows[ri];
+            let kh = hi / group;
+            let qrow: Vec<f64> = q.row(bi, i, hi).collect();
+            let visible = (0..sk).filter(|&j| mask.visible(i, j, sq, sk));
+            let l = match precision {
+                Precision::F64 => row_f64(&qrow, k, v, bi, kh, visible, scale, o),
+                Precision::Naive(dt) => row_naive(&qrow, k, v, bi, kh, visible, scale as f32, dt, o),
+            };
+            ((bi * h + hi) * nr + ri, l)
+        })
+        .collect();
+    for (i, l) in lse_rows {
+        lse[i] = l;
+    }
+    Ok(RefOutput { rows, out, lse })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row_f64<T: Element>(
+    qrow: &[f64],
+    k: &HostTensor<T>,
+    v: &HostTensor<T>,
+    b: usize,
+    kh: usize,
+    visible: impl Iterator<Item = usize>,
+    scale: f64,
+    o: &mut [f64],
+) -> f64 {
+    let keys: Vec<usize> = visible.collect();
+    if keys.is_empty() {
+        o.fill(0.0);
+        return f64::NEG_INFINITY;
+    }
+    let s: Vec<f64> = keys.iter().map(|&j| scale * k.row(b, j, kh).zip(qrow).map(|(x, y)| x * y).sum::<f64>()).collect();
+    let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let p: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+    let l: f64 = p.iter().sum();
+    o.fill(0.0);
+    for (pj, &j) in p.iter().zip(&keys) {
+        for (od, vd) in o.iter_mut().zip(v.row(b, j, kh)) {
+            *od += pj * vd;
+        }
+    }
+    o.iter_mut().for_each(|x| *x /= l);
+    m + l.ln()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row_naive<T: Element>(
+    qrow: &[f64],
+    k: &HostTensor<T>,
+    v: &HostTensor<T>,
+    b: usize,
+    kh: usize,
+    visible: impl Iterator<Item = usize>,
+    scale: f32,
+    dt: DType,
+    o: &mut [f64],
+) -> f64 {
+    let keys: Vec<usize> = visible.collect();
+    if keys.is_empty() {
+        o.fill(0.0);
+        return f64::NEG_INFINITY;
+    }
+    let q32: Vec<f32> = qrow.iter().map(|&x| x as f32).collect();
+    let s: Vec<f32> = keys
+        .iter()
+        .map(|&j| {
+            let dot: f32 = k.row(b, j, kh).zip(&q32).map(|(x, y)| x as f32 * y).sum();
+            round(round(dot, dt) * scale, dt)
+        })
+        .collect();
+    let m = s.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
+    let l: f32 = e.iter().sum();
+    let mut acc = vec![0f32; o.len()];
+    for (ej, &j) in e.iter().zip(&keys) {
+        let pj = round(ej / l, dt);
+        for (a, vd) in acc.iter_mut().zip(v.row(b, j, kh)) {
+            *a += pj * vd as f32;
+        }
+    }
+    for (od, a) in o.iter_mut().zip(acc) {
+        *od = round(a, dt) as f64;
+    }
+    (m + l.ln()) as f64
+}
+
+/// Error statistics of `got` against `want` (element-wise, same length).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ErrorStats {
+    pub max_abs: f64,
+    /// ‖got − want‖₂ / ‖want‖₂
+    pub rel_l2: f64,
+    /// Elements that are NaN in `got` but not in `want` (e.g. never written over the NaN poison).
+    pub nan_count: usize,
+}
+
+pub fn compare(got: &[f64], want: &[f64]) -> ErrorStats {
+    let mut st = ErrorStats::default();
+    let (mut num, mut den) = (0.0, 0.0);
+    for (g, w) in got.iter().zip(want) {
+        if g.is_nan() && !w.is_nan() {
+            st.nan_count += 1;
+            continue;
+        }
+        let e = (g - w).abs();
+        if e.is_finite() {
+            st.max_abs = st.max_abs.max(e);
+            num += e * e;
+        } else if g != w {
+            st.max_abs = f64::INFINITY;
+        }
+        if w.is_finite() {
+            den += w * w;
+        }
+    }
+    st.rel_l2 = if den > 0.0 { (num / den).sqrt() } else { num.sqrt() };
+    st
+}
+
+/// FlashAttention's accuracy bar: kernel max error <= 2 x naive max error + 1e-5.
+pub fn within_bar(kernel: &ErrorStats, naive: &ErrorStats) -> bool {
+    kernel.nan_count == 0 && kernel.max_abs <= 2.0 * naive.max_abs + 1e-5
+}

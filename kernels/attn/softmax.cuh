@@ -1,0 +1,63 @@
+// Online softmax over key blocks (FlashAttention's recurrence), in the exp2 domain with the scale folded in.
+#pragma once
+#include "../common/ptx/cvt.cuh"
+#include "../common/types.cuh"
+
+namespace attn {
+
+constexpr float kLn2 = 0.6931471805599453f;
+
+// State for the two rows (g and g+8) a lane holds in the mma C layout.
+template <int N8>
+struct OnlineSoftmax {
+  float m[2];  // running max of raw scores (unscaled), -inf while no key was visible
+  float l[2];  // running sum of exp2 terms over this lane's columns only; reduced across the quad once, at the end
+
+  FC_DEVICE void init() {
+    m[0] = m[1] = kNegInf;
+    l[0] = l[1] = 0.f;
+  }
+
+  // Folds a new score block in: turns s into unnormalised probabilities in place and returns in
+  // alpha the factor by which the O accumulator rows must be rescaled.
+  FC_DEVICE void update(float (&s)[N8][4], float scale_log2, float (&alpha)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = m[r];
+#pragma unroll
+      for (int j = 0; j < N8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+      // The 4 lanes of a quad hold one row between them.
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      // A row that has seen no visible key keeps base 0, so exp2(-inf - base) is 0 rather than NaN.
+      const float base = mx == kNegInf ? 0.f : mx * scale_log2;
+      alpha[r] = ptx::exp2f_fast(m[r] * scale_log2 - base);
+      m[r] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < N8; ++j) {
+        s[j][2 * r] = ptx::exp2f_fast(fmaf(s[j][2 * r], scale_log2, -base));
+        s[j][2 * r + 1] = ptx::exp2f_fast(fmaf(s[j][2 * r + 1], scale_log2, -base));
+        sum += s[j][2 * r] + s[j][2 * r + 1];
+      }
+      l[r] = l[r] * alpha[r] + sum;
+    }
+  }
+
+  // Completes the row sums across the quad; returns 1/l (0 for a row with no visible key) and the
+  // natural-log LSE (-inf for such a row).
+  FC_DEVICE void finish(float scale_log2, float (&inv_l)[2], float (&lse)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float sum = l[r];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      // Exactly 0 only for a fully masked row; NaN inputs stay NaN in O and LSE.
+      const bool empty = sum == 0.f;
+      inv_l[r] = empty ? 0.f : 1.f / sum;
+      lse[r] = empty ? kNegInf : (m[r] * scale_log2 + ptx::log2f_fast(sum)) * kLn2;
+    }
+  }
+};
+
+}  // namespace attn

@@ -1,0 +1,41 @@
+// The only reader of FC_* macros. Every other file reads Traits.
+#pragma once
+#include "types.cuh"
+
+#ifndef FC_HEAD_DIM
+#error "FC_HEAD_DIM must be defined by the planner"
+#endif
+#ifndef FC_BLOCK_M
+#error "FC_BLOCK_M must be defined by the planner"
+#endif
+#ifndef FC_BLOCK_N
+#error "FC_BLOCK_N must be defined by the planner"
+#endif
+#ifndef FC_DTYPE_BF16
+#error "FC_DTYPE_BF16 must be defined by the planner (0 = fp16, 1 = bf16)"
+#endif
+#ifndef FC_CAUSAL
+#error "FC_CAUSAL must be defined by the planner"
+#endif
+#ifndef FC_MIN_BLOCKS
+#define FC_MIN_BLOCKS 1
+#endif
+
+struct Traits {
+  static constexpr int kHeadDim = FC_HEAD_DIM;
+  static constexpr int kBlockM = FC_BLOCK_M;
+  static constexpr int kBlockN = FC_BLOCK_N;
+  static constexpr bool kBf16 = FC_DTYPE_BF16 != 0;
+  static constexpr bool kCausal = FC_CAUSAL != 0;
+  static constexpr int kMinBlocksPerSm = FC_MIN_BLOCKS;
+
+  // One warp owns 16 query rows (the M of one m16n8k16 MMA).
+  static constexpr int kWarps = kBlockM / 16;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kStages = 2;  // K/V ring depth
+
+  static_assert(kHeadDim % 16 == 0 && kHeadDim >= 16 && kHeadDim <= 256,
+                "head dim must be a multiple of 16 in [16, 256] (MMA K step)");
+  static_assert(kBlockM % 16 == 0 && kWarps >= 1 && kWarps <= 16, "block_m must be 16 * warps");
+  static_assert(kBlockN % 16 == 0, "block_n must be a multiple of 16 (PV's K step)");
+};

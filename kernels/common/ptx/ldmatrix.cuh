@@ -1,0 +1,22 @@
+// ldmatrix (PTX ISA 9.7.14.5.15, sm_75+): a warp loads four 8x8 b16 matrices from shared memory.
+// Lanes 8i..8i+7 supply the row addresses of matrix i; register i receives matrix i.
+#pragma once
+#include "../types.cuh"
+
+namespace ptx::warp {
+
+FC_DEVICE void ldmatrix_x4(u32 (&r)[4], u32 smem) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem));
+}
+
+// Transposed: lane l receives elements (2*(l%4), l/4) and (2*(l%4)+1, l/4) of each matrix, which is
+// the B-fragment layout of mma.m16n8k16 when the matrix is stored K-major (rows = reduction index).
+FC_DEVICE void ldmatrix_x4_trans(u32 (&r)[4], u32 smem) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem));
+}
+
+}  // namespace ptx::warp

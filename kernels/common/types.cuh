@@ -1,0 +1,19 @@
+// Fixed-width integer names. NVRTC compiles without toolkit headers, so <cstdint> is not available;
+// we use short names of our own so nothing can collide with a built-in typedef.
+#pragma once
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef int i32;
+typedef long long i64;
+
+// 16-byte vector for 128-bit shared/global moves (one ld/st.v4.b32).
+struct __align__(16) u32x4 {
+  u32 x, y, z, w;
+};
+
+#define FC_DEVICE __device__ __forceinline__
+
+// -inf as a bit pattern: NVRTC has no constexpr infinity without toolkit headers.
+#define kNegInf (__int_as_float(0xff800000u))

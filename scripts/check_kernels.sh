@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Kernel compile check without a GPU: every standard variant, for sm_80 and sm_90a, through NVRTC
+# from the pip package nvidia-cuda-nvrtc; then cuobjdump on each CUBIN. Fails on a compile error,
+# a register spill (non-zero STACK or LOCAL, or LDL/STL in the SASS), or a kernel without tensor-core
+# MMAs (HMMA) in its SASS.
+# Usage: scripts/check_kernels.sh FLASHCORE_BIN   (needs FLASHCORE_NVRTC_PATH and cuobjdump/nvdisasm on PATH)
+set -euo pipefail
+bin=${1:?usage: check_kernels.sh path/to/flashcore}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+FLASHCORE_CACHE_DIR="$out/cache" "$bin" warmup --arch sm_80,sm_90a --out-dir "$out/cubin" | tail -n 1
+fail=0
+n=0
+for f in "$out"/cubin/*.cubin; do
+  n=$((n + 1))
+  name=$(basename "$f" .cubin)
+  usage=$(cuobjdump -res-usage "$f" | grep -oE 'REG:[0-9]+ STACK:[0-9]+ SHARED:[0-9]+ LOCAL:[0-9]+' | head -n 1)
+  stack=$(sed -E 's/.*STACK:([0-9]+).*/\1/' <<<"$usage")
+  local_b=$(sed -E 's/.*LOCAL:([0-9]+).*/\1/' <<<"$usage")
+  sass=$(cuobjdump -sass "$f")
+  mma=$(grep -cE '\bHMMA\b|\bHGMMA\b' <<<"$sass" || true)
+  spills=$(grep -cE '\b(LDL|STL)(\.[0-9A-Z.]+)?\b' <<<"$sass" || true)
+  status=ok
+  if [ "$stack" != 0 ] || [ "$local_b" != 0 ] || [ "$spills" != 0 ]; then status="SPILL"; fail=1; fi
+  if [ "$mma" = 0 ]; then status="$status NO-MMA"; fail=1; fi
+  printf '%-52s %-40s mma=%-4s ldl/stl=%-3s %s\n' "$name" "$usage" "$mma" "$spills" "$status"
+done
+echo "$n kernels checked"
+if [ "$n" = 0 ]; then echo "no kernels compiled"; exit 1; fi
+exit $fail
