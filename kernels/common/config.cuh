@@ -17,6 +17,9 @@
 #ifndef FC_CAUSAL
 #error "FC_CAUSAL must be defined by the planner"
 #endif
+#ifndef FC_STAGES
+#define FC_STAGES 2
+#endif
 #ifndef FC_MIN_BLOCKS
 #define FC_MIN_BLOCKS 1
 #endif
@@ -32,7 +35,11 @@ struct Traits {
   // One warp owns 16 query rows (the M of one m16n8k16 MMA).
   static constexpr int kWarps = kBlockM / 16;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kStages = 2;  // K/V ring depth
+  // K/V ring depth. With 2 stages every iteration ends in a barrier (the next prefetch overwrites
+  // the stage just read); with 3 the barrier after the wait of the following iteration already
+  // orders the reuse, so warps may drift apart and one warp's softmax overlaps another's MMAs.
+  static constexpr int kStages = FC_STAGES;
+  static_assert(kStages == 2 || kStages == 3, "K/V ring depth must be 2 or 3");
 
   static_assert(kHeadDim % 16 == 0 && kHeadDim >= 16 && kHeadDim <= 256,
                 "head dim must be a multiple of 16 in [16, 256] (MMA K step)");

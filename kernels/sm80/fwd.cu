@@ -87,8 +87,10 @@ extern "C" __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlock
       o[d][3] *= alpha[1];
     }
     sm80::gemm_pv<KVTile, T::kBf16>(o, s, stage + KVTile::kBytes, va);
-    // Every warp must be done with this stage before iteration j+1 refills it with block j+2.
-    __syncthreads();
+    // With two stages, every warp must be done with this one before iteration j+1 refills it with
+    // block j+2. With three, the refill targets the stage read in iteration j-1, which the barrier
+    // after iteration j+1's wait already orders.
+    if constexpr (T::kStages == 2) __syncthreads();
   }
   // The Q tile (written by every thread's cp.async) is reused for O below.
   ptx::cp_async_wait<0>();

@@ -26,7 +26,7 @@ pub struct ShapeRun {
 /// first and last rows, rows around tile boundaries, and random rows.
 pub fn pick_rows(s: &Shape, budget: f64, seed: u64) -> Vec<usize> {
     let per_row = (s.b * s.h * s.sk() * s.d) as f64;
-    let n = ((budget / per_row) as usize).clamp(4, s.sq);
+    let n = ((budget / per_row) as usize).clamp(4.min(s.sq), s.sq);
     if n >= s.sq {
         return (0..s.sq).collect();
     }

@@ -123,7 +123,7 @@ fn plan(b: usize, h: usize, hkv: Option<usize>, sq: usize, sk: Option<usize>, d:
     let k = flashcore::TensorDesc::contiguous_bshd(b, sk.unwrap_or(sq), hkv.unwrap_or(h), d, dtype);
     let opts = AttnOptions { mask, ..Default::default() };
     let r = flashcore::api::check::check(&q, &k, &k, &q, &opts).and_then(|p: Problem| {
-        let v = flashcore::Variant::forward(arch, d, dtype, mask, max_smem)?;
+        let v = flashcore::Variant::forward(arch, d, dtype, mask, p.seqlen_k, max_smem)?;
         Ok((p, v, flashcore::plan::forward_launch(&v, &p)))
     });
     match r {

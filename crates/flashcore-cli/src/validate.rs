@@ -11,8 +11,8 @@ const BENCH_BUDGET: f64 = 2e8;
 
 fn header() {
     println!(
-        "{:<22} {:<34} {:>9} {:>9} {:>9} {:>5} {:>9} {:>8} {:>8} {:>6}  variant",
-        "name", "shape", "max_err", "bar", "rel_l2", "ok", "ms", "TF/s", "us/head", "%peak"
+        "{:<22} {:<34} {:>9} {:>9} {:>9} {:>5} {:>6} {:>9} {:>8} {:>8} {:>6}  variant",
+        "name", "shape", "max_err", "bar", "rel_l2", "ok", "rows", "ms", "TF/s", "us/head", "%peak"
     );
 }
 
@@ -58,13 +58,14 @@ fn record(rt: &Runtime, s: &Shape, r: &ShapeRun) -> Record {
 
 fn print_row(s: &Shape, rec: &Record, r: &ShapeRun) {
     println!(
-        "{:<22} {:<34} {:>9.2e} {:>9.2e} {:>9.2e} {:>5} {:>9.4} {:>8.1} {:>8.2} {:>6.1}  {}{}",
+        "{:<22} {:<34} {:>9.2e} {:>9.2e} {:>9.2e} {:>5} {:>6} {:>9.4} {:>8.1} {:>8.2} {:>6.1}  {}{}",
         s.name,
         s.label(),
         rec.max_abs_err,
         2.0 * r.naive.max_abs + 1e-5,
         rec.rel_err,
         if r.passed { "pass" } else { "FAIL" },
+        r.rows_checked,
         rec.ms,
         rec.tflops,
         rec.us_per_head,

@@ -66,7 +66,7 @@ impl Runtime {
 
     /// The forward variant this device would run for a problem.
     pub fn plan(&self, p: &Problem) -> Result<(Variant, Launch)> {
-        let v = Variant::forward(self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?;
+        let v = Variant::forward(self.info.arch, p.head_dim, p.dtype, p.mask, p.seqlen_k, self.info.max_smem_per_block)?;
         Ok((v, forward_launch(&v, p)))
     }
 

@@ -12,13 +12,15 @@ pub struct TileConfig {
     block_m: usize,
     block_n: usize,
     min_blocks_per_sm: usize,
+    /// K/V ring depth (kernels/common/config.cuh `kStages`): 2 or 3.
+    stages: usize,
 }
 
-/// K/V ring depth of the sm80 kernel (kernels/common/config.cuh `kStages`).
-pub const KV_STAGES: usize = 2;
-
 impl TileConfig {
-    pub fn new(block_m: usize, block_n: usize, min_blocks_per_sm: usize) -> Result<TileConfig> {
+    pub fn new(block_m: usize, block_n: usize, min_blocks_per_sm: usize, stages: usize) -> Result<TileConfig> {
+        if !(2..=3).contains(&stages) {
+            return Err(Error::arg("tile", format!("stages {stages} must be 2 or 3")));
+        }
         if block_m == 0 || block_m % 16 != 0 || block_m > 256 {
             return Err(Error::arg("tile", format!("block_m {block_m} must be a multiple of 16 in [16, 256]")));
         }
@@ -28,7 +30,7 @@ impl TileConfig {
         if !(1..=4).contains(&min_blocks_per_sm) {
             return Err(Error::arg("tile", format!("min_blocks_per_sm {min_blocks_per_sm} must be in 1..=4")));
         }
-        Ok(TileConfig { block_m, block_n, min_blocks_per_sm })
+        Ok(TileConfig { block_m, block_n, min_blocks_per_sm, stages })
     }
     pub fn block_m(&self) -> usize {
         self.block_m
@@ -39,6 +41,9 @@ impl TileConfig {
     pub fn min_blocks_per_sm(&self) -> usize {
         self.min_blocks_per_sm
     }
+    pub fn stages(&self) -> usize {
+        self.stages
+    }
     pub fn threads(&self) -> usize {
         self.block_m / 16 * 32
     }
@@ -46,13 +51,13 @@ impl TileConfig {
     /// swizzle (kernels/common/tile.cuh `SmemTile::kRowElems`).
     pub fn smem_bytes(&self, head_dim: usize) -> usize {
         let row = head_dim.div_ceil(64) * 64 * 2;
-        self.block_m * row + KV_STAGES * 2 * self.block_n * row
+        self.block_m * row + self.stages * 2 * self.block_n * row
     }
 }
 
 impl std::fmt::Display for TileConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}o{}", self.block_m, self.block_n, self.min_blocks_per_sm)
+        write!(f, "{}x{}o{}s{}", self.block_m, self.block_n, self.min_blocks_per_sm, self.stages)
     }
 }
 
@@ -61,17 +66,25 @@ pub fn supported_head_dim(d: usize) -> bool {
     d % 16 == 0 && (16..=256).contains(&d)
 }
 
-/// The tile for a forward call. Rows were picked from register counts (`cuobjdump -res-usage`,
-/// every row compiles without spills on sm_80 and sm_90a) and then H100 timings:
-/// - d <= 32: 128x64, two CTAs per SM (108 registers).
-/// - d <= 64: 128x128 one CTA (216 registers); 128x64 needs 149 registers, too many for two CTAs.
-/// - d <= 128: 128x64, one CTA of 8 warps (202 registers); forcing two CTAs (128 registers) spills.
+/// Key-sequence length from which d <= 128 switches to the large tile.
+pub const LONG_ROWS: usize = 2048;
+
+/// The tile for a forward call: the first of the head dim's preferences that fits the device's
+/// shared memory. Every preference compiles without spills on sm_80 and sm_90a (CI checks
+/// `cuobjdump -res-usage`). Chosen from H100 sweeps (scripts/gpu/tune.sh, bench/NOTES.md), bf16 TF/s:
+/// - d <= 32: 128x64, two CTAs per SM (108 registers); not swept yet.
+/// - d <= 64: 64x64 two CTAs, 3 stages: 289 at S=4K against 280 for 128x128s3 and 250 for 128x64s3;
+///   235 on the seed shape against 212.
+/// - d <= 128, Sk >= 2K: 128x128 one CTA of 8 warps, 3 stages (255 registers, 224 KiB smem): 334 at S=4K
+///   against 317 for 64x64o2s3, 302 for 128x64s3 and 283 for 128x64s2 (2 stages need a second barrier
+///   per iteration, which keeps warps in lockstep so softmax never overlaps another warp's MMAs).
+/// - d <= 128, short keys: 64x64o2s3: 265 at S=512 against 252 for 128x64s3 (more, smaller CTAs fill
+///   132 SMs better when each has few key blocks).
 /// - d <= 192: 64x32 (239 registers at d=192).
-/// - d <= 256: 128x32 (253 registers, 128 KiB smem) where the smem fits, else 64x16 (218 registers);
-///   64x32 spills at d=256.
+/// - d <= 256: 128x32 (253 registers, 128 KiB smem), else 64x16 (218 registers); 64x32 spills at d=256.
 ///
-/// `FLASHCORE_FWD_TILE=MxNoB` (e.g. `128x64o1`) overrides the table, for tuning runs.
-pub fn tile_config(arch: Arch, head_dim: usize, _mask: Mask, max_smem: usize) -> Result<TileConfig> {
+/// `FLASHCORE_FWD_TILE=MxNoBsS` (e.g. `128x64o1s3`) overrides the table, for tuning runs.
+pub fn tile_config(arch: Arch, head_dim: usize, _mask: Mask, seqlen_k: usize, max_smem: usize) -> Result<TileConfig> {
     if !supported_head_dim(head_dim) {
         return Err(Error::Unsupported(format!(
             "head dim {head_dim}: the forward kernel supports multiples of 16 from 16 to 256"
@@ -85,36 +98,36 @@ pub fn tile_config(arch: Arch, head_dim: usize, _mask: Mask, max_smem: usize) ->
         return Ok(t);
     }
     let _ = arch;
-    let t = match head_dim {
-        0..=32 => TileConfig::new(128, 64, 2)?,
-        33..=64 => TileConfig::new(128, 128, 1)?,
-        65..=128 => TileConfig::new(128, 64, 1)?,
-        129..=192 => TileConfig::new(64, 32, 1)?,
-        _ => {
-            let big = TileConfig::new(128, 32, 1)?;
-            if big.smem_bytes(head_dim) <= max_smem {
-                big
-            } else {
-                TileConfig::new(64, 16, 1)?
-            }
-        }
+    let prefs: &[(usize, usize, usize, usize)] = match head_dim {
+        0..=32 => &[(128, 64, 2, 2)],
+        33..=64 => &[(64, 64, 2, 3), (64, 64, 2, 2)],
+        65..=128 if seqlen_k >= LONG_ROWS => &[(128, 128, 1, 3), (64, 64, 2, 3), (64, 64, 2, 2)],
+        65..=128 => &[(64, 64, 2, 3), (64, 64, 2, 2)],
+        129..=192 => &[(64, 32, 1, 2)],
+        _ => &[(128, 32, 1, 2), (64, 16, 1, 2)],
     };
-    if t.smem_bytes(head_dim) > max_smem {
-        return Err(Error::Unsupported(format!(
-            "head dim {head_dim} needs {} bytes of shared memory, the device allows {max_smem}",
-            t.smem_bytes(head_dim)
-        )));
+    for &(m, n, o, st) in prefs {
+        let t = TileConfig::new(m, n, o, st)?;
+        if t.smem_bytes(head_dim) <= max_smem {
+            return Ok(t);
+        }
     }
-    Ok(t)
+    Err(Error::Unsupported(format!(
+        "head dim {head_dim}: no tile fits the device's {max_smem} bytes of shared memory per block"
+    )))
 }
 
-/// Parses `MxN` or `MxNoB`.
+/// Parses `MxN`, `MxNoB` or `MxNoBsS` (occupancy B defaults to 1, stages S to 2).
 pub fn parse_tile(s: &str) -> Result<TileConfig> {
-    let bad = || Error::arg("tile", format!("`{s}` is not a tile like 128x64 or 128x64o1"));
-    let (mn, occ) = match s.split_once('o') {
+    let bad = || Error::arg("tile", format!("`{s}` is not a tile like 128x64, 128x64o1 or 128x64o1s3"));
+    let (rest, stages) = match s.split_once('s') {
         Some((a, b)) => (a, b.parse().map_err(|_| bad())?),
-        None => (s, 1),
+        None => (s, 2),
+    };
+    let (mn, occ) = match rest.split_once('o') {
+        Some((a, b)) => (a, b.parse().map_err(|_| bad())?),
+        None => (rest, 1),
     };
     let (m, n) = mn.split_once('x').ok_or_else(bad)?;
-    TileConfig::new(m.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?, occ)
+    TileConfig::new(m.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?, occ, stages)
 }

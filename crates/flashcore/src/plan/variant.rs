@@ -1,7 +1,7 @@
 //! Every compile-time axis of a kernel, rendered in one place: -D flags, entry name, cache key, display name.
 
 use super::arch::Arch;
-use super::tiles::{supported_head_dim, tile_config, TileConfig};
+use super::tiles::{supported_head_dim, tile_config, TileConfig, LONG_ROWS};
 use crate::api::args::{DType, Mask};
 use crate::error::Result;
 
@@ -37,8 +37,15 @@ pub struct Variant {
 }
 
 impl Variant {
-    pub fn forward(arch: Arch, head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
-        let tile = tile_config(arch, head_dim, mask, max_smem)?;
+    pub fn forward(
+        arch: Arch,
+        head_dim: usize,
+        dtype: DType,
+        mask: Mask,
+        seqlen_k: usize,
+        max_smem: usize,
+    ) -> Result<Variant> {
+        let tile = tile_config(arch, head_dim, mask, seqlen_k, max_smem)?;
         Ok(Variant { kind: KernelKind::FwdSm80, arch, head_dim, dtype, causal: mask.is_causal(), tile })
     }
 
@@ -48,6 +55,7 @@ impl Variant {
             ("FC_BLOCK_M", self.tile.block_m().to_string()),
             ("FC_BLOCK_N", self.tile.block_n().to_string()),
             ("FC_MIN_BLOCKS", self.tile.min_blocks_per_sm().to_string()),
+            ("FC_STAGES", self.tile.stages().to_string()),
             ("FC_DTYPE_BF16", u8::from(self.dtype == DType::Bf16).to_string()),
             ("FC_CAUSAL", u8::from(self.causal).to_string()),
         ]
@@ -61,15 +69,19 @@ impl Variant {
     }
 
     /// Every variant `warmup` and the CI compile check build for one arch: all supported head dims,
-    /// both dtypes, causal and not.
+    /// both dtypes, causal and not, short and long key sequences.
     pub fn standard_set(arch: Arch) -> Vec<Variant> {
         let max_smem = arch.max_smem_per_block();
         let mut out = Vec::new();
         for d in (16..=256).filter(|d| supported_head_dim(*d)) {
             for dtype in [DType::F16, DType::Bf16] {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
-                    if let Ok(v) = Variant::forward(arch, d, dtype, mask, max_smem) {
-                        out.push(v);
+                    for seqlen_k in [1, LONG_ROWS] {
+                        if let Ok(v) = Variant::forward(arch, d, dtype, mask, seqlen_k, max_smem) {
+                            if !out.contains(&v) {
+                                out.push(v);
+                            }
+                        }
                     }
                 }
             }
