@@ -72,8 +72,13 @@ pub fn validate() -> i32 {
         let nq = c.b * c.sq * c.h * c.d;
         let nk = c.b * c.sk * c.hkv * c.d;
         let s0 = seed.wrapping_add(ci as u64 * 3);
-        let (qb, kb, vb) = (randn_bits(nq, DType::Bf16, s0), randn_bits(nk, DType::Bf16, s0 + 1), randn_bits(nk, DType::Bf16, s0 + 2));
-        let (q, k, v) = (qb.reinterpret_cast::<half::bf16>(), kb.reinterpret_cast::<half::bf16>(), vb.reinterpret_cast::<half::bf16>());
+        let (qb, kb, vb) =
+            (randn_bits(nq, DType::Bf16, s0), randn_bits(nk, DType::Bf16, s0 + 1), randn_bits(nk, DType::Bf16, s0 + 2));
+        let (q, k, v) = (
+            qb.reinterpret_cast::<half::bf16>(),
+            kb.reinterpret_cast::<half::bf16>(),
+            vb.reinterpret_cast::<half::bf16>(),
+        );
         let scale = 1.0 / (c.d as f64).sqrt();
         let got = (|| -> flashcore::Result<Vec<f64>> {
             let qt = HostTensor::bshd(q, [c.b, c.sq, c.h, c.d])?;

@@ -4,12 +4,12 @@
 use crate::data::{fresh_seed, from_bits, nan_bits, randn_bits};
 use crate::shapes::Shape;
 use flashcore::cudarc::driver::{sys, CudaSlice};
-use half::slice::HalfBitsSliceExt;
-use rayon::prelude::*;
 use flashcore::reference::{self, compare, within_bar, ErrorStats, HostTensor, Precision};
 use flashcore::{DeviceTensor, Result, Runtime, TensorDesc};
+use half::slice::HalfBitsSliceExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 pub struct ShapeRun {
     pub err: ErrorStats,
@@ -68,12 +68,19 @@ pub fn time_median_ms(
         pairs.push((a, b));
     }
     s.synchronize()?;
-    let mut ms: Vec<f64> = pairs.iter().map(|(a, b)| a.elapsed_ms(b).map(|x| x as f64)).collect::<std::result::Result<_, _>>()?;
+    let mut ms: Vec<f64> =
+        pairs.iter().map(|(a, b)| a.elapsed_ms(b).map(|x| x as f64)).collect::<std::result::Result<_, _>>()?;
     ms.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     Ok(ms[ms.len() / 2])
 }
 
-pub fn run_shape(rt: &Runtime, s: &Shape, row_budget: f64, iters: usize, flush: &mut CudaSlice<u8>) -> Result<ShapeRun> {
+pub fn run_shape(
+    rt: &Runtime,
+    s: &Shape,
+    row_budget: f64,
+    iters: usize,
+    flush: &mut CudaSlice<u8>,
+) -> Result<ShapeRun> {
     let seed = fresh_seed();
     let (qd, kd) = s.descs();
     let dt = s.dtype;
@@ -107,7 +114,11 @@ pub fn run_shape(rt: &Runtime, s: &Shape, row_budget: f64, iters: usize, flush: 
     let scale = 1.0 / (s.d as f64).sqrt();
     let (want, naive) = match dt {
         flashcore::DType::F16 => {
-            let (q, k, v) = (qb.reinterpret_cast::<half::f16>(), kb.reinterpret_cast::<half::f16>(), vb.reinterpret_cast::<half::f16>());
+            let (q, k, v) = (
+                qb.reinterpret_cast::<half::f16>(),
+                kb.reinterpret_cast::<half::f16>(),
+                vb.reinterpret_cast::<half::f16>(),
+            );
             let qt = HostTensor::new(q, qd.shape, strides(&qd))?;
             let kt = HostTensor::new(k, kd.shape, strides(&kd))?;
             let vt = HostTensor::new(v, kd.shape, strides(&kd))?;
@@ -117,7 +128,11 @@ pub fn run_shape(rt: &Runtime, s: &Shape, row_budget: f64, iters: usize, flush: 
             )
         }
         flashcore::DType::Bf16 => {
-            let (q, k, v) = (qb.reinterpret_cast::<half::bf16>(), kb.reinterpret_cast::<half::bf16>(), vb.reinterpret_cast::<half::bf16>());
+            let (q, k, v) = (
+                qb.reinterpret_cast::<half::bf16>(),
+                kb.reinterpret_cast::<half::bf16>(),
+                vb.reinterpret_cast::<half::bf16>(),
+            );
             let qt = HostTensor::new(q, qd.shape, strides(&qd))?;
             let kt = HostTensor::new(k, kd.shape, strides(&kd))?;
             let vt = HostTensor::new(v, kd.shape, strides(&kd))?;
@@ -169,7 +184,8 @@ fn count_unwritten(bits: &[u16], d: &TensorDesc, dt: flashcore::DType) -> usize 
             let (bi, si) = (bs / s, bs % s);
             (0..h)
                 .map(|hi| {
-                    let base = (bi as i64 * d.strides[0] + si as i64 * d.strides[1] + hi as i64 * d.strides[2]) as usize;
+                    let base =
+                        (bi as i64 * d.strides[0] + si as i64 * d.strides[1] + hi as i64 * d.strides[2]) as usize;
                     bits[base..base + dd].iter().filter(|x| from_bits(**x, dt).is_nan()).count()
                 })
                 .sum::<usize>()

@@ -111,7 +111,17 @@ fn main() {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn plan(b: usize, h: usize, hkv: Option<usize>, sq: usize, sk: Option<usize>, d: usize, dtype: DType, mask: Mask, arch: Option<Arch>) -> i32 {
+fn plan(
+    b: usize,
+    h: usize,
+    hkv: Option<usize>,
+    sq: usize,
+    sk: Option<usize>,
+    d: usize,
+    dtype: DType,
+    mask: Mask,
+    arch: Option<Arch>,
+) -> i32 {
     let (arch, max_smem) = match arch {
         Some(a) => (a, a.max_smem_per_block()),
         None => match flashcore::Runtime::new(0) {

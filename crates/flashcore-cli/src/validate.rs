@@ -89,7 +89,13 @@ fn run_matrix(rt: &Runtime, list: &[Shape], budget: f64, iters: usize, json: Opt
         }
     };
     let info = rt.info();
-    println!("device: {} ({}), {} SMs, peak {:.0} TF/s (dense fp16/bf16 at max clock)", info.name, info.arch, info.sm_count, info.peak_tflops());
+    println!(
+        "device: {} ({}), {} SMs, peak {:.0} TF/s (dense fp16/bf16 at max clock)",
+        info.name,
+        info.arch,
+        info.sm_count,
+        info.peak_tflops()
+    );
     header();
     let mut records = Vec::new();
     let mut failed = 0;

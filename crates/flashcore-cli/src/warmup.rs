@@ -14,8 +14,13 @@ pub fn run(archs: Vec<Arch>, out_dir: Option<PathBuf>, jobs: Option<usize>) -> R
         std::fs::create_dir_all(d).map_err(|e| flashcore::Error::Cache(format!("{}: {e}", d.display())))?;
     }
     let pb = ProgressBar::new(variants.len() as u64);
-    pb.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.unwrap_or(0)).build().map_err(|e| flashcore::Error::Nvrtc(e.to_string()))?;
+    pb.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.unwrap_or(0))
+        .build()
+        .map_err(|e| flashcore::Error::Nvrtc(e.to_string()))?;
     let t0 = std::time::Instant::now();
     let results: Vec<(Variant, Result<flashcore::jit::Compiled>)> = pool.install(|| {
         variants
@@ -34,11 +39,20 @@ pub fn run(archs: Vec<Arch>, out_dir: Option<PathBuf>, jobs: Option<usize>) -> R
     for (v, r) in &results {
         match r {
             Ok(c) => {
-                println!("{:<48} {:>7.3} s {}", v.to_string(), c.seconds, if c.from_disk_cache { "cached" } else { "compiled" });
+                println!(
+                    "{:<48} {:>7.3} s {}",
+                    v.to_string(),
+                    c.seconds,
+                    if c.from_disk_cache { "cached" } else { "compiled" }
+                );
                 if !c.log.is_empty() {
                     println!("  nvrtc log: {}", c.log.replace('\n', "\n  "));
                 }
-                if c.from_disk_cache { cached.push(c.seconds) } else { cold.push(c.seconds) }
+                if c.from_disk_cache {
+                    cached.push(c.seconds)
+                } else {
+                    cold.push(c.seconds)
+                }
                 if let Some(d) = &out_dir {
                     std::fs::write(d.join(format!("{v}.cubin")), &c.cubin)
                         .map_err(|e| flashcore::Error::Cache(format!("{}: {e}", d.display())))?;
@@ -50,8 +64,26 @@ pub fn run(archs: Vec<Arch>, out_dir: Option<PathBuf>, jobs: Option<usize>) -> R
             }
         }
     }
-    let stat = |x: &Vec<f64>| if x.is_empty() { "-".to_string() } else { format!("max {:.3} s, mean {:.3} s", x.iter().cloned().fold(0.0, f64::max), x.iter().sum::<f64>() / x.len() as f64) };
-    println!("{} variants in {:.1} s wall; cold compiles: {} ({}); cache loads: {} ({}); {} failed",
-        results.len(), t0.elapsed().as_secs_f64(), cold.len(), stat(&cold), cached.len(), stat(&cached), failed);
+    let stat = |x: &Vec<f64>| {
+        if x.is_empty() {
+            "-".to_string()
+        } else {
+            format!(
+                "max {:.3} s, mean {:.3} s",
+                x.iter().cloned().fold(0.0, f64::max),
+                x.iter().sum::<f64>() / x.len() as f64
+            )
+        }
+    };
+    println!(
+        "{} variants in {:.1} s wall; cold compiles: {} ({}); cache loads: {} ({}); {} failed",
+        results.len(),
+        t0.elapsed().as_secs_f64(),
+        cold.len(),
+        stat(&cold),
+        cached.len(),
+        stat(&cached),
+        failed
+    );
     Ok(if failed > 0 { 1 } else { 0 })
 }

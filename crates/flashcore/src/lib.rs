@@ -18,8 +18,8 @@ pub mod plan;
 pub mod reference;
 pub mod runtime;
 
-pub use cudarc;
 pub use api::args::{AttnOptions, DType, Mask, Problem, TensorDesc};
+pub use cudarc;
 pub use error::{Error, Result};
 pub use plan::{Arch, TileConfig, Variant};
 pub use runtime::{DeviceTensor, RawTensor, Runtime};

@@ -169,7 +169,8 @@ fn row_f64<T: Element>(
         o.fill(0.0);
         return f64::NEG_INFINITY;
     }
-    let s: Vec<f64> = keys.iter().map(|&j| scale * k.row(b, j, kh).zip(qrow).map(|(x, y)| x * y).sum::<f64>()).collect();
+    let s: Vec<f64> =
+        keys.iter().map(|&j| scale * k.row(b, j, kh).zip(qrow).map(|(x, y)| x * y).sum::<f64>()).collect();
     let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let p: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
     let l: f64 = p.iter().sum();

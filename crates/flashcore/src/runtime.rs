@@ -66,7 +66,8 @@ impl Runtime {
 
     /// The forward variant this device would run for a problem.
     pub fn plan(&self, p: &Problem) -> Result<(Variant, Launch)> {
-        let v = Variant::forward(self.info.arch, p.head_dim, p.dtype, p.mask, p.seqlen_k, self.info.max_smem_per_block)?;
+        let v =
+            Variant::forward(self.info.arch, p.head_dim, p.dtype, p.mask, p.seqlen_k, self.info.max_smem_per_block)?;
         Ok((v, forward_launch(&v, p)))
     }
 
@@ -120,7 +121,8 @@ impl Runtime {
         opts: &AttnOptions,
     ) -> Result<(DeviceTensor, Option<CudaSlice<f32>>)> {
         let desc = q.desc.like();
-        let mut out = DeviceTensor { buf: self.stream.alloc_zeros::<u16>(desc.span().unwrap_or(0).max(1) as usize)?, desc };
+        let mut out =
+            DeviceTensor { buf: self.stream.alloc_zeros::<u16>(desc.span().unwrap_or(0).max(1) as usize)?, desc };
         let [b, sq, h, _] = q.desc.shape;
         let mut lse = if opts.return_lse { Some(self.stream.alloc_zeros::<f32>((b * h * sq).max(1))?) } else { None };
         self.forward_into(q, k, v, &mut out, lse.as_mut(), opts)?;
@@ -164,9 +166,7 @@ impl Runtime {
         let raw = |ptr, desc| RawTensor { ptr, desc };
         // SAFETY: every pointer comes from a live CudaSlice of this context whose length was checked
         // against its description above; the guards keep cudarc's stream ordering for them.
-        unsafe {
-            self.forward_on(raw(qp, q.desc), raw(kp, k.desc), raw(vp, v.desc), raw(op, odesc), lp, opts, s)
-        }
+        unsafe { self.forward_on(raw(qp, q.desc), raw(kp, k.desc), raw(vp, v.desc), raw(op, odesc), lp, opts, s) }
     }
 
     /// Attention forward on raw device pointers, on a stream owned by the caller (PyTorch's current
@@ -227,7 +227,15 @@ impl Runtime {
     }
 }
 
-fn fwd_params(p: &Problem, q: &RawTensor, k: &RawTensor, v: &RawTensor, o: &RawTensor, lse: u64, num_m_blocks: u32) -> FwdParams {
+fn fwd_params(
+    p: &Problem,
+    q: &RawTensor,
+    k: &RawTensor,
+    v: &RawTensor,
+    o: &RawTensor,
+    lse: u64,
+    num_m_blocks: u32,
+) -> FwdParams {
     let st = |t: &RawTensor| (t.desc.strides[0], t.desc.strides[1], t.desc.strides[2]);
     let (qb, qs, qh) = st(q);
     let (kb, ks, kh) = st(k);

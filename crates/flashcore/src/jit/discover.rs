@@ -109,5 +109,6 @@ pub fn builtins_beside(lib: &Path) -> Option<PathBuf> {
     found.into_iter().next()
 }
 
-pub const INSTALL_HINT: &str = "install it with `pip install nvidia-cuda-nvrtc` (CUDA 13: `pip install nvidia-cuda-nvrtc==13.0.88`), \
+pub const INSTALL_HINT: &str =
+    "install it with `pip install nvidia-cuda-nvrtc` (CUDA 13: `pip install nvidia-cuda-nvrtc==13.0.88`), \
 or point FLASHCORE_NVRTC_PATH at libnvrtc.so, or set CUDA_HOME to a CUDA toolkit";

@@ -137,4 +137,3 @@ pub fn compile_cubin(name: &str, source: &str, options: &[String]) -> Result<(Ve
         .map_err(|e| Error::Nvrtc(format!("nvrtcGetCUBIN: {e:?}")))?;
     Ok((cubin, log))
 }
-

@@ -65,7 +65,8 @@ pub fn open_device(ordinal: usize) -> Result<(Arc<CudaContext>, DeviceInfo)> {
         name: ctx.name()?,
         arch: Arch::new(major as u32, minor as u32)?,
         sm_count: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32,
-        max_smem_per_block: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)? as usize,
+        max_smem_per_block: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?
+            as usize,
         l2_bytes: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)? as usize,
         total_mem: ctx.total_mem()?,
         driver_version,
@@ -86,10 +87,7 @@ pub fn load_kernel(ctx: &Arc<CudaContext>, cubin: Vec<u8>, symbol: &str, smem_by
     let module = ctx.load_module(cudarc::nvrtc::Ptx::from_binary(cubin))?;
     let func = module.load_function(symbol)?;
     // Above 48 KiB a CTA only gets dynamic shared memory after opting in per function.
-    func.set_attribute(
-        sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        smem_bytes as i32,
-    )?;
+    func.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem_bytes as i32)?;
     let num_regs = func.num_regs()?;
     let local_bytes = func.local_size_bytes()?;
     Ok(Kernel { _module: module, func, num_regs, local_bytes })

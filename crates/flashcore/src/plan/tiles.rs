@@ -93,7 +93,10 @@ pub fn tile_config(arch: Arch, head_dim: usize, _mask: Mask, seqlen_k: usize, ma
     if let Ok(s) = std::env::var("FLASHCORE_FWD_TILE") {
         let t = parse_tile(&s)?;
         if t.smem_bytes(head_dim) > max_smem {
-            return Err(Error::arg("FLASHCORE_FWD_TILE", format!("{s} needs more shared memory than {max_smem} bytes")));
+            return Err(Error::arg(
+                "FLASHCORE_FWD_TILE",
+                format!("{s} needs more shared memory than {max_smem} bytes"),
+            ));
         }
         return Ok(t);
     }
