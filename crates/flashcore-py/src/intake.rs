@@ -1,0 +1,169 @@
+//! Pointer intake: the only file of this crate with `unsafe`. Python hands over tensors as
+//! `(data_ptr, shape, strides)` triples in flashcore's logical [batch, seq, heads, head_dim] order
+//! (element strides); this file turns them into the core crate's `HostTensor` / `RawTensor`.
+//!
+//! The contract of every function here is kept by `flashcore._ops`, the only caller: each pointer is
+//! `tensor.data_ptr()` of a tensor that stays alive (referenced by the caller's frame) for the whole
+//! call, shape and strides are that tensor's own, outputs are freshly allocated tensors that alias
+//! nothing, and `_native` is a private module.
+
+use crate::error::{invalid_arg, to_py};
+use crate::runtimes;
+use flashcore::reference::{self, Element, HostTensor, Precision};
+use flashcore::{AttnOptions, DType, Mask, RawTensor, TensorDesc};
+use pyo3::prelude::*;
+
+/// `(data_ptr, shape [B, S, H, D], element strides in the same order)`.
+pub type Tensor4 = (u64, [usize; 4], [i64; 4]);
+
+fn desc(t: &Tensor4, dtype: DType) -> TensorDesc {
+    TensorDesc::new(t.1, t.2, dtype)
+}
+
+fn parse_mask(py: Python<'_>, mask: &str) -> PyResult<Mask> {
+    mask.parse().map_err(|why: String| invalid_arg(py, "causal", why))
+}
+
+/// A host tensor over `len` elements at `ptr`.
+///
+/// # Safety
+/// `ptr` must point to `span` initialised, properly aligned elements of `T` (or `span` is 0), live
+/// and not written for `'a`.
+unsafe fn host_tensor<'a, T: Element>(
+    py: Python<'_>,
+    arg: &'static str,
+    t: &Tensor4,
+    span: usize,
+) -> PyResult<HostTensor<'a, T>> {
+    let data: &'a [T] = if span == 0 {
+        &[]
+    } else {
+        if t.0 == 0 || t.0 as usize % std::mem::align_of::<T>() != 0 {
+            return Err(invalid_arg(py, arg, format!("data pointer {:#x} is null or misaligned", t.0)));
+        }
+        // SAFETY: non-null and aligned (checked above); length and liveness are this function's contract.
+        unsafe { std::slice::from_raw_parts(t.0 as *const T, span) }
+    };
+    let strides = t.2.map(|s| s as usize); // check() rejected negative strides
+    HostTensor::new(data, t.1, strides).map_err(|e| to_py(py, e))
+}
+
+/// The span of each description (validated by `check`), as element counts.
+fn spans(descs: [&TensorDesc; 3]) -> [usize; 3] {
+    descs.map(|d| d.span().unwrap_or(0) as usize)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cpu_typed<T: Element>(
+    py: Python<'_>,
+    q: &Tensor4,
+    k: &Tensor4,
+    v: &Tensor4,
+    out: u64,
+    lse: u64,
+    mask: Mask,
+    scale: f64,
+    sp: [usize; 3],
+) -> PyResult<()> {
+    // SAFETY (all three): the caller passes data_ptr() of live tensors whose shape and strides are the
+    // ones given, so `span` elements are readable; nothing writes them during this synchronous call.
+    let qt = unsafe { host_tensor::<T>(py, "q", q, sp[0])? };
+    // SAFETY: as above.
+    let kt = unsafe { host_tensor::<T>(py, "k", k, sp[1])? };
+    // SAFETY: as above.
+    let vt = unsafe { host_tensor::<T>(py, "v", v, sp[2])? };
+    let [b, sq, h, d] = q.1;
+    let (n_out, n_lse) = (b * sq * h * d, b * h * sq);
+    if n_out > 0 && (out == 0 || out % 8 != 0) {
+        return Err(invalid_arg(py, "out", "null or misaligned f64 buffer"));
+    }
+    if n_lse > 0 && (lse == 0 || lse % 8 != 0) {
+        return Err(invalid_arg(py, "lse", "null or misaligned f64 buffer"));
+    }
+    // The reference runs on rayon threads; Python may run other threads meanwhile.
+    let r = py.detach(|| reference::attention(&qt, &kt, &vt, mask, scale, None, Precision::F64));
+    let r = r.map_err(|e| to_py(py, e))?;
+    if n_out > 0 {
+        // SAFETY: `out` is a fresh, contiguous f64 tensor of B·Sq·H·D elements (aligned, checked
+        // non-null above) that aliases no input and that nothing else touches during this call.
+        let o = unsafe { std::slice::from_raw_parts_mut(out as *mut f64, n_out) };
+        o.copy_from_slice(&r.out);
+    }
+    if n_lse > 0 {
+        // SAFETY: as for `out`, with B·H·Sq elements.
+        let l = unsafe { std::slice::from_raw_parts_mut(lse as *mut f64, n_lse) };
+        l.copy_from_slice(&r.lse);
+    }
+    Ok(())
+}
+
+/// CPU attention (the f64 reference) on host tensors of `dtype` ("f32", "f64", "f16", "bf16").
+/// Writes `out` (f64, contiguous [B, Sq, H, D]) and `lse` (f64, [B, H, Sq], natural log).
+#[pyfunction]
+#[pyo3(signature = (dtype, q, k, v, out, lse, mask, scale))]
+#[allow(clippy::too_many_arguments)]
+pub fn forward_cpu(
+    py: Python<'_>,
+    dtype: &str,
+    q: Tensor4,
+    k: Tensor4,
+    v: Tensor4,
+    out: u64,
+    lse: u64,
+    mask: &str,
+    scale: f64,
+) -> PyResult<()> {
+    let mask = parse_mask(py, mask)?;
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(invalid_arg(py, "scale", format!("must be a positive finite number, got {scale}")));
+    }
+    // The shape rules do not depend on the element type: check with a 16-bit stand-in, so CPU and
+    // GPU calls are validated by the same code (flashcore::api::check).
+    let (dq, dk, dv) = (desc(&q, DType::F16), desc(&k, DType::F16), desc(&v, DType::F16));
+    let opts = AttnOptions { mask, scale: Some(scale as f32), return_lse: true };
+    flashcore::api::check::check(&dq, &dk, &dv, &dq.like(), &opts).map_err(|e| to_py(py, e))?;
+    let sp = spans([&dq, &dk, &dv]);
+    match dtype {
+        "f32" => cpu_typed::<f32>(py, &q, &k, &v, out, lse, mask, scale, sp),
+        "f64" => cpu_typed::<f64>(py, &q, &k, &v, out, lse, mask, scale, sp),
+        "f16" => cpu_typed::<half::f16>(py, &q, &k, &v, out, lse, mask, scale, sp),
+        "bf16" => cpu_typed::<half::bf16>(py, &q, &k, &v, out, lse, mask, scale, sp),
+        other => Err(invalid_arg(py, "dtype", format!("`{other}` is not one of f32, f64, f16, bf16"))),
+    }
+}
+
+/// CUDA attention on device `device`, launched on the raw CUDA stream `stream` (torch's current
+/// stream). `out` has q's shape; `lse` points to fp32 [B, H, Sq] (or is 0 for none).
+#[pyfunction]
+#[pyo3(signature = (device, stream, dtype, q, k, v, out, lse, mask, scale))]
+#[allow(clippy::too_many_arguments)]
+pub fn forward_cuda(
+    py: Python<'_>,
+    device: usize,
+    stream: usize,
+    dtype: &str,
+    q: Tensor4,
+    k: Tensor4,
+    v: Tensor4,
+    out: Tensor4,
+    lse: u64,
+    mask: &str,
+    scale: Option<f32>,
+) -> PyResult<()> {
+    let dt: DType = dtype.parse().map_err(|why: String| invalid_arg(py, "q", why))?;
+    let mask = parse_mask(py, mask)?;
+    let opts = AttnOptions { mask, scale, return_lse: lse != 0 };
+    let rt = runtimes::get(py, device)?;
+    let raw = |t: &Tensor4| RawTensor { ptr: t.0, desc: desc(t, dt) };
+    let (rq, rk, rv, ro) = (raw(&q), raw(&k), raw(&v), raw(&out));
+    // The launch is asynchronous, but planning may JIT-compile a kernel (seconds): let other Python
+    // threads run meanwhile.
+    let r = py.detach(|| {
+        // SAFETY: the pointers are data_ptr() of live CUDA tensors of `device` with these shapes and
+        // strides (flashcore._ops keeps them referenced until the kernel is enqueued, and torch's
+        // caching allocator keeps their memory for work queued on the current stream); `out` and
+        // `lse` are fresh tensors that alias no input; `stream` is torch's current stream of `device`.
+        unsafe { rt.forward_raw(rq, rk, rv, ro, lse, &opts, stream) }
+    });
+    r.map_err(|e| to_py(py, e))
+}

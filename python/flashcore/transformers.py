@@ -1,0 +1,67 @@
+"""Hugging Face transformers integration: `register_transformers()` adds the attention
+implementation "flashcore", usable as `from_config(cfg, attn_implementation="flashcore")`.
+
+Masks are built by transformers' SDPA mask function, which returns no mask when a batch has no
+padding (the causal pattern is then flashcore's `causal=True`). Calls carrying a mask (padding),
+attention dropout, a position bias, softcapping, or inputs flashcore cannot take fall back to
+transformers' own SDPA implementation, counted under `flashcore.fallback_counts()`.
+"""
+
+from typing import Any, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from . import patch
+from .functional import attention
+
+NAME = "flashcore"
+
+
+def flashcore_attention_forward(
+    module: torch.nn.Module,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attention_mask: Optional[Tensor],
+    dropout: float = 0.0,
+    scaling: Optional[float] = None,
+    is_causal: Optional[bool] = None,
+    **kwargs: Any,
+) -> Tuple[Tensor, None]:
+    """transformers' attention-function signature: q [B, H, S, D], k/v [B, Hkv, Sk, D]; returns
+    ([B, S, H, D] contiguous, None), as its SDPA implementation does."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    # transformers' rule: causal only without an explicit mask and beyond one query; top-left
+    # alignment (its empty-static-cache prefill has extra, never-visible keys after the queries).
+    causal = bool(query.shape[2] > 1 and attention_mask is None and causal)
+    if attention_mask is not None:
+        reason: Optional[str] = "attn_mask"
+    elif kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None:
+        reason = "attn_mask"
+    else:
+        reason, _ = patch.fallback_reason(query, key, value, None, dropout, causal, scaling, enable_gqa=True)
+    if reason is not None:
+        patch._record(reason)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
+    out = attention(query, key, value, causal=causal, scale=scaling)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register_transformers(name: str = NAME) -> None:
+    """Register flashcore with transformers' AttentionInterface (and its SDPA mask function under the
+    same name, so padded batches get a mask and fall back). Raises ImportError without transformers."""
+    try:
+        from transformers import AttentionInterface
+    except ImportError as e:
+        raise ImportError("flashcore.register_transformers() needs the `transformers` package") from e
+    AttentionInterface.register(name, flashcore_attention_forward)
+    try:
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    except ImportError:  # transformers without a mask registry builds SDPA-style masks for everyone
+        return
+    AttentionMaskInterface.register(name, sdpa_mask)
