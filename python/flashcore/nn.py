@@ -14,7 +14,9 @@ Differences, on purpose:
   `is_causal=True` needs no `attn_mask` (MultiheadAttention requires one as a hint and ignores it).
 
 Which path a call takes: flashcore's kernel when there is no `attn_mask`, no `key_padding_mask`,
-`need_weights=False` and no active dropout (`dropout > 0` in training mode). Otherwise the call is
+`need_weights=False`, no active dropout (`dropout > 0` in training mode) and the inputs are ones
+`flashcore.attention` takes (head dim embed_dim/num_heads a multiple of 16 in [16, 256]; fp16/bf16
+on CUDA). Otherwise the call is
 computed by plain PyTorch math in this module (the *fallback*): masks are applied as
 MultiheadAttention applies them (bool True = masked out; float = added), and with
 `need_weights=True` the attention weights are returned like MultiheadAttention's, averaged over heads
@@ -29,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .functional import attention
+from . import _ops
+from .functional import attention, supported_head_dim
 
 
 class FlashCoreAttention(nn.Module):
@@ -146,7 +149,8 @@ class FlashCoreAttention(nn.Module):
         causal = self.causal or is_causal
         dropout = self.dropout if self.training else 0.0
         weights = None
-        if key_padding_mask is None and attn_mask is None and not need_weights and dropout == 0.0:
+        fused_ok = supported_head_dim(d) and (q.device.type != "cuda" or q.dtype in _ops.CUDA_DTYPES)
+        if fused_ok and key_padding_mask is None and attn_mask is None and not need_weights and dropout == 0.0:
             out = attention(q, k, v, causal=causal, layout="bshd")
         else:
             out, weights = self._fallback(q, k, v, key_padding_mask, attn_mask, causal, dropout)

@@ -1,0 +1,43 @@
+"""Typed stub of the Rust extension module `flashcore._native` (crates/flashcore-py).
+
+Private: tensors cross as `(data_ptr, shape, strides)` in the logical [B, S, H, D] order (element
+strides), and the caller (flashcore._ops) guarantees the pointers are live for the call.
+"""
+
+from typing import Any, Dict, Optional, Tuple
+
+_Tensor4 = Tuple[int, Tuple[int, int, int, int], Tuple[int, int, int, int]]
+
+__all__ = [
+    "__version__",
+    "forward_cpu",
+    "forward_cuda",
+    "supported_head_dim",
+    "info",
+    "FlashCoreError",
+    "LibraryNotFoundError",
+    "UnsupportedError",
+]
+__version__: str
+
+class FlashCoreError(RuntimeError): ...
+class LibraryNotFoundError(FlashCoreError): ...
+class UnsupportedError(ValueError): ...
+
+def forward_cpu(
+    dtype: str, q: _Tensor4, k: _Tensor4, v: _Tensor4, out: int, lse: int, mask: str, scale: float
+) -> None: ...
+def forward_cuda(
+    device: int,
+    stream: int,
+    dtype: str,
+    q: _Tensor4,
+    k: _Tensor4,
+    v: _Tensor4,
+    out: _Tensor4,
+    lse: int,
+    mask: str,
+    scale: Optional[float],
+) -> None: ...
+def supported_head_dim(d: int) -> bool: ...
+def info(open_device: Optional[int] = None) -> Dict[str, Any]: ...
