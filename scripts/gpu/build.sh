@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Build here (no GPU, no CUDA toolkit needed) and stage what the GPU machine needs in .stage/,
 # which .gitignore excludes; pass `.stage` in the device tool's `carry`.
+#   .stage/flashcore        the CLI (release)
+#   .stage/gpu-tests        the Rust GPU test binary (crates/flashcore/tests/gpu.rs, feature gpu)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -p flashcore-cli
 mkdir -p .stage
 cp target/release/flashcore .stage/flashcore
-echo "staged: $(ls -la .stage)"
+exe=$(cargo test --release -p flashcore --features gpu --test gpu --no-run 2>&1 | sed -nE 's/.*Executable tests\/gpu.rs \((.*)\)/\1/p' | tail -n 1)
+[ -n "$exe" ] || { echo "could not find the gpu test binary"; exit 1; }
+cp "$exe" .stage/gpu-tests
+ls -la .stage

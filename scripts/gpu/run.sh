@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repo root, after scripts/gpu/build.sh staged .stage/:
-#   scripts/gpu/run.sh [quick|full|bench|all] [extra flashcore bench args...]
+#   scripts/gpu/run.sh [tests|quick|full|bench|all] [extra flashcore bench args...]
+# tests: the Rust GPU tests; quick/full: validate; bench: flashcore + SDPA peers; all: everything.
 # Writes logs and JSON to $OUT (or ./out); the merged bench file is named <date>-<gpu>-<suite>.json
 # so it can be copied to bench/results/.
 set -uo pipefail
@@ -15,6 +16,9 @@ rc=0
 "$fc" info
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 | tr ' ' '-' | tr -cd '[:alnum:]-')
 day=$(date +%F)
+if [ "$mode" = tests ] || [ "$mode" = all ]; then
+  .stage/gpu-tests --test-threads 1 || rc=1
+fi
 case "$mode" in
   quick) "$fc" warmup | tail -n 1; "$fc" validate --quick --json "$out/validate-quick.json" || rc=1 ;;
   full) "$fc" warmup | tail -n 1; "$fc" warmup | tail -n 1; "$fc" validate --full --json "$out/validate-full.json" || rc=1 ;;

@@ -16,7 +16,8 @@ fn check_desc(arg: &'static str, t: &TensorDesc) -> Result<()> {
             return Err(Error::arg(arg, format!("negative stride {s} in dim {i}")));
         }
     }
-    if t.span().is_none() {
+    // The kernels index with signed 64-bit offsets.
+    if t.span().is_none_or(|s| s > i64::MAX as u64) {
         return Err(Error::arg(arg, "shape and strides overflow 64-bit offsets"));
     }
     Ok(())

@@ -1,0 +1,135 @@
+//! The planner: tile table, variants, grid. No GPU needed.
+
+use flashcore::plan::tiles::{parse_tile, supported_head_dim, tile_config, LONG_ROWS};
+use flashcore::plan::{forward_launch, Arch, Variant};
+use flashcore::{DType, Error, Mask, Problem};
+use std::collections::HashSet;
+
+const ARCHS: [Arch; 4] = [Arch::SM80, Arch { major: 8, minor: 6 }, Arch { major: 8, minor: 9 }, Arch::SM90];
+
+#[test]
+fn every_supported_head_dim_gets_a_tile_that_fits_every_arch() {
+    for arch in ARCHS {
+        for d in (16..=256).step_by(16) {
+            for sk in [1, 100, LONG_ROWS, 1 << 17] {
+                let t = tile_config(arch, d, Mask::None, sk, arch.max_smem_per_block())
+                    .unwrap_or_else(|e| panic!("{arch} d{d} sk{sk}: {e}"));
+                assert!(t.smem_bytes(d) <= arch.max_smem_per_block(), "{arch} d{d}: {t}");
+                assert_eq!(t.threads(), t.block_m() / 16 * 32);
+            }
+        }
+    }
+}
+
+#[test]
+fn unsupported_head_dims_are_clear_errors() {
+    for d in [0, 8, 24, 72, 100, 264, 512] {
+        assert!(!supported_head_dim(d));
+        match tile_config(Arch::SM90, d, Mask::None, 1024, 227 * 1024) {
+            Err(Error::Unsupported(msg)) => assert!(msg.contains(&format!("head dim {d}")), "{msg}"),
+            other => panic!("d{d}: expected Unsupported, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn standard_set_covers_every_axis_once() {
+    for arch in [Arch::SM80, Arch::SM90] {
+        let set = Variant::standard_set(arch);
+        let names: HashSet<String> = set.iter().map(|v| v.to_string()).collect();
+        assert_eq!(names.len(), set.len(), "variant names are unique");
+        for d in (16..=256).step_by(16) {
+            for dt in [DType::F16, DType::Bf16] {
+                for causal in [false, true] {
+                    assert!(
+                        set.iter().any(|v| v.head_dim == d && v.dtype == dt && v.causal == causal),
+                        "{arch} d{d} {dt:?} causal={causal} missing"
+                    );
+                }
+            }
+        }
+        // Every variant the planner can pick for this arch is in the set (warmup and CI compile it).
+        for d in (16..=256).step_by(16) {
+            for sk in [1, 777, LONG_ROWS, 1 << 20] {
+                let v = Variant::forward(arch, d, DType::Bf16, Mask::CausalBottomRight, sk, arch.max_smem_per_block())
+                    .unwrap();
+                assert!(set.contains(&v), "{v} not in the standard set");
+            }
+        }
+    }
+}
+
+#[test]
+fn variant_renders_its_defines_and_arch() {
+    let v = Variant::forward(Arch::SM90, 128, DType::Bf16, Mask::CausalTopLeft, 4096, 227 * 1024).unwrap();
+    let opts = v.options();
+    assert!(opts.contains(&"-arch=sm_90a".to_string()));
+    for d in ["-DFC_HEAD_DIM=128", "-DFC_DTYPE_BF16=1", "-DFC_CAUSAL=1"] {
+        assert!(opts.iter().any(|o| o == d), "{d} missing from {opts:?}");
+    }
+    assert!(v.to_string().starts_with("fwd_sm80-sm_90a-d128-bf16-causal-"));
+    let a = Variant::forward(Arch::SM80, 64, DType::F16, Mask::None, 512, 163 * 1024).unwrap();
+    assert!(a.options().contains(&"-arch=sm_80".to_string()));
+    assert!(a.options().contains(&"-DFC_CAUSAL=0".to_string()));
+}
+
+#[test]
+fn arch_parsing() {
+    assert_eq!("sm_90a".parse::<Arch>().unwrap(), Arch::SM90);
+    assert_eq!("sm_80".parse::<Arch>().unwrap(), Arch::SM80);
+    assert_eq!("sm_120".parse::<Arch>().unwrap(), Arch { major: 12, minor: 0 });
+    assert!("sm_75".parse::<Arch>().is_err(), "pre-Ampere is rejected");
+    assert!("banana".parse::<Arch>().is_err());
+}
+
+#[test]
+fn tile_strings_parse_and_validate() {
+    let t = parse_tile("128x64o1s3").unwrap();
+    assert_eq!((t.block_m(), t.block_n(), t.min_blocks_per_sm(), t.stages()), (128, 64, 1, 3));
+    let t = parse_tile("64x32").unwrap();
+    assert_eq!((t.min_blocks_per_sm(), t.stages()), (1, 2));
+    for bad in ["", "128", "100x64", "128x64o9", "128x64o1s5", "axb"] {
+        assert!(parse_tile(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn grid_covers_every_query_row() {
+    for sq in [1, 63, 64, 65, 1000, 131072] {
+        let p = Problem {
+            batch: 3,
+            heads: 5,
+            kv_heads: 1,
+            seqlen_q: sq,
+            seqlen_k: 77,
+            head_dim: 64,
+            dtype: DType::F16,
+            mask: Mask::None,
+            scale: 0.125,
+        };
+        let v = Variant::forward(Arch::SM90, 64, DType::F16, Mask::None, 77, 227 * 1024).unwrap();
+        let l = forward_launch(&v, &p);
+        assert!(l.grid.0 as usize * v.tile.block_m() >= sq);
+        assert!((l.grid.0 as usize - 1) * v.tile.block_m() < sq);
+        assert_eq!((l.grid.1, l.grid.2), (5, 3));
+        assert_eq!(l.smem_bytes as usize, v.tile.smem_bytes(64));
+    }
+}
+
+#[test]
+fn flops_follow_the_peer_convention() {
+    let mut p = Problem {
+        batch: 2,
+        heads: 16,
+        kv_heads: 16,
+        seqlen_q: 4096,
+        seqlen_k: 4096,
+        head_dim: 128,
+        dtype: DType::Bf16,
+        mask: Mask::None,
+        scale: 0.1,
+    };
+    assert_eq!(p.flops(), 4.0 * 2.0 * 16.0 * 4096.0 * 4096.0 * 128.0);
+    p.mask = Mask::CausalTopLeft;
+    assert_eq!(p.flops(), 2.0 * 2.0 * 16.0 * 4096.0 * 4096.0 * 128.0);
+}

@@ -1,0 +1,175 @@
+//! The CPU reference against an independent dense implementation, plus its mask, GQA and layout rules.
+
+use flashcore::reference::{attention, compare, within_bar, HostTensor, Precision};
+use flashcore::{DType, Mask};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn seed() -> u64 {
+    let s = rand::rng().random();
+    eprintln!("seed {s}");
+    s
+}
+
+fn randn(n: usize, rng: &mut StdRng) -> Vec<f64> {
+    (0..n).map(|_| rng.random_range(-2.0..2.0)).collect()
+}
+
+/// Textbook attention over contiguous [B, S, H, D] inputs: materialised scores, masked, softmax.
+#[allow(clippy::too_many_arguments)]
+fn dense(q: &[f64], k: &[f64], v: &[f64], b: usize, sq: usize, sk: usize, h: usize, hkv: usize, d: usize, mask: Mask, scale: f64) -> (Vec<f64>, Vec<f64>) {
+    let mut out = vec![0.0; b * sq * h * d];
+    let mut lse = vec![f64::NEG_INFINITY; b * h * sq];
+    for bi in 0..b {
+        for hi in 0..h {
+            let kh = hi * hkv / h;
+            for i in 0..sq {
+                let s: Vec<Option<f64>> = (0..sk)
+                    .map(|j| {
+                        let ok = match mask {
+                            Mask::None => true,
+                            Mask::CausalTopLeft => j <= i,
+                            Mask::CausalBottomRight => j as i64 <= i as i64 + sk as i64 - sq as i64,
+                        };
+                        ok.then(|| {
+                            scale * (0..d).map(|x| q[((bi * sq + i) * h + hi) * d + x] * k[((bi * sk + j) * hkv + kh) * d + x]).sum::<f64>()
+                        })
+                    })
+                    .collect();
+                let m = s.iter().flatten().cloned().fold(f64::NEG_INFINITY, f64::max);
+                if m == f64::NEG_INFINITY {
+                    continue;
+                }
+                let l: f64 = s.iter().flatten().map(|x| (x - m).exp()).sum();
+                lse[(bi * h + hi) * sq + i] = m + l.ln();
+                for x in 0..d {
+                    out[((bi * sq + i) * h + hi) * d + x] = s
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(j, sj)| sj.map(|sj| (sj - m).exp() / l * v[((bi * sk + j) * hkv + kh) * d + x]))
+                        .sum::<f64>();
+                }
+            }
+        }
+    }
+    (out, lse)
+}
+
+#[test]
+fn matches_dense_attention_over_masks_gqa_and_odd_lengths() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for &(b, sq, sk, h, hkv, d) in &[(2, 17, 17, 4, 4, 16), (1, 33, 70, 6, 2, 32), (2, 70, 33, 4, 1, 48), (1, 1, 129, 2, 2, 64)] {
+        for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
+            let q = randn(b * sq * h * d, &mut rng);
+            let k = randn(b * sk * hkv * d, &mut rng);
+            let v = randn(b * sk * hkv * d, &mut rng);
+            let scale = rng.random_range(0.05..0.5);
+            let (want, want_lse) = dense(&q, &k, &v, b, sq, sk, h, hkv, d, mask, scale);
+            let qt = HostTensor::bshd(&q, [b, sq, h, d]).unwrap();
+            let kt = HostTensor::bshd(&k, [b, sk, hkv, d]).unwrap();
+            let vt = HostTensor::bshd(&v, [b, sk, hkv, d]).unwrap();
+            let got = attention(&qt, &kt, &vt, mask, scale, None, Precision::F64).unwrap();
+            let e = compare(&got.out, &want);
+            assert!(e.max_abs < 1e-12 && e.nan_count == 0, "{mask:?} b{b} sq{sq} sk{sk}: {e:?}");
+            for (g, w) in got.lse.iter().zip(&want_lse) {
+                assert!(g == w || (g - w).abs() < 1e-12, "lse {g} vs {w}");
+            }
+        }
+    }
+}
+
+#[test]
+fn fully_masked_rows_give_zero_and_neg_inf_lse() {
+    // Bottom-right with Sq > Sk: the first Sq - Sk rows see no key.
+    let (b, sq, sk, h, d) = (1, 10, 4, 2, 16);
+    let mut rng = StdRng::seed_from_u64(seed());
+    let q = randn(b * sq * h * d, &mut rng);
+    let k = randn(b * sk * h * d, &mut rng);
+    let qt = HostTensor::bshd(&q, [b, sq, h, d]).unwrap();
+    let kt = HostTensor::bshd(&k, [b, sk, h, d]).unwrap();
+    let r = attention(&qt, &kt, &kt, Mask::CausalBottomRight, 0.25, None, Precision::F64).unwrap();
+    for i in 0..sq {
+        for hi in 0..h {
+            let row = &r.out[(i * h + hi) * d..(i * h + hi + 1) * d];
+            let lse = r.lse[hi * sq + i];
+            if i < sq - sk {
+                assert!(row.iter().all(|x| *x == 0.0));
+                assert_eq!(lse, f64::NEG_INFINITY);
+            } else {
+                assert!(lse.is_finite());
+                assert!(row.iter().any(|x| *x != 0.0));
+            }
+        }
+    }
+}
+
+#[test]
+fn strided_bhsd_view_and_sampled_rows_agree_with_contiguous() {
+    let (b, s, h, d) = (2, 37, 3, 32);
+    let mut rng = StdRng::seed_from_u64(seed());
+    // Contiguous BSHD data, and the same values stored BHSD with padding between heads.
+    let q = randn(b * s * h * d, &mut rng);
+    let pad = 5 * d;
+    let head_stride = s * d + pad;
+    let mut qbhsd = vec![f64::NAN; b * h * head_stride];
+    for bi in 0..b {
+        for si in 0..s {
+            for hi in 0..h {
+                for x in 0..d {
+                    qbhsd[(bi * h + hi) * head_stride + si * d + x] = q[((bi * s + si) * h + hi) * d + x];
+                }
+            }
+        }
+    }
+    let qt = HostTensor::bshd(&q, [b, s, h, d]).unwrap();
+    let qv = HostTensor::new(&qbhsd, [b, s, h, d], [h * head_stride, d, head_stride, 1]).unwrap();
+    let a = attention(&qt, &qt, &qt, Mask::CausalTopLeft, 0.2, None, Precision::F64).unwrap();
+    let c = attention(&qv, &qv, &qv, Mask::CausalTopLeft, 0.2, None, Precision::F64).unwrap();
+    assert_eq!(a.out, c.out);
+    let rows = [0usize, 5, 36];
+    let sub = attention(&qv, &qv, &qv, Mask::CausalTopLeft, 0.2, Some(&rows), Precision::F64).unwrap();
+    for bi in 0..b {
+        for (ri, &r) in rows.iter().enumerate() {
+            for hi in 0..h {
+                let x = &sub.out[((bi * rows.len() + ri) * h + hi) * d..][..d];
+                let y = &a.out[((bi * s + r) * h + hi) * d..][..d];
+                assert_eq!(x, y);
+            }
+        }
+    }
+    assert!(attention(&qv, &qv, &qv, Mask::None, 0.2, Some(&[s]), Precision::F64).is_err(), "row out of range");
+}
+
+#[test]
+fn naive_same_dtype_error_is_small_but_nonzero() {
+    let (b, s, h, d) = (1, 64, 2, 64);
+    let mut rng = StdRng::seed_from_u64(seed());
+    for dt in [DType::F16, DType::Bf16] {
+        let raw = randn(b * s * h * d, &mut rng);
+        let q: Vec<f32> = raw
+            .iter()
+            .map(|x| match dt {
+                DType::F16 => half::f16::from_f64(*x).to_f32(),
+                DType::Bf16 => half::bf16::from_f64(*x).to_f32(),
+            })
+            .collect();
+        let t = HostTensor::bshd(&q, [b, s, h, d]).unwrap();
+        let exact = attention(&t, &t, &t, Mask::None, 0.125, None, Precision::F64).unwrap();
+        let naive = attention(&t, &t, &t, Mask::None, 0.125, None, Precision::Naive(dt)).unwrap();
+        let e = compare(&naive.out, &exact.out);
+        let unit = if dt == DType::F16 { 2f64.powi(-11) } else { 2f64.powi(-8) };
+        assert!(e.max_abs > 0.0 && e.max_abs < 16.0 * unit, "{dt:?}: {e:?}");
+        assert!(within_bar(&e, &e));
+        let mut worse = e;
+        worse.max_abs = 3.0 * e.max_abs + 1e-4;
+        assert!(!within_bar(&worse, &e));
+    }
+}
+
+#[test]
+fn compare_counts_unwritten_nans() {
+    let e = compare(&[1.0, f64::NAN, 3.0], &[1.0, 2.0, 3.5]);
+    assert_eq!(e.nan_count, 1);
+    assert_eq!(e.max_abs, 0.5);
+    assert!(!within_bar(&e, &compare(&[1.0], &[1.0])));
+}
