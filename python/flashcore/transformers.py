@@ -1,5 +1,10 @@
 """Hugging Face transformers integration: `register_transformers()` adds the attention
-implementation "flashcore", usable as `from_config(cfg, attn_implementation="flashcore")`.
+implementation "flashcore", usable as `from_config(cfg, attn_implementation=name)` where `name` is
+what it returns.
+
+transformers 5 reads any implementation name containing "flash" as a FlashAttention kernel to load
+(`is_flash_attention_requested`), so there the name "flashcore" cannot work; register_transformers()
+then also registers the alias "fcore" and returns that. Older versions use "flashcore" itself.
 
 Masks are built by transformers' SDPA mask function, which returns no mask when a batch has no
 padding (the causal pattern is then flashcore's `causal=True`). Calls carrying a mask (padding),
@@ -16,6 +21,7 @@ from . import patch
 from .functional import attention
 
 NAME = "flashcore"
+ALIAS = "fcore"  # for transformers versions that treat "flash*" names as FlashAttention kernels
 
 
 def flashcore_attention_forward(
@@ -52,16 +58,30 @@ def flashcore_attention_forward(
     return out.transpose(1, 2).contiguous(), None
 
 
-def register_transformers(name: str = NAME) -> None:
+def _taken_for_flash_attention(name: str) -> bool:
+    try:
+        from transformers.utils.generic import is_flash_attention_requested
+    except ImportError:
+        return False
+    return bool(is_flash_attention_requested(requested_attention_implementation=name))
+
+
+def register_transformers(name: str = NAME) -> str:
     """Register flashcore with transformers' AttentionInterface (and its SDPA mask function under the
-    same name, so padded batches get a mask and fall back). Raises ImportError without transformers."""
+    same name, so padded batches get a mask and fall back). Returns the name to pass as
+    `attn_implementation` ("flashcore", or "fcore" where transformers reserves "flash*" names).
+    Raises ImportError without transformers."""
     try:
         from transformers import AttentionInterface
     except ImportError as e:
         raise ImportError("flashcore.register_transformers() needs the `transformers` package") from e
-    AttentionInterface.register(name, flashcore_attention_forward)
+    names = [name] + ([ALIAS] if _taken_for_flash_attention(name) else [])
+    for n in names:
+        AttentionInterface.register(n, flashcore_attention_forward)
     try:
         from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
     except ImportError:  # transformers without a mask registry builds SDPA-style masks for everyone
-        return
-    AttentionMaskInterface.register(name, sdpa_mask)
+        return names[-1]
+    for n in names:
+        AttentionMaskInterface.register(n, sdpa_mask)
+    return names[-1]
