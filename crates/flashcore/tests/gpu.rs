@@ -97,7 +97,13 @@ fn seeded() -> StdRng {
 fn matches_reference_across_dtypes_masks_and_head_dims() {
     let mut rng = seeded();
     for dt in [DType::F16, DType::Bf16] {
-        for &(b, sq, sk, h, hkv, d) in &[(2, 130, 130, 4, 4, 64), (1, 77, 300, 4, 2, 128), (1, 300, 77, 2, 1, 96), (2, 1, 513, 4, 4, 256), (1, 65, 65, 2, 2, 32)] {
+        for &(b, sq, sk, h, hkv, d) in &[
+            (2, 130, 130, 4, 4, 64),
+            (1, 77, 300, 4, 2, 128),
+            (1, 300, 77, 2, 1, 96),
+            (2, 1, 513, 4, 4, 256),
+            (1, 65, 65, 2, 2, 32),
+        ] {
             for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
                 let qd = TensorDesc::contiguous_bshd(b, sq, h, d, dt);
                 let kd = TensorDesc::contiguous_bshd(b, sk, hkv, d, dt);
@@ -140,7 +146,15 @@ fn raw_pointers_on_a_non_default_stream_and_views_into_larger_buffers() {
         // SAFETY: all views lie inside `buf`, `out` holds b*s*h*d elements, both live on this device,
         // and the stream is synchronised before they are read or dropped.
         unsafe {
-            rt.forward_raw(raw(0), raw(1), raw(2), RawTensor { ptr: op, desc: od }, 0, &opts, stream.cu_stream() as usize)
+            rt.forward_raw(
+                raw(0),
+                raw(1),
+                raw(2),
+                RawTensor { ptr: op, desc: od },
+                0,
+                &opts,
+                stream.cu_stream() as usize,
+            )
         }
         .unwrap();
     }
@@ -149,7 +163,8 @@ fn raw_pointers_on_a_non_default_stream_and_views_into_larger_buffers() {
     let all = values(&fused, dt);
     let view = |i: usize| HostTensor::new(&all[i * h * d..], [b, s, h, d], strides.map(|x| x as usize)).unwrap();
     let want = attention(&view(0), &view(1), &view(2), Mask::CausalTopLeft, 0.125, None, Precision::F64).unwrap();
-    let naive = attention(&view(0), &view(1), &view(2), Mask::CausalTopLeft, 0.125, None, Precision::Naive(dt)).unwrap();
+    let naive =
+        attention(&view(0), &view(1), &view(2), Mask::CausalTopLeft, 0.125, None, Precision::Naive(dt)).unwrap();
     let (e, en) = (compare(&got, &want.out), compare(&naive.out, &want.out));
     assert!(within_bar(&e, &en), "{e:?} vs {en:?}");
 }

@@ -54,10 +54,8 @@ fn compiles_caches_and_rebuilds_a_corrupt_entry() {
         assert!(jit.compile(&v).unwrap().from_disk_cache);
     }
     // Different arch or define -> different cache key.
-    let names: std::collections::HashSet<String> = [Arch::SM80, Arch::SM90]
-        .iter()
-        .map(|a| jit.compile(&variant(*a)).unwrap().cache_name)
-        .collect();
+    let names: std::collections::HashSet<String> =
+        [Arch::SM80, Arch::SM90].iter().map(|a| jit.compile(&variant(*a)).unwrap().cache_name).collect();
     assert_eq!(names.len(), 2);
 }
 

@@ -17,7 +17,19 @@ fn randn(n: usize, rng: &mut StdRng) -> Vec<f64> {
 
 /// Textbook attention over contiguous [B, S, H, D] inputs: materialised scores, masked, softmax.
 #[allow(clippy::too_many_arguments)]
-fn dense(q: &[f64], k: &[f64], v: &[f64], b: usize, sq: usize, sk: usize, h: usize, hkv: usize, d: usize, mask: Mask, scale: f64) -> (Vec<f64>, Vec<f64>) {
+fn dense(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    b: usize,
+    sq: usize,
+    sk: usize,
+    h: usize,
+    hkv: usize,
+    d: usize,
+    mask: Mask,
+    scale: f64,
+) -> (Vec<f64>, Vec<f64>) {
     let mut out = vec![0.0; b * sq * h * d];
     let mut lse = vec![f64::NEG_INFINITY; b * h * sq];
     for bi in 0..b {
@@ -32,7 +44,12 @@ fn dense(q: &[f64], k: &[f64], v: &[f64], b: usize, sq: usize, sk: usize, h: usi
                             Mask::CausalBottomRight => j as i64 <= i as i64 + sk as i64 - sq as i64,
                         };
                         ok.then(|| {
-                            scale * (0..d).map(|x| q[((bi * sq + i) * h + hi) * d + x] * k[((bi * sk + j) * hkv + kh) * d + x]).sum::<f64>()
+                            scale
+                                * (0..d)
+                                    .map(|x| {
+                                        q[((bi * sq + i) * h + hi) * d + x] * k[((bi * sk + j) * hkv + kh) * d + x]
+                                    })
+                                    .sum::<f64>()
                         })
                     })
                     .collect();
@@ -58,7 +75,9 @@ fn dense(q: &[f64], k: &[f64], v: &[f64], b: usize, sq: usize, sk: usize, h: usi
 #[test]
 fn matches_dense_attention_over_masks_gqa_and_odd_lengths() {
     let mut rng = StdRng::seed_from_u64(seed());
-    for &(b, sq, sk, h, hkv, d) in &[(2, 17, 17, 4, 4, 16), (1, 33, 70, 6, 2, 32), (2, 70, 33, 4, 1, 48), (1, 1, 129, 2, 2, 64)] {
+    for &(b, sq, sk, h, hkv, d) in
+        &[(2, 17, 17, 4, 4, 16), (1, 33, 70, 6, 2, 32), (2, 70, 33, 4, 1, 48), (1, 1, 129, 2, 2, 64)]
+    {
         for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
             let q = randn(b * sq * h * d, &mut rng);
             let k = randn(b * sk * hkv * d, &mut rng);
