@@ -1,6 +1,7 @@
 // C twin of crates/flashcore/src/launch/params.rs. Field order, types and the size assert must match;
 // both sides assert sizeof == 176 so a drift fails at compile time on each side.
 #pragma once
+#include "ptx/tma.cuh"
 #include "types.cuh"
 
 struct FwdParams {
@@ -20,3 +21,11 @@ struct FwdParams {
   i32 reserved;
 };
 static_assert(sizeof(FwdParams) == 176, "FwdParams layout drifted from launch/params.rs");
+
+// Hopper forward: the common params plus TMA descriptors of q, k, v (boxes of 64 head-dim values
+// by block_m query rows or block_n key rows). Twin of launch/params.rs `Sm90Params`.
+struct Sm90Params {
+  FwdParams base;
+  TmaDesc tma_q, tma_k, tma_v;
+};
+static_assert(sizeof(Sm90Params) == 576, "Sm90Params layout drifted from launch/params.rs");

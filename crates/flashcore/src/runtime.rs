@@ -5,8 +5,9 @@ use crate::api::args::{AttnOptions, Problem, TensorDesc};
 use crate::api::check::{check, check_gpu_alignment};
 use crate::error::{Error, Result};
 use crate::jit::{Compiled, Jit};
-use crate::launch::{self, params::FwdParams, DeviceInfo, Kernel};
-use crate::plan::{forward_launch, Launch, Variant};
+use crate::launch::params::{FwdParams, Sm90Params};
+use crate::launch::{self, tma, DeviceInfo, Kernel};
+use crate::plan::{forward_launch, KernelKind, Launch, Variant};
 use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,7 +79,7 @@ impl Runtime {
             return Ok(k.clone());
         }
         let Compiled { cubin, from_disk_cache, seconds, .. } = self.jit.compile(v)?;
-        let smem = v.tile.smem_bytes(v.head_dim);
+        let smem = v.smem_bytes();
         let k = launch::load_kernel(&self.ctx, cubin, v.kind.entry_symbol(), smem)?;
         let report = KernelReport {
             variant: v.to_string(),
@@ -218,8 +219,24 @@ impl Runtime {
         let kernel = self.kernel(&variant)?;
         let params = fwd_params(&p, &q, &k, &v, &out, lse, launch.num_m_blocks);
         self.ctx.bind_to_thread()?;
-        // SAFETY: descriptions checked by check(); pointer validity is this function's contract.
-        unsafe { launch::launch_forward(&kernel.0, stream, &launch, &params) }
+        match variant.kind {
+            KernelKind::FwdSm80 => {
+                // SAFETY: descriptions checked by check(); pointer validity is this function's contract.
+                unsafe { launch::launch_forward(&kernel.0, stream, &launch, &params) }
+            }
+            KernelKind::FwdSm90 => {
+                let bm = variant.tile.block_m() as u32;
+                let bn = variant.tile.block_n() as u32;
+                let p90 = Sm90Params {
+                    base: params,
+                    tma_q: tma::encode_bshd("q", q.ptr, &q.desc, bm)?,
+                    tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn)?,
+                    tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn)?,
+                };
+                // SAFETY: as above; the tensor maps describe the same checked allocations.
+                unsafe { launch::launch_forward(&kernel.0, stream, &launch, &p90) }
+            }
+        }
     }
 
     pub fn synchronize(&self) -> Result<()> {

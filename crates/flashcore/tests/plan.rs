@@ -61,13 +61,17 @@ fn standard_set_covers_every_axis_once() {
 
 #[test]
 fn variant_renders_its_defines_and_arch() {
-    let v = Variant::forward(Arch::SM90, 128, DType::Bf16, Mask::CausalTopLeft, 4096, 227 * 1024).unwrap();
+    let v = Variant::sm90(128, DType::Bf16, Mask::CausalTopLeft, 227 * 1024).unwrap();
     let opts = v.options();
     assert!(opts.contains(&"-arch=sm_90a".to_string()));
     for d in ["-DFC_HEAD_DIM=128", "-DFC_DTYPE_BF16=1", "-DFC_CAUSAL=1"] {
         assert!(opts.iter().any(|o| o == d), "{d} missing from {opts:?}");
     }
-    assert!(v.to_string().starts_with("fwd_sm80-sm_90a-d128-bf16-causal-"));
+    assert!(v.to_string().starts_with("fwd_sm90-sm_90a-d128-bf16-causal-"), "{v}");
+    assert_eq!(v.threads(), 384, "a producer warpgroup and two consumer warpgroups");
+    // Head dims the wgmma kernel does not serve stay on the portable kernel.
+    let w = Variant::forward(Arch::SM90, 96, DType::Bf16, Mask::None, 4096, 227 * 1024).unwrap();
+    assert!(w.to_string().starts_with("fwd_sm80-sm_90a-d96"), "{w}");
     let a = Variant::forward(Arch::SM80, 64, DType::F16, Mask::None, 512, 163 * 1024).unwrap();
     assert!(a.options().contains(&"-arch=sm_80".to_string()));
     assert!(a.options().contains(&"-DFC_CAUSAL=0".to_string()));
@@ -112,7 +116,7 @@ fn grid_covers_every_query_row() {
         assert!(l.grid.0 as usize * v.tile.block_m() >= sq);
         assert!((l.grid.0 as usize - 1) * v.tile.block_m() < sq);
         assert_eq!((l.grid.1, l.grid.2), (5, 3));
-        assert_eq!(l.smem_bytes as usize, v.tile.smem_bytes(64));
+        assert_eq!(l.smem_bytes as usize, v.smem_bytes());
     }
 }
 

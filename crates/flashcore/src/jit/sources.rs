@@ -27,6 +27,15 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "sm80/mainloop.cuh",
     "sm80/epilogue.cuh",
     "sm80/fwd.cu",
+    "common/ptx/wgmma.cuh",
+    "common/ptx/wgmma_ops.cuh",
+    "common/ptx/tma.cuh",
+    "sm90/config.cuh",
+    "sm90/smem.cuh",
+    "sm90/producer.cuh",
+    "sm90/consumer.cuh",
+    "sm90/epilogue.cuh",
+    "sm90/fwd.cu",
 );
 
 pub fn lookup(path: &str) -> Option<&'static str> {

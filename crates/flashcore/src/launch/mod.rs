@@ -1,11 +1,11 @@
 //! (4) The only code that touches a device, a stream or a raw pointer.
 
 pub mod params;
+pub mod tma;
 
 use crate::error::{Error, Result};
 use crate::plan::{Arch, Launch};
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaModule, CudaStream, LaunchConfig, PushKernelArg};
-use params::FwdParams;
 use std::sync::Arc;
 
 /// What `flashcore info` prints about a GPU.
@@ -99,11 +99,16 @@ pub fn load_kernel(ctx: &Arc<CudaContext>, cubin: Vec<u8>, symbol: &str, smem_by
 /// Every pointer in `p` must be a live device allocation of the context that owns `stream`, large
 /// enough for the shapes and strides in `p` (check.rs verified the descriptions, the caller the
 /// allocations), and nothing else may write them until the kernel finishes.
-pub unsafe fn launch_forward(k: &Kernel, stream: &CudaStream, launch: &Launch, p: &FwdParams) -> Result<()> {
+pub unsafe fn launch_forward<P: cudarc::driver::DeviceRepr>(
+    k: &Kernel,
+    stream: &CudaStream,
+    launch: &Launch,
+    p: &P,
+) -> Result<()> {
     let cfg = LaunchConfig { grid_dim: launch.grid, block_dim: launch.block, shared_mem_bytes: launch.smem_bytes };
     let mut b = stream.launch_builder(&k.func);
     b.arg(p);
-    // SAFETY: the params struct matches the kernel's signature (one FwdParams by value); pointer
+    // SAFETY: the params struct matches the kernel's signature (one params struct by value); pointer
     // validity is the caller's contract above.
     unsafe { b.launch(cfg) }?;
     Ok(())

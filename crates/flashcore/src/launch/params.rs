@@ -1,5 +1,6 @@
 //! Kernel parameter structs, the Rust twins of kernels/common/params.cuh.
 
+use super::tma::TensorMap;
 use cudarc::driver::DeviceRepr;
 
 /// Forward parameters, passed by value as a `__grid_constant__` kernel argument.
@@ -43,3 +44,20 @@ const _: () = assert!(std::mem::offset_of!(FwdParams, scale_log2) == 168);
 // SAFETY: FwdParams is #[repr(C)], made only of plain integers and floats, with the exact layout the
 // kernel declares (asserted above and by static_assert in params.cuh).
 unsafe impl DeviceRepr for FwdParams {}
+
+/// Hopper forward parameters: the common ones plus TMA maps of q, k, v.
+/// Twin of `struct Sm90Params` in kernels/common/params.cuh (both assert 576 bytes).
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sm90Params {
+    pub base: FwdParams,
+    pub tma_q: TensorMap,
+    pub tma_k: TensorMap,
+    pub tma_v: TensorMap,
+}
+
+const _: () = assert!(std::mem::size_of::<Sm90Params>() == 576);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 192);
+
+// SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
+unsafe impl DeviceRepr for Sm90Params {}

@@ -3,7 +3,7 @@
 use super::variant::Variant;
 use crate::api::args::Problem;
 
-/// Launch geometry of the sm80 forward: one CTA per (query block, head, batch).
+/// Launch geometry of the forward kernels: one CTA per (query block, head, batch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Launch {
     pub grid: (u32, u32, u32),
@@ -19,8 +19,8 @@ pub fn forward_launch(v: &Variant, p: &Problem) -> Launch {
         // x = query block (the kernel reverses it for causal masks so the longest rows start first),
         // y = head, z = batch; check.rs keeps heads and batch within the 65535 limit of y and z.
         grid: (num_m_blocks, p.heads as u32, p.batch as u32),
-        block: (v.tile.threads() as u32, 1, 1),
-        smem_bytes: v.tile.smem_bytes(v.head_dim) as u32,
+        block: (v.threads() as u32, 1, 1),
+        smem_bytes: v.smem_bytes() as u32,
         num_m_blocks,
     }
 }

@@ -120,6 +120,43 @@ pub fn tile_config(arch: Arch, head_dim: usize, _mask: Mask, seqlen_k: usize, ma
     )))
 }
 
+/// Head dims the Hopper kernel serves (its wgmma N shapes are generated for 64, 128, 256).
+pub fn sm90_head_dim(d: usize) -> bool {
+    matches!(d, 64 | 128 | 256)
+}
+
+/// The Hopper kernel's tile (block_m = 64 rows per consumer warpgroup): 128x128 with two K/V stages
+/// for d 64 and 128, 128x64 for d 256 (192 KiB of shared memory). Shared memory:
+/// [`sm90_smem_bytes`]. `FLASHCORE_SM90_TILE=MxNsS` overrides, for tuning runs.
+pub fn tile_config_sm90(head_dim: usize, max_smem: usize) -> Result<TileConfig> {
+    if let Ok(s) = std::env::var("FLASHCORE_SM90_TILE") {
+        let t = parse_tile(&s)?;
+        if sm90_smem_bytes(&t, head_dim) > max_smem || t.block_m() % 64 != 0 || ![64, 128, 256].contains(&t.block_n()) {
+            return Err(Error::arg(
+                "FLASHCORE_SM90_TILE",
+                format!("{s} is not a valid sm90 tile for head dim {head_dim}"),
+            ));
+        }
+        return Ok(t);
+    }
+    let t = match head_dim {
+        64 | 128 => TileConfig::new(128, 128, 1, 2)?,
+        256 => TileConfig::new(128, 64, 1, 2)?,
+        _ => return Err(Error::Unsupported(format!("head dim {head_dim} on the sm90 kernel"))),
+    };
+    if sm90_smem_bytes(&t, head_dim) > max_smem {
+        return Err(Error::Unsupported(format!("sm90 tile {t} for head dim {head_dim} exceeds {max_smem} bytes")));
+    }
+    Ok(t)
+}
+
+/// kernels/sm90/config.cuh `kSmemBytes`: Q + stages x (K + V), head dim in blocks of 64, plus 1 KiB
+/// for the mbarriers and the 1024-byte alignment of the tiles.
+pub fn sm90_smem_bytes(t: &TileConfig, head_dim: usize) -> usize {
+    let dblocks = head_dim / 64;
+    dblocks * t.block_m() * 128 + t.stages() * 2 * dblocks * t.block_n() * 128 + 1024
+}
+
 /// Parses `MxN`, `MxNoB` or `MxNoBsS` (occupancy B defaults to 1, stages S to 2).
 pub fn parse_tile(s: &str) -> Result<TileConfig> {
     let bad = || Error::arg("tile", format!("`{s}` is not a tile like 128x64, 128x64o1 or 128x64o1s3"));

@@ -1,7 +1,9 @@
 //! Every compile-time axis of a kernel, rendered in one place: -D flags, entry name, cache key, display name.
 
 use super::arch::Arch;
-use super::tiles::{supported_head_dim, tile_config, TileConfig, LONG_ROWS};
+use super::tiles::{
+    sm90_head_dim, sm90_smem_bytes, supported_head_dim, tile_config, tile_config_sm90, TileConfig, LONG_ROWS,
+};
 use crate::api::args::{DType, Mask};
 use crate::error::Result;
 
@@ -10,17 +12,21 @@ use crate::error::Result;
 pub enum KernelKind {
     /// kernels/sm80/fwd.cu: mma.sync forward for every sm >= 80.
     FwdSm80,
+    /// kernels/sm90/fwd.cu: TMA + wgmma + warp specialisation, sm_90a only.
+    FwdSm90,
 }
 
 impl KernelKind {
     pub fn entry_file(self) -> &'static str {
         match self {
             KernelKind::FwdSm80 => "sm80/fwd.cu",
+            KernelKind::FwdSm90 => "sm90/fwd.cu",
         }
     }
     pub fn entry_symbol(self) -> &'static str {
         match self {
             KernelKind::FwdSm80 => "fc_fwd_sm80",
+            KernelKind::FwdSm90 => "fc_fwd_sm90",
         }
     }
 }
@@ -36,8 +42,31 @@ pub struct Variant {
     pub tile: TileConfig,
 }
 
+/// The Hopper kernel is opt-in (`FLASHCORE_SM90=1`) until it passes the full validation matrix on
+/// an H100; `FLASHCORE_FORCE_SM80=1` always selects the portable kernel.
+fn sm90_enabled() -> bool {
+    std::env::var_os("FLASHCORE_FORCE_SM80").is_none() && std::env::var("FLASHCORE_SM90").is_ok_and(|v| v == "1")
+}
+
 impl Variant {
+    /// The forward kernel the planner picks: the Hopper kernel where it applies and is enabled,
+    /// else the portable one.
     pub fn forward(
+        arch: Arch,
+        head_dim: usize,
+        dtype: DType,
+        mask: Mask,
+        seqlen_k: usize,
+        max_smem: usize,
+    ) -> Result<Variant> {
+        if arch == Arch::SM90 && sm90_head_dim(head_dim) && sm90_enabled() {
+            return Variant::sm90(head_dim, dtype, mask, max_smem);
+        }
+        Variant::sm80(arch, head_dim, dtype, mask, seqlen_k, max_smem)
+    }
+
+    /// The portable mma.sync kernel, for any arch >= sm_80.
+    pub fn sm80(
         arch: Arch,
         head_dim: usize,
         dtype: DType,
@@ -47,6 +76,29 @@ impl Variant {
     ) -> Result<Variant> {
         let tile = tile_config(arch, head_dim, mask, seqlen_k, max_smem)?;
         Ok(Variant { kind: KernelKind::FwdSm80, arch, head_dim, dtype, causal: mask.is_causal(), tile })
+    }
+
+    /// The Hopper kernel (sm_90a).
+    pub fn sm90(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
+        let tile = tile_config_sm90(head_dim, max_smem)?;
+        Ok(Variant { kind: KernelKind::FwdSm90, arch: Arch::SM90, head_dim, dtype, causal: mask.is_causal(), tile })
+    }
+
+    /// Threads per CTA.
+    pub fn threads(&self) -> usize {
+        match self.kind {
+            KernelKind::FwdSm80 => self.tile.threads(),
+            // One producer warpgroup plus one consumer warpgroup per 64 query rows.
+            KernelKind::FwdSm90 => 128 * (self.tile.block_m() / 64 + 1),
+        }
+    }
+
+    /// Dynamic shared memory per CTA.
+    pub fn smem_bytes(&self) -> usize {
+        match self.kind {
+            KernelKind::FwdSm80 => self.tile.smem_bytes(self.head_dim),
+            KernelKind::FwdSm90 => sm90_smem_bytes(&self.tile, self.head_dim),
+        }
     }
 
     pub fn defines(&self) -> Vec<(&'static str, String)> {
@@ -69,18 +121,20 @@ impl Variant {
     }
 
     /// Every variant `warmup` and the CI compile check build for one arch: all supported head dims,
-    /// both dtypes, causal and not, short and long key sequences.
+    /// both dtypes, causal and not, short and long key sequences, and on sm_90a the Hopper kernel
+    /// whether or not it is enabled.
     pub fn standard_set(arch: Arch) -> Vec<Variant> {
         let max_smem = arch.max_smem_per_block();
         let mut out = Vec::new();
         for d in (16..=256).filter(|d| supported_head_dim(*d)) {
             for dtype in [DType::F16, DType::Bf16] {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
-                    for seqlen_k in [1, LONG_ROWS] {
-                        if let Ok(v) = Variant::forward(arch, d, dtype, mask, seqlen_k, max_smem) {
-                            if !out.contains(&v) {
-                                out.push(v);
-                            }
+                    let sm90 =
+                        (arch == Arch::SM90 && sm90_head_dim(d)).then(|| Variant::sm90(d, dtype, mask, max_smem));
+                    let sm80 = [1, LONG_ROWS].map(|sk| Variant::sm80(arch, d, dtype, mask, sk, max_smem));
+                    for v in sm80.into_iter().chain(sm90).flatten() {
+                        if !out.contains(&v) {
+                            out.push(v);
                         }
                     }
                 }
@@ -95,6 +149,7 @@ impl std::fmt::Display for Variant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.kind {
             KernelKind::FwdSm80 => "fwd_sm80",
+            KernelKind::FwdSm90 => "fwd_sm90",
         };
         write!(
             f,

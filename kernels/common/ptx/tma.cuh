@@ -1,0 +1,65 @@
+// Bulk tensor copies (TMA, PTX ISA 9.7.9.25.5, sm_90) and mbarriers (9.7.13.15, sm_80/sm_90).
+#pragma once
+#include "../types.cuh"
+
+// The driver's CUtensorMap: 128 opaque bytes, 64-byte aligned, built on the host by
+// cuTensorMapEncodeTiled (launch/tma.rs) and passed inside the __grid_constant__ params.
+struct __align__(64) TmaDesc {
+  u64 opaque[16];
+};
+
+namespace ptx {
+
+// Loads the box at coordinates (c0 innermost .. c3) of a 4-d tensor map into shared memory and
+// signals `bar` with the byte count when it lands. Out-of-range elements are written as zeros.
+FC_DEVICE void tma_load_4d(u32 smem_dst, const TmaDesc* map, int c0, int c1, int c2, int c3, u32 bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(
+          smem_dst),
+      "l"(reinterpret_cast<u64>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+      : "memory");
+}
+
+FC_DEVICE void prefetch_tma_desc(const TmaDesc* map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<u64>(map)) : "memory");
+}
+
+FC_DEVICE void mbar_init(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+
+// Makes barrier initialisation visible to the async proxy (the TMA unit) before first use.
+FC_DEVICE void fence_barrier_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+
+// Arrives once and adds `bytes` to the transaction count the phase waits for.
+FC_DEVICE void mbar_arrive_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+FC_DEVICE void mbar_arrive(u32 bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+
+// Spins until the phase with the given parity has completed.
+FC_DEVICE void mbar_wait(u32 bar, u32 parity) {
+  asm volatile(
+      "{\n.reg .pred done;\n"
+      "FC_MBAR_WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra FC_MBAR_WAIT;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+
+// Register budget moves between warpgroups of one CTA (9.7.19.5, sm_90a). Every thread of the
+// warpgroup executes it; the kernel must have a register cap at entry (__launch_bounds__(n, 1)).
+template <int Regs>
+FC_DEVICE void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(Regs));
+}
+template <int Regs>
+FC_DEVICE void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(Regs));
+}
+
+}  // namespace ptx

@@ -1,0 +1,33 @@
+// wgmma (PTX ISA 9.7.15, sm_90a only): ordering fences and shared-memory matrix descriptors.
+// The mma_async wrappers themselves are generated (wgmma_ops.cuh).
+#pragma once
+#include "../types.cuh"
+#include "wgmma_ops.cuh"
+
+namespace ptx::warpgroup {
+
+// Orders this thread's earlier register writes to accumulators/A fragments before the next
+// wgmma.mma_async reads them (9.7.15.7.1). Needed after softmax rescales O, for example.
+FC_DEVICE void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+FC_DEVICE void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+// Waits until at most N committed wgmma groups are pending; only then may accumulators be read.
+template <int N>
+FC_DEVICE void wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+// Matrix descriptor (9.7.15.5.1.2) for a tile in the 128-byte swizzle layout: rows of 128 bytes
+// (64 16-bit values), 16-byte chunks XORed with (row % 8), 8-row atoms of 1024 bytes. Every tile
+// base is 1024-byte aligned, so the base-offset field stays 0.
+//   K-major operand: sbo = 1024 (next 8 rows), lbo unused (1).
+//   MN-major operand: sbo = 1024 (next 8 rows along K), lbo = bytes to the next 64-wide MN block.
+FC_DEVICE u64 make_desc(u32 smem_addr, u32 lbo_bytes, u32 sbo_bytes) {
+  u64 d = 0;
+  d |= (u64)((smem_addr & 0x3FFFF) >> 4);
+  d |= (u64)((lbo_bytes >> 4) & 0x3FFF) << 16;
+  d |= (u64)((sbo_bytes >> 4) & 0x3FFF) << 32;
+  d |= (u64)1 << 62;  // 128-byte swizzle
+  return d;
+}
+
+}  // namespace ptx::warpgroup

@@ -1,0 +1,26 @@
+// Compile-time shape of the Hopper forward kernel (reads Traits from common/config.cuh).
+#pragma once
+#include "../common/config.cuh"
+
+struct Sm90 {
+  static constexpr int kHeadDim = Traits::kHeadDim;
+  static constexpr int kBlockM = Traits::kBlockM;  // 64 query rows per consumer warpgroup
+  static constexpr int kBlockN = Traits::kBlockN;
+  static constexpr int kStages = Traits::kStages;
+  static constexpr int kConsumers = kBlockM / 64;
+  static constexpr int kThreads = 128 * (kConsumers + 1);  // warpgroup 0 produces
+  // Registers per thread after setmaxnreg: the producer needs few, consumers hold S, O and P.
+  static constexpr int kProducerRegs = kConsumers == 2 ? 24 : 32;
+  static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;
+  // Tiles are stored as head-dim blocks of 64 values (128 bytes per row, the TMA box and the
+  // wgmma 128-byte swizzle atom width): [d block][row][64].
+  static constexpr int kDBlocks = kHeadDim / 64;
+  static constexpr int kQBytes = kDBlocks * kBlockM * 128;
+  static constexpr int kKVBytes = kDBlocks * kBlockN * 128;  // one of K or V, one stage
+  static constexpr int kSmemTiles = kQBytes + kStages * 2 * kKVBytes;
+  static constexpr int kSmemBytes = kSmemTiles + 1024;  // + mbarriers, + slack to align the base to 1024
+  static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "sm90 path: head dim 64, 128 or 256 (generated wgmma N)");
+  static_assert(kBlockM == 64 || kBlockM == 128 || kBlockM == 192, "sm90 path: 1 to 3 consumer warpgroups");
+  static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 256, "sm90 path: block_n is a generated wgmma N");
+  static_assert(kSmemBytes <= 227 * 1024, "sm90 tile config exceeds shared memory");
+};

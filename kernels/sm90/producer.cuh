@@ -1,0 +1,36 @@
+// Producer warpgroup: one thread issues every TMA load (Q once, then K and V per key block into
+// the stage ring), throttled by the consumers' kv_empty arrivals.
+#pragma once
+#include "../common/params.cuh"
+#include "smem.cuh"
+
+namespace sm90::producer {
+
+FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, int m0, int h, int hk, int b, int n_blocks) {
+  ptx::prefetch_tma_desc(&p.tma_q);
+  ptx::prefetch_tma_desc(&p.tma_k);
+  ptx::prefetch_tma_desc(&p.tma_v);
+  ptx::mbar_arrive_expect_tx(sm.q_full(), Sm90::kQBytes);
+#pragma unroll
+  for (int db = 0; db < Sm90::kDBlocks; ++db) {
+    ptx::tma_load_4d(sm.q + db * Sm90::kBlockM * 128, &p.tma_q, db * 64, m0, h, b, sm.q_full());
+  }
+  for (int j = 0; j < n_blocks; ++j) {
+    const int s = j % Sm90::kStages;
+    // Stage s was last used by block j - kStages; wait until every consumer released it.
+    if (j >= Sm90::kStages) ptx::mbar_wait(sm.kv_empty(s), ((j / Sm90::kStages) - 1) & 1);
+    const int n0 = j * Sm90::kBlockN;
+    ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKVBytes);
+#pragma unroll
+    for (int db = 0; db < Sm90::kDBlocks; ++db) {
+      ptx::tma_load_4d(sm.k(s) + db * Sm90::kBlockN * 128, &p.tma_k, db * 64, n0, hk, b, sm.k_full(s));
+    }
+    ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kKVBytes);
+#pragma unroll
+    for (int db = 0; db < Sm90::kDBlocks; ++db) {
+      ptx::tma_load_4d(sm.v(s) + db * Sm90::kBlockN * 128, &p.tma_v, db * 64, n0, hk, b, sm.v_full(s));
+    }
+  }
+}
+
+}  // namespace sm90::producer

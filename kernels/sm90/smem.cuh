@@ -1,0 +1,25 @@
+// Shared-memory plan of the Hopper forward: tile addresses and mbarriers, derived from Sm90.
+#pragma once
+#include "../common/ptx/cp_async.cuh"
+#include "../common/ptx/tma.cuh"
+#include "config.cuh"
+
+struct Sm90Smem {
+  u32 q;        // [d block][block_m rows][128 B]
+  u32 kv;       // stage s: K at kv + s*2*kKVBytes, V right after
+  u32 bars;     // q_full, then k_full[S], v_full[S], kv_empty[S]
+
+  FC_DEVICE explicit Sm90Smem(unsigned char* raw) {
+    // TMA with the 128-byte swizzle and wgmma descriptors (base offset 0) need 1024-byte aligned tiles.
+    const u32 base = (ptx::smem_addr(raw) + 1023u) & ~1023u;
+    q = base;
+    kv = base + Sm90::kQBytes;
+    bars = base + Sm90::kSmemTiles;
+  }
+  FC_DEVICE u32 k(int s) const { return kv + s * 2 * Sm90::kKVBytes; }
+  FC_DEVICE u32 v(int s) const { return k(s) + Sm90::kKVBytes; }
+  FC_DEVICE u32 q_full() const { return bars; }
+  FC_DEVICE u32 k_full(int s) const { return bars + 8 * (1 + s); }
+  FC_DEVICE u32 v_full(int s) const { return bars + 8 * (1 + Sm90::kStages + s); }
+  FC_DEVICE u32 kv_empty(int s) const { return bars + 8 * (1 + 2 * Sm90::kStages + s); }
+};
