@@ -3,6 +3,7 @@
 #pragma once
 #include "../attn/mask.cuh"
 #include "../attn/softmax.cuh"
+#include "../common/params.cuh"
 #include "../common/ptx/cvt.cuh"
 #include "../common/ptx/wgmma.cuh"
 #include "smem.cuh"
@@ -11,9 +12,12 @@ namespace sm90::consumer {
 
 constexpr int kN8 = Sm90::kBlockN / 8;
 constexpr int kD8 = Sm90::kHeadDim / 8;
+constexpr int kK16 = Sm90::kBlockN / 16;  // P·V steps
 
-// S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16.
+// S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
+// the caller waits.
 FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, int wg, int stage) {
+  ptx::warpgroup::fence_operand(s);
   ptx::warpgroup::fence();
 #pragma unroll
   for (int kk = 0; kk < Sm90::kHeadDim / 16; ++kk) {
@@ -24,24 +28,129 @@ FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, int wg, int stage
                                                           ptx::warpgroup::make_desc(ka, 16, 1024), kk > 0);
   }
   ptx::warpgroup::commit();
+  ptx::warpgroup::fence_operand(s);
+}
+
+// Converts probabilities (S accumulator layout) into wgmma A fragments: two adjacent n8 tiles of
+// the accumulator are one k16 step of A.
+FC_DEVICE void pack_p(u32 (&pa)[kK16][4], const float (&p)[kN8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < kK16; ++kk) {
+    pa[kk][0] = ptx::pack2<Traits::kBf16>(p[2 * kk][0], p[2 * kk][1]);
+    pa[kk][1] = ptx::pack2<Traits::kBf16>(p[2 * kk][2], p[2 * kk][3]);
+    pa[kk][2] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][0], p[2 * kk + 1][1]);
+    pa[kk][3] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+  }
 }
 
 // O (64 rows x head dim) += P · V over key steps of 16. V is [key][d] in smem, i.e. MN-major for
 // this GEMM (transposed B): 8-key groups 1024 bytes apart, d blocks of 64 block_n*128 bytes apart.
-FC_DEVICE void gemm_pv(float (&o)[kD8][4], const float (&p)[kN8][4], const Sm90Smem& sm, int stage) {
+FC_DEVICE void gemm_pv(float (&o)[kD8][4], u32 (&pa)[kK16][4], const Sm90Smem& sm, int stage) {
+  ptx::warpgroup::fence_operand(o);
+  ptx::warpgroup::fence_operand(pa);
   ptx::warpgroup::fence();
 #pragma unroll
-  for (int kk = 0; kk < Sm90::kBlockN / 16; ++kk) {
-    u32 a[4];
-    a[0] = ptx::pack2<Traits::kBf16>(p[2 * kk][0], p[2 * kk][1]);
-    a[1] = ptx::pack2<Traits::kBf16>(p[2 * kk][2], p[2 * kk][3]);
-    a[2] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][0], p[2 * kk + 1][1]);
-    a[3] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+  for (int kk = 0; kk < kK16; ++kk) {
     const u32 va = sm.v(stage) + kk * 16 * 128;
     ptx::warpgroup::wgmma_rs<Sm90::kHeadDim, Traits::kBf16, 1>(
-        o, a, ptx::warpgroup::make_desc(va, Sm90::kBlockN * 128, 1024));
+        o, pa[kk], ptx::warpgroup::make_desc(va, Sm90::kBlockN * 128, 1024));
   }
   ptx::warpgroup::commit();
+  ptx::warpgroup::fence_operand(o);
+  ptx::warpgroup::fence_operand(pa);
 }
+
+FC_DEVICE void rescale(float (&o)[kD8][4], const float (&alpha)[2]) {
+#pragma unroll
+  for (int i = 0; i < kD8; ++i) {
+    o[i][0] *= alpha[0];
+    o[i][1] *= alpha[0];
+    o[i][2] *= alpha[1];
+    o[i][3] *= alpha[1];
+  }
+}
+
+// Everything a consumer warpgroup does between the Q tile landing and the epilogue.
+struct Mainloop {
+  const FwdParams& f;
+  const Sm90Smem& sm;
+  int wg, lane, warp_row0, n_blocks;
+
+  // Scores of block j, masked where the ragged end or this warp's causal diagonal cuts it.
+  FC_DEVICE void mask(float (&s)[kN8][4], int j) const {
+    const int n0 = j * Sm90::kBlockN;
+    const bool need = n0 + Sm90::kBlockN > f.seqlen_k ||
+                      (Traits::kCausal && n0 + Sm90::kBlockN - 1 > warp_row0 + f.causal_offset);
+    if (need) attn::apply_mask<Traits::kCausal>(s, n0, warp_row0, f.seqlen_k, f.causal_offset, lane);
+  }
+
+  // One block at a time: Q·Kᵀ, wait, softmax, P·V, wait. The two consumer warpgroups overlap each
+  // other, nothing overlaps within one.
+  FC_DEVICE void run_serial(attn::OnlineSoftmax<kN8>& softmax, float (&o)[kD8][4]) const {
+    for (int j = 0; j < n_blocks; ++j) {
+      const int s = j % Sm90::kStages;
+      const u32 parity = (j / Sm90::kStages) & 1;
+      float sc[kN8][4];
+      ptx::mbar_wait(sm.k_full(s), parity);
+      gemm_qk(sc, sm, wg, s);
+      ptx::warpgroup::wait<0>();
+      ptx::warpgroup::fence_operand(sc);
+      ptx::mbar_arrive(sm.k_empty(s));
+      mask(sc, j);
+      float alpha[2];
+      softmax.update(sc, f.scale_log2, alpha);
+      rescale(o, alpha);
+      u32 pa[kK16][4];
+      pack_p(pa, sc);
+      ptx::mbar_wait(sm.v_full(s), parity);
+      gemm_pv(o, pa, sm, s);
+      ptx::warpgroup::wait<0>();
+      ptx::warpgroup::fence_operand(o);
+      ptx::mbar_arrive(sm.v_empty(s));
+    }
+  }
+
+  // Software-pipelined (FlashAttention-3's intra-warpgroup overlap): Q·K_jᵀ and P_{j-1}·V_{j-1}
+  // are in flight together, and the softmax of block j runs while P_{j-1}·V_{j-1} is still on the
+  // tensor cores.
+  FC_DEVICE void run_overlapped(attn::OnlineSoftmax<kN8>& softmax, float (&o)[kD8][4]) const {
+    if (n_blocks == 0) return;
+    float sc[kN8][4];
+    u32 pa[kK16][4];
+    float alpha[2];
+    ptx::mbar_wait(sm.k_full(0), 0);
+    gemm_qk(sc, sm, wg, 0);
+    ptx::warpgroup::wait<0>();
+    ptx::warpgroup::fence_operand(sc);
+    ptx::mbar_arrive(sm.k_empty(0));
+    mask(sc, 0);
+    softmax.update(sc, f.scale_log2, alpha);  // O is still 0: alpha has nothing to rescale
+    pack_p(pa, sc);
+    for (int j = 1; j < n_blocks; ++j) {
+      const int s = j % Sm90::kStages, sp = (j - 1) % Sm90::kStages;
+      ptx::mbar_wait(sm.k_full(s), (j / Sm90::kStages) & 1);
+      gemm_qk(sc, sm, wg, s);
+      ptx::mbar_wait(sm.v_full(sp), ((j - 1) / Sm90::kStages) & 1);
+      gemm_pv(o, pa, sm, sp);
+      ptx::warpgroup::wait<1>();  // groups retire in order: Q·K_jᵀ is done, P·V may still run
+      ptx::warpgroup::fence_operand(sc);
+      ptx::mbar_arrive(sm.k_empty(s));
+      mask(sc, j);
+      softmax.update(sc, f.scale_log2, alpha);
+      ptx::warpgroup::wait<0>();
+      ptx::warpgroup::fence_operand(o);
+      ptx::warpgroup::fence_operand(pa);
+      ptx::mbar_arrive(sm.v_empty(sp));
+      rescale(o, alpha);
+      pack_p(pa, sc);
+    }
+    const int last = (n_blocks - 1) % Sm90::kStages;
+    ptx::mbar_wait(sm.v_full(last), ((n_blocks - 1) / Sm90::kStages) & 1);
+    gemm_pv(o, pa, sm, last);
+    ptx::warpgroup::wait<0>();
+    ptx::warpgroup::fence_operand(o);
+    ptx::mbar_arrive(sm.v_empty(last));
+  }
+};
 
 }  // namespace sm90::consumer

@@ -30,7 +30,8 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
     for (int s = 0; s < Sm90::kStages; ++s) {
       ptx::mbar_init(sm.k_full(s), 1);
       ptx::mbar_init(sm.v_full(s), 1);
-      ptx::mbar_init(sm.kv_empty(s), 128 * Sm90::kConsumers);
+      ptx::mbar_init(sm.k_empty(s), 128 * Sm90::kConsumers);
+      ptx::mbar_init(sm.v_empty(s), 128 * Sm90::kConsumers);
     }
     ptx::fence_barrier_init();
   }
@@ -56,31 +57,11 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
   for (int i = 0; i < kD8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
   ptx::mbar_wait(sm.q_full(), 0);
-  for (int j = 0; j < n_blocks; ++j) {
-    const int s = j % Sm90::kStages;
-    const u32 parity = (j / Sm90::kStages) & 1;
-    float sc[kN8][4];
-    ptx::mbar_wait(sm.k_full(s), parity);
-    sm90::consumer::gemm_qk(sc, sm, wg, s);
-    ptx::warpgroup::wait<0>();
-
-    const int n0 = j * Sm90::kBlockN;
-    const bool need_mask = n0 + Sm90::kBlockN > f.seqlen_k ||
-                           (Traits::kCausal && n0 + Sm90::kBlockN - 1 > warp_row0 + f.causal_offset);
-    if (need_mask) attn::apply_mask<Traits::kCausal>(sc, n0, warp_row0, f.seqlen_k, f.causal_offset, lane);
-    float alpha[2];
-    softmax.update(sc, f.scale_log2, alpha);
-#pragma unroll
-    for (int i = 0; i < kD8; ++i) {
-      o[i][0] *= alpha[0];
-      o[i][1] *= alpha[0];
-      o[i][2] *= alpha[1];
-      o[i][3] *= alpha[1];
-    }
-    ptx::mbar_wait(sm.v_full(s), parity);
-    sm90::consumer::gemm_pv(o, sc, sm, s);
-    ptx::warpgroup::wait<0>();
-    ptx::mbar_arrive(sm.kv_empty(s));
+  const sm90::consumer::Mainloop mainloop{f, sm, wg, lane, warp_row0, n_blocks};
+  if constexpr (Sm90::kOverlap) {
+    mainloop.run_overlapped(softmax, o);
+  } else {
+    mainloop.run_serial(softmax, o);
   }
 
   float inv_l[2], lse[2];

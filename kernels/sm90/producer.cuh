@@ -1,5 +1,5 @@
 // Producer warpgroup: one thread issues every TMA load (Q once, then K and V per key block into
-// the stage ring), throttled by the consumers' kv_empty arrivals.
+// the stage ring), throttled by the consumers' k_empty / v_empty arrivals.
 #pragma once
 #include "../common/params.cuh"
 #include "smem.cuh"
@@ -18,13 +18,15 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, int m0, int h, int h
   for (int j = 0; j < n_blocks; ++j) {
     const int s = j % Sm90::kStages;
     // Stage s was last used by block j - kStages; wait until every consumer released it.
-    if (j >= Sm90::kStages) ptx::mbar_wait(sm.kv_empty(s), ((j / Sm90::kStages) - 1) & 1);
+    const u32 reuse_parity = ((j / Sm90::kStages) - 1) & 1;
     const int n0 = j * Sm90::kBlockN;
+    if (j >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
     ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKVBytes);
 #pragma unroll
     for (int db = 0; db < Sm90::kDBlocks; ++db) {
       ptx::tma_load_4d(sm.k(s) + db * Sm90::kBlockN * 128, &p.tma_k, db * 64, n0, hk, b, sm.k_full(s));
     }
+    if (j >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
     ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kKVBytes);
 #pragma unroll
     for (int db = 0; db < Sm90::kDBlocks; ++db) {

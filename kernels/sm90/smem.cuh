@@ -7,7 +7,7 @@
 struct Sm90Smem {
   u32 q;        // [d block][block_m rows][128 B]
   u32 kv;       // stage s: K at kv + s*2*kKVBytes, V right after
-  u32 bars;     // q_full, then k_full[S], v_full[S], kv_empty[S]
+  u32 bars;     // q_full, then k_full[S], v_full[S], k_empty[S], v_empty[S]
 
   FC_DEVICE explicit Sm90Smem(unsigned char* raw) {
     // TMA with the 128-byte swizzle and wgmma descriptors (base offset 0) need 1024-byte aligned tiles.
@@ -21,5 +21,7 @@ struct Sm90Smem {
   FC_DEVICE u32 q_full() const { return bars; }
   FC_DEVICE u32 k_full(int s) const { return bars + 8 * (1 + s); }
   FC_DEVICE u32 v_full(int s) const { return bars + 8 * (1 + Sm90::kStages + s); }
-  FC_DEVICE u32 kv_empty(int s) const { return bars + 8 * (1 + 2 * Sm90::kStages + s); }
+  // K and V stages are released separately: K as soon as Q·Kᵀ has read it, V after P·V.
+  FC_DEVICE u32 k_empty(int s) const { return bars + 8 * (1 + 2 * Sm90::kStages + s); }
+  FC_DEVICE u32 v_empty(int s) const { return bars + 8 * (1 + 3 * Sm90::kStages + s); }
 };

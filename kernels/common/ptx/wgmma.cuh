@@ -16,6 +16,28 @@ FC_DEVICE void wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 
+// wgmma reads its register operands and writes its accumulators asynchronously, after the asm
+// statement "returns". The compiler does not know that: without a barrier it may move reads of
+// accumulators before the wait, or reuse an A-fragment register while the tensor core still reads
+// it. An empty asm that "modifies" each register, placed after the wait (and before the issue),
+// pins those uses in order.
+template <int N>
+FC_DEVICE void fence_operand(float (&d)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+f"(d[i][j])::"memory");
+  }
+}
+template <int N>
+FC_DEVICE void fence_operand(u32 (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+  }
+}
+
 // Matrix descriptor (9.7.15.5.1.2) for a tile in the 128-byte swizzle layout: rows of 128 bytes
 // (64 16-bit values), 16-byte chunks XORed with (row % 8), 8-row atoms of 1024 bytes. Every tile
 // base is 1024-byte aligned, so the base-offset field stays 0.

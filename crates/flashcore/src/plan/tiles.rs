@@ -150,11 +150,11 @@ pub fn tile_config_sm90(head_dim: usize, max_smem: usize) -> Result<TileConfig> 
     Ok(t)
 }
 
-/// kernels/sm90/config.cuh `kSmemBytes`: Q + stages x (K + V), head dim in blocks of 64, plus 1 KiB
-/// for the mbarriers and the 1024-byte alignment of the tiles.
+/// kernels/sm90/config.cuh `kSmemBytes`: Q + stages x (K + V), head dim in blocks of 64, plus 2 KiB
+/// for the 1024-byte alignment of the tiles and the mbarriers.
 pub fn sm90_smem_bytes(t: &TileConfig, head_dim: usize) -> usize {
     let dblocks = head_dim / 64;
-    dblocks * t.block_m() * 128 + t.stages() * 2 * dblocks * t.block_n() * 128 + 1024
+    dblocks * t.block_m() * 128 + t.stages() * 2 * dblocks * t.block_n() * 128 + 2048
 }
 
 /// Parses `MxN`, `MxNoB` or `MxNoBsS` (occupancy B defaults to 1, stages S to 2).

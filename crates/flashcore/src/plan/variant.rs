@@ -102,7 +102,7 @@ impl Variant {
     }
 
     pub fn defines(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut d = vec![
             ("FC_HEAD_DIM", self.head_dim.to_string()),
             ("FC_BLOCK_M", self.tile.block_m().to_string()),
             ("FC_BLOCK_N", self.tile.block_n().to_string()),
@@ -110,7 +110,13 @@ impl Variant {
             ("FC_STAGES", self.tile.stages().to_string()),
             ("FC_DTYPE_BF16", u8::from(self.dtype == DType::Bf16).to_string()),
             ("FC_CAUSAL", u8::from(self.causal).to_string()),
-        ]
+        ];
+        if self.kind == KernelKind::FwdSm90 {
+            // Tuning knob while the Hopper kernel is being measured: 0 = no intra-warpgroup overlap.
+            let overlap = std::env::var("FLASHCORE_SM90_OVERLAP").unwrap_or_else(|_| "1".into());
+            d.push(("FC_SM90_OVERLAP", if overlap == "0" { "0" } else { "1" }.to_string()));
+        }
+        d
     }
 
     /// Full NVRTC option list.
