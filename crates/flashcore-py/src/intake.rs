@@ -65,8 +65,8 @@ fn cpu_typed<T: Element>(
     scale: f64,
     sp: [usize; 3],
 ) -> PyResult<()> {
-    // SAFETY (all three): the caller passes data_ptr() of live tensors whose shape and strides are the
-    // ones given, so `span` elements are readable; nothing writes them during this synchronous call.
+    // SAFETY: the caller passes data_ptr() of live tensors whose shape and strides are the ones
+    // given, so `span` elements are readable; nothing writes them during this synchronous call.
     let qt = unsafe { host_tensor::<T>(py, "q", q, sp[0])? };
     // SAFETY: as above.
     let kt = unsafe { host_tensor::<T>(py, "k", k, sp[1])? };
