@@ -112,9 +112,10 @@ impl Variant {
             ("FC_CAUSAL", u8::from(self.causal).to_string()),
         ];
         if self.kind == KernelKind::FwdSm90 {
-            // Tuning knob while the Hopper kernel is being measured: 0 = no intra-warpgroup overlap.
-            let overlap = std::env::var("FLASHCORE_SM90_OVERLAP").unwrap_or_else(|_| "1".into());
-            d.push(("FC_SM90_OVERLAP", if overlap == "0" { "0" } else { "1" }.to_string()));
+            // Tuning knob: force the intra-warpgroup overlap on (1) or off (0); default per head dim.
+            if let Ok(v) = std::env::var("FLASHCORE_SM90_OVERLAP") {
+                d.push(("FC_SM90_OVERLAP", if v == "0" { "0" } else { "1" }.to_string()));
+            }
         }
         d
     }
