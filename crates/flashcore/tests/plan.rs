@@ -61,7 +61,7 @@ fn standard_set_covers_every_axis_once() {
 
 #[test]
 fn variant_renders_its_defines_and_arch() {
-    let v = Variant::sm90(128, DType::Bf16, Mask::CausalTopLeft, 227 * 1024).unwrap();
+    let v = Variant::forward(Arch::SM90, 128, DType::Bf16, Mask::CausalTopLeft, 4096, 227 * 1024).unwrap();
     let opts = v.options();
     assert!(opts.contains(&"-arch=sm_90a".to_string()));
     for d in ["-DFC_HEAD_DIM=128", "-DFC_DTYPE_BF16=1", "-DFC_CAUSAL=1"] {
