@@ -75,6 +75,10 @@ struct Mainloop {
   const FwdParams& f;
   const Sm90Smem& sm;
   int wg, lane, warp_row0, n_blocks;
+  int it0;  // K/V blocks this CTA consumed before this tile: the stage ring continues across tiles
+
+  FC_DEVICE int stage(int j) const { return (it0 + j) % Sm90::kStages; }
+  FC_DEVICE u32 parity(int j) const { return ((it0 + j) / Sm90::kStages) & 1; }
 
   // Scores of block j, masked where the ragged end or this warp's causal diagonal cuts it.
   FC_DEVICE void mask(float (&s)[kN8][4], int j) const {
@@ -88,10 +92,10 @@ struct Mainloop {
   // other, nothing overlaps within one.
   FC_DEVICE void run_serial(attn::OnlineSoftmax<kN8>& softmax, float (&o)[kD8][4]) const {
     for (int j = 0; j < n_blocks; ++j) {
-      const int s = j % Sm90::kStages;
-      const u32 parity = (j / Sm90::kStages) & 1;
+      const int s = stage(j);
+      const u32 par = parity(j);
       float sc[kN8][4];
-      ptx::mbar_wait(sm.k_full(s), parity);
+      ptx::mbar_wait(sm.k_full(s), par);
       gemm_qk(sc, sm, wg, s);
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(sc);
@@ -102,7 +106,7 @@ struct Mainloop {
       rescale(o, alpha);
       u32 pa[kK16][4];
       pack_p(pa, sc);
-      ptx::mbar_wait(sm.v_full(s), parity);
+      ptx::mbar_wait(sm.v_full(s), par);
       gemm_pv(o, pa, sm, s);
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(o);
@@ -118,19 +122,19 @@ struct Mainloop {
     float sc[kN8][4];
     u32 pa[kK16][4];
     float alpha[2];
-    ptx::mbar_wait(sm.k_full(0), 0);
-    gemm_qk(sc, sm, wg, 0);
+    ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
+    gemm_qk(sc, sm, wg, stage(0));
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(sc);
-    ptx::mbar_arrive(sm.k_empty(0));
+    ptx::mbar_arrive(sm.k_empty(stage(0)));
     mask(sc, 0);
     softmax.update(sc, f.scale_log2, alpha);  // O is still 0: alpha has nothing to rescale
     pack_p(pa, sc);
     for (int j = 1; j < n_blocks; ++j) {
-      const int s = j % Sm90::kStages, sp = (j - 1) % Sm90::kStages;
-      ptx::mbar_wait(sm.k_full(s), (j / Sm90::kStages) & 1);
+      const int s = stage(j), sp = stage(j - 1);
+      ptx::mbar_wait(sm.k_full(s), parity(j));
       gemm_qk(sc, sm, wg, s);
-      ptx::mbar_wait(sm.v_full(sp), ((j - 1) / Sm90::kStages) & 1);
+      ptx::mbar_wait(sm.v_full(sp), parity(j - 1));
       gemm_pv(o, pa, sm, sp);
       ptx::warpgroup::wait<1>();  // groups retire in order: Q·K_jᵀ is done, P·V may still run
       ptx::warpgroup::fence_operand(sc);
@@ -144,8 +148,8 @@ struct Mainloop {
       rescale(o, alpha);
       pack_p(pa, sc);
     }
-    const int last = (n_blocks - 1) % Sm90::kStages;
-    ptx::mbar_wait(sm.v_full(last), ((n_blocks - 1) / Sm90::kStages) & 1);
+    const int last = stage(n_blocks - 1);
+    ptx::mbar_wait(sm.v_full(last), parity(n_blocks - 1));
     gemm_pv(o, pa, sm, last);
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(o);

@@ -1,7 +1,7 @@
-// Forward attention for Hopper (sm_90a): TMA loads by a producer warpgroup, wgmma in consumer
-// warpgroups of 64 query rows each, mbarrier-synchronised K/V stage ring, setmaxnreg to give the
-// consumers the registers. Roles only here; stages live in producer/consumer/epilogue.cuh.
-#include "../attn/mask.cuh"
+// Forward attention for Hopper (sm_90a): a persistent kernel with a producer warpgroup issuing TMA
+// loads and consumer warpgroups of 64 query rows each running wgmma; mbarrier-synchronised Q and
+// K/V stage rings; setmaxnreg gives the consumers the registers. Roles only here; the stages live
+// in scheduler / producer / consumer / epilogue.cuh.
 #include "../attn/softmax.cuh"
 #include "../common/params.cuh"
 #include "../sm80/epilogue.cuh"
@@ -9,24 +9,19 @@
 #include "consumer.cuh"
 #include "epilogue.cuh"
 #include "producer.cuh"
+#include "scheduler.cuh"
 #include "smem.cuh"
 
 extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(const __grid_constant__ Sm90Params p) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const Sm90Smem sm(smem_raw);
   const FwdParams& f = p.base;
+  const sm90::Scheduler sched(f);
   const int warpgroup = threadIdx.x / 128;
-
-  const int m_block = Traits::kCausal ? f.num_m_blocks - 1 - (int)blockIdx.x : (int)blockIdx.x;
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int hk = h / (f.heads / f.kv_heads);
-  const int m0 = m_block * Sm90::kBlockM;
-  int n_end = f.seqlen_k;
-  if (Traits::kCausal) n_end = min(n_end, m0 + Sm90::kBlockM + f.causal_offset);
-  const int n_blocks = n_end > 0 ? (n_end + Sm90::kBlockN - 1) / Sm90::kBlockN : 0;
 
   if (threadIdx.x == 0) {
     ptx::mbar_init(sm.q_full(), 1);
+    ptx::mbar_init(sm.q_empty(), 128 * Sm90::kConsumers);
     for (int s = 0; s < Sm90::kStages; ++s) {
       ptx::mbar_init(sm.k_full(s), 1);
       ptx::mbar_init(sm.v_full(s), 1);
@@ -39,7 +34,7 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
 
   if (warpgroup == 0) {
     ptx::setmaxnreg_dec<Sm90::kProducerRegs>();
-    if (threadIdx.x == 0) sm90::producer::run(p, sm, m0, h, hk, b, n_blocks);
+    if (threadIdx.x == 0) sm90::producer::run(p, sm, sched);
     return;
   }
   ptx::setmaxnreg_inc<Sm90::kConsumerRegs>();
@@ -47,29 +42,38 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
   const int wg = warpgroup - 1;
   const int tw = threadIdx.x - 128 * warpgroup;
   const int warp = tw >> 5, lane = tw & 31;
-  const int warp_row0 = m0 + wg * 64 + warp * 16;
   constexpr int kN8 = sm90::consumer::kN8, kD8 = sm90::consumer::kD8;
 
-  attn::OnlineSoftmax<kN8> softmax;
-  softmax.init();
-  float o[kD8][4];
+  int it0 = 0;
+  int tcount = 0;
+  for (int t = blockIdx.x; t < sched.num_tiles; t += gridDim.x, ++tcount) {
+    const sm90::Tile x = sched.tile(t);
+    const int warp_row0 = x.m0 + wg * 64 + warp * 16;
+    attn::OnlineSoftmax<kN8> softmax;
+    softmax.init();
+    float o[kD8][4];
 #pragma unroll
-  for (int i = 0; i < kD8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+    for (int i = 0; i < kD8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
-  ptx::mbar_wait(sm.q_full(), 0);
-  const sm90::consumer::Mainloop mainloop{f, sm, wg, lane, warp_row0, n_blocks};
-  if constexpr (Sm90::kOverlap) {
-    mainloop.run_overlapped(softmax, o);
-  } else {
-    mainloop.run_serial(softmax, o);
-  }
+    ptx::mbar_wait(sm.q_full(), tcount & 1);
+    const sm90::consumer::Mainloop mainloop{f, sm, wg, lane, warp_row0, x.n_blocks, it0};
+    if constexpr (Sm90::kOverlap) {
+      mainloop.run_overlapped(softmax, o);
+    } else {
+      mainloop.run_serial(softmax, o);
+    }
+    // Every GEMM of this tile has completed: Q may be overwritten by the next tile's load while
+    // this warpgroup writes its output.
+    ptx::mbar_arrive(sm.q_empty());
+    it0 += x.n_blocks;
 
-  float inv_l[2], lse[2];
-  softmax.finish(f.scale_log2, inv_l, lse);
-  u16* out = reinterpret_cast<u16*>(f.o) + b * f.o_stride_b + h * f.o_stride_h + warp_row0 * f.o_stride_s;
-  sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
-  if (f.lse != 0) {
-    float* lse_bh = reinterpret_cast<float*>(f.lse) + ((i64)b * f.heads + h) * f.seqlen_q;
-    sm80::store_lse(lse_bh, lse, warp_row0, f.seqlen_q, lane);
+    float inv_l[2], lse[2];
+    softmax.finish(f.scale_log2, inv_l, lse);
+    u16* out = reinterpret_cast<u16*>(f.o) + x.b * f.o_stride_b + x.h * f.o_stride_h + warp_row0 * f.o_stride_s;
+    sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
+    if (f.lse != 0) {
+      float* lse_bh = reinterpret_cast<float*>(f.lse) + ((i64)x.b * f.heads + x.h) * f.seqlen_q;
+      sm80::store_lse(lse_bh, lse, warp_row0, f.seqlen_q, lane);
+    }
   }
 }

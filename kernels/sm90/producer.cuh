@@ -2,35 +2,44 @@
 // the stage ring), throttled by the consumers' k_empty / v_empty arrivals.
 #pragma once
 #include "../common/params.cuh"
+#include "scheduler.cuh"
 #include "smem.cuh"
 
 namespace sm90::producer {
 
-FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, int m0, int h, int hk, int b, int n_blocks) {
+// Loads every tile this CTA owns. `it` counts K/V blocks across tiles, so the stage ring runs
+// ahead into the next tile while the consumers finish the current one.
+FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sched) {
   ptx::prefetch_tma_desc(&p.tma_q);
   ptx::prefetch_tma_desc(&p.tma_k);
   ptx::prefetch_tma_desc(&p.tma_v);
-  ptx::mbar_arrive_expect_tx(sm.q_full(), Sm90::kQBytes);
-#pragma unroll
-  for (int db = 0; db < Sm90::kDBlocks; ++db) {
-    ptx::tma_load_4d(sm.q + db * Sm90::kBlockM * 128, &p.tma_q, db * 64, m0, h, b, sm.q_full());
-  }
-  for (int j = 0; j < n_blocks; ++j) {
-    const int s = j % Sm90::kStages;
-    // Stage s was last used by block j - kStages; wait until every consumer released it.
-    const u32 reuse_parity = ((j / Sm90::kStages) - 1) & 1;
-    const int n0 = j * Sm90::kBlockN;
-    if (j >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
-    ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKVBytes);
+  int it = 0;
+  int tcount = 0;
+  for (int t = blockIdx.x; t < sched.num_tiles; t += gridDim.x, ++tcount) {
+    const Tile x = sched.tile(t);
+    if (tcount > 0) ptx::mbar_wait(sm.q_empty(), (tcount - 1) & 1);
+    ptx::mbar_arrive_expect_tx(sm.q_full(), Sm90::kQBytes);
 #pragma unroll
     for (int db = 0; db < Sm90::kDBlocks; ++db) {
-      ptx::tma_load_4d(sm.k(s) + db * Sm90::kBlockN * 128, &p.tma_k, db * 64, n0, hk, b, sm.k_full(s));
+      ptx::tma_load_4d(sm.q + db * Sm90::kBlockM * 128, &p.tma_q, db * 64, x.m0, x.h, x.b, sm.q_full());
     }
-    if (j >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
-    ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kKVBytes);
+    for (int j = 0; j < x.n_blocks; ++j, ++it) {
+      const int s = it % Sm90::kStages;
+      // Stage s was last used by block it - kStages; wait until every consumer released it.
+      const u32 reuse_parity = ((it / Sm90::kStages) - 1) & 1;
+      const int n0 = j * Sm90::kBlockN;
+      if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
+      ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKVBytes);
 #pragma unroll
-    for (int db = 0; db < Sm90::kDBlocks; ++db) {
-      ptx::tma_load_4d(sm.v(s) + db * Sm90::kBlockN * 128, &p.tma_v, db * 64, n0, hk, b, sm.v_full(s));
+      for (int db = 0; db < Sm90::kDBlocks; ++db) {
+        ptx::tma_load_4d(sm.k(s) + db * Sm90::kBlockN * 128, &p.tma_k, db * 64, n0, x.hk, x.b, sm.k_full(s));
+      }
+      if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
+      ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kKVBytes);
+#pragma unroll
+      for (int db = 0; db < Sm90::kDBlocks; ++db) {
+        ptx::tma_load_4d(sm.v(s) + db * Sm90::kBlockN * 128, &p.tma_v, db * 64, n0, x.hk, x.b, sm.v_full(s));
+      }
     }
   }
 }

@@ -7,7 +7,7 @@
 struct Sm90Smem {
   u32 q;        // [d block][block_m rows][128 B]
   u32 kv;       // stage s: K at kv + s*2*kKVBytes, V right after
-  u32 bars;     // q_full, then k_full[S], v_full[S], k_empty[S], v_empty[S]
+  u32 bars;     // q_full, q_empty, then k_full[S], v_full[S], k_empty[S], v_empty[S]
 
   FC_DEVICE explicit Sm90Smem(unsigned char* raw) {
     // TMA with the 128-byte swizzle and wgmma descriptors (base offset 0) need 1024-byte aligned tiles.
@@ -19,9 +19,12 @@ struct Sm90Smem {
   FC_DEVICE u32 k(int s) const { return kv + s * 2 * Sm90::kKVBytes; }
   FC_DEVICE u32 v(int s) const { return k(s) + Sm90::kKVBytes; }
   FC_DEVICE u32 q_full() const { return bars; }
-  FC_DEVICE u32 k_full(int s) const { return bars + 8 * (1 + s); }
-  FC_DEVICE u32 v_full(int s) const { return bars + 8 * (1 + Sm90::kStages + s); }
+  // The consumers release the Q tile once their last GEMM of a tile has read it, so the producer can
+  // load the next tile's Q while they run the epilogue.
+  FC_DEVICE u32 q_empty() const { return bars + 8; }
+  FC_DEVICE u32 k_full(int s) const { return bars + 8 * (2 + s); }
+  FC_DEVICE u32 v_full(int s) const { return bars + 8 * (2 + Sm90::kStages + s); }
   // K and V stages are released separately: K as soon as Q·Kᵀ has read it, V after P·V.
-  FC_DEVICE u32 k_empty(int s) const { return bars + 8 * (1 + 2 * Sm90::kStages + s); }
-  FC_DEVICE u32 v_empty(int s) const { return bars + 8 * (1 + 3 * Sm90::kStages + s); }
+  FC_DEVICE u32 k_empty(int s) const { return bars + 8 * (2 + 2 * Sm90::kStages + s); }
+  FC_DEVICE u32 v_empty(int s) const { return bars + 8 * (2 + 3 * Sm90::kStages + s); }
 };

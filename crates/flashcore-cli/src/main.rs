@@ -122,19 +122,18 @@ fn plan(
     mask: Mask,
     arch: Option<Arch>,
 ) -> i32 {
-    let (arch, max_smem) = match arch {
-        Some(a) => (a, a.max_smem_per_block()),
-        None => match flashcore::Runtime::new(0) {
-            Ok(rt) => (rt.info().arch, rt.info().max_smem_per_block),
-            Err(_) => (Arch::SM90, Arch::SM90.max_smem_per_block()),
-        },
+    // Without a GPU, plan for an H100 (132 SMs).
+    let (arch, max_smem, sms) = match (arch, flashcore::Runtime::new(0)) {
+        (Some(a), _) => (a, a.max_smem_per_block(), 132),
+        (None, Ok(rt)) => (rt.info().arch, rt.info().max_smem_per_block, rt.info().sm_count),
+        (None, Err(_)) => (Arch::SM90, Arch::SM90.max_smem_per_block(), 132),
     };
     let q = flashcore::TensorDesc::contiguous_bshd(b, sq, h, d, dtype);
     let k = flashcore::TensorDesc::contiguous_bshd(b, sk.unwrap_or(sq), hkv.unwrap_or(h), d, dtype);
     let opts = AttnOptions { mask, ..Default::default() };
     let r = flashcore::api::check::check(&q, &k, &k, &q, &opts).and_then(|p: Problem| {
         let v = flashcore::Variant::forward(arch, d, dtype, mask, p.seqlen_k, max_smem)?;
-        Ok((p, v, flashcore::plan::forward_launch(&v, &p)))
+        Ok((p, v, flashcore::plan::forward_launch(&v, &p, sms)))
     });
     match r {
         Ok((p, v, l)) => {

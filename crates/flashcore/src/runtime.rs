@@ -69,7 +69,7 @@ impl Runtime {
     pub fn plan(&self, p: &Problem) -> Result<(Variant, Launch)> {
         let v =
             Variant::forward(self.info.arch, p.head_dim, p.dtype, p.mask, p.seqlen_k, self.info.max_smem_per_block)?;
-        Ok((v, forward_launch(&v, p)))
+        Ok((v, forward_launch(&v, p, self.info.sm_count)))
     }
 
     /// Compiles (or loads from the disk cache) and loads a variant; cached in-process.

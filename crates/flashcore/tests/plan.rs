@@ -111,12 +111,34 @@ fn grid_covers_every_query_row() {
             mask: Mask::None,
             scale: 0.125,
         };
-        let v = Variant::forward(Arch::SM90, 64, DType::F16, Mask::None, 77, 227 * 1024).unwrap();
-        let l = forward_launch(&v, &p);
+        let v = Variant::sm80(Arch::SM90, 64, DType::F16, Mask::None, 77, 227 * 1024).unwrap();
+        let l = forward_launch(&v, &p, 132);
         assert!(l.grid.0 as usize * v.tile.block_m() >= sq);
         assert!((l.grid.0 as usize - 1) * v.tile.block_m() < sq);
         assert_eq!((l.grid.1, l.grid.2), (5, 3));
         assert_eq!(l.smem_bytes as usize, v.smem_bytes());
+    }
+}
+
+#[test]
+fn hopper_grid_is_persistent() {
+    for (sq, b, h) in [(1, 1, 1), (512, 16, 96), (131072, 1, 16)] {
+        let p = Problem {
+            batch: b,
+            heads: h,
+            kv_heads: h,
+            seqlen_q: sq,
+            seqlen_k: sq,
+            head_dim: 128,
+            dtype: DType::Bf16,
+            mask: Mask::CausalTopLeft,
+            scale: 0.1,
+        };
+        let v = Variant::sm90(128, DType::Bf16, Mask::CausalTopLeft, 227 * 1024).unwrap();
+        let l = forward_launch(&v, &p, 132);
+        let tiles = sq.div_ceil(v.tile.block_m()) * b * h;
+        assert_eq!(l.grid, (tiles.min(132) as u32, 1, 1));
+        assert_eq!(l.block.0, 384);
     }
 }
 

@@ -32,6 +32,7 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "common/ptx/tma.cuh",
     "sm90/config.cuh",
     "sm90/smem.cuh",
+    "sm90/scheduler.cuh",
     "sm90/producer.cuh",
     "sm90/consumer.cuh",
     "sm90/epilogue.cuh",

@@ -1,0 +1,38 @@
+// Persistent tile scheduler of the Hopper forward: the grid is at most one CTA per SM and each CTA
+// walks tiles blockIdx.x, blockIdx.x + gridDim.x, ... A tile is (query block, head, batch) with the
+// query block fastest, so the CTAs running at one moment share a head's K/V in L2; with a causal
+// mask the query blocks of a head run last-first, the ones that see the most keys first.
+#pragma once
+#include "../common/params.cuh"
+#include "config.cuh"
+
+namespace sm90 {
+
+struct Tile {
+  int m_block, h, b, hk;
+  int m0, n_blocks;
+};
+
+struct Scheduler {
+  const FwdParams& f;
+  int num_tiles;
+
+  FC_DEVICE explicit Scheduler(const FwdParams& p) : f(p), num_tiles(p.num_m_blocks * p.heads * p.batch) {}
+
+  FC_DEVICE Tile tile(int t) const {
+    Tile x;
+    const int mi = t % f.num_m_blocks;
+    const int hb = t / f.num_m_blocks;
+    x.m_block = Traits::kCausal ? f.num_m_blocks - 1 - mi : mi;
+    x.h = hb % f.heads;
+    x.b = hb / f.heads;
+    x.hk = x.h / (f.heads / f.kv_heads);
+    x.m0 = x.m_block * Sm90::kBlockM;
+    int n_end = f.seqlen_k;
+    if (Traits::kCausal) n_end = min(n_end, x.m0 + Sm90::kBlockM + f.causal_offset);
+    x.n_blocks = n_end > 0 ? (n_end + Sm90::kBlockN - 1) / Sm90::kBlockN : 0;
+    return x;
+  }
+};
+
+}  // namespace sm90
