@@ -45,8 +45,9 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
   constexpr int kN8 = sm90::consumer::kN8, kD8 = sm90::consumer::kD8;
 
   int it0 = 0;
-  int tcount = 0;
-  for (int t = blockIdx.x; t < sched.num_tiles; t += gridDim.x, ++tcount) {
+  for (int tcount = 0;; ++tcount) {
+    const int t = sched.tile_index(tcount);
+    if (t >= sched.num_tiles) break;
     const sm90::Tile x = sched.tile(t);
     const int warp_row0 = x.m0 + wg * 64 + warp * 16;
     attn::OnlineSoftmax<kN8> softmax;

@@ -14,8 +14,9 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
   ptx::prefetch_tma_desc(&p.tma_k);
   ptx::prefetch_tma_desc(&p.tma_v);
   int it = 0;
-  int tcount = 0;
-  for (int t = blockIdx.x; t < sched.num_tiles; t += gridDim.x, ++tcount) {
+  for (int tcount = 0;; ++tcount) {
+    const int t = sched.tile_index(tcount);
+    if (t >= sched.num_tiles) break;
     const Tile x = sched.tile(t);
     if (tcount > 0) ptx::mbar_wait(sm.q_empty(), (tcount - 1) & 1);
     ptx::mbar_arrive_expect_tx(sm.q_full(), Sm90::kQBytes);
