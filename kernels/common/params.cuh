@@ -26,6 +26,8 @@ static_assert(sizeof(FwdParams) == 176, "FwdParams layout drifted from launch/pa
 // by block_m query rows or block_n key rows). Twin of launch/params.rs `Sm90Params`.
 struct Sm90Params {
   FwdParams base;
+  // A u32 in device memory, zeroed before the launch: the next tile to hand out (scheduler.cuh).
+  u64 tile_counter;
   TmaDesc tma_q, tma_k, tma_v;
 };
 static_assert(sizeof(Sm90Params) == 576, "Sm90Params layout drifted from launch/params.rs");

@@ -10,7 +10,9 @@ struct Sm90 {
   static constexpr int kConsumers = kBlockM / 64;
   static constexpr int kThreads = 128 * (kConsumers + 1);  // warpgroup 0 produces
   // Registers per thread after setmaxnreg: the producer needs few, consumers hold S, O and P.
-  static constexpr int kProducerRegs = kConsumers == 2 ? 24 : 32;
+  // 128 * 32 + 256 * 240 = 128 * 32 + 384 * 160 = 65536: the whole register file. 24 for the producer
+  // spills the persistent scheduler loop.
+  static constexpr int kProducerRegs = 32;
   static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;
   // Tiles are stored as head-dim blocks of 64 values (128 bytes per row, the TMA box and the
   // wgmma 128-byte swizzle atom width): [d block][row][64].

@@ -44,9 +44,13 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
   const int warp = tw >> 5, lane = tw & 31;
   constexpr int kN8 = sm90::consumer::kN8, kD8 = sm90::consumer::kD8;
 
-  int it0 = 0;
   for (int tcount = 0;; ++tcount) {
-    const int t = sched.tile_index(tcount);
+    // q_full publishes both the tile index (written before the producer's arrival) and its Q tile.
+    ptx::mbar_wait(sm.q_full(), tcount & 1);
+    const int t = sm.tile[0];
+    // Where this tile starts in the K/V stage ring (the producer's count; keeping it in a register
+    // across tiles would cost the consumers a spill).
+    const int it0 = sm.tile[1];
     if (t >= sched.num_tiles) break;
     const sm90::Tile x = sched.tile(t);
     const int warp_row0 = x.m0 + wg * 64 + warp * 16;
@@ -56,7 +60,6 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
 #pragma unroll
     for (int i = 0; i < kD8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
-    ptx::mbar_wait(sm.q_full(), tcount & 1);
     const sm90::consumer::Mainloop mainloop{f, sm, wg, lane, warp_row0, x.n_blocks, it0};
     if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o);
@@ -66,7 +69,6 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
     // Every GEMM of this tile has completed: Q may be overwritten by the next tile's load while
     // this warpgroup writes its output.
     ptx::mbar_arrive(sm.q_empty());
-    it0 += x.n_blocks;
 
     float inv_l[2], lse[2];
     softmax.finish(f.scale_log2, inv_l, lse);

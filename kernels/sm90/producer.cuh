@@ -14,11 +14,19 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
   ptx::prefetch_tma_desc(&p.tma_k);
   ptx::prefetch_tma_desc(&p.tma_v);
   int it = 0;
+  unsigned* counter = reinterpret_cast<unsigned*>(p.tile_counter);
   for (int tcount = 0;; ++tcount) {
-    const int t = sched.tile_index(tcount);
-    if (t >= sched.num_tiles) break;
-    const Tile x = sched.tile(t);
+    // The consumers have read the previous tile index and are done with the previous Q.
     if (tcount > 0) ptx::mbar_wait(sm.q_empty(), (tcount - 1) & 1);
+    const int t = (int)atomicAdd(counter, 1u);
+    sm.tile[0] = t;
+    sm.tile[1] = it;
+    if (t >= sched.num_tiles) {
+      // No tile left: a plain arrival completes q_full's phase and tells the consumers to stop.
+      ptx::mbar_arrive(sm.q_full());
+      break;
+    }
+    const Tile x = sched.tile(t);
     ptx::mbar_arrive_expect_tx(sm.q_full(), Sm90::kQBytes);
 #pragma unroll
     for (int db = 0; db < Sm90::kDBlocks; ++db) {

@@ -1,11 +1,10 @@
-// Persistent tile scheduler of the Hopper forward: the grid is at most one CTA per SM and in round k
-// the CTAs take tiles k*G .. k*G+G-1 (G = gridDim.x). A tile is (query block, head, batch) with the
-// query block fastest, so the CTAs running at one moment share a head's K/V in L2; with a causal
-// mask the query blocks of a head run last-first, the ones that see the most keys first.
-// Odd rounds hand the tiles out in reverse (zigzag): with causal masks a CTA that got a heavy tile
-// in one round gets a light one in the next. Without it, when the number of query blocks divides
-// G, every CTA would keep the same query block in every round (measured: d64 S4K causal fell from
-// 409 to 249 TF/s).
+// Persistent tile scheduler of the Hopper forward: the grid is at most one CTA per SM and each CTA's
+// producer takes the next tile from a global atomic counter, so CTAs stay busy until the work runs
+// out whatever the tiles cost (causal tiles differ in work by up to S/block_n times). A tile is
+// (query block, head, batch) with the query block fastest, so the tiles in flight at one moment
+// share a head's K/V in L2; with a causal mask the query blocks of a head go last-first, the ones
+// that see the most keys first. Measured on the H100 (bench/NOTES.md): a static round-robin
+// assignment lost 30% on long causal rows to imbalance.
 #pragma once
 #include "../common/params.cuh"
 #include "config.cuh"
@@ -22,12 +21,6 @@ struct Scheduler {
   int num_tiles;
 
   FC_DEVICE explicit Scheduler(const FwdParams& p) : f(p), num_tiles(p.num_m_blocks * p.heads * p.batch) {}
-
-  // Tile of round k for this CTA; >= num_tiles when the CTA is done.
-  FC_DEVICE int tile_index(int k) const {
-    const int g = gridDim.x, i = blockIdx.x;
-    return k * g + ((k & 1) ? g - 1 - i : i);
-  }
 
   FC_DEVICE Tile tile(int t) const {
     Tile x;

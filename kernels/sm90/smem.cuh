@@ -8,6 +8,7 @@ struct Sm90Smem {
   u32 q;        // [d block][block_m rows][128 B]
   u32 kv;       // stage s: K at kv + s*2*kKVBytes, V right after
   u32 bars;     // q_full, q_empty, then k_full[S], v_full[S], k_empty[S], v_empty[S]
+  int* tile;    // [0] the tile index the producer took, [1] K/V blocks loaded before it; published by q_full
 
   FC_DEVICE explicit Sm90Smem(unsigned char* raw) {
     // TMA with the 128-byte swizzle and wgmma descriptors (base offset 0) need 1024-byte aligned tiles.
@@ -15,6 +16,7 @@ struct Sm90Smem {
     q = base;
     kv = base + Sm90::kQBytes;
     bars = base + Sm90::kSmemTiles;
+    tile = reinterpret_cast<int*>(raw + (bars - ptx::smem_addr(raw)) + 8 * (2 + 4 * Sm90::kStages));
   }
   FC_DEVICE u32 k(int s) const { return kv + s * 2 * Sm90::kKVBytes; }
   FC_DEVICE u32 v(int s) const { return k(s) + Sm90::kKVBytes; }

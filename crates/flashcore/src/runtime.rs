@@ -10,6 +10,7 @@ use crate::launch::{self, tma, DeviceInfo, Kernel};
 use crate::plan::{forward_launch, KernelKind, Launch, Variant};
 use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A tensor in device memory: 16-bit elements (fp16 or bf16 bits) and their description.
@@ -42,14 +43,36 @@ pub struct Runtime {
     info: DeviceInfo,
     jit: Jit,
     kernels: Mutex<HashMap<Variant, Arc<(Kernel, KernelReport)>>>,
+    /// Tile counters of the persistent sm90 kernel, one per launch in a ring: each launch zeroes its
+    /// slot on its own stream first, so launches in flight on different streams never share one.
+    _tile_counters: CudaSlice<u32>,
+    /// Its device address, taken once: per-launch use goes through the raw address so no cudarc
+    /// event bookkeeping lands on the caller's stream (that would break CUDA-graph capture).
+    tile_counters_ptr: u64,
+    next_counter: AtomicUsize,
 }
+
+/// Slots in the tile-counter ring (launches that may be in flight at once).
+const TILE_COUNTERS: usize = 4096;
 
 impl Runtime {
     /// Opens device `ordinal`. Fails with a clear error when there is no driver or no GPU.
     pub fn new(ordinal: usize) -> Result<Runtime> {
         let (ctx, info) = launch::open_device(ordinal)?;
         let stream = ctx.default_stream();
-        Ok(Runtime { ctx, stream, info, jit: Jit::default(), kernels: Mutex::new(HashMap::new()) })
+        let tile_counters = stream.alloc_zeros::<u32>(TILE_COUNTERS)?;
+        let tile_counters_ptr = tile_counters.device_ptr(&stream).0;
+        stream.synchronize()?;
+        Ok(Runtime {
+            ctx,
+            stream,
+            info,
+            jit: Jit::default(),
+            kernels: Mutex::new(HashMap::new()),
+            _tile_counters: tile_counters,
+            tile_counters_ptr,
+            next_counter: AtomicUsize::new(0),
+        })
     }
 
     pub fn info(&self) -> &DeviceInfo {
@@ -227,8 +250,13 @@ impl Runtime {
             KernelKind::FwdSm90 => {
                 let bm = variant.tile.block_m() as u32;
                 let bn = variant.tile.block_n() as u32;
+                let slot = self.next_counter.fetch_add(1, Ordering::Relaxed) % TILE_COUNTERS;
+                let counter = self.tile_counters_ptr + 4 * slot as u64;
+                // SAFETY: `counter` is inside the ring, which `self._tile_counters` keeps alive.
+                unsafe { launch::zero_u32_async(counter, stream) }?;
                 let p90 = Sm90Params {
                     base: params,
+                    tile_counter: counter,
                     tma_q: tma::encode_bshd("q", q.ptr, &q.desc, bm)?,
                     tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn)?,
                     tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn)?,

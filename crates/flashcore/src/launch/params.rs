@@ -51,12 +51,15 @@ unsafe impl DeviceRepr for FwdParams {}
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sm90Params {
     pub base: FwdParams,
+    /// Device address of a zeroed u32: the persistent scheduler's next-tile counter.
+    pub tile_counter: u64,
     pub tma_q: TensorMap,
     pub tma_k: TensorMap,
     pub tma_v: TensorMap,
 }
 
 const _: () = assert!(std::mem::size_of::<Sm90Params>() == 576);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 176);
 const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 192);
 
 // SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
