@@ -10,10 +10,16 @@ struct Sm90 {
   static constexpr int kConsumers = kBlockM / 64;
   static constexpr int kThreads = 128 * (kConsumers + 1);  // warpgroup 0 produces
   // Registers per thread after setmaxnreg: the producer needs few, consumers hold S, O and P.
-  // 128 * 32 + 256 * 240 = 128 * 32 + 384 * 160 = 65536: the whole register file. 24 for the producer
-  // spills the persistent scheduler loop.
+  // setmaxnreg.inc waits until the CTA's own warpgroups have released enough: the budget is what
+  // the launch allocated, threads x the entry cap (168 for 384 threads, 128 for 512), not the
+  // whole register file. 384 threads: 64512 >= 128 * 32 + 256 * 232; 512 threads: 65536 =
+  // 128 * 32 + 384 * 160. (240 for two consumers would need the producer at 24, which spills the
+  // persistent scheduler loop; asking for more than the budget hangs the CTA.)
   static constexpr int kProducerRegs = 32;
-  static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;
+  static constexpr int kConsumerRegs = kConsumers == 2 ? 232 : 160;
+  static_assert(128 * kProducerRegs + 128 * kConsumers * kConsumerRegs <=
+                    kThreads * ((65536 / kThreads) / 8 * 8),
+                "setmaxnreg budget exceeds the registers allocated at launch");
   // Tiles are stored as head-dim blocks of 64 values (128 bytes per row, the TMA box and the
   // wgmma 128-byte swizzle atom width): [d block][row][64].
   static constexpr int kDBlocks = kHeadDim / 64;
