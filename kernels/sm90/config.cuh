@@ -31,6 +31,13 @@ struct Sm90 {
   // Issue the next Q·Kᵀ and the previous P·V together, so softmax runs while the tensor cores work.
   // Measured on the H100 (bench/NOTES.md): +9% at d128 S4K (588 -> 644 TF/s), -15% at d64 where the
   // extra live registers cost more than the overlap gains; so on by default from d128.
+  // Ping-pong (FlashAttention-3): two consumer warpgroups take turns issuing their GEMMs, so one
+  // warpgroup's softmax runs while the other's GEMMs occupy the tensor cores.
+#ifdef FC_SM90_PINGPONG
+  static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers == 2;
+#else
+  static constexpr bool kPingPong = kConsumers == 2;
+#endif
 #ifdef FC_SM90_OVERLAP
   static constexpr bool kOverlap = FC_SM90_OVERLAP != 0;
 #else

@@ -13,6 +13,7 @@ namespace sm90::consumer {
 constexpr int kN8 = Sm90::kBlockN / 8;
 constexpr int kD8 = Sm90::kHeadDim / 8;
 constexpr int kK16 = Sm90::kBlockN / 16;  // P·V steps
+constexpr int kBarTurn0 = 1;  // named barriers 1 and 2: consumer warpgroup 0's and 1's turn
 
 // S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
 // the caller waits.
@@ -78,6 +79,17 @@ struct Mainloop {
   int it0;  // K/V blocks this CTA consumed before this tile: the stage ring continues across tiles
 
   FC_DEVICE int stage(int j) const { return (it0 + j) % Sm90::kStages; }
+
+  // Ping-pong turn-taking around each batch of GEMM issues: wait for this warpgroup's turn
+  // (barrier 1 + wg, completed by the other warpgroup's arrival), issue, hand the turn over.
+  // Both warpgroups issue the same number of batches per tile (n_blocks + 1), so the alternation
+  // carries across tiles.
+  FC_DEVICE void turn_begin() const {
+    if constexpr (Sm90::kPingPong) ptx::named_bar_sync(kBarTurn0 + wg, 256);
+  }
+  FC_DEVICE void turn_end() const {
+    if constexpr (Sm90::kPingPong) ptx::named_bar_arrive(kBarTurn0 + (1 - wg), 256);
+  }
   FC_DEVICE u32 parity(int j) const { return ((it0 + j) / Sm90::kStages) & 1; }
 
   // Scores of block j, masked where the ragged end or this warp's causal diagonal cuts it.
@@ -123,7 +135,9 @@ struct Mainloop {
     u32 pa[kK16][4];
     float alpha[2];
     ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
+    turn_begin();
     gemm_qk(sc, sm, wg, stage(0));
+    turn_end();
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(sc);
     ptx::mbar_arrive(sm.k_empty(stage(0)));
@@ -133,9 +147,11 @@ struct Mainloop {
     for (int j = 1; j < n_blocks; ++j) {
       const int s = stage(j), sp = stage(j - 1);
       ptx::mbar_wait(sm.k_full(s), parity(j));
-      gemm_qk(sc, sm, wg, s);
       ptx::mbar_wait(sm.v_full(sp), parity(j - 1));
+      turn_begin();
+      gemm_qk(sc, sm, wg, s);
       gemm_pv(o, pa, sm, sp);
+      turn_end();
       ptx::warpgroup::wait<1>();  // groups retire in order: Q·K_jᵀ is done, P·V may still run
       ptx::warpgroup::fence_operand(sc);
       ptx::mbar_arrive(sm.k_empty(s));
@@ -150,7 +166,9 @@ struct Mainloop {
     }
     const int last = stage(n_blocks - 1);
     ptx::mbar_wait(sm.v_full(last), parity(n_blocks - 1));
+    turn_begin();
     gemm_pv(o, pa, sm, last);
+    turn_end();
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(o);
     ptx::mbar_arrive(sm.v_empty(last));

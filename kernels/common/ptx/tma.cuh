@@ -63,3 +63,16 @@ FC_DEVICE void setmaxnreg_dec() {
 }
 
 }  // namespace ptx
+
+namespace ptx {
+
+// Named barriers (PTX ISA 9.7.13.4, bar.sync / bar.arrive): `count` threads, a multiple of 32, meet
+// at barrier `id` (0 is __syncthreads). sync waits; arrive only counts.
+FC_DEVICE void named_bar_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+FC_DEVICE void named_bar_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+}  // namespace ptx

@@ -116,6 +116,10 @@ impl Variant {
             if let Ok(v) = std::env::var("FLASHCORE_SM90_OVERLAP") {
                 d.push(("FC_SM90_OVERLAP", if v == "0" { "0" } else { "1" }.to_string()));
             }
+            // Tuning knob: warpgroup ping-pong on (1) or off (0); default on with two consumers.
+            if let Ok(v) = std::env::var("FLASHCORE_SM90_PINGPONG") {
+                d.push(("FC_SM90_PINGPONG", if v == "0" { "0" } else { "1" }.to_string()));
+            }
         }
         d
     }
