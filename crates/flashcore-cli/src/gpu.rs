@@ -4,7 +4,7 @@
 use crate::data::{fresh_seed, from_bits, nan_bits, randn_bits};
 use crate::shapes::Shape;
 use flashcore::cudarc::driver::{sys, CudaSlice};
-use flashcore::reference::{self, compare, within_bar, ErrorStats, HostTensor, Precision};
+use flashcore::reference::{self, compare, within_bar, Element, ErrorStats, HostTensor, Precision, RefOutput};
 use flashcore::{DeviceTensor, Result, Runtime, TensorDesc};
 use half::slice::HalfBitsSliceExt;
 use rand::rngs::SmallRng;
@@ -109,37 +109,17 @@ pub fn run_shape(
 
     let rows = pick_rows(s, row_budget, seed);
     let nr = rows.len();
-    let strides = |d: &TensorDesc| d.strides.map(|x| x as usize);
     let mask = s.mask();
     let scale = 1.0 / (s.d as f64).sqrt();
     let (want, naive) = match dt {
         flashcore::DType::F16 => {
-            let (q, k, v) = (
-                qb.reinterpret_cast::<half::f16>(),
-                kb.reinterpret_cast::<half::f16>(),
-                vb.reinterpret_cast::<half::f16>(),
-            );
-            let qt = HostTensor::new(q, qd.shape, strides(&qd))?;
-            let kt = HostTensor::new(k, kd.shape, strides(&kd))?;
-            let vt = HostTensor::new(v, kd.shape, strides(&kd))?;
-            (
-                reference::attention(&qt, &kt, &vt, mask, scale, Some(&rows), Precision::F64)?,
-                reference::attention(&qt, &kt, &vt, mask, scale, Some(&rows), Precision::Naive(dt))?,
-            )
+            let (q, k, v): (&[half::f16], _, _) = (qb.reinterpret_cast(), kb.reinterpret_cast(), vb.reinterpret_cast());
+            references(q, k, v, &qd, &kd, mask, scale, &rows, dt)?
         }
         flashcore::DType::Bf16 => {
-            let (q, k, v) = (
-                qb.reinterpret_cast::<half::bf16>(),
-                kb.reinterpret_cast::<half::bf16>(),
-                vb.reinterpret_cast::<half::bf16>(),
-            );
-            let qt = HostTensor::new(q, qd.shape, strides(&qd))?;
-            let kt = HostTensor::new(k, kd.shape, strides(&kd))?;
-            let vt = HostTensor::new(v, kd.shape, strides(&kd))?;
-            (
-                reference::attention(&qt, &kt, &vt, mask, scale, Some(&rows), Precision::F64)?,
-                reference::attention(&qt, &kt, &vt, mask, scale, Some(&rows), Precision::Naive(dt))?,
-            )
+            let (q, k, v): (&[half::bf16], _, _) =
+                (qb.reinterpret_cast(), kb.reinterpret_cast(), vb.reinterpret_cast());
+            references(q, k, v, &qd, &kd, mask, scale, &rows, dt)?
         }
     };
     // GPU values at the checked rows, in the reference's [B, rows, H, D] / [B, H, rows] order.
@@ -191,4 +171,27 @@ fn count_unwritten(bits: &[u16], d: &TensorDesc, dt: flashcore::DType) -> usize 
                 .sum::<usize>()
         })
         .sum()
+}
+
+/// The f64 oracle and the naive same-dtype run on the given rows (the pair that sets the bar).
+#[allow(clippy::too_many_arguments)]
+fn references<T: Element>(
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    qd: &TensorDesc,
+    kd: &TensorDesc,
+    mask: flashcore::Mask,
+    scale: f64,
+    rows: &[usize],
+    dt: flashcore::DType,
+) -> Result<(RefOutput, RefOutput)> {
+    let strides = |d: &TensorDesc| d.strides.map(|x| x as usize);
+    let qt = HostTensor::new(q, qd.shape, strides(qd))?;
+    let kt = HostTensor::new(k, kd.shape, strides(kd))?;
+    let vt = HostTensor::new(v, kd.shape, strides(kd))?;
+    Ok((
+        reference::attention(&qt, &kt, &vt, mask, scale, Some(rows), Precision::F64)?,
+        reference::attention(&qt, &kt, &vt, mask, scale, Some(rows), Precision::Naive(dt))?,
+    ))
 }
