@@ -262,3 +262,109 @@ pub fn compare(got: &[f64], want: &[f64]) -> ErrorStats {
 pub fn within_bar(kernel: &ErrorStats, naive: &ErrorStats) -> bool {
     kernel.nan_count == 0 && kernel.max_abs <= 2.0 * naive.max_abs + 1e-5
 }
+
+/// Gradients of attention with respect to q, k and v, in f64, laid out [B, S, H, D] contiguous
+/// (dk and dv with the key/value heads). For a GQA group the key/value gradients are summed over the
+/// group's query heads. The oracle of the backward kernels: for the loss L = sum(out * dout),
+///   P = softmax(scale q kᵀ) over visible keys, dV = Pᵀ dO, dP = dO Vᵀ,
+///   dS = P ∘ (dP − rowsum(dO ∘ O)), dQ = scale dS K, dK = scale dSᵀ Q.
+/// A query row that sees no key contributes nothing.
+#[derive(Clone, Debug)]
+pub struct RefGrads {
+    pub dq: Vec<f64>,
+    pub dk: Vec<f64>,
+    pub dv: Vec<f64>,
+}
+
+pub fn attention_backward<T: Element>(
+    q: &HostTensor<T>,
+    k: &HostTensor<T>,
+    v: &HostTensor<T>,
+    dout: &HostTensor<T>,
+    mask: Mask,
+    scale: f64,
+) -> Result<RefGrads> {
+    let [b, sq, h, d] = q.shape;
+    let [bk, sk, hk, dk] = k.shape;
+    if bk != b || dk != d || v.shape != k.shape {
+        return Err(Error::arg("k", format!("shapes q {:?}, k {:?}, v {:?} do not agree", q.shape, k.shape, v.shape)));
+    }
+    if dout.shape != q.shape {
+        return Err(Error::arg("dout", format!("shape {:?} differs from q's {:?}", dout.shape, q.shape)));
+    }
+    if hk == 0 || h % hk != 0 {
+        return Err(Error::arg("k", format!("query heads ({h}) must be a multiple of key/value heads ({hk})")));
+    }
+    let group = h / hk;
+    /// What one (batch, kv head) task produces: its dk and dv rows, and (head, row, dq row) triples.
+    struct Part {
+        bi: usize,
+        kh: usize,
+        dk: Vec<f64>,
+        dv: Vec<f64>,
+        dq: Vec<(usize, usize, Vec<f64>)>,
+    }
+    // One task per (batch, kv head): it owns its dk/dv rows and the dq rows of its query heads.
+    let parts: Vec<Part> = (0..b * hk)
+        .into_par_iter()
+        .map(|task| {
+            let (bi, kh) = (task / hk, task % hk);
+            let kr: Vec<Vec<f64>> = (0..sk).map(|j| k.row(bi, j, kh).collect()).collect();
+            let vr: Vec<Vec<f64>> = (0..sk).map(|j| v.row(bi, j, kh).collect()).collect();
+            let mut dkh = vec![0.0; sk * d];
+            let mut dvh = vec![0.0; sk * d];
+            let mut dqs = Vec::new();
+            for hi in kh * group..(kh + 1) * group {
+                for i in 0..sq {
+                    let qi: Vec<f64> = q.row(bi, i, hi).collect();
+                    let doi: Vec<f64> = dout.row(bi, i, hi).collect();
+                    let keys: Vec<usize> = (0..sk).filter(|&j| mask.visible(i, j, sq, sk)).collect();
+                    let mut dqi = vec![0.0; d];
+                    if !keys.is_empty() {
+                        let s: Vec<f64> = keys
+                            .iter()
+                            .map(|&j| scale * kr[j].iter().zip(&qi).map(|(x, y)| x * y).sum::<f64>())
+                            .collect();
+                        let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                        let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+                        let l: f64 = e.iter().sum();
+                        let p: Vec<f64> = e.iter().map(|x| x / l).collect();
+                        // D_i = dO_i · O_i, with O_i = Σ_j p_j v_j.
+                        let mut oi = vec![0.0; d];
+                        for (pj, &j) in p.iter().zip(&keys) {
+                            for (o, x) in oi.iter_mut().zip(&vr[j]) {
+                                *o += pj * x;
+                            }
+                        }
+                        let di: f64 = doi.iter().zip(&oi).map(|(x, y)| x * y).sum();
+                        for (pj, &j) in p.iter().zip(&keys) {
+                            let dp: f64 = doi.iter().zip(&vr[j]).map(|(x, y)| x * y).sum();
+                            let ds = pj * (dp - di);
+                            for x in 0..d {
+                                dvh[j * d + x] += pj * doi[x];
+                                dkh[j * d + x] += scale * ds * qi[x];
+                                dqi[x] += scale * ds * kr[j][x];
+                            }
+                        }
+                    }
+                    dqs.push((hi, i, dqi));
+                }
+            }
+            Part { bi, kh, dk: dkh, dv: dvh, dq: dqs }
+        })
+        .collect();
+    let mut g =
+        RefGrads { dq: vec![0.0; b * sq * h * d], dk: vec![0.0; b * sk * hk * d], dv: vec![0.0; b * sk * hk * d] };
+    for p in parts {
+        for j in 0..sk {
+            let at = ((p.bi * sk + j) * hk + p.kh) * d;
+            g.dk[at..at + d].copy_from_slice(&p.dk[j * d..(j + 1) * d]);
+            g.dv[at..at + d].copy_from_slice(&p.dv[j * d..(j + 1) * d]);
+        }
+        for (hi, i, dqi) in p.dq {
+            let at = ((p.bi * sq + i) * h + hi) * d;
+            g.dq[at..at + d].copy_from_slice(&dqi);
+        }
+    }
+    Ok(g)
+}

@@ -192,3 +192,58 @@ fn compare_counts_unwritten_nans() {
     assert_eq!(e.max_abs, 0.5);
     assert!(!within_bar(&e, &compare(&[1.0], &[1.0])));
 }
+
+/// loss = sum(out * dout) through the forward reference, for finite differences.
+#[allow(clippy::too_many_arguments)]
+fn loss(q: &[f64], k: &[f64], v: &[f64], dout: &[f64], qs: [usize; 4], ks: [usize; 4], mask: Mask, scale: f64) -> f64 {
+    let qt = HostTensor::bshd(q, qs).unwrap();
+    let kt = HostTensor::bshd(k, ks).unwrap();
+    let vt = HostTensor::bshd(v, ks).unwrap();
+    let o = attention(&qt, &kt, &vt, mask, scale, None, Precision::F64).unwrap().out;
+    o.iter().zip(dout).map(|(a, b)| a * b).sum()
+}
+
+#[test]
+fn backward_matches_finite_differences_over_masks_and_gqa() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for &(b, sq, sk, h, hkv, d) in &[(1, 6, 6, 2, 2, 4), (2, 5, 9, 4, 2, 4), (1, 9, 4, 2, 1, 8)] {
+        for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
+            let (qs, ks) = ([b, sq, h, d], [b, sk, hkv, d]);
+            let q = randn(b * sq * h * d, &mut rng);
+            let k = randn(b * sk * hkv * d, &mut rng);
+            let v = randn(b * sk * hkv * d, &mut rng);
+            let dout = randn(b * sq * h * d, &mut rng);
+            let scale = 0.4;
+            let g = flashcore::reference::attention_backward(
+                &HostTensor::bshd(&q, qs).unwrap(),
+                &HostTensor::bshd(&k, ks).unwrap(),
+                &HostTensor::bshd(&v, ks).unwrap(),
+                &HostTensor::bshd(&dout, qs).unwrap(),
+                mask,
+                scale,
+            )
+            .unwrap();
+            let eps = 1e-6;
+            let check = |which: usize, grad: &[f64]| {
+                let n = grad.len();
+                for idx in 0..n {
+                    let mut bufs = [q.clone(), k.clone(), v.clone()];
+                    bufs[which][idx] += eps;
+                    let up = loss(&bufs[0], &bufs[1], &bufs[2], &dout, qs, ks, mask, scale);
+                    bufs[which][idx] -= 2.0 * eps;
+                    let down = loss(&bufs[0], &bufs[1], &bufs[2], &dout, qs, ks, mask, scale);
+                    let fd = (up - down) / (2.0 * eps);
+                    assert!(
+                        (fd - grad[idx]).abs() <= 1e-6 * (1.0 + fd.abs()),
+                        "{mask:?} b{b} sq{sq} sk{sk} h{h}/{hkv}: d{} [{idx}] analytic {} vs finite difference {fd}",
+                        ["q", "k", "v"][which],
+                        grad[idx]
+                    );
+                }
+            };
+            check(0, &g.dq);
+            check(1, &g.dk);
+            check(2, &g.dv);
+        }
+    }
+}
