@@ -23,11 +23,14 @@ struct FwdParams {
 static_assert(sizeof(FwdParams) == 176, "FwdParams layout drifted from launch/params.rs");
 
 // Hopper forward: the common params plus TMA descriptors of q, k, v (boxes of 64 head-dim values
-// by block_m query rows or block_n key rows). Twin of launch/params.rs `Sm90Params`.
+// by block_m query rows or block_n key rows) and o. Twin of launch/params.rs `Sm90Params`.
 struct Sm90Params {
   FwdParams base;
   // A u32 in device memory, zeroed before the launch: the next tile to hand out (scheduler.cuh).
   u64 tile_counter;
   TmaDesc tma_q, tma_k, tma_v;
+  // O in q's layout, box of 64 head-dim values by 64 rows (one consumer warpgroup's tile); used by
+  // the TMA-store epilogue.
+  TmaDesc tma_o;
 };
-static_assert(sizeof(Sm90Params) == 576, "Sm90Params layout drifted from launch/params.rs");
+static_assert(sizeof(Sm90Params) == 704, "Sm90Params layout drifted from launch/params.rs");

@@ -25,7 +25,15 @@ struct Sm90 {
   static constexpr int kDBlocks = kHeadDim / 64;
   static constexpr int kQBytes = kDBlocks * kBlockM * 128;
   static constexpr int kKVBytes = kDBlocks * kBlockN * 128;  // one of K or V, one stage
-  static constexpr int kSmemTiles = kQBytes + kStages * 2 * kKVBytes;
+  // Epilogue: O staged in shared memory (one 64-row buffer per consumer warpgroup, the TMA box
+  // layout) and written by TMA stores, instead of 4-byte stores from registers.
+#ifndef FC_SM90_TMA_STORE
+#define FC_SM90_TMA_STORE 0
+#endif
+  static constexpr bool kTmaStore = FC_SM90_TMA_STORE != 0;
+  static constexpr int kOBytesPerWg = kDBlocks * 64 * 128;
+  static constexpr int kOBytes = kTmaStore ? kConsumers * kOBytesPerWg : 0;
+  static constexpr int kSmemTiles = kQBytes + kStages * 2 * kKVBytes + kOBytes;
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers (1 + 4 * kStages of 8 bytes).
   static constexpr int kSmemBytes = kSmemTiles + 2048;
   // Issue the next Q·Kᵀ and the previous P·V together, so softmax runs while the tensor cores work.

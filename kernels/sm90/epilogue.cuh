@@ -1,6 +1,9 @@
-// Hopper epilogue: normalise O and write it and LSE straight from the accumulator registers.
+// Hopper epilogue: normalise O and write it, either straight from the accumulator registers or
+// staged in shared memory and stored by TMA (Sm90::kTmaStore).
 #pragma once
+#include "../common/params.cuh"
 #include "../common/ptx/cvt.cuh"
+#include "../common/ptx/tma.cuh"
 #include "config.cuh"
 
 namespace sm90 {
@@ -19,6 +22,40 @@ FC_DEVICE void store_o(const float (&o)[Sm90::kHeadDim / 8][4], const float (&in
       *reinterpret_cast<u32*>(dst + 8 * i) =
           ptx::pack2<Traits::kBf16>(o[i][2 * r] * inv_l[r], o[i][2 * r + 1] * inv_l[r]);
     }
+  }
+}
+
+// Named barriers 3.. : one per consumer warpgroup, for its epilogue (1 and 2 are the ping-pong turns).
+constexpr int kBarEpilogue0 = 3;
+
+// TMA-store epilogue: this warpgroup's 64 x head-dim output, normalised, goes to its shared-memory
+// buffer in the 128-byte swizzle layout of the O tensor map's box, then one thread stores it.
+// tw is the thread's index in the warpgroup; row0 the warpgroup's first query row.
+FC_DEVICE void store_o_tma(const float (&o)[Sm90::kHeadDim / 8][4], const float (&inv_l)[2], const Sm90Params& p,
+                           u32 buf, int wg, int tw, int row0, int h, int b) {
+  const int warp = tw >> 5, lane = tw & 31, g = lane >> 2, t = lane & 3;
+  // The previous tile's store must have finished reading the buffer before it is overwritten.
+  if (tw == 0) ptx::tma_store_wait_read<0>();
+  ptx::named_bar_sync(kBarEpilogue0 + wg, 128);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = warp * 16 + g + 8 * r;
+#pragma unroll
+    for (int i = 0; i < Sm90::kHeadDim / 8; ++i) {
+      // Chunk i % 8 of d block i / 8, XORed with row % 8: the TMA 128-byte swizzle, which also
+      // spreads the 8 rows one store instruction writes over different bank groups.
+      const u32 addr = buf + (i / 8) * 64 * 128 + row * 128 + (((i % 8) ^ (row & 7)) << 4) + t * 4;
+      ptx::st_shared_u32(addr, ptx::pack2<Traits::kBf16>(o[i][2 * r] * inv_l[r], o[i][2 * r + 1] * inv_l[r]));
+    }
+  }
+  ptx::fence_proxy_async_smem();
+  ptx::named_bar_sync(kBarEpilogue0 + wg, 128);
+  if (tw == 0) {
+#pragma unroll
+    for (int db = 0; db < Sm90::kDBlocks; ++db) {
+      ptx::tma_store_4d(&p.tma_o, buf + db * 64 * 128, db * 64, row0, h, b);
+    }
+    ptx::tma_store_commit();
   }
 }
 

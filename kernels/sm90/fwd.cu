@@ -74,11 +74,17 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
 
     float inv_l[2], lse[2];
     softmax.finish(f.scale_log2, inv_l, lse);
-    u16* out = reinterpret_cast<u16*>(f.o) + x.b * f.o_stride_b + x.h * f.o_stride_h + warp_row0 * f.o_stride_s;
-    sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
+    if constexpr (Sm90::kTmaStore) {
+      sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, x.m0 + wg * 64, x.h, x.b);
+    } else {
+      u16* out = reinterpret_cast<u16*>(f.o) + x.b * f.o_stride_b + x.h * f.o_stride_h + warp_row0 * f.o_stride_s;
+      sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
+    }
     if (f.lse != 0) {
       float* lse_bh = reinterpret_cast<float*>(f.lse) + ((i64)x.b * f.heads + x.h) * f.seqlen_q;
       sm80::store_lse(lse_bh, lse, warp_row0, f.seqlen_q, lane);
     }
   }
+  // Outstanding TMA stores read this CTA's shared memory and must land before it exits.
+  if (Sm90::kTmaStore && tw == 0) ptx::tma_store_wait<0>();
 }

@@ -7,6 +7,7 @@
 struct Sm90Smem {
   u32 q;        // [d block][block_m rows][128 B]
   u32 kv;       // stage s: K at kv + s*2*kKVBytes, V right after
+  u32 o;        // TMA-store epilogue: consumer warpgroup w stages its output at o + w*kOBytesPerWg
   u32 bars;     // q_full, q_empty, then k_full[S], v_full[S], k_empty[S], v_empty[S]
   int* tile;    // [0] the tile index the producer took, [1] K/V blocks loaded before it; published by q_full
 
@@ -15,6 +16,7 @@ struct Sm90Smem {
     const u32 base = (ptx::smem_addr(raw) + 1023u) & ~1023u;
     q = base;
     kv = base + Sm90::kQBytes;
+    o = kv + Sm90::kStages * 2 * Sm90::kKVBytes;
     bars = base + Sm90::kSmemTiles;
     tile = reinterpret_cast<int*>(raw + (bars - ptx::smem_addr(raw)) + 8 * (2 + 4 * Sm90::kStages));
   }

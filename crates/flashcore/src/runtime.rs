@@ -260,6 +260,11 @@ impl Runtime {
                     tma_q: tma::encode_bshd("q", q.ptr, &q.desc, bm)?,
                     tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn)?,
                     tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn)?,
+                    tma_o: if variant.tma_store {
+                        tma::encode_bshd("out", out.ptr, &out.desc, 64)?
+                    } else {
+                        Default::default()
+                    },
                 };
                 // SAFETY: as above; the tensor maps describe the same checked allocations.
                 unsafe { launch::launch_forward(&kernel.0, stream, &launch, &p90) }

@@ -76,3 +76,33 @@ FC_DEVICE void named_bar_arrive(int id, int count) {
 }
 
 }  // namespace ptx
+
+namespace ptx {
+
+FC_DEVICE void st_shared_u32(u32 addr, u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory"); }
+
+// Orders this thread's generic-proxy shared-memory writes before later async-proxy reads (a TMA
+// store of the same bytes). Each writing thread fences, then the threads meet at a barrier.
+FC_DEVICE void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// Stores a box from shared memory to the 4-d tensor map at (c0 .. c3); rows past the end of the
+// tensor are not written. Completion is tracked per thread with bulk async-groups.
+FC_DEVICE void tma_store_4d(const TmaDesc* map, u32 smem_src, int c0, int c1, int c2, int c3) {
+  asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+                   reinterpret_cast<u64>(map)),
+               "r"(smem_src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+               : "memory");
+}
+FC_DEVICE void tma_store_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Waits until at most N committed store groups may still read shared memory.
+template <int N>
+FC_DEVICE void tma_store_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+}
+// Waits until at most N committed store groups are incomplete (global writes done).
+template <int N>
+FC_DEVICE void tma_store_wait() {
+  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+}  // namespace ptx

@@ -46,7 +46,7 @@ const _: () = assert!(std::mem::offset_of!(FwdParams, scale_log2) == 168);
 unsafe impl DeviceRepr for FwdParams {}
 
 /// Hopper forward parameters: the common ones plus TMA maps of q, k, v.
-/// Twin of `struct Sm90Params` in kernels/common/params.cuh (both assert 576 bytes).
+/// Twin of `struct Sm90Params` in kernels/common/params.cuh (both assert 704 bytes).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sm90Params {
@@ -56,9 +56,11 @@ pub struct Sm90Params {
     pub tma_q: TensorMap,
     pub tma_k: TensorMap,
     pub tma_v: TensorMap,
+    /// O, box of 64 head-dim values by 64 rows (the TMA-store epilogue).
+    pub tma_o: TensorMap,
 }
 
-const _: () = assert!(std::mem::size_of::<Sm90Params>() == 576);
+const _: () = assert!(std::mem::size_of::<Sm90Params>() == 704);
 const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 176);
 const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 192);
 

@@ -5,7 +5,7 @@ use super::tiles::{
     sm90_head_dim, sm90_smem_bytes, supported_head_dim, tile_config, tile_config_sm90, TileConfig, LONG_ROWS,
 };
 use crate::api::args::{DType, Mask};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Which kernel source a variant compiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,6 +40,9 @@ pub struct Variant {
     pub dtype: DType,
     pub causal: bool,
     pub tile: TileConfig,
+    /// Hopper kernel only: stage O in shared memory and write it with TMA stores (opt-in with
+    /// `FLASHCORE_SM90_TMA_STORE=1`, head dims up to 128, until it is measured on the device).
+    pub tma_store: bool,
 }
 
 /// The Hopper kernel serves sm_90a unless `FLASHCORE_SM90=0` (or `FLASHCORE_FORCE_SM80=1`) asks for
@@ -75,13 +78,42 @@ impl Variant {
         max_smem: usize,
     ) -> Result<Variant> {
         let tile = tile_config(arch, head_dim, mask, seqlen_k, max_smem)?;
-        Ok(Variant { kind: KernelKind::FwdSm80, arch, head_dim, dtype, causal: mask.is_causal(), tile })
+        Ok(Variant {
+            kind: KernelKind::FwdSm80,
+            arch,
+            head_dim,
+            dtype,
+            causal: mask.is_causal(),
+            tile,
+            tma_store: false,
+        })
     }
 
     /// The Hopper kernel (sm_90a).
     pub fn sm90(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
+        let tma_store = std::env::var("FLASHCORE_SM90_TMA_STORE").is_ok_and(|v| v == "1");
+        Variant::sm90_with(head_dim, dtype, mask, max_smem, tma_store && head_dim <= 128)
+    }
+
+    /// The Hopper kernel with the epilogue chosen explicitly.
+    pub fn sm90_with(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize, tma_store: bool) -> Result<Variant> {
         let tile = tile_config_sm90(head_dim, max_smem)?;
-        Ok(Variant { kind: KernelKind::FwdSm90, arch: Arch::SM90, head_dim, dtype, causal: mask.is_causal(), tile })
+        let v = Variant {
+            kind: KernelKind::FwdSm90,
+            arch: Arch::SM90,
+            head_dim,
+            dtype,
+            causal: mask.is_causal(),
+            tile,
+            tma_store,
+        };
+        if v.smem_bytes() > max_smem {
+            return Err(Error::Unsupported(format!(
+                "{v} needs {} bytes of shared memory, the device allows {max_smem}",
+                v.smem_bytes()
+            )));
+        }
+        Ok(v)
     }
 
     /// Threads per CTA.
@@ -97,7 +129,11 @@ impl Variant {
     pub fn smem_bytes(&self) -> usize {
         match self.kind {
             KernelKind::FwdSm80 => self.tile.smem_bytes(self.head_dim),
-            KernelKind::FwdSm90 => sm90_smem_bytes(&self.tile, self.head_dim),
+            KernelKind::FwdSm90 => {
+                // kernels/sm90/config.cuh kOBytes: a 64-row output buffer per consumer warpgroup.
+                let o_buffers = if self.tma_store { self.tile.block_m() / 64 * 64 * self.head_dim * 2 } else { 0 };
+                sm90_smem_bytes(&self.tile, self.head_dim) + o_buffers
+            }
         }
     }
 
@@ -116,6 +152,9 @@ impl Variant {
             if let Ok(v) = std::env::var("FLASHCORE_SM90_OVERLAP") {
                 d.push(("FC_SM90_OVERLAP", if v == "0" { "0" } else { "1" }.to_string()));
             }
+            if self.tma_store {
+                d.push(("FC_SM90_TMA_STORE", "1".to_string()));
+            }
             // Tuning knob: warpgroup ping-pong on (1) or off (0); default on with two consumers.
             if let Ok(v) = std::env::var("FLASHCORE_SM90_PINGPONG") {
                 d.push(("FC_SM90_PINGPONG", if v == "0" { "0" } else { "1" }.to_string()));
@@ -133,7 +172,7 @@ impl Variant {
 
     /// Every variant `warmup` and the CI compile check build for one arch: all supported head dims,
     /// both dtypes, causal and not, short and long key sequences, and on sm_90a the Hopper kernel
-    /// whether or not it is enabled.
+    /// (with both epilogues) whether or not it is enabled.
     pub fn standard_set(arch: Arch) -> Vec<Variant> {
         let max_smem = arch.max_smem_per_block();
         let mut out = Vec::new();
@@ -164,12 +203,13 @@ impl std::fmt::Display for Variant {
         };
         write!(
             f,
-            "{kind}-{}-d{}-{}-{}-{}",
+            "{kind}-{}-d{}-{}-{}-{}{}",
             self.arch.nvrtc_arch(),
             self.head_dim,
             self.dtype.name(),
             if self.causal { "causal" } else { "full" },
-            self.tile
+            self.tile,
+            if self.tma_store { "-tmastore" } else { "" }
         )
     }
 }
