@@ -179,8 +179,12 @@ impl Variant {
         for d in (16..=256).filter(|d| supported_head_dim(*d)) {
             for dtype in [DType::F16, DType::Bf16] {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
-                    let sm90 =
-                        (arch == Arch::SM90 && sm90_head_dim(d)).then(|| Variant::sm90(d, dtype, mask, max_smem));
+                    let hopper = arch == Arch::SM90 && sm90_head_dim(d);
+                    // Both epilogues of the Hopper kernel, so the opt-in TMA store keeps compiling.
+                    let sm90 = [false, true]
+                        .into_iter()
+                        .filter(move |&tma| hopper && (!tma || d <= 128))
+                        .map(move |tma| Variant::sm90_with(d, dtype, mask, max_smem, tma));
                     let sm80 = [1, LONG_ROWS].map(|sk| Variant::sm80(arch, d, dtype, mask, sk, max_smem));
                     for v in sm80.into_iter().chain(sm90).flatten() {
                         if !out.contains(&v) {
