@@ -1,5 +1,6 @@
 //! (2) Pure CPU decisions: which kernel, which tile, which grid. Unit-tested without a GPU.
 pub mod arch;
+pub mod knobs;
 pub mod schedule;
 pub mod tiles;
 pub mod variant;

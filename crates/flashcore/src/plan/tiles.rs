@@ -90,8 +90,8 @@ pub fn tile_config(arch: Arch, head_dim: usize, _mask: Mask, seqlen_k: usize, ma
             "head dim {head_dim}: the forward kernel supports multiples of 16 from 16 to 256"
         )));
     }
-    if let Ok(s) = std::env::var("FLASHCORE_FWD_TILE") {
-        let t = parse_tile(&s)?;
+    if let Some(s) = &super::knobs::knobs().fwd_tile {
+        let t = parse_tile(s)?;
         if t.smem_bytes(head_dim) > max_smem {
             return Err(Error::arg(
                 "FLASHCORE_FWD_TILE",
@@ -135,8 +135,8 @@ pub fn sm90_head_dim(d: usize) -> bool {
 ///
 /// Shared memory: [`sm90_smem_bytes`]. `FLASHCORE_SM90_TILE=MxNsS` overrides, for tuning runs.
 pub fn tile_config_sm90(head_dim: usize, max_smem: usize) -> Result<TileConfig> {
-    if let Ok(s) = std::env::var("FLASHCORE_SM90_TILE") {
-        let t = parse_tile(&s)?;
+    if let Some(s) = &super::knobs::knobs().sm90_tile {
+        let t = parse_tile(s)?;
         if sm90_smem_bytes(&t, head_dim) > max_smem || t.block_m() % 64 != 0 || ![64, 128, 256].contains(&t.block_n()) {
             return Err(Error::arg(
                 "FLASHCORE_SM90_TILE",

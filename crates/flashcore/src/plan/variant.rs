@@ -1,6 +1,7 @@
 //! Every compile-time axis of a kernel, rendered in one place: -D flags, entry name, cache key, display name.
 
 use super::arch::Arch;
+use super::knobs::knobs;
 use super::tiles::{
     sm90_head_dim, sm90_smem_bytes, supported_head_dim, tile_config, tile_config_sm90, TileConfig, LONG_ROWS,
 };
@@ -48,7 +49,7 @@ pub struct Variant {
 /// The Hopper kernel serves sm_90a unless `FLASHCORE_SM90=0` (or `FLASHCORE_FORCE_SM80=1`) asks for
 /// the portable kernel. It passed `flashcore validate --full` (59 rows) on an H100 on 2026-11-26.
 fn sm90_enabled() -> bool {
-    std::env::var_os("FLASHCORE_FORCE_SM80").is_none() && std::env::var("FLASHCORE_SM90").map_or(true, |v| v != "0")
+    !knobs().sm90_disabled
 }
 
 impl Variant {
@@ -91,7 +92,7 @@ impl Variant {
 
     /// The Hopper kernel (sm_90a).
     pub fn sm90(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
-        let tma_store = std::env::var("FLASHCORE_SM90_TMA_STORE").is_ok_and(|v| v == "1");
+        let tma_store = knobs().sm90_tma_store;
         Variant::sm90_with(head_dim, dtype, mask, max_smem, tma_store && head_dim <= 128)
     }
 
@@ -149,15 +150,15 @@ impl Variant {
         ];
         if self.kind == KernelKind::FwdSm90 {
             // Tuning knob: force the intra-warpgroup overlap on (1) or off (0); default per head dim.
-            if let Ok(v) = std::env::var("FLASHCORE_SM90_OVERLAP") {
-                d.push(("FC_SM90_OVERLAP", if v == "0" { "0" } else { "1" }.to_string()));
+            if let Some(on) = knobs().sm90_overlap {
+                d.push(("FC_SM90_OVERLAP", u8::from(on).to_string()));
             }
             if self.tma_store {
                 d.push(("FC_SM90_TMA_STORE", "1".to_string()));
             }
             // Tuning knob: warpgroup ping-pong on (1) or off (0); default on with two consumers.
-            if let Ok(v) = std::env::var("FLASHCORE_SM90_PINGPONG") {
-                d.push(("FC_SM90_PINGPONG", if v == "0" { "0" } else { "1" }.to_string()));
+            if let Some(on) = knobs().sm90_pingpong {
+                d.push(("FC_SM90_PINGPONG", u8::from(on).to_string()));
             }
         }
         d

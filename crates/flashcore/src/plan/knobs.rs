@@ -1,0 +1,42 @@
+//! Tuning and opt-out switches, read from the environment once per process (the planner runs on
+//! every attention call; re-reading the environment there would put a global lock on the hot path).
+
+use std::sync::OnceLock;
+
+/// Every `FLASHCORE_*` planning switch.
+#[derive(Clone, Debug, Default)]
+pub struct Knobs {
+    /// `FLASHCORE_SM90=0` or `FLASHCORE_FORCE_SM80=1`: the portable kernel on Hopper too.
+    pub sm90_disabled: bool,
+    /// `FLASHCORE_FWD_TILE=MxNoBsS`: the sm80 kernel's tile (tuning runs).
+    pub fwd_tile: Option<String>,
+    /// `FLASHCORE_SM90_TILE=MxNsS`: the Hopper kernel's tile (tuning runs).
+    pub sm90_tile: Option<String>,
+    /// `FLASHCORE_SM90_TMA_STORE=1`: the Hopper kernel's TMA-store epilogue (opt-in).
+    pub sm90_tma_store: bool,
+    /// `FLASHCORE_SM90_OVERLAP=0|1`: force the intra-warpgroup overlap off or on.
+    pub sm90_overlap: Option<bool>,
+    /// `FLASHCORE_SM90_PINGPONG=0|1`: force the warpgroup ping-pong off or on.
+    pub sm90_pingpong: Option<bool>,
+}
+
+impl Knobs {
+    pub fn from_env() -> Knobs {
+        let var = |name: &str| std::env::var(name).ok();
+        let flag = |name: &str| var(name).map(|v| v != "0");
+        Knobs {
+            sm90_disabled: var("FLASHCORE_SM90").is_some_and(|v| v == "0") || var("FLASHCORE_FORCE_SM80").is_some(),
+            fwd_tile: var("FLASHCORE_FWD_TILE"),
+            sm90_tile: var("FLASHCORE_SM90_TILE"),
+            sm90_tma_store: var("FLASHCORE_SM90_TMA_STORE").is_some_and(|v| v == "1"),
+            sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
+            sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
+        }
+    }
+}
+
+/// The process's switches, read on first use.
+pub fn knobs() -> &'static Knobs {
+    static KNOBS: OnceLock<Knobs> = OnceLock::new();
+    KNOBS.get_or_init(Knobs::from_env)
+}
