@@ -94,6 +94,24 @@ fn round(x: f32, dt: DType) -> f32 {
     }
 }
 
+/// q, k and v agree (batch, head dim, k = v) and the query heads are a multiple of the key/value
+/// heads; returns q's and k's shapes.
+fn check_shapes<T: Element>(
+    q: &HostTensor<T>,
+    k: &HostTensor<T>,
+    v: &HostTensor<T>,
+) -> Result<([usize; 4], [usize; 4])> {
+    let [b, _, h, d] = q.shape;
+    let [bk, _, hk, dk] = k.shape;
+    if bk != b || dk != d || v.shape != k.shape {
+        return Err(Error::arg("k", format!("shapes q {:?}, k {:?}, v {:?} do not agree", q.shape, k.shape, v.shape)));
+    }
+    if hk == 0 || h % hk != 0 {
+        return Err(Error::arg("k", format!("query heads ({h}) must be a multiple of key/value heads ({hk})")));
+    }
+    Ok((q.shape, k.shape))
+}
+
 /// Attention on the CPU for the given query rows (None = all), multithreaded over rows.
 pub fn attention<T: Element>(
     q: &HostTensor<T>,
@@ -104,14 +122,7 @@ pub fn attention<T: Element>(
     rows: Option<&[usize]>,
     precision: Precision,
 ) -> Result<RefOutput> {
-    let [b, sq, h, d] = q.shape;
-    let [bk, sk, hk, dk] = k.shape;
-    if bk != b || dk != d || v.shape != k.shape {
-        return Err(Error::arg("k", format!("shapes q {:?}, k {:?}, v {:?} do not agree", q.shape, k.shape, v.shape)));
-    }
-    if hk == 0 || h % hk != 0 {
-        return Err(Error::arg("k", format!("query heads ({h}) must be a multiple of key/value heads ({hk})")));
-    }
+    let ([b, sq, h, d], [_, sk, hk, _]) = check_shapes(q, k, v)?;
     let rows: Vec<usize> = match rows {
         Some(r) => {
             if let Some(bad) = r.iter().find(|&&i| i >= sq) {
@@ -264,11 +275,7 @@ pub fn within_bar(kernel: &ErrorStats, naive: &ErrorStats) -> bool {
 }
 
 /// Gradients of attention with respect to q, k and v, in f64, laid out [B, S, H, D] contiguous
-/// (dk and dv with the key/value heads). For a GQA group the key/value gradients are summed over the
-/// group's query heads. The oracle of the backward kernels: for the loss L = sum(out * dout),
-///   P = softmax(scale q kᵀ) over visible keys, dV = Pᵀ dO, dP = dO Vᵀ,
-///   dS = P ∘ (dP − rowsum(dO ∘ O)), dQ = scale dS K, dK = scale dSᵀ Q.
-/// A query row that sees no key contributes nothing.
+/// (dk and dv with the key/value heads).
 #[derive(Clone, Debug)]
 pub struct RefGrads {
     pub dq: Vec<f64>,
@@ -276,6 +283,11 @@ pub struct RefGrads {
     pub dv: Vec<f64>,
 }
 
+/// The oracle of the backward kernels: for the loss L = sum(out * dout),
+///   P = softmax(scale q kᵀ) over visible keys, dV = Pᵀ dO, dP = dO Vᵀ,
+///   dS = P ∘ (dP − rowsum(dO ∘ O)), dQ = scale dS K, dK = scale dSᵀ Q.
+/// For a GQA group the key/value gradients are summed over the group's query heads; a query row
+/// that sees no key contributes nothing.
 pub fn attention_backward<T: Element>(
     q: &HostTensor<T>,
     k: &HostTensor<T>,
@@ -284,16 +296,9 @@ pub fn attention_backward<T: Element>(
     mask: Mask,
     scale: f64,
 ) -> Result<RefGrads> {
-    let [b, sq, h, d] = q.shape;
-    let [bk, sk, hk, dk] = k.shape;
-    if bk != b || dk != d || v.shape != k.shape {
-        return Err(Error::arg("k", format!("shapes q {:?}, k {:?}, v {:?} do not agree", q.shape, k.shape, v.shape)));
-    }
+    let ([b, sq, h, d], [_, sk, hk, _]) = check_shapes(q, k, v)?;
     if dout.shape != q.shape {
         return Err(Error::arg("dout", format!("shape {:?} differs from q's {:?}", dout.shape, q.shape)));
-    }
-    if hk == 0 || h % hk != 0 {
-        return Err(Error::arg("k", format!("query heads ({h}) must be a multiple of key/value heads ({hk})")));
     }
     let group = h / hk;
     /// What one (batch, kv head) task produces: its dk and dv rows, and (head, row, dq row) triples.

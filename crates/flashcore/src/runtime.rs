@@ -252,8 +252,7 @@ impl Runtime {
                 let bn = variant.tile.block_n() as u32;
                 let slot = self.next_counter.fetch_add(1, Ordering::Relaxed) % TILE_COUNTERS;
                 let counter = self.tile_counters_ptr + 4 * slot as u64;
-                // SAFETY: `counter` is inside the ring, which `self._tile_counters` keeps alive.
-                unsafe { launch::zero_u32_async(counter, stream) }?;
+                // Tensor maps first: a tensor TMA rejects returns before anything is queued.
                 let p90 = Sm90Params {
                     base: params,
                     tile_counter: counter,
@@ -266,6 +265,8 @@ impl Runtime {
                         Default::default()
                     },
                 };
+                // SAFETY: `counter` is inside the ring, which `self._tile_counters` keeps alive.
+                unsafe { launch::zero_u32_async(counter, stream) }?;
                 // SAFETY: as above; the tensor maps describe the same checked allocations.
                 unsafe { launch::launch_forward(&kernel.0, stream, &launch, &p90) }
             }
