@@ -34,3 +34,35 @@ struct Sm90Params {
   TmaDesc tma_o;
 };
 static_assert(sizeof(Sm90Params) == 704, "Sm90Params layout drifted from launch/params.rs");
+
+// Backward (bwd/prep.cu, sm80/bwd.cu, bwd/post.cu). Twin of launch/params.rs `BwdParams` (both
+// assert 344 bytes). Scratch buffers (fp32, from the host's stream-ordered allocation) are laid out
+// per (batch, head) over seqlen_q_pad = num_m_blocks * block_m rows, so the main kernel loads LSE
+// and D of a whole query block without bounds checks.
+struct BwdParams {
+  // Inputs: q, k, v, o (the forward's output), dout, lse (fp32 [B, H, Sq], natural log).
+  u64 q, k, v, o, dout, lse;
+  // Outputs, in the dtype of q.
+  u64 dq, dk, dv;
+  // Scratch: dq_accum fp32 [B, H, Sq_pad, D]; lse2 fp32 [B, H, Sq_pad] (LSE * log2 e, +inf where P
+  // must be 0); dsum fp32 [B, H, Sq_pad] (rowsum(dO * O)); dq_sem u32 [B, H, num_m_blocks].
+  u64 dq_accum, lse2, dsum, dq_sem;
+  // Element strides (batch, seq, head); head dim has stride 1.
+  i64 q_stride_b, q_stride_s, q_stride_h;
+  i64 k_stride_b, k_stride_s, k_stride_h;
+  i64 v_stride_b, v_stride_s, v_stride_h;
+  i64 o_stride_b, o_stride_s, o_stride_h;
+  i64 do_stride_b, do_stride_s, do_stride_h;
+  i64 dq_stride_b, dq_stride_s, dq_stride_h;
+  i64 dk_stride_b, dk_stride_s, dk_stride_h;
+  i64 dv_stride_b, dv_stride_s, dv_stride_h;
+  i32 batch, heads, kv_heads, seqlen_q, seqlen_k, head_dim;
+  // Key j is visible to query i iff j <= i + causal_offset.
+  i32 causal_offset;
+  i32 num_m_blocks, num_n_blocks;
+  // softmax_scale * log2(e) (recomputing P) and softmax_scale (dQ and dK).
+  float scale_log2, scale;
+  // 1: dQ contributions are added in key-block order (bitwise reproducible), 0: as they come.
+  i32 deterministic;
+};
+static_assert(sizeof(BwdParams) == 344, "BwdParams layout drifted from launch/params.rs");

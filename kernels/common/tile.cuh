@@ -40,6 +40,19 @@ struct LaneAddr {
     for (int j = 0; j < 4; ++j) base[j] = (u32)(row * Tile::kRowElems * 2 + (((2 * j) ^ x) << 4));
   }
 
+  // The same sweep starting chunk_off chunks (8 columns each) to the right, for a warp that
+  // owns a column slice of the tile (the backward's dQ GEMM). Chunks past the 8-chunk swizzle
+  // period keep their high bits: only the low three are XORed with the row.
+  static FC_DEVICE LaneAddr with_chunk_offset(int row, int chunk_lo, int chunk_off) {
+    LaneAddr a(row, chunk_lo);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int c = chunk_off + 2 * j + chunk_lo;
+      a.base[j] = (u32)(row * Tile::kRowElems * 2 + (((c & ~7) | ((c ^ row) & 7)) << 4));
+    }
+    return a;
+  }
+
   // Byte offset of the lane's element in row step r16 (16 rows each) and column step kk (16 columns each).
   // Both must be compile-time constants after unrolling.
   FC_DEVICE u32 at(int r16, int kk) const {

@@ -56,6 +56,9 @@ enum Cmd {
         out_dir: Option<PathBuf>,
         #[arg(long)]
         jobs: Option<usize>,
+        /// Only variants whose name contains this (e.g. `bwd`).
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Check the kernels against the f64 reference over the shape matrix (bench/shapes.toml).
     Validate {
@@ -87,7 +90,7 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Info => info::run(),
         Cmd::Plan { b, h, hkv, sq, sk, d, dtype, mask, arch } => plan(b, h, hkv, sq, sk, d, dtype, mask, arch),
-        Cmd::Warmup { arch, out_dir, jobs } => {
+        Cmd::Warmup { arch, out_dir, jobs, only } => {
             let archs = if arch.is_empty() {
                 match flashcore::Runtime::new(0) {
                     Ok(rt) => vec![rt.info().arch],
@@ -99,7 +102,7 @@ fn main() {
             } else {
                 arch
             };
-            warmup::run(archs, out_dir, jobs).unwrap_or_else(|e| {
+            warmup::run(archs, out_dir, jobs, only.as_deref()).unwrap_or_else(|e| {
                 eprintln!("warmup failed: {e}");
                 1
             })

@@ -6,10 +6,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::path::PathBuf;
 
-pub fn run(archs: Vec<Arch>, out_dir: Option<PathBuf>, jobs: Option<usize>) -> Result<i32> {
+pub fn run(archs: Vec<Arch>, out_dir: Option<PathBuf>, jobs: Option<usize>, only: Option<&str>) -> Result<i32> {
     let jit = Jit::default();
     flashcore::jit::ensure_loaded()?;
-    let variants: Vec<Variant> = archs.iter().flat_map(|a| Variant::standard_set(*a)).collect();
+    let variants: Vec<Variant> = archs
+        .iter()
+        .flat_map(|a| Variant::standard_set(*a))
+        .filter(|v| only.is_none_or(|f| v.to_string().contains(f)))
+        .collect();
     if let Some(d) = &out_dir {
         std::fs::create_dir_all(d).map_err(|e| flashcore::Error::Cache(format!("{}: {e}", d.display())))?;
     }

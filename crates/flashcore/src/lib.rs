@@ -18,7 +18,7 @@ pub mod plan;
 pub mod reference;
 pub mod runtime;
 
-pub use api::args::{AttnOptions, DType, Mask, Problem, TensorDesc};
+pub use api::args::{AttnOptions, BwdOptions, DType, Mask, Problem, TensorDesc};
 pub use cudarc;
 pub use error::{Error, Result};
 pub use plan::{Arch, TileConfig, Variant};

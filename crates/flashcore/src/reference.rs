@@ -296,10 +296,42 @@ pub fn attention_backward<T: Element>(
     mask: Mask,
     scale: f64,
 ) -> Result<RefGrads> {
+    attention_backward_at(q, k, v, dout, mask, scale, Precision::F64, None)
+}
+
+/// [`attention_backward`] at a given precision, for all (batch, kv head) groups or only the listed
+/// ones (the gradients of one group depend on nothing outside it, so checking a sample of groups
+/// checks whole rows exactly while skipping most of the O(Sq·Sk·D) work). Gradients are laid out as
+/// in [`RefGrads`]; entries of groups not computed stay 0.
+///
+/// `Precision::Naive(dt)` is what a plain same-dtype implementation (PyTorch's math path) computes:
+/// S, P, dP and dS each rounded to the dtype, D = rowsum(dP ∘ P) as softmax's backward takes it,
+/// matmuls accumulated in fp32 and rounded once, and GQA's per-head dK/dV rounded before their
+/// sum. Its error against F64 sets the bar for the backward kernels.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward_at<T: Element>(
+    q: &HostTensor<T>,
+    k: &HostTensor<T>,
+    v: &HostTensor<T>,
+    dout: &HostTensor<T>,
+    mask: Mask,
+    scale: f64,
+    precision: Precision,
+    groups: Option<&[(usize, usize)]>,
+) -> Result<RefGrads> {
     let ([b, sq, h, d], [_, sk, hk, _]) = check_shapes(q, k, v)?;
     if dout.shape != q.shape {
         return Err(Error::arg("dout", format!("shape {:?} differs from q's {:?}", dout.shape, q.shape)));
     }
+    let tasks: Vec<(usize, usize)> = match groups {
+        Some(g) => {
+            if let Some(bad) = g.iter().find(|(bi, kh)| *bi >= b || *kh >= hk) {
+                return Err(Error::arg("groups", format!("{bad:?} out of range (B = {b}, kv heads = {hk})")));
+            }
+            g.to_vec()
+        }
+        None => (0..b).flat_map(|bi| (0..hk).map(move |kh| (bi, kh))).collect(),
+    };
     let group = h / hk;
     /// What one (batch, kv head) task produces: its dk and dv rows, and (head, row, dq row) triples.
     struct Part {
@@ -310,49 +342,61 @@ pub fn attention_backward<T: Element>(
         dq: Vec<(usize, usize, Vec<f64>)>,
     }
     // One task per (batch, kv head): it owns its dk/dv rows and the dq rows of its query heads.
-    let parts: Vec<Part> = (0..b * hk)
+    let parts: Vec<Part> = tasks
         .into_par_iter()
-        .map(|task| {
-            let (bi, kh) = (task / hk, task % hk);
+        .map(|(bi, kh)| {
             let kr: Vec<Vec<f64>> = (0..sk).map(|j| k.row(bi, j, kh).collect()).collect();
             let vr: Vec<Vec<f64>> = (0..sk).map(|j| v.row(bi, j, kh).collect()).collect();
             let mut dkh = vec![0.0; sk * d];
             let mut dvh = vec![0.0; sk * d];
             let mut dqs = Vec::new();
-            for hi in kh * group..(kh + 1) * group {
-                for i in 0..sq {
-                    let qi: Vec<f64> = q.row(bi, i, hi).collect();
-                    let doi: Vec<f64> = dout.row(bi, i, hi).collect();
-                    let keys: Vec<usize> = (0..sk).filter(|&j| mask.visible(i, j, sq, sk)).collect();
-                    let mut dqi = vec![0.0; d];
-                    if !keys.is_empty() {
-                        let s: Vec<f64> = keys
-                            .iter()
-                            .map(|&j| scale * kr[j].iter().zip(&qi).map(|(x, y)| x * y).sum::<f64>())
-                            .collect();
-                        let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                        let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
-                        let l: f64 = e.iter().sum();
-                        let p: Vec<f64> = e.iter().map(|x| x / l).collect();
-                        // D_i = dO_i · O_i, with O_i = Σ_j p_j v_j.
-                        let mut oi = vec![0.0; d];
-                        for (pj, &j) in p.iter().zip(&keys) {
-                            for (o, x) in oi.iter_mut().zip(&vr[j]) {
-                                *o += pj * x;
-                            }
-                        }
-                        let di: f64 = doi.iter().zip(&oi).map(|(x, y)| x * y).sum();
-                        for (pj, &j) in p.iter().zip(&keys) {
-                            let dp: f64 = doi.iter().zip(&vr[j]).map(|(x, y)| x * y).sum();
-                            let ds = pj * (dp - di);
-                            for x in 0..d {
-                                dvh[j * d + x] += pj * doi[x];
-                                dkh[j * d + x] += scale * ds * qi[x];
-                                dqi[x] += scale * ds * kr[j][x];
-                            }
+            let heads = kh * group..(kh + 1) * group;
+            match precision {
+                Precision::F64 => {
+                    for hi in heads {
+                        for i in 0..sq {
+                            let qi: Vec<f64> = q.row(bi, i, hi).collect();
+                            let doi: Vec<f64> = dout.row(bi, i, hi).collect();
+                            let keys: Vec<usize> = (0..sk).filter(|&j| mask.visible(i, j, sq, sk)).collect();
+                            let dqi = row_backward_f64(&qi, &doi, &kr, &vr, &keys, scale, &mut dkh, &mut dvh);
+                            dqs.push((hi, i, dqi));
                         }
                     }
-                    dqs.push((hi, i, dqi));
+                }
+                Precision::Naive(dt) => {
+                    let (k32, v32) = (to_f32_rows(&kr), to_f32_rows(&vr));
+                    let mut dk32 = vec![0f32; sk * d];
+                    let mut dv32 = vec![0f32; sk * d];
+                    for hi in heads {
+                        // One head's dK and dV: fp32 accumulation over the query rows, rounded once.
+                        let mut dk_head = vec![0f32; sk * d];
+                        let mut dv_head = vec![0f32; sk * d];
+                        for i in 0..sq {
+                            let qi: Vec<f32> = q.row(bi, i, hi).map(|x| x as f32).collect();
+                            let doi: Vec<f32> = dout.row(bi, i, hi).map(|x| x as f32).collect();
+                            let keys: Vec<usize> = (0..sk).filter(|&j| mask.visible(i, j, sq, sk)).collect();
+                            let dqi = row_backward_naive(
+                                &qi,
+                                &doi,
+                                &k32,
+                                &v32,
+                                &keys,
+                                scale as f32,
+                                dt,
+                                &mut dk_head,
+                                &mut dv_head,
+                            );
+                            dqs.push((hi, i, dqi));
+                        }
+                        for (acc, x) in dk32.iter_mut().zip(&dk_head) {
+                            *acc += round(*x, dt);
+                        }
+                        for (acc, x) in dv32.iter_mut().zip(&dv_head) {
+                            *acc += round(*x, dt);
+                        }
+                    }
+                    dkh = dk32.iter().map(|x| round(*x, dt) as f64).collect();
+                    dvh = dv32.iter().map(|x| round(*x, dt) as f64).collect();
                 }
             }
             Part { bi, kh, dk: dkh, dv: dvh, dq: dqs }
@@ -372,4 +416,88 @@ pub fn attention_backward<T: Element>(
         }
     }
     Ok(g)
+}
+
+fn to_f32_rows(rows: &[Vec<f64>]) -> Vec<Vec<f32>> {
+    rows.iter().map(|r| r.iter().map(|x| *x as f32).collect()).collect()
+}
+
+/// One query row of the f64 backward: adds its terms to dk and dv (rows [Sk, D]) and returns its dq.
+#[allow(clippy::too_many_arguments)]
+fn row_backward_f64(
+    qi: &[f64],
+    doi: &[f64],
+    kr: &[Vec<f64>],
+    vr: &[Vec<f64>],
+    keys: &[usize],
+    scale: f64,
+    dk: &mut [f64],
+    dv: &mut [f64],
+) -> Vec<f64> {
+    let d = qi.len();
+    let mut dqi = vec![0.0; d];
+    if keys.is_empty() {
+        return dqi;
+    }
+    let s: Vec<f64> = keys.iter().map(|&j| scale * kr[j].iter().zip(qi).map(|(x, y)| x * y).sum::<f64>()).collect();
+    let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+    let l: f64 = e.iter().sum();
+    let p: Vec<f64> = e.iter().map(|x| x / l).collect();
+    // D_i = dO_i · O_i, with O_i = Σ_j p_j v_j.
+    let mut oi = vec![0.0; d];
+    for (pj, &j) in p.iter().zip(keys) {
+        for (o, x) in oi.iter_mut().zip(&vr[j]) {
+            *o += pj * x;
+        }
+    }
+    let di: f64 = doi.iter().zip(&oi).map(|(x, y)| x * y).sum();
+    for (pj, &j) in p.iter().zip(keys) {
+        let dp: f64 = doi.iter().zip(&vr[j]).map(|(x, y)| x * y).sum();
+        let ds = pj * (dp - di);
+        for x in 0..d {
+            dv[j * d + x] += pj * doi[x];
+            dk[j * d + x] += scale * ds * qi[x];
+            dqi[x] += scale * ds * kr[j][x];
+        }
+    }
+    dqi
+}
+
+/// One query row of the naive same-dtype backward (see [`attention_backward_at`]): adds its terms to
+/// this head's fp32 dk and dv and returns its dq, rounded to the dtype.
+#[allow(clippy::too_many_arguments)]
+fn row_backward_naive(
+    qi: &[f32],
+    doi: &[f32],
+    kr: &[Vec<f32>],
+    vr: &[Vec<f32>],
+    keys: &[usize],
+    scale: f32,
+    dt: DType,
+    dk: &mut [f32],
+    dv: &mut [f32],
+) -> Vec<f64> {
+    let d = qi.len();
+    if keys.is_empty() {
+        return vec![0.0; d];
+    }
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let s: Vec<f32> = keys.iter().map(|&j| round(round(dot(&kr[j], qi), dt) * scale, dt)).collect();
+    let m = s.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
+    let l: f32 = e.iter().sum();
+    let p: Vec<f32> = e.iter().map(|x| round(x / l, dt)).collect();
+    let dp: Vec<f32> = keys.iter().map(|&j| round(dot(doi, &vr[j]), dt)).collect();
+    let sum: f32 = p.iter().zip(&dp).map(|(a, b)| a * b).sum();
+    let mut dqi = vec![0f32; d];
+    for ((pj, dpj), &j) in p.iter().zip(&dp).zip(keys) {
+        let ds = round(round(pj * (dpj - sum), dt) * scale, dt);
+        for x in 0..d {
+            dv[j * d + x] += pj * doi[x];
+            dk[j * d + x] += ds * qi[x];
+            dqi[x] += ds * kr[j][x];
+        }
+    }
+    dqi.iter().map(|x| round(*x, dt) as f64).collect()
 }

@@ -1,13 +1,13 @@
-//! The public GPU entry point: a device, its kernels, and the forward call in its three forms
-//! (owned buffers, caller-provided output, raw pointers + stream for the Python layer).
+//! The public GPU entry point: a device, its kernels, and the forward and backward calls in their
+//! three forms (owned buffers, caller-provided outputs, raw pointers + stream for the Python layer).
 
-use crate::api::args::{AttnOptions, Problem, TensorDesc};
-use crate::api::check::{check, check_gpu_alignment};
+use crate::api::args::{AttnOptions, BwdOptions, Problem, TensorDesc};
+use crate::api::check::{check, check_backward, check_gpu_alignment};
 use crate::error::{Error, Result};
 use crate::jit::{Compiled, Jit};
-use crate::launch::params::{FwdParams, Sm90Params};
-use crate::launch::{self, tma, DeviceInfo, Kernel};
-use crate::plan::{forward_launch, KernelKind, Launch, Variant};
+use crate::launch::params::{BwdParams, FwdParams, Sm90Params};
+use crate::launch::{self, tma, DeviceInfo, Kernel, StreamScratch};
+use crate::plan::{backward_launches, forward_launch, BwdLaunches, KernelKind, Launch, Variant};
 use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -270,7 +270,243 @@ impl Runtime {
                 // SAFETY: as above; the tensor maps describe the same checked allocations.
                 unsafe { launch::launch_forward(&kernel.0, stream, &launch, &p90) }
             }
+            KernelKind::BwdPrep | KernelKind::BwdSm80 | KernelKind::BwdPost => {
+                Err(Error::Unsupported(format!("{variant} is a backward kernel, planned for a forward call")))
+            }
         }
+    }
+
+    /// The backward's main-kernel variant and its three launches on this device.
+    pub fn plan_backward(&self, p: &Problem) -> Result<(Variant, BwdLaunches)> {
+        let v = Variant::backward(self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?;
+        Ok((v, backward_launches(&v, p)))
+    }
+
+    /// Attention backward into new gradients: dq in q's layout, dk and dv in k's. `out` and `lse`
+    /// are the forward's output and log-sum-exp (fp32 [B, H, Sq]) for the same q, k, v and options.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        q: &DeviceTensor,
+        k: &DeviceTensor,
+        v: &DeviceTensor,
+        out: &DeviceTensor,
+        dout: &DeviceTensor,
+        lse: &CudaSlice<f32>,
+        opts: &BwdOptions,
+    ) -> Result<(DeviceTensor, DeviceTensor, DeviceTensor)> {
+        let alloc = |desc: TensorDesc| -> Result<DeviceTensor> {
+            Ok(DeviceTensor { buf: self.stream.alloc_zeros::<u16>(desc.span().unwrap_or(0).max(1) as usize)?, desc })
+        };
+        let mut dq = alloc(q.desc.like())?;
+        let mut dk = alloc(k.desc.like())?;
+        let mut dv = alloc(k.desc.like())?;
+        self.backward_into(q, k, v, out, dout, lse, &mut dq, &mut dk, &mut dv, opts)?;
+        Ok((dq, dk, dv))
+    }
+
+    /// Attention backward into caller-provided gradients (dq like q, dk and dv like k).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_into(
+        &self,
+        q: &DeviceTensor,
+        k: &DeviceTensor,
+        v: &DeviceTensor,
+        out: &DeviceTensor,
+        dout: &DeviceTensor,
+        lse: &CudaSlice<f32>,
+        dq: &mut DeviceTensor,
+        dk: &mut DeviceTensor,
+        dv: &mut DeviceTensor,
+        opts: &BwdOptions,
+    ) -> Result<()> {
+        for (name, t) in
+            [("q", q), ("k", k), ("v", v), ("out", out), ("dout", dout), ("dq", &*dq), ("dk", &*dk), ("dv", &*dv)]
+        {
+            if t.desc.span().unwrap_or(u64::MAX) > t.buf.len() as u64 {
+                return Err(Error::arg(name, "buffer is smaller than its shape and strides span"));
+            }
+        }
+        let [b, sq, h, _] = q.desc.shape;
+        if lse.len() < b * h * sq {
+            return Err(Error::arg("lse", format!("needs {} floats, buffer has {}", b * h * sq, lse.len())));
+        }
+        let s = &self.stream;
+        let (qp, _g1) = q.buf.device_ptr(s);
+        let (kp, _g2) = k.buf.device_ptr(s);
+        let (vp, _g3) = v.buf.device_ptr(s);
+        let (op, _g4) = out.buf.device_ptr(s);
+        let (dop, _g5) = dout.buf.device_ptr(s);
+        let (lp, _g6) = lse.device_ptr(s);
+        let (dqd, dkd, dvd) = (dq.desc, dk.desc, dv.desc);
+        let (dqp, _g7) = dq.buf.device_ptr_mut(s);
+        let (dkp, _g8) = dk.buf.device_ptr_mut(s);
+        let (dvp, _g9) = dv.buf.device_ptr_mut(s);
+        let raw = |ptr, desc| RawTensor { ptr, desc };
+        // SAFETY: every pointer comes from a live CudaSlice of this context whose length was checked
+        // against its description above; the gradients are borrowed mutably, so they alias nothing
+        // else; the guards keep cudarc's stream ordering for them.
+        unsafe {
+            self.backward_on(
+                [raw(qp, q.desc), raw(kp, k.desc), raw(vp, v.desc), raw(op, out.desc), raw(dop, dout.desc)],
+                lp,
+                [raw(dqp, dqd), raw(dkp, dkd), raw(dvp, dvd)],
+                opts,
+                s,
+            )
+        }
+    }
+
+    /// Attention backward on raw device pointers, on a stream owned by the caller (PyTorch's current
+    /// stream). `out` and `lse` (B·H·Sq fp32 values laid out [B, H, Sq], natural log) come from the
+    /// forward of the same q, k, v, mask and scale; `dout` is the gradient of `out`. Writes dq (shaped
+    /// like q) and dk, dv (shaped like k). Scratch memory (fp32, about B·H·Sq·(D+2)·4 bytes) is
+    /// allocated and freed in stream order on `stream`, so the call may be captured in a CUDA graph.
+    ///
+    /// # Safety
+    /// All pointers must be device allocations of this runtime's device, large enough for their
+    /// descriptions; the gradients must not overlap each other or any input, and nothing else may
+    /// read or write them until the kernels finish; `stream` must be a live stream of this device
+    /// (0 = the legacy default stream).
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn backward_raw(
+        &self,
+        q: RawTensor,
+        k: RawTensor,
+        v: RawTensor,
+        out: RawTensor,
+        dout: RawTensor,
+        lse: u64,
+        dq: RawTensor,
+        dk: RawTensor,
+        dv: RawTensor,
+        opts: &BwdOptions,
+        stream: usize,
+    ) -> Result<()> {
+        // SAFETY: the caller guarantees the stream is live on this device.
+        let s = unsafe { launch::borrow_stream(&self.ctx, stream as sys::CUstream) };
+        // SAFETY: forwarded contract.
+        unsafe { self.backward_on([q, k, v, out, dout], lse, [dq, dk, dv], opts, &s) }
+    }
+
+    /// inputs = [q, k, v, out, dout], grads = [dq, dk, dv].
+    unsafe fn backward_on(
+        &self,
+        inputs: [RawTensor; 5],
+        lse: u64,
+        grads: [RawTensor; 3],
+        opts: &BwdOptions,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        let [q, k, v, out, dout] = inputs;
+        let [dq, dk, dv] = grads;
+        let p = check_backward(&q.desc, &k.desc, &v.desc, &out.desc, &dout.desc, &dq.desc, &dk.desc, &dv.desc, opts)?;
+        // dk and dv exist (and must be written, as zeros) even when no query does.
+        let kv_work = p.batch * p.kv_heads * p.seqlen_k > 0;
+        let q_work = !p.is_empty();
+        if !kv_work && !q_work {
+            return Ok(());
+        }
+        for (name, t) in [("q", &q), ("k", &k), ("v", &v), ("out", &out), ("dout", &dout), ("dq", &dq)] {
+            check_gpu_alignment(name, &t.desc, t.ptr)?;
+        }
+        for (name, t) in [("dk", &dk), ("dv", &dv)] {
+            check_gpu_alignment(name, &t.desc, t.ptr)?;
+        }
+        if q_work && lse == 0 {
+            return Err(Error::arg("lse", "null device pointer: the backward needs the forward's LSE"));
+        }
+        if lse % 4 != 0 {
+            return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
+        }
+        let (main, l) = self.plan_backward(&p)?;
+        let prep = main.bwd_aux(KernelKind::BwdPrep);
+        let post = main.bwd_aux(KernelKind::BwdPost);
+        let (k_main, k_prep, k_post) = (self.kernel(&main)?, self.kernel(&prep)?, self.kernel(&post)?);
+        self.ctx.bind_to_thread()?;
+
+        // Scratch, one stream-ordered allocation: dq_accum | lse2 | dsum | dq_sem, each 256-byte aligned.
+        let rows = p.batch * p.heads * l.seqlen_q_pad;
+        let parts = [rows * p.head_dim * 4, rows * 4, rows * 4, p.batch * p.heads * l.num_m_blocks as usize * 4];
+        let mut offsets = [0usize; 4];
+        let mut total = 0usize;
+        for (o, bytes) in offsets.iter_mut().zip(parts) {
+            *o = total;
+            total += bytes.div_ceil(256) * 256;
+        }
+        let scratch = if q_work { Some(StreamScratch::new(total, stream)?) } else { None };
+        let at = |i: usize| scratch.as_ref().map_or(0, |s| s.ptr() + offsets[i] as u64);
+        let st = |t: &RawTensor| (t.desc.strides[0], t.desc.strides[1], t.desc.strides[2]);
+        let ((qb, qs, qh), (kb, ks, kh), (vb, vs, vh)) = (st(&q), st(&k), st(&v));
+        let ((ob, os, oh), (dob, dos, doh)) = (st(&out), st(&dout));
+        let ((dqb, dqs, dqh), (dkb, dks, dkh), (dvb, dvs, dvh)) = (st(&dq), st(&dk), st(&dv));
+        let params = BwdParams {
+            q: q.ptr,
+            k: k.ptr,
+            v: v.ptr,
+            o: out.ptr,
+            dout: dout.ptr,
+            lse,
+            dq: dq.ptr,
+            dk: dk.ptr,
+            dv: dv.ptr,
+            dq_accum: at(0),
+            lse2: at(1),
+            dsum: at(2),
+            dq_sem: at(3),
+            q_stride_b: qb,
+            q_stride_s: qs,
+            q_stride_h: qh,
+            k_stride_b: kb,
+            k_stride_s: ks,
+            k_stride_h: kh,
+            v_stride_b: vb,
+            v_stride_s: vs,
+            v_stride_h: vh,
+            o_stride_b: ob,
+            o_stride_s: os,
+            o_stride_h: oh,
+            do_stride_b: dob,
+            do_stride_s: dos,
+            do_stride_h: doh,
+            dq_stride_b: dqb,
+            dq_stride_s: dqs,
+            dq_stride_h: dqh,
+            dk_stride_b: dkb,
+            dk_stride_s: dks,
+            dk_stride_h: dkh,
+            dv_stride_b: dvb,
+            dv_stride_s: dvs,
+            dv_stride_h: dvh,
+            batch: p.batch as i32,
+            heads: p.heads as i32,
+            kv_heads: p.kv_heads as i32,
+            seqlen_q: p.seqlen_q as i32,
+            seqlen_k: p.seqlen_k as i32,
+            head_dim: p.head_dim as i32,
+            causal_offset: p.mask.causal_offset(p.seqlen_q, p.seqlen_k) as i32,
+            num_m_blocks: l.num_m_blocks as i32,
+            num_n_blocks: l.num_n_blocks as i32,
+            scale_log2: p.scale * std::f32::consts::LOG2_E,
+            scale: p.scale,
+            deterministic: i32::from(opts.deterministic),
+        };
+        // Prep fills the scratch that main reads; main fills what post reads (stream order).
+        if q_work {
+            // SAFETY: descriptions checked by check_backward(); pointer validity and non-overlap are
+            // this function's contract; the scratch is freed (in stream order) after the post kernel.
+            unsafe { launch::launch_forward(&k_prep.0, stream, &l.prep, &params) }?;
+        }
+        if kv_work {
+            // SAFETY: as above.
+            unsafe { launch::launch_forward(&k_main.0, stream, &l.main, &params) }?;
+        }
+        if q_work {
+            // SAFETY: as above.
+            unsafe { launch::launch_forward(&k_post.0, stream, &l.post, &params) }?;
+        }
+        drop(scratch);
+        Ok(())
     }
 
     pub fn synchronize(&self) -> Result<()> {

@@ -97,3 +97,43 @@ fn layouts_describe_the_same_logical_tensor() {
     assert_eq!(a.like(), a);
     assert_eq!(b.like(), b);
 }
+
+#[test]
+fn backward_checks_name_each_gradient_and_input() {
+    use flashcore::api::check::check_backward;
+    use flashcore::BwdOptions;
+    let q = bshd(2, 100, 8, 64);
+    let k = bshd(2, 300, 2, 64);
+    let opts = BwdOptions { mask: Mask::CausalTopLeft, ..Default::default() };
+    let p = check_backward(&q, &k, &k, &q, &q, &q, &k, &k, &opts).unwrap();
+    assert_eq!((p.heads, p.kv_heads, p.seqlen_q, p.seqlen_k), (8, 2, 100, 300));
+    // Layouts may differ between inputs and gradients.
+    let qb = TensorDesc::contiguous_bhsd(2, 100, 8, 64, DType::Bf16);
+    let kb = TensorDesc::contiguous_bhsd(2, 300, 2, 64, DType::Bf16);
+    assert!(check_backward(&q, &k, &k, &q, &qb, &qb, &kb, &kb, &opts).is_ok());
+
+    let run = |dout: TensorDesc, dq: TensorDesc, dk: TensorDesc, dv: TensorDesc| {
+        arg_of(check_backward(&q, &k, &k, &q, &dout, &dq, &dk, &dv, &opts))
+    };
+    let mut f16 = q;
+    f16.dtype = DType::F16;
+    let mut kf16 = k;
+    kf16.dtype = DType::F16;
+    assert_eq!(run(f16, q, k, k), "dout");
+    assert_eq!(run(bshd(2, 101, 8, 64), q, k, k), "dout");
+    assert_eq!(run(q, f16, k, k), "dq");
+    assert_eq!(run(q, bshd(2, 100, 4, 64), k, k), "dq");
+    assert_eq!(run(q, q, kf16, k), "dk");
+    assert_eq!(run(q, q, bshd(2, 300, 2, 32), k), "dk");
+    assert_eq!(run(q, q, k, kf16), "dv");
+    assert_eq!(run(q, q, k, bshd(2, 299, 2, 64)), "dv");
+    let mut strided = k;
+    strided.strides[3] = 2;
+    assert_eq!(run(q, q, k, strided), "dv");
+    // The forward's rules apply to the inputs, and the scale is checked.
+    let k3 = bshd(2, 300, 3, 64);
+    assert_eq!(arg_of(check_backward(&q, &k3, &k3, &q, &q, &q, &k, &k, &opts)), "k"); // 8 % 3
+    assert_eq!(arg_of(check_backward(&q, &k, &k, &bshd(2, 100, 8, 32), &q, &q, &k, &k, &opts)), "out");
+    let bad_scale = BwdOptions { scale: Some(-1.0), ..opts };
+    assert_eq!(arg_of(check_backward(&q, &k, &k, &q, &q, &q, &k, &k, &bad_scale)), "scale");
+}

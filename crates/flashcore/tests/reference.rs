@@ -247,3 +247,63 @@ fn backward_matches_finite_differences_over_masks_and_gqa() {
         }
     }
 }
+
+fn rounded(x: &[f64], dt: DType) -> Vec<f64> {
+    x.iter()
+        .map(|v| match dt {
+            DType::F16 => half::f16::from_f64(*v).to_f64(),
+            DType::Bf16 => half::bf16::from_f64(*v).to_f64(),
+        })
+        .collect()
+}
+
+#[test]
+fn naive_backward_error_is_small_but_nonzero_and_groups_select_exactly() {
+    use flashcore::reference::attention_backward_at;
+    let mut rng = StdRng::seed_from_u64(seed());
+    let (b, sq, sk, h, hkv, d) = (2, 33, 47, 4, 2, 32);
+    let (qs, ks) = ([b, sq, h, d], [b, sk, hkv, d]);
+    for dt in [DType::F16, DType::Bf16] {
+        let q = rounded(&randn(b * sq * h * d, &mut rng), dt);
+        let k = rounded(&randn(b * sk * hkv * d, &mut rng), dt);
+        let v = rounded(&randn(b * sk * hkv * d, &mut rng), dt);
+        let dout = rounded(&randn(b * sq * h * d, &mut rng), dt);
+        let (qt, kt) = (HostTensor::bshd(&q, qs).unwrap(), HostTensor::bshd(&k, ks).unwrap());
+        let (vt, dt_) = (HostTensor::bshd(&v, ks).unwrap(), HostTensor::bshd(&dout, qs).unwrap());
+        for mask in [Mask::None, Mask::CausalBottomRight] {
+            let exact = attention_backward_at(&qt, &kt, &vt, &dt_, mask, 0.2, Precision::F64, None).unwrap();
+            let plain = flashcore::reference::attention_backward(&qt, &kt, &vt, &dt_, mask, 0.2).unwrap();
+            assert_eq!(exact.dq, plain.dq);
+            let naive = attention_backward_at(&qt, &kt, &vt, &dt_, mask, 0.2, Precision::Naive(dt), None).unwrap();
+            let unit = if dt == DType::F16 { 2f64.powi(-11) } else { 2f64.powi(-8) };
+            for (name, got, want) in
+                [("dq", &naive.dq, &exact.dq), ("dk", &naive.dk, &exact.dk), ("dv", &naive.dv, &exact.dv)]
+            {
+                let e = compare(got, want);
+                let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+                assert!(e.max_abs > 0.0 && e.max_abs < 64.0 * unit * scale.max(1.0), "{dt:?} {mask:?} {name}: {e:?}");
+            }
+            // One (batch, kv head) group alone: its entries are exactly the full run's, the rest 0.
+            let one = attention_backward_at(&qt, &kt, &vt, &dt_, mask, 0.2, Precision::F64, Some(&[(1, 0)])).unwrap();
+            for bi in 0..b {
+                for hi in 0..h {
+                    for i in 0..sq {
+                        let at = ((bi * sq + i) * h + hi) * d;
+                        let want = if bi == 1 && hi / (h / hkv) == 0 { &exact.dq[at..at + d] } else { &[0.0; 32][..] };
+                        assert_eq!(&one.dq[at..at + d], want);
+                    }
+                }
+                for kh in 0..hkv {
+                    for j in 0..sk {
+                        let at = ((bi * sk + j) * hkv + kh) * d;
+                        let sel = bi == 1 && kh == 0;
+                        assert_eq!(&one.dk[at..at + d], if sel { &exact.dk[at..at + d] } else { &[0.0; 32][..] });
+                        assert_eq!(&one.dv[at..at + d], if sel { &exact.dv[at..at + d] } else { &[0.0; 32][..] });
+                    }
+                }
+            }
+            let bad = attention_backward_at(&qt, &kt, &vt, &dt_, mask, 0.2, Precision::F64, Some(&[(0, hkv)]));
+            assert!(bad.is_err(), "group out of range");
+        }
+    }
+}

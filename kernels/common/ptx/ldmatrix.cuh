@@ -19,4 +19,10 @@ FC_DEVICE void ldmatrix_x4_trans(u32 (&r)[4], u32 smem) {
                : "r"(smem));
 }
 
+// Two transposed matrices (an n8 B fragment); lanes 0-15 supply the row addresses, the addresses of
+// lanes 16-31 are ignored.
+FC_DEVICE void ldmatrix_x2_trans(u32& r0, u32& r1, u32 smem) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(smem));
+}
+
 }  // namespace ptx::warp

@@ -156,6 +156,25 @@ pub struct AttnOptions {
     pub return_lse: bool,
 }
 
+/// Options of one backward call. `mask` and `scale` must be those of the forward that produced the
+/// output and LSE being differentiated.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BwdOptions {
+    pub mask: Mask,
+    /// Softmax scale; `None` means 1/sqrt(head_dim).
+    pub scale: Option<f32>,
+    /// Add the dQ contributions of the key blocks in a fixed order, so the gradients are bitwise
+    /// identical across runs (CTAs wait for their turn: slower).
+    pub deterministic: bool,
+}
+
+impl BwdOptions {
+    /// The forward options these gradients belong to.
+    pub fn forward(&self) -> AttnOptions {
+        AttnOptions { mask: self.mask, scale: self.scale, return_lse: true }
+    }
+}
+
 /// The validated problem: every dimension of one attention call.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Problem {
@@ -183,5 +202,11 @@ impl Problem {
         } else {
             f
         }
+    }
+
+    /// Backward matmul FLOPs as FlashAttention's benchmarks count them: 2.5 x the forward's (five
+    /// GEMMs of the forward's size, QKᵀ recomputed, against the forward's two), halved when causal.
+    pub fn backward_flops(&self) -> f64 {
+        2.5 * self.flops()
     }
 }

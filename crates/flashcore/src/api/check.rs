@@ -1,6 +1,6 @@
 //! Every validation rule of the public API. Each failure names the argument it is about.
 
-use super::args::{AttnOptions, Problem, TensorDesc};
+use super::args::{AttnOptions, BwdOptions, Problem, TensorDesc};
 use crate::error::{Error, Result};
 
 /// Largest sequence length / batch / heads we accept; beyond this the grid or i32 indices overflow.
@@ -89,6 +89,39 @@ pub fn check(q: &TensorDesc, k: &TensorDesc, v: &TensorDesc, o: &TensorDesc, opt
         mask: opts.mask,
         scale,
     })
+}
+
+/// Checks a backward call: q, k, v and out (the forward's output) as [`check`] does, then the
+/// gradient of the output `dout` and the gradients `dq` (shaped like q) and `dk`, `dv` (like k), all in
+/// q's dtype; returns the problem.
+#[allow(clippy::too_many_arguments)]
+pub fn check_backward(
+    q: &TensorDesc,
+    k: &TensorDesc,
+    v: &TensorDesc,
+    o: &TensorDesc,
+    dout: &TensorDesc,
+    dq: &TensorDesc,
+    dk: &TensorDesc,
+    dv: &TensorDesc,
+    opts: &BwdOptions,
+) -> Result<Problem> {
+    let p = check(q, k, v, o, &opts.forward())?;
+    for (arg, t, like, like_name) in
+        [("dout", dout, q, "q"), ("dq", dq, q, "q"), ("dk", dk, k, "k"), ("dv", dv, k, "k")]
+    {
+        check_desc(arg, t)?;
+        if t.dtype != q.dtype {
+            return Err(Error::arg(arg, format!("dtype {} differs from q's {}", t.dtype.name(), q.dtype.name())));
+        }
+        if t.shape != like.shape {
+            return Err(Error::arg(
+                arg,
+                format!("shape {:?} differs from {like_name}'s shape {:?}", t.shape, like.shape),
+            ));
+        }
+    }
+    Ok(p)
 }
 
 /// GPU-specific rules: pointer alignment and strides that the 16-byte vector loads need.

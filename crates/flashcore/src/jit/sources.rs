@@ -37,6 +37,12 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "sm90/consumer.cuh",
     "sm90/epilogue.cuh",
     "sm90/fwd.cu",
+    "common/ptx/atomic.cuh",
+    "bwd/config.cuh",
+    "bwd/prep.cu",
+    "bwd/post.cu",
+    "sm80/bwd_mainloop.cuh",
+    "sm80/bwd.cu",
 );
 
 pub fn lookup(path: &str) -> Option<&'static str> {

@@ -93,7 +93,7 @@ pub fn load_kernel(ctx: &Arc<CudaContext>, cubin: Vec<u8>, symbol: &str, smem_by
     Ok(Kernel { _module: module, func, num_regs, local_bytes })
 }
 
-/// Launches the forward kernel on `stream`.
+/// Launches a kernel whose one argument is a params struct (every flashcore kernel) on `stream`.
 ///
 /// # Safety
 /// Every pointer in `p` must be a live device allocation of the context that owns `stream`, large
@@ -131,4 +131,37 @@ pub unsafe fn zero_u32_async(ptr: u64, stream: &CudaStream) -> Result<()> {
     // SAFETY: forwarded contract; a 4-byte memset on the caller's stream.
     unsafe { cudarc::driver::result::memset_d8_async(ptr, 0, 4, stream.cu_stream()) }?;
     Ok(())
+}
+
+/// Device memory allocated and freed in stream order on one stream (cuMemAllocAsync, and
+/// cuMemFreeAsync on drop): the backward's fp32 scratch. Freed after the work queued before the
+/// drop, so kernels that use it may still be in flight; safe with launches on other streams (each
+/// call has its own) and inside CUDA-graph capture (allocation and free become graph nodes), and it
+/// puts no cudarc event bookkeeping on the caller's stream.
+pub struct StreamScratch<'a> {
+    ptr: u64,
+    stream: &'a CudaStream,
+}
+
+impl<'a> StreamScratch<'a> {
+    /// `bytes` (> 0) of uninitialised device memory, usable by work queued on `stream` from now on.
+    /// The stream's context must be current on this thread.
+    pub fn new(bytes: usize, stream: &'a CudaStream) -> Result<StreamScratch<'a>> {
+        // SAFETY: the stream is live for 'a (borrowed); the pointer is freed on the same stream in Drop.
+        let ptr = unsafe { cudarc::driver::result::malloc_async(stream.cu_stream(), bytes.max(1)) }?;
+        Ok(StreamScratch { ptr, stream })
+    }
+
+    pub fn ptr(&self) -> u64 {
+        self.ptr
+    }
+}
+
+impl Drop for StreamScratch<'_> {
+    fn drop(&mut self) {
+        // SAFETY: ptr came from malloc_async on this stream and is freed once; the free is ordered
+        // after every kernel queued on the stream that reads it. A failure here (context torn down)
+        // leaves nothing to clean up, so it is ignored.
+        let _ = unsafe { cudarc::driver::result::free_async(self.ptr, self.stream.cu_stream()) };
+    }
 }

@@ -66,3 +66,74 @@ const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 192);
 
 // SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
 unsafe impl DeviceRepr for Sm90Params {}
+
+/// Backward parameters, shared by the prep, main and post kernels (kernels/bwd/prep.cu,
+/// kernels/sm80/bwd.cu, kernels/bwd/post.cu). Layout must match `struct BwdParams` in
+/// kernels/common/params.cuh (both sides assert 344 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BwdParams {
+    pub q: u64,
+    pub k: u64,
+    pub v: u64,
+    pub o: u64,
+    pub dout: u64,
+    pub lse: u64,
+    pub dq: u64,
+    pub dk: u64,
+    pub dv: u64,
+    /// fp32 [B, H, Sq_pad, D]: dQ before the scale, summed over key blocks.
+    pub dq_accum: u64,
+    /// fp32 [B, H, Sq_pad]: LSE · log2(e), +inf where P must be 0.
+    pub lse2: u64,
+    /// fp32 [B, H, Sq_pad]: rowsum(dO ∘ O).
+    pub dsum: u64,
+    /// u32 [B, H, num_m_blocks]: the deterministic mode's per-query-block ordering counters.
+    pub dq_sem: u64,
+    pub q_stride_b: i64,
+    pub q_stride_s: i64,
+    pub q_stride_h: i64,
+    pub k_stride_b: i64,
+    pub k_stride_s: i64,
+    pub k_stride_h: i64,
+    pub v_stride_b: i64,
+    pub v_stride_s: i64,
+    pub v_stride_h: i64,
+    pub o_stride_b: i64,
+    pub o_stride_s: i64,
+    pub o_stride_h: i64,
+    pub do_stride_b: i64,
+    pub do_stride_s: i64,
+    pub do_stride_h: i64,
+    pub dq_stride_b: i64,
+    pub dq_stride_s: i64,
+    pub dq_stride_h: i64,
+    pub dk_stride_b: i64,
+    pub dk_stride_s: i64,
+    pub dk_stride_h: i64,
+    pub dv_stride_b: i64,
+    pub dv_stride_s: i64,
+    pub dv_stride_h: i64,
+    pub batch: i32,
+    pub heads: i32,
+    pub kv_heads: i32,
+    pub seqlen_q: i32,
+    pub seqlen_k: i32,
+    pub head_dim: i32,
+    pub causal_offset: i32,
+    pub num_m_blocks: i32,
+    pub num_n_blocks: i32,
+    pub scale_log2: f32,
+    pub scale: f32,
+    pub deterministic: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<BwdParams>() == 344);
+const _: () = assert!(std::mem::offset_of!(BwdParams, q_stride_b) == 104);
+const _: () = assert!(std::mem::offset_of!(BwdParams, batch) == 296);
+const _: () = assert!(std::mem::offset_of!(BwdParams, scale_log2) == 332);
+const _: () = assert!(std::mem::offset_of!(BwdParams, deterministic) == 340);
+
+// SAFETY: BwdParams is #[repr(C)], made only of plain integers and floats, with the exact layout the
+// kernels declare (asserted above and by static_assert in params.cuh).
+unsafe impl DeviceRepr for BwdParams {}

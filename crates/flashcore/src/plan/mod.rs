@@ -1,11 +1,13 @@
 //! (2) Pure CPU decisions: which kernel, which tile, which grid. Unit-tested without a GPU.
 pub mod arch;
+pub mod backward;
 pub mod knobs;
 pub mod schedule;
 pub mod tiles;
 pub mod variant;
 
 pub use arch::Arch;
+pub use backward::{backward_launches, BwdLaunches};
 pub use schedule::{forward_launch, Launch};
 pub use tiles::{tile_config, TileConfig};
 pub use variant::{KernelKind, Variant};

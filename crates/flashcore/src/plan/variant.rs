@@ -15,6 +15,12 @@ pub enum KernelKind {
     FwdSm80,
     /// kernels/sm90/fwd.cu: TMA + wgmma + warp specialisation, sm_90a only.
     FwdSm90,
+    /// kernels/bwd/prep.cu: rowsum(dO ∘ O), LSE in log2, zeroed dQ accumulator (plan/backward.rs).
+    BwdPrep,
+    /// kernels/sm80/bwd.cu: mma.sync backward (dK, dV, fp32 dQ) for every sm >= 80.
+    BwdSm80,
+    /// kernels/bwd/post.cu: fp32 dQ accumulator -> scaled dQ in q's dtype.
+    BwdPost,
 }
 
 impl KernelKind {
@@ -22,12 +28,18 @@ impl KernelKind {
         match self {
             KernelKind::FwdSm80 => "sm80/fwd.cu",
             KernelKind::FwdSm90 => "sm90/fwd.cu",
+            KernelKind::BwdPrep => "bwd/prep.cu",
+            KernelKind::BwdSm80 => "sm80/bwd.cu",
+            KernelKind::BwdPost => "bwd/post.cu",
         }
     }
     pub fn entry_symbol(self) -> &'static str {
         match self {
             KernelKind::FwdSm80 => "fc_fwd_sm80",
             KernelKind::FwdSm90 => "fc_fwd_sm90",
+            KernelKind::BwdPrep => "fc_bwd_prep",
+            KernelKind::BwdSm80 => "fc_bwd_sm80",
+            KernelKind::BwdPost => "fc_bwd_post",
         }
     }
 }
@@ -123,6 +135,9 @@ impl Variant {
             KernelKind::FwdSm80 => self.tile.threads(),
             // One producer warpgroup plus one consumer warpgroup per 64 query rows.
             KernelKind::FwdSm90 => 128 * (self.tile.block_m() / 64 + 1),
+            // 16 keys per warp.
+            KernelKind::BwdSm80 => self.tile.block_n() / 16 * 32,
+            KernelKind::BwdPrep | KernelKind::BwdPost => super::backward::BWD_AUX_THREADS,
         }
     }
 
@@ -135,6 +150,8 @@ impl Variant {
                 let o_buffers = if self.tma_store { self.tile.block_m() / 64 * 64 * self.head_dim * 2 } else { 0 };
                 sm90_smem_bytes(&self.tile, self.head_dim) + o_buffers
             }
+            KernelKind::BwdSm80 => super::backward::bwd_smem_bytes(&self.tile, self.head_dim),
+            KernelKind::BwdPrep | KernelKind::BwdPost => 0,
         }
     }
 
@@ -195,6 +212,7 @@ impl Variant {
                 }
             }
         }
+        out.extend(Variant::backward_set(arch));
         out
     }
 }
@@ -205,6 +223,9 @@ impl std::fmt::Display for Variant {
         let kind = match self.kind {
             KernelKind::FwdSm80 => "fwd_sm80",
             KernelKind::FwdSm90 => "fwd_sm90",
+            KernelKind::BwdPrep => "bwd_prep",
+            KernelKind::BwdSm80 => "bwd_sm80",
+            KernelKind::BwdPost => "bwd_post",
         };
         write!(
             f,

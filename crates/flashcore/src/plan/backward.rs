@@ -1,0 +1,155 @@
+//! Backward planning: the sm80 backward's tile table, its three kernels (prep, main, post) as
+//! [`Variant`]s, and their grids. Pure CPU decisions, like the forward's tiles.rs and schedule.rs.
+
+use super::arch::Arch;
+use super::schedule::Launch;
+use super::tiles::TileConfig;
+use super::variant::{KernelKind, Variant};
+use crate::api::args::{DType, Mask, Problem};
+use crate::error::{Error, Result};
+
+/// Head dims the backward serves: multiples of 16 (the MMA's K step) from 16 to 128. A warp keeps
+/// dK and dV of its 16 keys in registers, head-dim floats per thread; at 256 that alone is the
+/// whole register file, so larger head dims are refused rather than spilled.
+pub fn supported_bwd_head_dim(d: usize) -> bool {
+    d % 16 == 0 && (16..=128).contains(&d)
+}
+
+/// Threads of the prep and post kernels (kernels/bwd/prep.cu `kPrepThreads`, post.cu `kPostThreads`).
+pub const BWD_AUX_THREADS: usize = 128;
+/// Query rows per prep CTA (kernels/bwd/prep.cu `kPrepRows`).
+pub const BWD_PREP_ROWS: usize = 64;
+
+/// Does the tile split dQ = dS K evenly over its warps (kernels/bwd/config.cuh `BwdTraits`)?
+/// Warps = block_n / 16 must be a multiple of the query block's 16-row groups, and each warp's
+/// head-dim slice whole n8 MMA tiles.
+fn dq_split_ok(t: &TileConfig, head_dim: usize) -> bool {
+    let (warps, groups) = (t.block_n() / 16, t.block_m() / 16);
+    warps % groups == 0 && head_dim % (8 * (warps / groups)) == 0
+}
+
+/// kernels/sm80/bwd.cu `kSmemBytes`: K and V (block_n rows), two stages of Q and dO (block_m rows)
+/// plus their fp32 LSE and D, and the 16-bit dSᵀ tile (block_n x block_m). Rows are padded to 64
+/// elements for the swizzle (kernels/common/tile.cuh `SmemTile::kRowElems`).
+pub fn bwd_smem_bytes(t: &TileConfig, head_dim: usize) -> usize {
+    let row = |cols: usize| cols.div_ceil(64) * 64 * 2;
+    2 * t.block_n() * row(head_dim)
+        + t.stages() * (2 * t.block_m() * row(head_dim) + 2 * t.block_m() * 4)
+        + t.block_n() * row(t.block_m())
+}
+
+/// The backward's tile: the first preference of the head dim that splits dQ evenly and fits the
+/// device's shared memory. block_m = query rows per step, block_n = keys per CTA (16 per warp).
+/// Register budget per thread: dK + dV take head-dim floats, Sᵀ and dPᵀ block_m floats; every
+/// row compiles without spills for sm_80 and sm_90a (scripts/check_kernels.sh).
+/// - 64x128 (8 warps, 145 KiB at d 128): FlashAttention-2's sm80 choice for d 64 and 128. Needs
+///   d a multiple of 32 (two head-dim slices of dQ per 16-row group).
+/// - 64x64 (4 warps, one dQ slice per warp: any d); 32x64 and 32x32 for 99 KiB parts (sm_86/89).
+///
+/// Not yet measured on a device: the order follows FlashAttention-2's sm80 table.
+pub fn bwd_tile_config(head_dim: usize, max_smem: usize) -> Result<TileConfig> {
+    if !supported_bwd_head_dim(head_dim) {
+        return Err(Error::Unsupported(format!(
+            "head dim {head_dim} in the backward: it supports multiples of 16 from 16 to 128 (dK and dV \
+             accumulators of larger head dims do not fit the registers)"
+        )));
+    }
+    let prefs: &[(usize, usize)] =
+        if head_dim <= 64 { &[(64, 128), (64, 64), (32, 64), (32, 32)] } else { &[(32, 128), (32, 64), (32, 32)] };
+    for &(m, n) in prefs {
+        let t = TileConfig::new(m, n, 1, 2)?;
+        if dq_split_ok(&t, head_dim) && bwd_smem_bytes(&t, head_dim) <= max_smem {
+            return Ok(t);
+        }
+    }
+    Err(Error::Unsupported(format!(
+        "head dim {head_dim} in the backward: no tile fits the device's {max_smem} bytes of shared memory per block"
+    )))
+}
+
+impl Variant {
+    /// The backward's main kernel (kernels/sm80/bwd.cu; mma.sync, every arch >= sm_80).
+    pub fn backward(arch: Arch, head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
+        let tile = bwd_tile_config(head_dim, max_smem)?;
+        Ok(Variant {
+            kind: KernelKind::BwdSm80,
+            arch,
+            head_dim,
+            dtype,
+            causal: mask.is_causal(),
+            tile,
+            tma_store: false,
+        })
+    }
+
+    /// The prep (`BwdPrep`) or post (`BwdPost`) kernel that goes with a backward main kernel: same head
+    /// dim, dtype and tile (its block_m pads the scratch rows); the mask does not matter to them, so
+    /// causal and full calls share one compiled kernel.
+    pub fn bwd_aux(&self, kind: KernelKind) -> Variant {
+        debug_assert!(matches!(kind, KernelKind::BwdPrep | KernelKind::BwdPost));
+        Variant { kind, causal: false, ..*self }
+    }
+
+    /// The backward kernels `warmup` and the CI compile check build for one arch: every head dim,
+    /// dtype and mask, with the tile chosen for the arch's shared memory and the one chosen for a
+    /// 99 KiB part (sm_86/89), so every tile the planner can pick is compile-checked.
+    pub fn backward_set(arch: Arch) -> Vec<Variant> {
+        let mut out = Vec::new();
+        for d in (16..=128).filter(|d| supported_bwd_head_dim(*d)) {
+            for dtype in [DType::F16, DType::Bf16] {
+                for mask in [Mask::None, Mask::CausalTopLeft] {
+                    for smem in [arch.max_smem_per_block(), 99 * 1024] {
+                        let Ok(main) = Variant::backward(arch, d, dtype, mask, smem) else { continue };
+                        for v in [main, main.bwd_aux(KernelKind::BwdPrep), main.bwd_aux(KernelKind::BwdPost)] {
+                            if !out.contains(&v) {
+                                out.push(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The three launches of one backward call, and the sizes the host needs for the scratch buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BwdLaunches {
+    pub prep: Launch,
+    pub main: Launch,
+    pub post: Launch,
+    pub num_m_blocks: u32,
+    pub num_n_blocks: u32,
+    /// Query rows per (batch, head) in the fp32 scratch: Sq rounded up to whole query blocks.
+    pub seqlen_q_pad: usize,
+}
+
+/// Grids of the backward: prep over (64-row blocks, heads, batch); main over (key blocks, kv heads,
+/// batch), key block fastest, so the CTAs one deterministic CTA waits for were launched before it;
+/// post over (128 chunks of 8 values, heads, batch).
+pub fn backward_launches(main: &Variant, p: &Problem) -> BwdLaunches {
+    let (bm, bn) = (main.tile.block_m(), main.tile.block_n());
+    let num_m_blocks = p.seqlen_q.div_ceil(bm);
+    let num_n_blocks = p.seqlen_k.div_ceil(bn);
+    let seqlen_q_pad = num_m_blocks * bm;
+    let aux = |x: usize| Launch {
+        grid: (x as u32, p.heads as u32, p.batch as u32),
+        block: (BWD_AUX_THREADS as u32, 1, 1),
+        smem_bytes: 0,
+        num_m_blocks: num_m_blocks as u32,
+    };
+    BwdLaunches {
+        prep: aux(seqlen_q_pad.div_ceil(BWD_PREP_ROWS)),
+        main: Launch {
+            grid: (num_n_blocks as u32, p.kv_heads as u32, p.batch as u32),
+            block: (main.threads() as u32, 1, 1),
+            smem_bytes: main.smem_bytes() as u32,
+            num_m_blocks: num_m_blocks as u32,
+        },
+        post: aux((p.seqlen_q * (p.head_dim / 8)).div_ceil(BWD_AUX_THREADS)),
+        num_m_blocks: num_m_blocks as u32,
+        num_n_blocks: num_n_blocks as u32,
+        seqlen_q_pad,
+    }
+}

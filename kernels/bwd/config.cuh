@@ -1,0 +1,33 @@
+// Compile-time shape of the backward kernels (bwd/prep.cu, sm80/bwd.cu, bwd/post.cu). Reads Traits
+// from common/config.cuh, whose macros mean something else here: a CTA owns kBlockN keys (16 per
+// warp, the M of the mma) and walks query blocks of kBlockM rows.
+#pragma once
+#include "../common/config.cuh"
+
+struct BwdTraits {
+  static constexpr int kHeadDim = Traits::kHeadDim;
+  static constexpr int kBlockM = Traits::kBlockM;  // query rows per mainloop step
+  static constexpr int kBlockN = Traits::kBlockN;  // keys per CTA
+  static constexpr bool kBf16 = Traits::kBf16;
+  static constexpr bool kCausal = Traits::kCausal;
+  static constexpr int kMinBlocksPerSm = Traits::kMinBlocksPerSm;
+  // Q/dO ring depth (with LSE and D of the block): step i+1 loads while step i computes.
+  static constexpr int kStages = Traits::kStages;
+  static constexpr int kWarps = kBlockN / 16;
+  static constexpr int kThreads = kWarps * 32;
+  // dQ = dS K is split over the warps as kRowGroups (16 query rows each) x kColSplits (head-dim
+  // slices of kDqCols columns, a multiple of 8), so every warp holds an equal share of the dQ
+  // accumulator.
+  static constexpr int kRowGroups = kBlockM / 16;
+  static constexpr int kColSplits = kWarps / kRowGroups;
+  static constexpr int kDqCols = kHeadDim / kColSplits;
+
+  static_assert(kStages == 2, "the backward's Q/dO ring has two stages");
+  static_assert(kHeadDim <= 128,
+                "backward head dim must be at most 128: dK and dV accumulators of 16 keys x head dim per warp "
+                "take head-dim registers per thread");
+  static_assert(kWarps >= 1 && kWarps <= 16, "block_n must be 16 * warps, at most 16 warps");
+  static_assert(kBlockM <= 128, "block_m must be at most 128");
+  static_assert(kWarps % kRowGroups == 0, "warps must split evenly over the 16-row groups of a query block");
+  static_assert(kHeadDim % (8 * kColSplits) == 0, "each warp's dQ column slice must be whole n8 MMA tiles");
+};

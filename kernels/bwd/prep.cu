@@ -1,0 +1,76 @@
+// Backward, step 1 of 3 (before sm80/bwd.cu): per query row, in fp32,
+//   dsum = rowsum(dO ∘ O)                    (the D_i of dS = P ∘ (dP − D_i)),
+//   lse2 = LSE · log2(e), or +inf for a row that saw no key (LSE −inf) and for padding rows, so
+//          the main kernel's P = exp2(S · scale · log2 e − lse2) is exactly 0 there,
+// and zeroes the row's fp32 dQ accumulator and, for the first row of a query block, that block's
+// ordering counter of the deterministic mode. Memory-bound: each row is read once with 16-byte loads.
+#include "config.cuh"
+#include "../common/params.cuh"
+#include "../common/ptx/cvt.cuh"
+
+constexpr int kPrepThreads = 128;
+constexpr int kPrepRowsPerWarp = 16;
+constexpr int kPrepRows = kPrepThreads / 32 * kPrepRowsPerWarp;  // rows per CTA
+
+// One row is kChunks 16-byte chunks, read by kLanesPerRow lanes (a power of two, for the shuffle
+// reduction); a warp covers kRowsPerPass rows at once.
+constexpr int kChunks = BwdTraits::kHeadDim / 8;
+constexpr int kLanesPerRow = kChunks <= 2 ? 2 : kChunks <= 4 ? 4 : kChunks <= 8 ? 8 : kChunks <= 16 ? 16 : 32;
+constexpr int kRowsPerPass = 32 / kLanesPerRow;
+static_assert(kChunks <= 32 && kPrepRowsPerWarp % kRowsPerPass == 0, "rows must split evenly into passes");
+
+FC_DEVICE float dot8(u32x4 a, u32x4 b) {
+  const u32 x[4] = {a.x, a.y, a.z, a.w}, y[4] = {b.x, b.y, b.z, b.w};
+  float acc = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float a0, a1, b0, b1;
+    ptx::unpack2<BwdTraits::kBf16>(x[i], a0, a1);
+    ptx::unpack2<BwdTraits::kBf16>(y[i], b0, b1);
+    acc = fmaf(a0, b0, acc);
+    acc = fmaf(a1, b1, acc);
+  }
+  return acc;
+}
+
+extern "C" __global__ void __launch_bounds__(kPrepThreads) fc_bwd_prep(const __grid_constant__ BwdParams p) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int seqlen_q_pad = p.num_m_blocks * BwdTraits::kBlockM;
+  const int chunk = lane % kLanesPerRow;
+  const i64 bh = (i64)b * p.heads + h;
+  const u16* dout = reinterpret_cast<const u16*>(p.dout) + b * p.do_stride_b + h * p.do_stride_h;
+  const u16* o = reinterpret_cast<const u16*>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
+  const float* lse = reinterpret_cast<const float*>(p.lse) + bh * p.seqlen_q;
+#pragma unroll 1
+  for (int pass = 0; pass < kPrepRowsPerWarp / kRowsPerPass; ++pass) {
+    const int row = blockIdx.x * kPrepRows + warp * kPrepRowsPerWarp + pass * kRowsPerPass + lane / kLanesPerRow;
+    const bool real = row < p.seqlen_q;
+    const bool mine = real && chunk < kChunks;
+    float acc = 0.f;
+    if (mine) {
+      const u32x4 a = *reinterpret_cast<const u32x4*>(dout + row * p.do_stride_s + 8 * chunk);
+      const u32x4 c = *reinterpret_cast<const u32x4*>(o + row * p.o_stride_s + 8 * chunk);
+      acc = dot8(a, c);
+    }
+    // Every lane takes part in the shuffles; lanes of other rows never mix (xor stays in the group).
+#pragma unroll
+    for (int off = kLanesPerRow / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (row >= seqlen_q_pad) continue;
+    const i64 at = bh * seqlen_q_pad + row;
+    if (chunk == 0) {
+      reinterpret_cast<float*>(p.dsum)[at] = real ? acc : 0.f;
+      const float l = real ? lse[row] : kNegInf;
+      reinterpret_cast<float*>(p.lse2)[at] = l == kNegInf ? __int_as_float(0x7f800000) : l * 1.4426950408889634f;
+      if (p.deterministic && row % BwdTraits::kBlockM == 0) {
+        reinterpret_cast<u32*>(p.dq_sem)[bh * p.num_m_blocks + row / BwdTraits::kBlockM] = 0u;
+      }
+    }
+    if (mine) {
+      float* acc_row = reinterpret_cast<float*>(p.dq_accum) + at * BwdTraits::kHeadDim + 8 * chunk;
+      const u32x4 zero = {0u, 0u, 0u, 0u};
+      reinterpret_cast<u32x4*>(acc_row)[0] = zero;
+      reinterpret_cast<u32x4*>(acc_row)[1] = zero;
+    }
+  }
+}

@@ -1,0 +1,158 @@
+// Backward attention for any sm >= 80, step 2 of 3 (bwd/prep.cu before, bwd/post.cu after):
+// FlashAttention-2's schedule on mma.sync. One CTA owns kBlockN keys of one (batch, kv head) and
+// keeps K, V, dK and dV there; it walks the query blocks that see any of its keys, for every query
+// head of the kv head's group (so GQA's dK/dV sum needs no atomics), with a two-stage cp.async ring
+// of Q, dO, LSE and D. Warp w owns keys 16w..16w+15 and computes, per query block i:
+//   Sᵀ = K Qᵀ, dPᵀ = V dOᵀ, Pᵀ = exp2(Sᵀ·scale·log2 e − LSE·log2 e), dV += Pᵀ dO,
+//   dSᵀ = Pᵀ ∘ (dPᵀ − D), dK += dSᵀ Q   (all in registers), then, through dSᵀ in shared memory,
+//   dQ_i += dS K, added to an fp32 accumulator with global reductions.
+// Deterministic mode: the CTAs of one (batch, kv head) add into query block i in key-block order,
+// each waiting for a per-(batch, head, query block) counter to reach its key block.
+#include "../attn/mask.cuh"
+#include "../bwd/config.cuh"
+#include "../common/params.cuh"
+#include "bwd_mainloop.cuh"
+#include "epilogue.cuh"
+#include "mainloop.cuh"
+
+using T = BwdTraits;
+using QTile = SmemTile<T::kBlockM, T::kHeadDim>;   // Q and dO of one step
+using KVTile = SmemTile<T::kBlockN, T::kHeadDim>;  // K and V, loaded once
+using DsTile = SmemTile<T::kBlockN, T::kBlockM>;   // dSᵀ of one step, for dQ
+constexpr int kVecBytes = T::kBlockM * 4;          // lse2 or dsum of one step (fp32 per query)
+// Layout: K | V | stages x (Q | dO | lse2 | dsum) | dSᵀ. Mirrored by plan/backward.rs::bwd_smem_bytes.
+constexpr int kStageBytes = 2 * QTile::kBytes + 2 * kVecBytes;
+constexpr int kSmemBytes = 2 * KVTile::kBytes + T::kStages * kStageBytes + DsTile::kBytes;
+static_assert((2 * kVecBytes) % 128 == 0, "stages stay 128-byte aligned for the swizzle");
+static_assert(kSmemBytes <= 227 * 1024, "tile config exceeds the largest shared memory of any sm_80+ part");
+
+extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
+    fc_bwd_sm80(const __grid_constant__ BwdParams p) {
+  constexpr int kM8 = T::kBlockM / 8;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const u32 sbase = ptx::smem_addr(smem);
+  const u32 sk = sbase, sv = sk + KVTile::kBytes, sring = sv + KVTile::kBytes;
+  const u32 sds = sring + T::kStages * kStageBytes;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int n_block = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+  const int n0 = n_block * T::kBlockN;
+  const int group = p.heads / p.kv_heads;
+  const int seqlen_q_pad = p.num_m_blocks * T::kBlockM;
+
+  // Causal: query blocks wholly before the first query that sees key n0 contribute nothing.
+  const int m_begin = T::kCausal ? min(p.num_m_blocks, max(0, n0 - p.causal_offset) / T::kBlockM) : 0;
+  const int m_count = p.num_m_blocks - m_begin;
+  const int steps = m_count * group;  // (query head, query block) pairs, query block fastest
+
+  const u16* k = reinterpret_cast<const u16*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h + n0 * p.k_stride_s;
+  const u16* v = reinterpret_cast<const u16*>(p.v) + b * p.v_stride_b + hk * p.v_stride_h + n0 * p.v_stride_s;
+  sm80::load_tile<KVTile, T::kThreads>(sk, k, p.k_stride_s, p.seqlen_k - n0, tid);
+  sm80::load_tile<KVTile, T::kThreads>(sv, v, p.v_stride_s, p.seqlen_k - n0, tid);
+
+  auto load_step = [&](int step) {
+    const int h = hk * group + step / m_count;
+    const int m0 = (m_begin + step % m_count) * T::kBlockM;
+    const u32 stage = sring + (step % T::kStages) * kStageBytes;
+    const u16* q = reinterpret_cast<const u16*>(p.q) + b * p.q_stride_b + h * p.q_stride_h + m0 * p.q_stride_s;
+    const u16* dout =
+        reinterpret_cast<const u16*>(p.dout) + b * p.do_stride_b + h * p.do_stride_h + m0 * p.do_stride_s;
+    sm80::load_tile<QTile, T::kThreads>(stage, q, p.q_stride_s, p.seqlen_q - m0, tid);
+    sm80::load_tile<QTile, T::kThreads>(stage + QTile::kBytes, dout, p.do_stride_s, p.seqlen_q - m0, tid);
+    // lse2 and dsum are padded to whole query blocks by bwd/prep.cu: no bounds to check.
+    const i64 row0 = ((i64)b * p.heads + h) * seqlen_q_pad + m0;
+    constexpr int kVecChunks = kVecBytes / 16;
+    if (tid < 2 * kVecChunks) {
+      const bool is_lse = tid < kVecChunks;
+      const int c = is_lse ? tid : tid - kVecChunks;
+      const float* src = reinterpret_cast<const float*>(is_lse ? p.lse2 : p.dsum) + row0 + 4 * c;
+      ptx::cp_async_16(stage + 2 * QTile::kBytes + (is_lse ? 0 : kVecBytes) + 16 * c, src, true);
+    }
+  };
+
+  if (steps > 0) load_step(0);
+  ptx::cp_async_commit();  // K, V and step 0 in one group
+
+  float dk[T::kHeadDim / 8][4], dv[T::kHeadDim / 8][4];
+#pragma unroll
+  for (int j = 0; j < T::kHeadDim / 8; ++j) {
+    dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = 0.f;
+    dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.f;
+  }
+
+  // ldmatrix addresses, made once: K/V rows of this warp as the A operand of Sᵀ and dPᵀ; Q/dO as
+  // the B operand of those (query = n) and, transposed, of dV and dK (query = reduction index).
+  const auto kva = sm80::lane_addr_q<KVTile>(warp, lane);
+  const auto qb = sm80::lane_addr_k<QTile>(lane);
+  const auto qt = sm80::lane_addr_v<QTile>(lane);
+  // dQ: warp = (row group, column slice); dSᵀ as the transposed A operand, K as the B operand.
+  const int dq_group = warp % T::kRowGroups, dq_slice = warp / T::kRowGroups;
+  const u32 ds_lane = sm80::bwd::lane_addr_ds<DsTile>(dq_group, lane);
+  const auto kt = LaneAddr<KVTile>::with_chunk_offset((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4,
+                                                      dq_slice * T::kDqCols / 8);
+  const int key0 = n0 + warp * 16;
+
+  for (int step = 0; step < steps; ++step) {
+    // Prefetch the next step into the other stage. Its last readers (step - 1's GEMMs) finished
+    // before step - 1's mid-step barrier. An empty group keeps "all but the newest" = this step.
+    if (step + 1 < steps) load_step(step + 1);
+    ptx::cp_async_commit();
+    ptx::cp_async_wait<1>();
+    __syncthreads();
+
+    const int h = hk * group + step / m_count;
+    const int m0 = (m_begin + step % m_count) * T::kBlockM;
+    const u32 sq = sring + (step % T::kStages) * kStageBytes;
+    const u32 sdo = sq + QTile::kBytes;
+    const float* lse2 = reinterpret_cast<const float*>(smem + (sdo + QTile::kBytes - sbase));
+    const float* dsum = lse2 + T::kBlockM;
+
+    float s[kM8][4], dp[kM8][4];
+    sm80::gemm_qk<KVTile, QTile, T::kBf16>(s, sk, kva, sq, qb);    // Sᵀ = K_w Qᵀ
+    sm80::gemm_qk<KVTile, QTile, T::kBf16>(dp, sv, kva, sdo, qb);  // dPᵀ = V_w dOᵀ
+    // Warp-uniform: only the ragged last key block and blocks crossing the diagonal pay for masking.
+    const bool need_mask = key0 + 15 >= p.seqlen_k || (T::kCausal && key0 + 15 > m0 + p.causal_offset);
+    if (need_mask) attn::apply_mask_kq<T::kCausal>(s, key0, m0, p.seqlen_k, p.causal_offset, lane);
+    sm80::bwd::probs(s, lse2, p.scale_log2, lane);
+    sm80::gemm_pv<QTile, T::kBf16>(dv, s, sdo, qt);  // dV += Pᵀ dO
+    sm80::bwd::dscores(dp, s, dsum, lane);
+    sm80::bwd::store_ds<DsTile, T::kBf16>(dp, smem + (sds - sbase), warp, lane);
+    sm80::gemm_pv<QTile, T::kBf16>(dk, dp, sq, qt);  // dK += dSᵀ Q
+    // dSᵀ complete; also the last read of this stage, so step + 1 may refill it.
+    __syncthreads();
+
+    float dq[T::kDqCols / 8][4];
+    sm80::bwd::gemm_dq<DsTile, KVTile, T::kDqCols, T::kBf16>(dq, sds, ds_lane, sk, kt);
+    const int row0 = m0 + 16 * dq_group;
+    const i64 bh = (i64)b * p.heads + h;
+    float* acc = reinterpret_cast<float*>(p.dq_accum) + (bh * seqlen_q_pad + row0) * T::kHeadDim +
+                 dq_slice * T::kDqCols;
+    u32* sem = reinterpret_cast<u32*>(p.dq_sem) + bh * p.num_m_blocks + m0 / T::kBlockM;
+    if (p.deterministic) {
+      // Key blocks 0..n_block-1 all see this query block too (visibility only grows towards lower
+      // keys), and their CTAs were launched earlier (lower linear index): wait for all of them.
+      if (tid == 0) {
+        while (ptx::ld_acquire_u32(sem) != (u32)n_block) {
+        }
+      }
+      __syncthreads();
+    }
+    sm80::bwd::add_dq<T::kDqCols>(dq, acc, T::kHeadDim, p.seqlen_q - row0, lane);
+    if (p.deterministic) {
+      ptx::fence_gpu();
+      __syncthreads();
+      if (tid == 0) ptx::red_release_add_u32(sem, 1u);
+    }
+  }
+  // Every warp has finished reading K and V (the last dQ GEMM); their tiles stage dK and dV.
+  ptx::cp_async_wait<0>();
+  __syncthreads();
+
+  const float scale[2] = {p.scale, p.scale}, one[2] = {1.f, 1.f};
+  const int rows_valid = p.seqlen_k - key0;
+  u16* dkp = reinterpret_cast<u16*>(p.dk) + b * p.dk_stride_b + hk * p.dk_stride_h + key0 * p.dk_stride_s;
+  u16* dvp = reinterpret_cast<u16*>(p.dv) + b * p.dv_stride_b + hk * p.dv_stride_h + key0 * p.dv_stride_s;
+  // dK = scale · dSᵀ Q (the scale was left out of dS); keys no query sees get 0.
+  sm80::store_o<KVTile, T::kBf16>(dk, scale, smem, warp, lane, dkp, p.dk_stride_s, rows_valid);
+  sm80::store_o<KVTile, T::kBf16>(dv, one, smem + KVTile::kBytes, warp, lane, dvp, p.dv_stride_s, rows_valid);
+}
