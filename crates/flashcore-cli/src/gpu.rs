@@ -1,11 +1,14 @@
 //! Running one shape on the GPU: fresh inputs, poisoned outputs, check against the f64 reference on
-//! (sampled) rows, time with CUDA events and an L2 flush before every timed run.
+//! (sampled) rows (forward) or (batch, kv head) groups (backward), time with CUDA events and an L2
+//! flush before every timed run.
 
 use crate::data::{fresh_seed, from_bits, nan_bits, randn_bits};
 use crate::shapes::Shape;
 use flashcore::cudarc::driver::{sys, CudaSlice};
-use flashcore::reference::{self, compare, within_bar, Element, ErrorStats, HostTensor, Precision, RefOutput};
-use flashcore::{DeviceTensor, Result, Runtime, TensorDesc};
+use flashcore::reference::{
+    self, compare, within_bar, Element, ErrorStats, HostTensor, Precision, RefGrads, RefOutput,
+};
+use flashcore::{BwdOptions, DeviceTensor, Result, Runtime, TensorDesc};
 use half::slice::HalfBitsSliceExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -194,4 +197,146 @@ fn references<T: Element>(
         reference::attention(&qt, &kt, &vt, mask, scale, Some(rows), Precision::F64)?,
         reference::attention(&qt, &kt, &vt, mask, scale, Some(rows), Precision::Naive(dt))?,
     ))
+}
+
+/// (batch, kv head) groups whose gradients the backward check covers: every group when the
+/// reference fits `budget` multiply-adds, else the first, the last and random others (at least
+/// one). A group's gradients depend on nothing outside it, so each checked group is checked whole.
+pub fn pick_groups(s: &Shape, budget: f64, seed: u64) -> Vec<(usize, usize)> {
+    let heads_per_group = s.h / s.hkv();
+    // The reference takes two passes over every head's Sq x Sk scores (rows, then keys), about
+    // 8 multiply-adds per score and head-dim element.
+    let per_group = 8.0 * (heads_per_group * s.sq * s.sk() * s.d) as f64;
+    let total = s.b * s.hkv();
+    let n = ((budget / per_group) as usize).clamp(1, total);
+    let all: Vec<(usize, usize)> = (0..s.b).flat_map(|b| (0..s.hkv()).map(move |k| (b, k))).collect();
+    if n >= total {
+        return all;
+    }
+    let mut picked = vec![all[0], all[total - 1]];
+    picked.truncate(n);
+    let mut rng = SmallRng::seed_from_u64(seed);
+    while picked.len() < n {
+        let g = all[rng.random_range(0..total)];
+        if !picked.contains(&g) {
+            picked.push(g);
+        }
+    }
+    picked.sort_unstable();
+    picked
+}
+
+/// Runs one backward shape: the GPU forward for O and LSE, then the backward into NaN-poisoned
+/// gradients, checked against the f64 backward on the picked groups with the 2x naive bar (each of
+/// dq, dk, dv on its own); `err`/`naive` report the gradient closest to its bar. Times the backward.
+pub fn run_shape_bwd(
+    rt: &Runtime,
+    s: &Shape,
+    budget: f64,
+    iters: usize,
+    flush: &mut CudaSlice<u8>,
+) -> Result<ShapeRun> {
+    let seed = fresh_seed();
+    let (qd, kd) = s.descs();
+    let dt = s.dtype;
+    let bits = |d: &TensorDesc, k: u64| randn_bits(d.span().unwrap_or(0) as usize, dt, seed.wrapping_add(k));
+    let (qb, kb, vb, db) = (bits(&qd, 0), bits(&kd, 1), bits(&kd, 2), bits(&qd, 3));
+    let (q, k, v, dout) = (rt.upload(&qb, qd)?, rt.upload(&kb, kd)?, rt.upload(&vb, kd)?, rt.upload(&db, qd)?);
+    let opts = BwdOptions { mask: s.mask(), scale: None, deterministic: false };
+    let (out, lse) = rt.forward(&q, &k, &v, &opts.forward())?;
+    let lse = lse.ok_or_else(|| flashcore::Error::Unsupported("the forward returned no LSE".into()))?;
+    let (dqd, dkvd) = (qd.like(), kd.like());
+    let mut dq = rt.alloc_filled(dqd, nan_bits(dt))?;
+    let mut dk = rt.alloc_filled(dkvd, nan_bits(dt))?;
+    let mut dv = rt.alloc_filled(dkvd, nan_bits(dt))?;
+    let variant = {
+        let p = flashcore::api::check::check(&qd, &kd, &kd, &out.desc, &opts.forward())?;
+        rt.plan_backward(&p)?.0.to_string()
+    };
+    rt.backward_into(&q, &k, &v, &out, &dout, &lse, &mut dq, &mut dk, &mut dv, &opts)?;
+    rt.synchronize()?;
+    let (dqb, dkb, dvb) = (rt.download(&dq)?, rt.download(&dk)?, rt.download(&dv)?);
+    let unwritten =
+        count_unwritten(&dqb, &dqd, dt) + count_unwritten(&dkb, &dkvd, dt) + count_unwritten(&dvb, &dkvd, dt);
+
+    let groups = pick_groups(s, budget, seed);
+    let scale = 1.0 / (s.d as f64).sqrt();
+    let (want, naive) = match dt {
+        flashcore::DType::F16 => {
+            let c = |x: &[u16]| -> Vec<half::f16> { x.reinterpret_cast::<half::f16>().to_vec() };
+            bwd_references(&c(&qb), &c(&kb), &c(&vb), &c(&db), &qd, &kd, s.mask(), scale, &groups, dt)?
+        }
+        flashcore::DType::Bf16 => {
+            let c = |x: &[u16]| -> Vec<half::bf16> { x.reinterpret_cast::<half::bf16>().to_vec() };
+            bwd_references(&c(&qb), &c(&kb), &c(&vb), &c(&db), &qd, &kd, s.mask(), scale, &groups, dt)?
+        }
+    };
+    // The checked groups' values, GPU (by its strides) and reference (contiguous [B, S, H, D]).
+    let heads_per_group = s.h / s.hkv();
+    let gather = |bits: &[u16], desc: &TensorDesc, full: &[f64], nat: &[f64], query_side: bool| {
+        let [_, seq, heads, d] = desc.shape;
+        let (mut g, mut w, mut n) = (Vec::new(), Vec::new(), Vec::new());
+        for &(bi, kh) in &groups {
+            let hs = if query_side { kh * heads_per_group..(kh + 1) * heads_per_group } else { kh..kh + 1 };
+            for hi in hs {
+                for si in 0..seq {
+                    let base = bi as i64 * desc.strides[0] + si as i64 * desc.strides[1] + hi as i64 * desc.strides[2];
+                    let at = ((bi * seq + si) * heads + hi) * d;
+                    g.extend((0..d).map(|x| from_bits(bits[(base + x as i64) as usize], dt)));
+                    w.extend_from_slice(&full[at..at + d]);
+                    n.extend_from_slice(&nat[at..at + d]);
+                }
+            }
+        }
+        (compare(&g, &w), compare(&n, &w))
+    };
+    let checks = [
+        gather(&dqb, &dqd, &want.dq, &naive.dq, true),
+        gather(&dkb, &dkvd, &want.dk, &naive.dk, false),
+        gather(&dvb, &dkvd, &want.dv, &naive.dv, false),
+    ];
+    let passed = unwritten == 0 && checks.iter().all(|(e, en)| within_bar(e, en));
+    let margin = |(e, en): &(ErrorStats, ErrorStats)| e.max_abs / (2.0 * en.max_abs + 1e-5);
+    let worst = checks.iter().copied().max_by(|a, b| margin(a).total_cmp(&margin(b))).unwrap_or_default();
+
+    let ms = if iters > 0 {
+        time_median_ms(rt, flush, iters, || {
+            rt.backward_into(&q, &k, &v, &out, &dout, &lse, &mut dq, &mut dk, &mut dv, &opts)
+        })?
+    } else {
+        f64::NAN
+    };
+    Ok(ShapeRun {
+        err: worst.0,
+        naive: worst.1,
+        lse_max_err: 0.0,
+        unwritten,
+        rows_checked: groups.len(),
+        ms,
+        passed,
+        variant,
+    })
+}
+
+/// The f64 backward and the naive same-dtype backward on the given groups (the pair that sets the bar).
+#[allow(clippy::too_many_arguments)]
+fn bwd_references<T: Element>(
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    dout: &[T],
+    qd: &TensorDesc,
+    kd: &TensorDesc,
+    mask: flashcore::Mask,
+    scale: f64,
+    groups: &[(usize, usize)],
+    dt: flashcore::DType,
+) -> Result<(RefGrads, RefGrads)> {
+    let strides = |d: &TensorDesc| d.strides.map(|x| x as usize);
+    let qt = HostTensor::new(q, qd.shape, strides(qd))?;
+    let kt = HostTensor::new(k, kd.shape, strides(kd))?;
+    let vt = HostTensor::new(v, kd.shape, strides(kd))?;
+    let dt_ = HostTensor::new(dout, qd.shape, strides(qd))?;
+    let run = |p| reference::attention_backward_at(&qt, &kt, &vt, &dt_, mask, scale, p, Some(groups));
+    Ok((run(Precision::F64)?, run(Precision::Naive(dt))?))
 }

@@ -25,6 +25,13 @@ pub struct Shape {
 #[derive(Deserialize)]
 struct File {
     shapes: Vec<Shape>,
+    /// The backward rows (mode "bwd"), a section of their own after the forward rows.
+    #[serde(default)]
+    backward: Vec<Shape>,
+}
+
+fn file() -> File {
+    toml::from_str(SHAPES_TOML).expect("bench/shapes.toml parses (checked by a test)")
 }
 
 impl Shape {
@@ -64,12 +71,20 @@ impl Shape {
 }
 
 pub fn all() -> Vec<Shape> {
-    let f: File = toml::from_str(SHAPES_TOML).expect("bench/shapes.toml parses (checked by a test)");
-    f.shapes
+    file().shapes
 }
 
 pub fn suite(names: &[&str]) -> Vec<Shape> {
     all().into_iter().filter(|s| s.suites.iter().any(|x| names.contains(&x.as_str()))).collect()
+}
+
+/// Every backward row.
+pub fn backward_all() -> Vec<Shape> {
+    file().backward
+}
+
+pub fn backward_suite(names: &[&str]) -> Vec<Shape> {
+    backward_all().into_iter().filter(|s| s.suites.iter().any(|x| names.contains(&x.as_str()))).collect()
 }
 
 #[cfg(test)]
@@ -91,5 +106,23 @@ mod tests {
         let names: std::collections::HashSet<_> = all.iter().map(|s| &s.name).collect();
         assert_eq!(names.len(), all.len(), "shape names are unique");
         assert_eq!(suite(&["seed"]).len(), 6);
+    }
+
+    #[test]
+    fn backward_shapes_parse_and_are_valid() {
+        let bwd = backward_all();
+        assert!(bwd.len() >= 12);
+        for s in &bwd {
+            assert!(flashcore::plan::backward::supported_bwd_head_dim(s.d), "{}", s.name);
+            let (q, k) = s.descs();
+            let opts = flashcore::BwdOptions { mask: s.mask(), ..Default::default() };
+            flashcore::api::check::check_backward(&q, &k, &k, &q.like(), &q, &q.like(), &k.like(), &k.like(), &opts)
+                .unwrap();
+        }
+        let mut names: std::collections::HashSet<_> = all().into_iter().map(|s| s.name).collect();
+        for s in &bwd {
+            assert!(names.insert(s.name.clone()), "{}: names are unique across both sections", s.name);
+        }
+        assert!(!backward_suite(&["quick"]).is_empty() && !backward_suite(&["bwd"]).is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! `flashcore validate` and `flashcore bench`: the shape matrix on the GPU against the f64 reference.
 
-use crate::gpu::{run_shape, ShapeRun};
+use crate::gpu::{run_shape, run_shape_bwd, ShapeRun};
 use crate::record::{write_json, Record};
 use crate::shapes::{self, Shape};
 use flashcore::Runtime;
@@ -9,14 +9,41 @@ use flashcore::Runtime;
 const VALIDATE_BUDGET: f64 = 2e9;
 const BENCH_BUDGET: f64 = 2e8;
 
-fn header() {
+/// Which pass a row of the matrix runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Fwd,
+    /// dq, dk, dv; the `rows` column counts checked (batch, kv head) groups.
+    Bwd,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Fwd => "fwd",
+            Mode::Bwd => "bwd",
+        }
+    }
+}
+
+fn header(mode: Mode) {
     println!(
         "{:<22} {:<34} {:>9} {:>9} {:>9} {:>5} {:>6} {:>9} {:>8} {:>8} {:>6}  variant",
-        "name", "shape", "max_err", "bar", "rel_l2", "ok", "rows", "ms", "TF/s", "us/head", "%peak"
+        "name",
+        "shape",
+        "max_err",
+        "bar",
+        "rel_l2",
+        "ok",
+        if mode == Mode::Bwd { "groups" } else { "rows" },
+        "ms",
+        "TF/s",
+        "us/head",
+        "%peak"
     );
 }
 
-fn record(rt: &Runtime, s: &Shape, r: &ShapeRun) -> Record {
+fn record(rt: &Runtime, s: &Shape, r: &ShapeRun, mode: Mode) -> Record {
     let p = flashcore::Problem {
         batch: s.b,
         heads: s.h,
@@ -28,11 +55,12 @@ fn record(rt: &Runtime, s: &Shape, r: &ShapeRun) -> Record {
         mask: s.mask(),
         scale: 1.0,
     };
-    let tflops = p.flops() / (r.ms * 1e-3) / 1e12;
+    let flops = if mode == Mode::Bwd { p.backward_flops() } else { p.flops() };
+    let tflops = flops / (r.ms * 1e-3) / 1e12;
     Record {
         device: rt.info().name.clone(),
         backend: "flashcore".into(),
-        mode: "fwd".into(),
+        mode: mode.name().into(),
         dtype: s.dtype.name().into(),
         b: s.b,
         h: s.h,
@@ -79,13 +107,14 @@ fn print_row(s: &Shape, rec: &Record, r: &ShapeRun) {
     );
 }
 
-/// Runs shapes, prints the table, writes JSON; returns the number of failed rows.
-fn run_matrix(rt: &Runtime, list: &[Shape], budget: f64, iters: usize, json: Option<&str>) -> usize {
+/// Runs the forward rows, then the backward rows: prints one table each, writes one JSON file;
+/// returns the number of failed rows.
+fn run_matrix(rt: &Runtime, fwd: &[Shape], bwd: &[Shape], budget: f64, iters: usize, json: Option<&str>) -> usize {
     let mut flush = match rt.stream().alloc_zeros::<u8>(256 << 20) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("cannot allocate the L2 flush buffer: {e}");
-            return list.len();
+            return fwd.len() + bwd.len();
         }
     };
     let info = rt.info();
@@ -96,24 +125,38 @@ fn run_matrix(rt: &Runtime, list: &[Shape], budget: f64, iters: usize, json: Opt
         info.sm_count,
         info.peak_tflops()
     );
-    header();
     let mut records = Vec::new();
     let mut failed = 0;
-    for s in list {
-        match run_shape(rt, s, budget, iters, &mut flush) {
-            Ok(r) => {
-                let rec = record(rt, s, &r);
-                print_row(s, &rec, &r);
-                failed += usize::from(!r.passed);
-                records.push(rec);
-            }
-            Err(e) => {
-                failed += 1;
-                println!("{:<22} {:<34} FAIL: {e}", s.name, s.label());
+    for (mode, list) in [(Mode::Fwd, fwd), (Mode::Bwd, bwd)] {
+        if list.is_empty() {
+            continue;
+        }
+        if mode == Mode::Bwd {
+            println!("\nbackward (dq, dk, dv against the f64 backward; FLOPs = 2.5 x forward)");
+        }
+        header(mode);
+        let mut mode_failed = 0;
+        for s in list {
+            let run = match mode {
+                Mode::Fwd => run_shape(rt, s, budget, iters, &mut flush),
+                Mode::Bwd => run_shape_bwd(rt, s, budget, iters, &mut flush),
+            };
+            match run {
+                Ok(r) => {
+                    let rec = record(rt, s, &r, mode);
+                    print_row(s, &rec, &r);
+                    mode_failed += usize::from(!r.passed);
+                    records.push(rec);
+                }
+                Err(e) => {
+                    mode_failed += 1;
+                    println!("{:<22} {:<34} FAIL: {e}", s.name, s.label());
+                }
             }
         }
+        println!("{} {} rows, {} passed, {} failed", list.len(), mode.name(), list.len() - mode_failed, mode_failed);
+        failed += mode_failed;
     }
-    println!("{} rows, {} passed, {} failed", list.len(), list.len() - failed, failed);
     if let Some(path) = json {
         match write_json(path, &records) {
             Ok(()) => println!("wrote {path}"),
@@ -136,10 +179,12 @@ pub fn validate(full: bool, json: Option<&str>, only: Option<&str>) -> i32 {
         }
     };
     let mut list = if full { shapes::all() } else { shapes::suite(&["quick"]) };
+    let mut bwd = if full { shapes::backward_all() } else { shapes::backward_suite(&["quick"]) };
     if let Some(f) = only {
         list.retain(|s| s.name.contains(f));
+        bwd.retain(|s| s.name.contains(f));
     }
-    i32::from(run_matrix(&rt, &list, VALIDATE_BUDGET, 10, json) > 0)
+    i32::from(run_matrix(&rt, &list, &bwd, VALIDATE_BUDGET, 10, json) > 0)
 }
 
 pub fn bench(suite: &str, json: Option<&str>, iters: usize, only: Option<&str>) -> i32 {
@@ -151,16 +196,18 @@ pub fn bench(suite: &str, json: Option<&str>, iters: usize, only: Option<&str>) 
         }
     };
     let names: Vec<&str> = match suite {
-        "all" => vec!["seed", "fa", "gqa", "long"],
+        "all" => vec!["seed", "fa", "gqa", "long", "bwd"],
         s => vec![s],
     };
     let mut list = shapes::suite(&names);
+    let mut bwd = shapes::backward_suite(&names);
     if let Some(f) = only {
         list.retain(|s| s.name.contains(f));
+        bwd.retain(|s| s.name.contains(f));
     }
-    if list.is_empty() {
-        println!("no shapes in suite `{suite}` (suites: seed, fa, gqa, long, edge, huge, quick, all)");
+    if list.is_empty() && bwd.is_empty() {
+        println!("no shapes in suite `{suite}` (suites: seed, fa, gqa, long, edge, huge, quick, bwd, bwd-edge, all)");
         return 2;
     }
-    i32::from(run_matrix(&rt, &list, BENCH_BUDGET, iters.max(20), json) > 0)
+    i32::from(run_matrix(&rt, &list, &bwd, BENCH_BUDGET, iters.max(20), json) > 0)
 }

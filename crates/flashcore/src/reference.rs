@@ -341,64 +341,80 @@ pub fn attention_backward_at<T: Element>(
         dv: Vec<f64>,
         dq: Vec<(usize, usize, Vec<f64>)>,
     }
-    // One task per (batch, kv head): it owns its dk/dv rows and the dq rows of its query heads.
+    // One task per (batch, kv head): it owns its dk/dv rows and the dq rows of its query heads. Each
+    // head takes two passes, each parallel: over query rows (softmax statistics, D and dq), then over
+    // keys (dk and dv, recomputing P from the row statistics), so no Sq x Sk matrix is kept and one
+    // group alone still uses every core.
     let parts: Vec<Part> = tasks
         .into_par_iter()
         .map(|(bi, kh)| {
             let kr: Vec<Vec<f64>> = (0..sk).map(|j| k.row(bi, j, kh).collect()).collect();
             let vr: Vec<Vec<f64>> = (0..sk).map(|j| v.row(bi, j, kh).collect()).collect();
-            let mut dkh = vec![0.0; sk * d];
-            let mut dvh = vec![0.0; sk * d];
-            let mut dqs = Vec::new();
             let heads = kh * group..(kh + 1) * group;
-            match precision {
+            let rows_of = |t: &HostTensor<T>, hi: usize| -> Vec<Vec<f64>> {
+                (0..sq).map(|i| t.row(bi, i, hi).collect()).collect()
+            };
+            let mut dqs = Vec::new();
+            let (dkh, dvh) = match precision {
                 Precision::F64 => {
+                    let (mut dkh, mut dvh) = (vec![0.0; sk * d], vec![0.0; sk * d]);
                     for hi in heads {
-                        for i in 0..sq {
-                            let qi: Vec<f64> = q.row(bi, i, hi).collect();
-                            let doi: Vec<f64> = dout.row(bi, i, hi).collect();
-                            let keys: Vec<usize> = (0..sk).filter(|&j| mask.visible(i, j, sq, sk)).collect();
-                            let dqi = row_backward_f64(&qi, &doi, &kr, &vr, &keys, scale, &mut dkh, &mut dvh);
-                            dqs.push((hi, i, dqi));
+                        let (qr, dor) = (rows_of(q, hi), rows_of(dout, hi));
+                        let stats: Vec<(RowStats<f64>, Vec<f64>)> = (0..sq)
+                            .into_par_iter()
+                            .map(|i| {
+                                let keys: Vec<usize> = (0..sk).filter(|&j| mask.visible(i, j, sq, sk)).collect();
+                                row_backward_f64(&qr[i], &dor[i], &kr, &vr, &keys, scale)
+                            })
+                            .collect();
+                        let kv: Vec<(Vec<f64>, Vec<f64>)> = (0..sk)
+                            .into_par_iter()
+                            .map(|j| {
+                                let rows = (0..sq).filter(|&i| mask.visible(i, j, sq, sk));
+                                key_backward_f64(&kr[j], &vr[j], &qr, &dor, rows, &stats, scale)
+                            })
+                            .collect();
+                        for (j, (dkj, dvj)) in kv.into_iter().enumerate() {
+                            dkh[j * d..(j + 1) * d].iter_mut().zip(dkj).for_each(|(a, x)| *a += x);
+                            dvh[j * d..(j + 1) * d].iter_mut().zip(dvj).for_each(|(a, x)| *a += x);
                         }
+                        dqs.extend(stats.into_iter().enumerate().map(|(i, (_, dq))| (hi, i, dq)));
                     }
+                    (dkh, dvh)
                 }
                 Precision::Naive(dt) => {
                     let (k32, v32) = (to_f32_rows(&kr), to_f32_rows(&vr));
-                    let mut dk32 = vec![0f32; sk * d];
-                    let mut dv32 = vec![0f32; sk * d];
+                    let (mut dk32, mut dv32) = (vec![0f32; sk * d], vec![0f32; sk * d]);
                     for hi in heads {
-                        // One head's dK and dV: fp32 accumulation over the query rows, rounded once.
-                        let mut dk_head = vec![0f32; sk * d];
-                        let mut dv_head = vec![0f32; sk * d];
-                        for i in 0..sq {
-                            let qi: Vec<f32> = q.row(bi, i, hi).map(|x| x as f32).collect();
-                            let doi: Vec<f32> = dout.row(bi, i, hi).map(|x| x as f32).collect();
-                            let keys: Vec<usize> = (0..sk).filter(|&j| mask.visible(i, j, sq, sk)).collect();
-                            let dqi = row_backward_naive(
-                                &qi,
-                                &doi,
-                                &k32,
-                                &v32,
-                                &keys,
-                                scale as f32,
-                                dt,
-                                &mut dk_head,
-                                &mut dv_head,
-                            );
-                            dqs.push((hi, i, dqi));
+                        let (qr, dor) = (to_f32_rows(&rows_of(q, hi)), to_f32_rows(&rows_of(dout, hi)));
+                        let stats: Vec<(RowStats<f32>, Vec<f64>)> = (0..sq)
+                            .into_par_iter()
+                            .map(|i| {
+                                let keys: Vec<usize> = (0..sk).filter(|&j| mask.visible(i, j, sq, sk)).collect();
+                                row_backward_naive(&qr[i], &dor[i], &k32, &v32, &keys, scale as f32, dt)
+                            })
+                            .collect();
+                        // One head's dK and dV, each accumulated in fp32 over the query rows and
+                        // rounded once, as a same-dtype matmul does; then summed over the group.
+                        let kv: Vec<(Vec<f32>, Vec<f32>)> = (0..sk)
+                            .into_par_iter()
+                            .map(|j| {
+                                let rows = (0..sq).filter(|&i| mask.visible(i, j, sq, sk));
+                                key_backward_naive(&k32[j], &v32[j], &qr, &dor, rows, &stats, scale as f32, dt)
+                            })
+                            .collect();
+                        for (j, (dkj, dvj)) in kv.into_iter().enumerate() {
+                            dk32[j * d..(j + 1) * d].iter_mut().zip(dkj).for_each(|(a, x)| *a += round(x, dt));
+                            dv32[j * d..(j + 1) * d].iter_mut().zip(dvj).for_each(|(a, x)| *a += round(x, dt));
                         }
-                        for (acc, x) in dk32.iter_mut().zip(&dk_head) {
-                            *acc += round(*x, dt);
-                        }
-                        for (acc, x) in dv32.iter_mut().zip(&dv_head) {
-                            *acc += round(*x, dt);
-                        }
+                        dqs.extend(stats.into_iter().enumerate().map(|(i, (_, dq))| (hi, i, dq)));
                     }
-                    dkh = dk32.iter().map(|x| round(*x, dt) as f64).collect();
-                    dvh = dv32.iter().map(|x| round(*x, dt) as f64).collect();
+                    (
+                        dk32.iter().map(|x| round(*x, dt) as f64).collect(),
+                        dv32.iter().map(|x| round(*x, dt) as f64).collect(),
+                    )
                 }
-            }
+            };
             Part { bi, kh, dk: dkh, dv: dvh, dq: dqs }
         })
         .collect();
@@ -422,8 +438,16 @@ fn to_f32_rows(rows: &[Vec<f64>]) -> Vec<Vec<f32>> {
     rows.iter().map(|r| r.iter().map(|x| *x as f32).collect()).collect()
 }
 
-/// One query row of the f64 backward: adds its terms to dk and dv (rows [Sk, D]) and returns its dq.
-#[allow(clippy::too_many_arguments)]
+/// What the key pass needs of one query row: P_ij = exp(s_ij − m) / l, and D (the row's
+/// rowsum(dO ∘ O), or for the naive run rowsum(dP ∘ P)). m is −inf for a row that sees no key.
+#[derive(Clone, Copy, Debug)]
+struct RowStats<F> {
+    m: F,
+    l: F,
+    d: F,
+}
+
+/// Row pass of the f64 backward: the row's softmax statistics and D, and its dq.
 fn row_backward_f64(
     qi: &[f64],
     doi: &[f64],
@@ -431,13 +455,11 @@ fn row_backward_f64(
     vr: &[Vec<f64>],
     keys: &[usize],
     scale: f64,
-    dk: &mut [f64],
-    dv: &mut [f64],
-) -> Vec<f64> {
+) -> (RowStats<f64>, Vec<f64>) {
     let d = qi.len();
     let mut dqi = vec![0.0; d];
     if keys.is_empty() {
-        return dqi;
+        return (RowStats { m: f64::NEG_INFINITY, l: 0.0, d: 0.0 }, dqi);
     }
     let s: Vec<f64> = keys.iter().map(|&j| scale * kr[j].iter().zip(qi).map(|(x, y)| x * y).sum::<f64>()).collect();
     let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -456,17 +478,44 @@ fn row_backward_f64(
         let dp: f64 = doi.iter().zip(&vr[j]).map(|(x, y)| x * y).sum();
         let ds = pj * (dp - di);
         for x in 0..d {
-            dv[j * d + x] += pj * doi[x];
-            dk[j * d + x] += scale * ds * qi[x];
             dqi[x] += scale * ds * kr[j][x];
         }
     }
-    dqi
+    (RowStats { m, l, d: di }, dqi)
 }
 
-/// One query row of the naive same-dtype backward (see [`attention_backward_at`]): adds its terms to
-/// this head's fp32 dk and dv and returns its dq, rounded to the dtype.
-#[allow(clippy::too_many_arguments)]
+/// Key pass of the f64 backward: key j's dk and dv over the query rows that see it.
+fn key_backward_f64(
+    kj: &[f64],
+    vj: &[f64],
+    qr: &[Vec<f64>],
+    dor: &[Vec<f64>],
+    rows: impl Iterator<Item = usize>,
+    stats: &[(RowStats<f64>, Vec<f64>)],
+    scale: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let d = kj.len();
+    let (mut dk, mut dv) = (vec![0.0; d], vec![0.0; d]);
+    for i in rows {
+        let st = stats[i].0;
+        let s = scale * kj.iter().zip(&qr[i]).map(|(x, y)| x * y).sum::<f64>();
+        let p = (s - st.m).exp() / st.l;
+        let dp: f64 = dor[i].iter().zip(vj).map(|(x, y)| x * y).sum();
+        let ds = p * (dp - st.d);
+        for x in 0..d {
+            dv[x] += p * dor[i][x];
+            dk[x] += scale * ds * qr[i][x];
+        }
+    }
+    (dk, dv)
+}
+
+fn dot32(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Row pass of the naive same-dtype backward (see [`attention_backward_at`]): statistics and dq,
+/// rounded to the dtype.
 fn row_backward_naive(
     qi: &[f32],
     doi: &[f32],
@@ -475,29 +524,53 @@ fn row_backward_naive(
     keys: &[usize],
     scale: f32,
     dt: DType,
-    dk: &mut [f32],
-    dv: &mut [f32],
-) -> Vec<f64> {
+) -> (RowStats<f32>, Vec<f64>) {
     let d = qi.len();
     if keys.is_empty() {
-        return vec![0.0; d];
+        return (RowStats { m: f32::NEG_INFINITY, l: 0.0, d: 0.0 }, vec![0.0; d]);
     }
-    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    let s: Vec<f32> = keys.iter().map(|&j| round(round(dot(&kr[j], qi), dt) * scale, dt)).collect();
+    let s: Vec<f32> = keys.iter().map(|&j| round(round(dot32(&kr[j], qi), dt) * scale, dt)).collect();
     let m = s.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
     let l: f32 = e.iter().sum();
     let p: Vec<f32> = e.iter().map(|x| round(x / l, dt)).collect();
-    let dp: Vec<f32> = keys.iter().map(|&j| round(dot(doi, &vr[j]), dt)).collect();
+    let dp: Vec<f32> = keys.iter().map(|&j| round(dot32(doi, &vr[j]), dt)).collect();
     let sum: f32 = p.iter().zip(&dp).map(|(a, b)| a * b).sum();
     let mut dqi = vec![0f32; d];
     for ((pj, dpj), &j) in p.iter().zip(&dp).zip(keys) {
         let ds = round(round(pj * (dpj - sum), dt) * scale, dt);
         for x in 0..d {
-            dv[j * d + x] += pj * doi[x];
-            dk[j * d + x] += ds * qi[x];
             dqi[x] += ds * kr[j][x];
         }
     }
-    dqi.iter().map(|x| round(*x, dt) as f64).collect()
+    (RowStats { m, l, d: sum }, dqi.iter().map(|x| round(*x, dt) as f64).collect())
+}
+
+/// Key pass of the naive backward: key j's dk and dv in fp32 over the rows that see it (the same
+/// rounded P, dP and dS as the row pass), not yet rounded.
+#[allow(clippy::too_many_arguments)]
+fn key_backward_naive(
+    kj: &[f32],
+    vj: &[f32],
+    qr: &[Vec<f32>],
+    dor: &[Vec<f32>],
+    rows: impl Iterator<Item = usize>,
+    stats: &[(RowStats<f32>, Vec<f64>)],
+    scale: f32,
+    dt: DType,
+) -> (Vec<f32>, Vec<f32>) {
+    let d = kj.len();
+    let (mut dk, mut dv) = (vec![0f32; d], vec![0f32; d]);
+    for i in rows {
+        let st = stats[i].0;
+        let s = round(round(dot32(kj, &qr[i]), dt) * scale, dt);
+        let p = round((s - st.m).exp() / st.l, dt);
+        let dp = round(dot32(&dor[i], vj), dt);
+        let ds = round(round(p * (dp - st.d), dt) * scale, dt);
+        for x in 0..d {
+            dv[x] += p * dor[i][x];
+            dk[x] += ds * qr[i][x];
+        }
+    }
+    (dk, dv)
 }
