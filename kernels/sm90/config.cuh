@@ -62,6 +62,6 @@ struct Sm90 {
 #endif
   static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "sm90 path: head dim 64, 128 or 256 (generated wgmma N)");
   static_assert(kBlockM == 64 || kBlockM == 128 || kBlockM == 192, "sm90 path: 1 to 3 consumer warpgroups");
-  static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 256, "sm90 path: block_n is a generated wgmma N");
+  static_assert(kBlockN % 16 == 0 && kBlockN >= 64 && kBlockN <= 256, "sm90 path: block_n is a generated wgmma N");
   static_assert(kSmemBytes <= 227 * 1024, "sm90 tile config exceeds shared memory");
 };

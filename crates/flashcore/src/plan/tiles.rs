@@ -140,7 +140,10 @@ pub fn sm90_head_dim(d: usize) -> bool {
 pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: usize) -> Result<TileConfig> {
     if let Some(s) = &super::knobs::knobs().sm90_tile {
         let t = parse_tile(s)?;
-        if sm90_smem_bytes(&t, head_dim) > max_smem || t.block_m() % 64 != 0 || ![64, 128, 256].contains(&t.block_n()) {
+        if sm90_smem_bytes(&t, head_dim) > max_smem
+            || t.block_m() % 64 != 0
+            || ![64, 96, 128, 160, 176, 192, 256].contains(&t.block_n())
+        {
             return Err(Error::arg(
                 "FLASHCORE_SM90_TILE",
                 format!("{s} is not a valid sm90 tile for head dim {head_dim}"),
