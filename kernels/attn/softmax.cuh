@@ -1,5 +1,6 @@
 // Online softmax over key blocks (FlashAttention's recurrence), in the exp2 domain with the scale folded in.
 #pragma once
+#include "../common/config.cuh"
 #include "../common/ptx/cvt.cuh"
 #include "../common/types.cuh"
 
@@ -36,8 +37,14 @@ struct OnlineSoftmax {
       float sum = 0.f;
 #pragma unroll
       for (int j = 0; j < N8; ++j) {
-        s[j][2 * r] = ptx::exp2f_fast(fmaf(s[j][2 * r], scale_log2, -base));
-        s[j][2 * r + 1] = ptx::exp2f_fast(fmaf(s[j][2 * r + 1], scale_log2, -base));
+        const float x0 = fmaf(s[j][2 * r], scale_log2, -base), x1 = fmaf(s[j][2 * r + 1], scale_log2, -base);
+        if (Traits::kExp2PolyEvery > 0 && j % Traits::kExp2PolyEvery == Traits::kExp2PolyEvery - 1) {
+          s[j][2 * r] = ptx::exp2f_poly<Traits::kBf16>(x0);
+          s[j][2 * r + 1] = ptx::exp2f_poly<Traits::kBf16>(x1);
+        } else {
+          s[j][2 * r] = ptx::exp2f_fast(x0);
+          s[j][2 * r + 1] = ptx::exp2f_fast(x1);
+        }
         sum += s[j][2 * r] + s[j][2 * r + 1];
       }
       l[r] = l[r] * alpha[r] + sum;
@@ -52,8 +59,10 @@ struct OnlineSoftmax {
       float sum = l[r];
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      // Exactly 0 only for a fully masked row; NaN inputs stay NaN in O and LSE.
-      const bool empty = sum == 0.f;
+      // A row that saw no visible key keeps max -inf (its polynomial exponentials are ~1e-38, not
+      // 0, so the sum alone would not tell). A row of NaN scores also keeps max -inf (fmaxf skips
+      // NaN) but has a NaN sum: it stays NaN in O and LSE.
+      const bool empty = (m[r] == kNegInf && sum == sum) || sum == 0.f;
       inv_l[r] = empty ? 0.f : 1.f / sum;
       lse[r] = empty ? kNegInf : (m[r] * scale_log2 + ptx::log2f_fast(sum)) * kLn2;
     }

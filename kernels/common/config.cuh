@@ -23,6 +23,9 @@
 #ifndef FC_MIN_BLOCKS
 #define FC_MIN_BLOCKS 1
 #endif
+#ifndef FC_EXP2_POLY
+#define FC_EXP2_POLY 0
+#endif
 
 struct Traits {
   static constexpr int kHeadDim = FC_HEAD_DIM;
@@ -31,6 +34,9 @@ struct Traits {
   static constexpr bool kBf16 = FC_DTYPE_BF16 != 0;
   static constexpr bool kCausal = FC_CAUSAL != 0;
   static constexpr int kMinBlocksPerSm = FC_MIN_BLOCKS;
+  // Softmax: every kExp2PolyEvery-th group of 8 score columns takes its exponentials from a
+  // polynomial on the FMA pipe instead of MUFU (0: all on MUFU). See ptx::exp2f_poly.
+  static constexpr int kExp2PolyEvery = FC_EXP2_POLY;
 
   // One warp owns 16 query rows (the M of one m16n8k16 MMA).
   static constexpr int kWarps = kBlockM / 16;

@@ -23,7 +23,15 @@ struct Sm90 {
   // Tiles are stored as head-dim blocks of 64 values (128 bytes per row, the TMA box and the
   // wgmma 128-byte swizzle atom width): [d block][row][64].
   static constexpr int kDBlocks = kHeadDim / 64;
-  static constexpr int kQBytes = kDBlocks * kBlockM * 128;
+  static constexpr int kQBytes = kDBlocks * kBlockM * 128;  // one Q slot
+  // Q slots: with two, the producer loads tile t+1's Q (and takes its index from the global
+  // counter) while the consumers still work on tile t, so no tile starts by waiting for an L2
+  // round trip and a TMA load. d256 keeps one: a second 64 KiB Q does not fit beside its ring.
+#ifndef FC_SM90_Q_STAGES
+#define FC_SM90_Q_STAGES (FC_HEAD_DIM <= 128 ? 2 : 1)
+#endif
+  static constexpr int kQStages = FC_SM90_Q_STAGES;
+  static_assert(kQStages == 1 || kQStages == 2, "one or two Q slots");
   static constexpr int kKVBytes = kDBlocks * kBlockN * 128;  // one of K or V, one stage
   // Epilogue: O staged in shared memory (one 64-row buffer per consumer warpgroup, the TMA box
   // layout) and written by TMA stores, instead of 4-byte stores from registers.
@@ -33,8 +41,9 @@ struct Sm90 {
   static constexpr bool kTmaStore = FC_SM90_TMA_STORE != 0;
   static constexpr int kOBytesPerWg = kDBlocks * 64 * 128;
   static constexpr int kOBytes = kTmaStore ? kConsumers * kOBytesPerWg : 0;
-  static constexpr int kSmemTiles = kQBytes + kStages * 2 * kKVBytes + kOBytes;
-  // + up to 1023 bytes to align the tiles to 1024, + the mbarriers (1 + 4 * kStages of 8 bytes).
+  static constexpr int kSmemTiles = kQStages * kQBytes + kStages * 2 * kKVBytes + kOBytes;
+  // + up to 1023 bytes to align the tiles to 1024, + the mbarriers (2 * kQStages + 4 * kStages of
+  // 8 bytes) and the published tile indices.
   static constexpr int kSmemBytes = kSmemTiles + 2048;
   // Issue the next Q·Kᵀ and the previous P·V together, so softmax runs while the tensor cores work.
   // Measured on the H100 (bench/NOTES.md): +9% at d128 S4K (588 -> 644 TF/s), -15% at d64 where the
@@ -53,6 +62,6 @@ struct Sm90 {
 #endif
   static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "sm90 path: head dim 64, 128 or 256 (generated wgmma N)");
   static_assert(kBlockM == 64 || kBlockM == 128 || kBlockM == 192, "sm90 path: 1 to 3 consumer warpgroups");
-  static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 256, "sm90 path: block_n is a generated wgmma N");
+  static_assert(kBlockN % 16 == 0 && kBlockN >= 64 && kBlockN <= 256, "sm90 path: block_n is a generated wgmma N");
   static_assert(kSmemBytes <= 227 * 1024, "sm90 tile config exceeds shared memory");
 };

@@ -17,13 +17,13 @@ constexpr int kBarTurn0 = 1;  // named barriers 1 and 2: consumer warpgroup 0's 
 
 // S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
 // the caller waits.
-FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, int wg, int stage) {
+FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
   ptx::warpgroup::fence_operand(s);
   ptx::warpgroup::fence();
 #pragma unroll
   for (int kk = 0; kk < Sm90::kHeadDim / 16; ++kk) {
     // Within a 128-byte row a k16 step is 32 bytes; every 4 steps move to the next d block.
-    const u32 qa = sm.q + (kk / 4) * Sm90::kBlockM * 128 + wg * 64 * 128 + (kk % 4) * 32;
+    const u32 qa = q + (kk / 4) * Sm90::kBlockM * 128 + wg * 64 * 128 + (kk % 4) * 32;
     const u32 ka = sm.k(stage) + (kk / 4) * Sm90::kBlockN * 128 + (kk % 4) * 32;
     ptx::warpgroup::wgmma_ss<Sm90::kBlockN, Traits::kBf16>(s, ptx::warpgroup::make_desc(qa, 16, 1024),
                                                           ptx::warpgroup::make_desc(ka, 16, 1024), kk > 0);
@@ -61,7 +61,10 @@ FC_DEVICE void gemm_pv(float (&o)[kD8][4], u32 (&pa)[kK16][4], const Sm90Smem& s
   ptx::warpgroup::fence_operand(pa);
 }
 
+// Rows whose max did not move have alpha exactly 1: once the max settles (after a few key blocks)
+// most blocks skip the head-dim multiplies. The test is per warp, so the branch never diverges.
 FC_DEVICE void rescale(float (&o)[kD8][4], const float (&alpha)[2]) {
+  if (!__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) return;
 #pragma unroll
   for (int i = 0; i < kD8; ++i) {
     o[i][0] *= alpha[0];
@@ -75,6 +78,7 @@ FC_DEVICE void rescale(float (&o)[kD8][4], const float (&alpha)[2]) {
 struct Mainloop {
   const FwdParams& f;
   const Sm90Smem& sm;
+  u32 q;  // this tile's Q slot
   int wg, lane, warp_row0, n_blocks;
   int it0;  // K/V blocks this CTA consumed before this tile: the stage ring continues across tiles
 
@@ -108,7 +112,7 @@ struct Mainloop {
       const u32 par = parity(j);
       float sc[kN8][4];
       ptx::mbar_wait(sm.k_full(s), par);
-      gemm_qk(sc, sm, wg, s);
+      gemm_qk(sc, sm, q, wg, s);
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(sc);
       ptx::mbar_arrive(sm.k_empty(s));
@@ -136,7 +140,7 @@ struct Mainloop {
     float alpha[2];
     ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
     turn_begin();
-    gemm_qk(sc, sm, wg, stage(0));
+    gemm_qk(sc, sm, q, wg, stage(0));
     turn_end();
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(sc);
@@ -149,7 +153,7 @@ struct Mainloop {
       ptx::mbar_wait(sm.k_full(s), parity(j));
       ptx::mbar_wait(sm.v_full(sp), parity(j - 1));
       turn_begin();
-      gemm_qk(sc, sm, wg, s);
+      gemm_qk(sc, sm, q, wg, s);
       gemm_pv(o, pa, sm, sp);
       turn_end();
       ptx::warpgroup::wait<1>();  // groups retire in order: Q·K_jᵀ is done, P·V may still run

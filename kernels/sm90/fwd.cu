@@ -20,8 +20,10 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
   const int warpgroup = threadIdx.x / 128;
 
   if (threadIdx.x == 0) {
-    ptx::mbar_init(sm.q_full(), 1);
-    ptx::mbar_init(sm.q_empty(), 128 * Sm90::kConsumers);
+    for (int s = 0; s < Sm90::kQStages; ++s) {
+      ptx::mbar_init(sm.q_full(s), 1);
+      ptx::mbar_init(sm.q_empty(s), 128 * Sm90::kConsumers);
+    }
     for (int s = 0; s < Sm90::kStages; ++s) {
       ptx::mbar_init(sm.k_full(s), 1);
       ptx::mbar_init(sm.v_full(s), 1);
@@ -48,11 +50,13 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
 
   for (int tcount = 0;; ++tcount) {
     // q_full publishes both the tile index (written before the producer's arrival) and its Q tile.
-    ptx::mbar_wait(sm.q_full(), tcount & 1);
-    const int t = sm.tile[0];
+    const int slot = tcount % Sm90::kQStages;
+    ptx::mbar_wait(sm.q_full(slot), (tcount / Sm90::kQStages) & 1);
+    const int* published = sm.tile_of(slot);
+    const int t = published[0];
     // Where this tile starts in the K/V stage ring (the producer's count; keeping it in a register
     // across tiles would cost the consumers a spill).
-    const int it0 = sm.tile[1];
+    const int it0 = published[1];
     if (t >= sched.num_tiles) break;
     const sm90::Tile x = sched.tile(t);
     const int warp_row0 = x.m0 + wg * 64 + warp * 16;
@@ -62,15 +66,14 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
 #pragma unroll
     for (int i = 0; i < kD8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
-    const sm90::consumer::Mainloop mainloop{f, sm, wg, lane, warp_row0, x.n_blocks, it0};
+    const sm90::consumer::Mainloop mainloop{f, sm, sm.q(slot), wg, lane, warp_row0, x.n_blocks, it0};
     if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o);
     } else {
       mainloop.run_serial(softmax, o);
     }
-    // Every GEMM of this tile has completed: Q may be overwritten by the next tile's load while
-    // this warpgroup writes its output.
-    ptx::mbar_arrive(sm.q_empty());
+    // Every GEMM of this tile has completed: the producer may reuse the Q slot.
+    ptx::mbar_arrive(sm.q_empty(slot));
 
     float inv_l[2], lse[2];
     softmax.finish(f.scale_log2, inv_l, lse);

@@ -8,7 +8,8 @@
 namespace sm90::producer {
 
 // Loads every tile this CTA owns. `it` counts K/V blocks across tiles, so the stage ring runs
-// ahead into the next tile while the consumers finish the current one.
+// ahead into the next tile while the consumers finish the current one; Q goes to alternating
+// slots for the same reason.
 FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sched) {
   ptx::prefetch_tma_desc(&p.tma_q);
   ptx::prefetch_tma_desc(&p.tma_k);
@@ -16,21 +17,24 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
   int it = 0;
   unsigned* counter = reinterpret_cast<unsigned*>(p.tile_counter);
   for (int tcount = 0;; ++tcount) {
-    // The consumers have read the previous tile index and are done with the previous Q.
-    if (tcount > 0) ptx::mbar_wait(sm.q_empty(), (tcount - 1) & 1);
+    const int slot = tcount % Sm90::kQStages;
+    // The consumers have read this slot's previous tile index and are done with its Q. With two
+    // slots that was the tile before the one they are working on now, so this rarely waits.
+    if (tcount >= Sm90::kQStages) ptx::mbar_wait(sm.q_empty(slot), ((tcount / Sm90::kQStages) - 1) & 1);
     const int t = (int)atomicAdd(counter, 1u);
-    sm.tile[0] = t;
-    sm.tile[1] = it;
+    int* published = sm.tile_of(slot);
+    published[0] = t;
+    published[1] = it;
     if (t >= sched.num_tiles) {
       // No tile left: a plain arrival completes q_full's phase and tells the consumers to stop.
-      ptx::mbar_arrive(sm.q_full());
+      ptx::mbar_arrive(sm.q_full(slot));
       break;
     }
     const Tile x = sched.tile(t);
-    ptx::mbar_arrive_expect_tx(sm.q_full(), Sm90::kQBytes);
+    ptx::mbar_arrive_expect_tx(sm.q_full(slot), Sm90::kQBytes);
 #pragma unroll
     for (int db = 0; db < Sm90::kDBlocks; ++db) {
-      ptx::tma_load_4d(sm.q + db * Sm90::kBlockM * 128, &p.tma_q, db * 64, x.m0, x.h, x.b, sm.q_full());
+      ptx::tma_load_4d(sm.q(slot) + db * Sm90::kBlockM * 128, &p.tma_q, db * 64, x.m0, x.h, x.b, sm.q_full(slot));
     }
     for (int j = 0; j < x.n_blocks; ++j, ++it) {
       const int s = it % Sm90::kStages;

@@ -5,30 +5,34 @@
 #include "config.cuh"
 
 struct Sm90Smem {
-  u32 q;        // [d block][block_m rows][128 B]
+  u32 q0;       // Q slot s at q0 + s*kQBytes: [d block][block_m rows][128 B]
   u32 kv;       // stage s: K at kv + s*2*kKVBytes, V right after
   u32 o;        // TMA-store epilogue: consumer warpgroup w stages its output at o + w*kOBytesPerWg
-  u32 bars;     // q_full, q_empty, then k_full[S], v_full[S], k_empty[S], v_empty[S]
-  int* tile;    // [0] the tile index the producer took, [1] K/V blocks loaded before it; published by q_full
+  u32 bars;     // q_full[Q], q_empty[Q], then k_full[S], v_full[S], k_empty[S], v_empty[S]
+  // Per Q slot: [0] the tile index the producer took, [1] K/V blocks loaded before it; published
+  // by that slot's q_full.
+  int* tile;
 
   FC_DEVICE explicit Sm90Smem(unsigned char* raw) {
     // TMA with the 128-byte swizzle and wgmma descriptors (base offset 0) need 1024-byte aligned tiles.
     const u32 base = (ptx::smem_addr(raw) + 1023u) & ~1023u;
-    q = base;
-    kv = base + Sm90::kQBytes;
+    q0 = base;
+    kv = base + Sm90::kQStages * Sm90::kQBytes;
     o = kv + Sm90::kStages * 2 * Sm90::kKVBytes;
     bars = base + Sm90::kSmemTiles;
-    tile = reinterpret_cast<int*>(raw + (bars - ptx::smem_addr(raw)) + 8 * (2 + 4 * Sm90::kStages));
+    tile = reinterpret_cast<int*>(raw + (bars - ptx::smem_addr(raw)) + 8 * (kFirstKV + 4 * Sm90::kStages));
   }
+  static constexpr int kFirstKV = 2 * Sm90::kQStages;  // mbarrier index of k_full[0]
+  FC_DEVICE u32 q(int slot) const { return q0 + slot * Sm90::kQBytes; }
   FC_DEVICE u32 k(int s) const { return kv + s * 2 * Sm90::kKVBytes; }
   FC_DEVICE u32 v(int s) const { return k(s) + Sm90::kKVBytes; }
-  FC_DEVICE u32 q_full() const { return bars; }
-  // The consumers release the Q tile once their last GEMM of a tile has read it, so the producer can
-  // load the next tile's Q while they run the epilogue.
-  FC_DEVICE u32 q_empty() const { return bars + 8; }
-  FC_DEVICE u32 k_full(int s) const { return bars + 8 * (2 + s); }
-  FC_DEVICE u32 v_full(int s) const { return bars + 8 * (2 + Sm90::kStages + s); }
+  FC_DEVICE u32 q_full(int slot) const { return bars + 8 * slot; }
+  // The consumers release a Q slot once their last Q·Kᵀ of its tile has read it.
+  FC_DEVICE u32 q_empty(int slot) const { return bars + 8 * (Sm90::kQStages + slot); }
+  FC_DEVICE u32 k_full(int s) const { return bars + 8 * (kFirstKV + s); }
+  FC_DEVICE u32 v_full(int s) const { return bars + 8 * (kFirstKV + Sm90::kStages + s); }
   // K and V stages are released separately: K as soon as Q·Kᵀ has read it, V after P·V.
-  FC_DEVICE u32 k_empty(int s) const { return bars + 8 * (2 + 2 * Sm90::kStages + s); }
-  FC_DEVICE u32 v_empty(int s) const { return bars + 8 * (2 + 3 * Sm90::kStages + s); }
+  FC_DEVICE u32 k_empty(int s) const { return bars + 8 * (kFirstKV + 2 * Sm90::kStages + s); }
+  FC_DEVICE u32 v_empty(int s) const { return bars + 8 * (kFirstKV + 3 * Sm90::kStages + s); }
+  FC_DEVICE int* tile_of(int slot) const { return tile + 2 * slot; }
 };

@@ -7,7 +7,7 @@ unreadable to write by hand; this script writes them. Run: python3 scripts/gen/w
 import pathlib
 
 OUT = pathlib.Path(__file__).resolve().parents[2] / "kernels/common/ptx/wgmma_ops.cuh"
-NS = [64, 128, 256]
+NS = [64, 96, 128, 160, 176, 192, 256]
 TYPES = {"bf16": "Bf16", "f16": "F16"}
 
 
@@ -55,7 +55,8 @@ def dispatch():
     out.append("template <int N, bool Bf16>\nFC_DEVICE void wgmma_ss(float (&d)[N / 8][4], u64 a, u64 b, int accumulate) {")
     for n in NS:
         out.append(f"  if constexpr (N == {n}) {{ if constexpr (Bf16) wgmma_ss_m64n{n}k16_bf16(d, a, b, accumulate); else wgmma_ss_m64n{n}k16_f16(d, a, b, accumulate); }}")
-    out.append(f'  static_assert(N == 64 || N == 128 || N == 256, "wgmma N not generated");\n}}')
+    cond = " || ".join(f"N == {n}" for n in NS)
+    out.append(f'  static_assert({cond}, "wgmma N not generated");\n}}')
     out.append("template <int N, bool Bf16, int TransB>\nFC_DEVICE void wgmma_rs(float (&d)[N / 8][4], const u32 (&a)[4], u64 b) {")
     for n in NS:
         out.append(f"  if constexpr (N == {n}) {{ if constexpr (Bf16) wgmma_rs_m64n{n}k16_bf16<TransB>(d, a, b); else wgmma_rs_m64n{n}k16_f16<TransB>(d, a, b); }}")

@@ -38,6 +38,35 @@ FC_DEVICE float exp2f_fast(float x) {
   return r;
 }
 
+// 2^x for x <= 0 on the FMA and integer pipes instead of MUFU (FlashAttention-4's trick): at
+// head dim 64 the MUFU is as busy as the tensor cores, so computing some of the exponentials here
+// takes them off the critical pipe. x = j + f with j = round(x) and f in [-1/2, 1/2]; 2^f is a
+// relative-error minimax polynomial (degree 3: 7.5e-5, below bf16's half ulp 2e-3; degree 4 for
+// fp16: 2.7e-6 against 2.4e-4), and j goes straight into the exponent bits.
+// x is clamped at -126: with j = -127 a p(f) below 1 would carry the exponent field under zero into
+// the sign bit. So x = -inf (masked) gives ~1e-38 rather than 0; the softmax treats a row whose max
+// is -inf as empty, so that never reaches the output. NaN stays NaN (max.NaN, and the final 0*x).
+// Measured on the H100 (bench/NOTES.md): slower than MUFU at every head dim in this kernel, whose
+// softmax is bound by issue slots rather than by the MUFU pipe; kept as an off-by-default knob.
+template <bool Bf16>
+FC_DEVICE float exp2f_poly(float x) {
+  float xc;
+  asm("max.NaN.f32 %0, %1, %2;\n" : "=f"(xc) : "f"(x), "f"(-126.f));
+  // Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
+  const float shifted = __fadd_rn(xc, 12582912.f);
+  const float j = __fadd_rn(shifted, -12582912.f);
+  const float f = __fadd_rn(xc, -j);
+  float p;
+  if constexpr (Bf16) {
+    p = fmaf(fmaf(fmaf(0.0551716685f, f, 0.242611140f), f, 0.693260968f), f, 0.999928057f);
+  } else {
+    p = fmaf(fmaf(fmaf(fmaf(0.00957010221f, f, 0.0559178628f), f, 0.240247443f), f, 0.693121791f), f, 0.999999285f);
+  }
+  const int ji = __float_as_int(shifted) - __float_as_int(12582912.f);
+  const float r = __int_as_float(__float_as_int(p) + (ji << 23));
+  return fmaf(xc, 0.f, r);
+}
+
 FC_DEVICE float log2f_fast(float x) {
   float r;
   asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));

@@ -12,8 +12,14 @@ pub struct Knobs {
     pub fwd_tile: Option<String>,
     /// `FLASHCORE_SM90_TILE=MxNsS`: the Hopper kernel's tile (tuning runs).
     pub sm90_tile: Option<String>,
-    /// `FLASHCORE_SM90_TMA_STORE=1`: the Hopper kernel's TMA-store epilogue (opt-in).
+    /// `FLASHCORE_SM90_TMA_STORE=0`: the Hopper kernel writes O from registers instead of through
+    /// shared memory and a TMA store (the default up to head dim 128).
     pub sm90_tma_store: bool,
+    /// `FLASHCORE_SM90_Q_STAGES=1|2`: Q slots of the Hopper kernel (A/B runs).
+    pub sm90_q_stages: Option<usize>,
+    /// `FLASHCORE_EXP2_POLY=k`: the Hopper kernel's softmax computes every k-th group of 8 score
+    /// columns' exponentials with a polynomial on the FMA pipe (0: all on MUFU).
+    pub exp2_poly: Option<usize>,
     /// `FLASHCORE_SM90_OVERLAP=0|1`: force the intra-warpgroup overlap off or on.
     pub sm90_overlap: Option<bool>,
     /// `FLASHCORE_SM90_PINGPONG=0|1`: force the warpgroup ping-pong off or on.
@@ -28,7 +34,9 @@ impl Knobs {
             sm90_disabled: var("FLASHCORE_SM90").is_some_and(|v| v == "0") || var("FLASHCORE_FORCE_SM80").is_some(),
             fwd_tile: var("FLASHCORE_FWD_TILE"),
             sm90_tile: var("FLASHCORE_SM90_TILE"),
-            sm90_tma_store: var("FLASHCORE_SM90_TMA_STORE").is_some_and(|v| v == "1"),
+            sm90_tma_store: var("FLASHCORE_SM90_TMA_STORE").is_none_or(|v| v != "0"),
+            exp2_poly: var("FLASHCORE_EXP2_POLY").and_then(|v| v.parse().ok()).filter(|k| *k <= 16),
+            sm90_q_stages: var("FLASHCORE_SM90_Q_STAGES").and_then(|v| v.parse().ok()).filter(|n| matches!(n, 1 | 2)),
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
         }

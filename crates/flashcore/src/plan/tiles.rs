@@ -132,12 +132,18 @@ pub fn sm90_head_dim(d: usize) -> bool {
 ///   almost as much as the GEMMs).
 /// - d 128: 128x128, two stages: 648/560; three stages 642/558.
 /// - d 256: 128x64 (192 KiB of shared memory), overlap on: 642/554.
+/// - d 64 causal with at most 1K keys: 128x128 (two consumers, no overlap). With few key blocks per
+///   row the 192-row tile's diagonal waste dominates: 245 against 217 TF/s at S512, 320 against
+///   279 at S1K; at S4K 192x128 is ahead again (431 against 426).
 ///
 /// Shared memory: [`sm90_smem_bytes`]. `FLASHCORE_SM90_TILE=MxNsS` overrides, for tuning runs.
-pub fn tile_config_sm90(head_dim: usize, max_smem: usize) -> Result<TileConfig> {
+pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: usize) -> Result<TileConfig> {
     if let Some(s) = &super::knobs::knobs().sm90_tile {
         let t = parse_tile(s)?;
-        if sm90_smem_bytes(&t, head_dim) > max_smem || t.block_m() % 64 != 0 || ![64, 128, 256].contains(&t.block_n()) {
+        if sm90_smem_bytes(&t, head_dim) > max_smem
+            || t.block_m() % 64 != 0
+            || ![64, 96, 128, 160, 176, 192, 256].contains(&t.block_n())
+        {
             return Err(Error::arg(
                 "FLASHCORE_SM90_TILE",
                 format!("{s} is not a valid sm90 tile for head dim {head_dim}"),
@@ -146,6 +152,7 @@ pub fn tile_config_sm90(head_dim: usize, max_smem: usize) -> Result<TileConfig> 
         return Ok(t);
     }
     let t = match head_dim {
+        64 if mask.is_causal() && seqlen_k <= 1024 => TileConfig::new(128, 128, 1, 2)?,
         64 => TileConfig::new(192, 128, 1, 2)?,
         128 => TileConfig::new(128, 128, 1, 2)?,
         256 => TileConfig::new(128, 64, 1, 2)?,
@@ -157,11 +164,18 @@ pub fn tile_config_sm90(head_dim: usize, max_smem: usize) -> Result<TileConfig> 
     Ok(t)
 }
 
-/// kernels/sm90/config.cuh `kSmemBytes`: Q + stages x (K + V), head dim in blocks of 64, plus 2 KiB
-/// for the 1024-byte alignment of the tiles and the mbarriers.
+/// kernels/sm90/config.cuh `kQStages`: two Q slots (the next tile's Q loads while the current one
+/// runs) where they fit beside the K/V ring, i.e. up to head dim 128. `FLASHCORE_SM90_Q_STAGES`
+/// overrides, for A/B runs.
+pub fn sm90_q_stages(head_dim: usize) -> usize {
+    super::knobs::knobs().sm90_q_stages.unwrap_or(if head_dim <= 128 { 2 } else { 1 })
+}
+
+/// kernels/sm90/config.cuh `kSmemBytes` without the epilogue's buffers: Q slots + stages x (K + V),
+/// head dim in blocks of 64, plus 2 KiB for the 1024-byte alignment of the tiles and the mbarriers.
 pub fn sm90_smem_bytes(t: &TileConfig, head_dim: usize) -> usize {
     let dblocks = head_dim / 64;
-    dblocks * t.block_m() * 128 + t.stages() * 2 * dblocks * t.block_n() * 128 + 2048
+    sm90_q_stages(head_dim) * dblocks * t.block_m() * 128 + t.stages() * 2 * dblocks * t.block_n() * 128 + 2048
 }
 
 /// Parses `MxN`, `MxNoB` or `MxNoBsS` (occupancy B defaults to 1, stages S to 2).

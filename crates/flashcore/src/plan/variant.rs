@@ -54,7 +54,7 @@ pub struct Variant {
     pub causal: bool,
     pub tile: TileConfig,
     /// Hopper kernel only: stage O in shared memory and write it with TMA stores (opt-in with
-    /// `FLASHCORE_SM90_TMA_STORE=1`, head dims up to 128, until it is measured on the device).
+    /// the default up to head dim 128; `FLASHCORE_SM90_TMA_STORE=0` turns it off).
     pub tma_store: bool,
 }
 
@@ -76,7 +76,7 @@ impl Variant {
         max_smem: usize,
     ) -> Result<Variant> {
         if arch == Arch::SM90 && sm90_head_dim(head_dim) && sm90_enabled() {
-            return Variant::sm90(head_dim, dtype, mask, max_smem);
+            return Variant::sm90_for(head_dim, dtype, mask, seqlen_k, max_smem);
         }
         Variant::sm80(arch, head_dim, dtype, mask, seqlen_k, max_smem)
     }
@@ -102,15 +102,27 @@ impl Variant {
         })
     }
 
-    /// The Hopper kernel (sm_90a).
+    /// The Hopper kernel (sm_90a) with its long-sequence tile.
     pub fn sm90(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
+        Variant::sm90_for(head_dim, dtype, mask, LONG_ROWS, max_smem)
+    }
+
+    /// The Hopper kernel (sm_90a) for `seqlen_k` keys.
+    pub fn sm90_for(head_dim: usize, dtype: DType, mask: Mask, seqlen_k: usize, max_smem: usize) -> Result<Variant> {
         let tma_store = knobs().sm90_tma_store;
-        Variant::sm90_with(head_dim, dtype, mask, max_smem, tma_store && head_dim <= 128)
+        Variant::sm90_with(head_dim, dtype, mask, seqlen_k, max_smem, tma_store && head_dim <= 128)
     }
 
     /// The Hopper kernel with the epilogue chosen explicitly.
-    pub fn sm90_with(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize, tma_store: bool) -> Result<Variant> {
-        let tile = tile_config_sm90(head_dim, max_smem)?;
+    pub fn sm90_with(
+        head_dim: usize,
+        dtype: DType,
+        mask: Mask,
+        seqlen_k: usize,
+        max_smem: usize,
+        tma_store: bool,
+    ) -> Result<Variant> {
+        let tile = tile_config_sm90(head_dim, mask, seqlen_k, max_smem)?;
         let v = Variant {
             kind: KernelKind::FwdSm90,
             arch: Arch::SM90,
@@ -173,6 +185,10 @@ impl Variant {
             if self.tma_store {
                 d.push(("FC_SM90_TMA_STORE", "1".to_string()));
             }
+            d.push(("FC_SM90_Q_STAGES", super::tiles::sm90_q_stages(self.head_dim).to_string()));
+            if let Some(k) = knobs().exp2_poly {
+                d.push(("FC_EXP2_POLY", k.to_string()));
+            }
             // Tuning knob: warpgroup ping-pong on (1) or off (0); default on with two consumers.
             if let Some(on) = knobs().sm90_pingpong {
                 d.push(("FC_SM90_PINGPONG", u8::from(on).to_string()));
@@ -199,10 +215,10 @@ impl Variant {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
                     let hopper = arch == Arch::SM90 && sm90_head_dim(d);
                     // Both epilogues of the Hopper kernel, so the opt-in TMA store keeps compiling.
-                    let sm90 = [false, true]
+                    let sm90 = [(false, 1), (true, 1), (false, LONG_ROWS), (true, LONG_ROWS)]
                         .into_iter()
-                        .filter(move |&tma| hopper && (!tma || d <= 128))
-                        .map(move |tma| Variant::sm90_with(d, dtype, mask, max_smem, tma));
+                        .filter(move |&(tma, _)| hopper && (!tma || d <= 128))
+                        .map(move |(tma, sk)| Variant::sm90_with(d, dtype, mask, sk, max_smem, tma));
                     let sm80 = [1, LONG_ROWS].map(|sk| Variant::sm80(arch, d, dtype, mask, sk, max_smem));
                     for v in sm80.into_iter().chain(sm90).flatten() {
                         if !out.contains(&v) {
