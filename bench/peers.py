@@ -3,7 +3,8 @@
 The method and the records are those of `python -m flashcore bench` (python/flashcore/_bench.py),
 loaded here by path so this script also runs where the flashcore package is not installed:
 CUDA events, warm-up, median of >= 20 runs, L2 flushed before each timed run, errors against
-float64 on sampled query rows.
+float64 on sampled query rows. `--suite all` includes the backward rows (suite `bwd`, records with
+mode "bwd": each backend's backward alone, timed through `torch.autograd.grad` on a kept graph).
 
     python bench/peers.py --suite all --json out.json
 """

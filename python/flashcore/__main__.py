@@ -1,9 +1,12 @@
 """`python -m flashcore info|validate|bench`.
 
     python -m flashcore info
-    python -m flashcore validate [--suite quick|full|edge|...] [--json out.json]
-    python -m flashcore bench [--suite all|seed|fa|gqa|long] [--json out.json] [--plot out.png]
+    python -m flashcore validate [--suite quick|full|edge|bwd|bwd-edge|...] [--json out.json]
+    python -m flashcore bench [--suite all|seed|fa|gqa|long|bwd|bwd-edge] [--json out.json] [--plot out.png]
                               [--iters 30] [--only NAME] [--no-peers]
+
+Suites `bwd` and `bwd-edge` (and the backward rows of `quick`/`full`) check and time the backward:
+records with mode "bwd", gradients vs float64 on sampled (batch, kv head) groups, FLOPs = 2.5 x forward.
 """
 
 import argparse
@@ -17,12 +20,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m flashcore", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="versions, NVRTC, kernel cache, devices")
-    v = sub.add_parser("validate", help="flashcore vs float64 on the shape matrix (sampled rows)")
+    v = sub.add_parser("validate", help="flashcore vs float64 on the shape matrix (sampled rows / groups)")
     v.add_argument("--suite", default="quick", help="a suite of shapes.toml, or `full` for every row")
     v.add_argument("--only", help="only rows whose name contains this")
     v.add_argument("--json")
     b = sub.add_parser("bench", help="flashcore and torch SDPA backends, timed in one process")
-    b.add_argument("--suite", default="all", help="`all` = seed, fa, gqa, long; or one suite")
+    b.add_argument("--suite", default="all", help="`all` = seed, fa, gqa, long, bwd; or one suite")
     b.add_argument("--iters", type=int, default=30)
     b.add_argument("--only")
     b.add_argument("--json")

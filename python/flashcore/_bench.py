@@ -6,6 +6,14 @@ Method (the same as the Rust `flashcore bench`): CUDA events around each run, 3 
 median of >= 20 timed runs, a 256 MiB buffer written before each timed run to flush L2; errors
 against float64 on sampled query rows. FLOPs = 4·B·H·Sq·Sk·D, halved when causal.
 
+Backward rows (the `backward` section of shapes.toml, records with mode "bwd"): the forward runs
+once and its autograd graph is kept; the timed call is `torch.autograd.grad(out, (q, k, v), dout,
+retain_graph=True)`, i.e. the backward alone (for flashcore: the native prep, main and post
+kernels plus the gradient allocations; for SDPA: the backend's backward that its forward chose).
+FLOPs = 2.5 x the forward's. dq, dk and dv are checked against a float64 autograd reference on
+sampled (batch, kv head) groups (whole groups: a group's gradients depend only on its own heads),
+each within 2 x the naive same-dtype backward's error + 1e-5.
+
 This module imports nothing from flashcore at load time, so bench/peers.py can load it by path
 where the package is not installed (SDPA backends only).
 """
@@ -21,7 +29,7 @@ import torch.nn.functional as F
 
 SHAPES = pathlib.Path(__file__).with_name("shapes.toml")
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-BENCH_SUITES = ["seed", "fa", "gqa", "long"]
+BENCH_SUITES = ["seed", "fa", "gqa", "long", "bwd"]
 FLUSH_BYTES = 256 << 20
 
 
@@ -37,22 +45,26 @@ def _toml_loads(text: str) -> Dict[str, Any]:
 
 
 def load_shapes(suites: Sequence[str], path: pathlib.Path = SHAPES) -> List[Dict[str, Any]]:
-    """The rows of the shape matrix in any of `suites` (all rows for "full"), defaults filled in."""
-    rows = _toml_loads(path.read_text())["shapes"]
+    """The rows of the shape matrix in any of `suites` (all rows for "full"), defaults filled in:
+    the forward rows (mode "fwd"), then the backward rows (mode "bwd")."""
+    doc = _toml_loads(path.read_text())
     out = []
-    for r in rows:
-        if "full" in suites or set(r["suites"]) & set(suites):
-            r = dict(r)
-            r.setdefault("hkv", r["h"])
-            r.setdefault("sk", r["sq"])
-            r.setdefault("layout", "bshd")
-            out.append(r)
+    for mode, section in (("fwd", "shapes"), ("bwd", "backward")):
+        for r in doc.get(section, []):
+            if "full" in suites or set(r["suites"]) & set(suites):
+                r = dict(r, mode=mode)
+                r.setdefault("hkv", r["h"])
+                r.setdefault("sk", r["sq"])
+                r.setdefault("layout", "bshd")
+                out.append(r)
     return out
 
 
 def flops(r: Dict[str, Any]) -> float:
+    """Forward: 4·B·H·Sq·Sk·D, halved when causal; backward rows: 2.5 x that (FlashAttention's count)."""
     f = 4.0 * r["b"] * r["h"] * r["sq"] * r["sk"] * r["d"]
-    return f / 2 if r["mask"] != "none" else f
+    f = f / 2 if r["mask"] != "none" else f
+    return 2.5 * f if r.get("mode") == "bwd" else f
 
 
 def visible(mask: str, sq: int, sk: int, rows: torch.Tensor) -> torch.Tensor:
@@ -84,6 +96,42 @@ def reference_rows(q, k, v, mask: str, rows: torch.Tensor, dtype=torch.float64) 
     return out.reshape(b, h, len(rows), d)
 
 
+def pick_groups(r: Dict[str, Any], budget: int = 1 << 29) -> List[Any]:
+    """(batch, kv head) groups whose gradients are checked: the first, the last and a random one,
+    as many as fit `budget` score elements (G·Sq·Sk each; at least one)."""
+    g = r["h"] // r["hkv"]
+    n = max(1, min(3, budget // max(1, g * r["sq"] * r["sk"])))
+    last = (r["b"] - 1, r["hkv"] - 1)
+    picked = [(0, 0)]
+    cands = [last, (int(torch.randint(r["b"], ())), int(torch.randint(r["hkv"], ())))]
+    for c in cands:
+        if len(picked) < n and c not in picked:
+            picked.append(c)
+    return picked
+
+
+def reference_group_grads(q, k, v, dout, mask: str, group, dtype=torch.float64):
+    """(dq [G, Sq, D], dk [Sk, D], dv [Sk, D]) of batch b, kv head kh, by autograd in `dtype`.
+
+    dtype=float64: the oracle. dtype=q.dtype: the naive same-dtype backward that sets the bar
+    (autograd through reference_rows' naive forward: scores in the dtype, softmax in fp32, P
+    rounded to the dtype). Rows that see no key give zero gradients (no softmax over nothing).
+    """
+    b, kh = group
+    h, hkv, sq, d = q.shape[1], k.shape[1], q.shape[2], q.shape[3]
+    sk, g = k.shape[2], h // hkv
+    qq = q[b, kh * g:(kh + 1) * g].detach().to(dtype).requires_grad_()
+    kk = k[b, kh].detach().to(dtype).requires_grad_()
+    vv = v[b, kh].detach().to(dtype).requires_grad_()
+    vis = visible(mask, sq, sk, torch.arange(sq, device=q.device))
+    seen = vis.any(-1, keepdim=True)
+    s = (qq @ kk.transpose(-1, -2)) * (1.0 / math.sqrt(d))
+    s = s if dtype == torch.float64 else s.float()
+    p = torch.softmax(s.masked_fill(~vis, float("-inf")).masked_fill(~seen, 0.0), dim=-1) * seen
+    out = p.to(dtype) @ vv
+    return torch.autograd.grad(out, (qq, kk, vv), dout[b, kh * g:(kh + 1) * g].to(dtype))
+
+
 def time_ms(fn: Callable[[], Any], flush: torch.Tensor, iters: int) -> float:
     """Median milliseconds of `iters` runs of fn, each after overwriting the L2-flush buffer."""
     for _ in range(3):
@@ -98,6 +146,20 @@ def time_ms(fn: Callable[[], Any], flush: torch.Tensor, iters: int) -> float:
     torch.cuda.synchronize()
     t = sorted(s.elapsed_time(e) for s, e in zip(starts, ends))
     return t[len(t) // 2]
+
+
+def _grad_errors(got, want, naive):
+    """(passed, the gradient closest to its bar: max abs error, relative L2 error, naive max error)."""
+    passed, worst, margin = True, (0.0, 0.0, 0.0), -1.0
+    for gs, ws, ns in zip(got, want, naive):  # dq, dk, dv: lists over the checked groups
+        g, w, n = (torch.cat([t.reshape(-1).double() for t in x]) for x in (gs, ws, ns))
+        err, nerr = float((g - w).abs().max()), float((n - w).abs().max())
+        rel = float(torch.linalg.vector_norm(g - w) / torch.linalg.vector_norm(w).clamp_min(1e-300))
+        bar = 2 * nerr + 1e-5
+        passed = passed and err <= bar and not torch.isnan(g).any().item()
+        if err / bar > margin:
+            margin, worst = err / bar, (err, rel, nerr)
+    return passed, worst
 
 
 def make_inputs(r: Dict[str, Any], dev: torch.device):
@@ -142,6 +204,77 @@ def _flashcore_call(r, q, k, v):
     return lambda: attention(q, k, v, causal=causal)
 
 
+def _record(r, name, backend, ms, err, rel, naive_err, passed, **extra):
+    tf = flops(r) / (ms * 1e-3) / 1e12 if ms == ms else float("nan")
+    return dict(
+        device=name, backend=backend, mode=r["mode"], dtype=r["dtype"], B=r["b"], H=r["h"], Hkv=r["hkv"],
+        Sq=r["sq"], Sk=r["sk"], D=r["d"], causal=r["mask"] != "none", mask=r["mask"], layout=r["layout"],
+        name=r["name"], ms=ms, tflops=tf, max_abs_err=err, rel_err=rel, naive_max_abs_err=naive_err,
+        passed=passed, **extra,
+    )
+
+
+def _log_row(log, r, backend, ms, tf, err, bar, passed, note=""):
+    log(f"{r['name']:<22} {backend:<15} {ms:>9.4f} {tf:>8.1f} {err:>9.2e} {bar:>9.2e} "
+        f"{'pass' if passed else 'FAIL'}{note}")
+
+
+def _log_unsupported(log, r, backend, e):
+    log(f"{r['name']:<22} {backend:<15} {'-':>9} {'-':>8} {'-':>9} {'-':>9} unsupported: "
+        f"{str(e).splitlines()[0][:80] if str(e) else type(e).__name__}")
+
+
+def run_bwd_row(r, backends, name, flush, iters, timed, log) -> List[Dict[str, Any]]:
+    """One backward row: per backend, the forward once (graph kept), gradients checked on sampled
+    groups against float64, then the backward alone timed. See the module docstring."""
+    import contextlib
+
+    dev = torch.device("cuda")
+    q, k, v = make_inputs(r, dev)
+    dout = torch.randn(r["b"], r["sq"], r["h"], r["d"], device=dev, dtype=q.dtype)
+    dout = dout.transpose(1, 2) if r["layout"] == "bshd" else dout.transpose(1, 2).contiguous()
+    groups = pick_groups(r)
+    want = [reference_group_grads(q, k, v, dout, r["mask"], gr) for gr in groups]
+    naive = [reference_group_grads(q, k, v, dout, r["mask"], gr, dtype=q.dtype) for gr in groups]
+    torch.cuda.empty_cache()
+    peers = sdpa_backends()
+    g = r["h"] // r["hkv"]
+    records = []
+    for backend in backends:
+        leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+        try:
+            if backend == "flashcore":
+                ctx = contextlib.nullcontext()
+                fn = _flashcore_call(r, *leaves)
+            else:
+                from torch.nn.attention import sdpa_kernel
+
+                ctx = sdpa_kernel([peers[backend]])
+                fn = _sdpa_call(r, *leaves)
+            with ctx:
+                out = fn()  # the backward kernel is chosen here, by the forward
+            grad = lambda: torch.autograd.grad(out, leaves, dout, retain_graph=True)  # noqa: E731
+            dq, dk, dv = grad()
+            torch.cuda.synchronize()
+            got = (
+                [dq[b, kh * g:(kh + 1) * g] for b, kh in groups],
+                [dk[b, kh] for b, kh in groups],
+                [dv[b, kh] for b, kh in groups],
+            )
+            passed, (err, rel, nerr) = _grad_errors(got, zip(*want), zip(*naive))
+            del dq, dk, dv, got
+            ms = time_ms(grad, flush, iters) if timed else float("nan")
+        except Exception as e:  # a backend that cannot serve the shape is reported, not fatal
+            _log_unsupported(log, r, backend, e)
+            continue
+        finally:
+            out = None
+        rec = _record(r, name, backend, ms, err, rel, nerr, passed, groups_checked=len(groups))
+        _log_row(log, r, backend, ms, rec["tflops"], err, 2 * nerr + 1e-5, passed, f"  ({len(groups)} groups)")
+        records.append(rec)
+    return records
+
+
 def run(
     suites: Sequence[str],
     backends: Sequence[str],
@@ -160,6 +293,10 @@ def run(
     log(f"{'name':<22} {'backend':<15} {'ms':>9} {'TF/s':>8} {'max_err':>9} {'bar':>9} note")
     for r in load_shapes(suites):
         if only and only not in r["name"]:
+            continue
+        if r["mode"] == "bwd":
+            records += run_bwd_row(r, backends, name, flush, iters, timed, log)
+            torch.cuda.empty_cache()
             continue
         q, k, v = make_inputs(r, dev)
         sq = r["sq"]
@@ -188,22 +325,15 @@ def run(
                         with sdpa_kernel([peers[backend]]):
                             ms = time_ms(fn, flush, iters)
             except Exception as e:  # a backend that cannot serve the shape is reported, not fatal
-                log(f"{r['name']:<22} {backend:<15} {'-':>9} {'-':>8} {'-':>9} {'-':>9} unsupported: "
-                    f"{str(e).splitlines()[0][:80]}")
+                _log_unsupported(log, r, backend, e)
                 continue
             got = out[:, :, rows].double()
             err = float((got - ref).abs().max())
             rel = float(torch.linalg.vector_norm(got - ref) / torch.linalg.vector_norm(ref))
-            tf = flops(r) / (ms * 1e-3) / 1e12 if timed else float("nan")
             passed = err <= bar and not torch.isnan(got).any().item()
-            log(f"{r['name']:<22} {backend:<15} {ms:>9.4f} {tf:>8.1f} {err:>9.2e} {bar:>9.2e} "
-                f"{'pass' if passed else 'FAIL'}")
-            records.append(dict(
-                device=name, backend=backend, mode="fwd", dtype=r["dtype"], B=r["b"], H=r["h"], Hkv=r["hkv"],
-                Sq=sq, Sk=r["sk"], D=r["d"], causal=r["mask"] != "none", mask=r["mask"], layout=r["layout"],
-                name=r["name"], ms=ms, tflops=tf, max_abs_err=err, rel_err=rel, naive_max_abs_err=naive_err,
-                passed=passed,
-            ))
+            rec = _record(r, name, backend, ms, err, rel, naive_err, passed)
+            _log_row(log, r, backend, ms, rec["tflops"], err, bar, passed)
+            records.append(rec)
         del q, k, v, ref
         torch.cuda.empty_cache()
     return records
@@ -229,7 +359,7 @@ def plot(records: List[Dict[str, Any]], path: str, title: str = "") -> bool:
         ax.plot(range(len(names)), [by.get(n, float("nan")) for n in names], marker="o", label=b)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("TFLOP/s (forward)")
+    ax.set_ylabel("TFLOP/s (backward rows: 2.5 x forward FLOPs)")
     ax.set_title(title or (records[0]["device"] if records else ""))
     ax.grid(alpha=0.3)
     ax.legend()

@@ -12,7 +12,9 @@ __all__ = [
     "__version__",
     "forward_cpu",
     "forward_cuda",
+    "backward_cuda",
     "supported_head_dim",
+    "supported_backward_head_dim",
     "info",
     "FlashCoreError",
     "LibraryNotFoundError",
@@ -39,5 +41,23 @@ def forward_cuda(
     mask: str,
     scale: Optional[float],
 ) -> None: ...
+def backward_cuda(
+    device: int,
+    stream: int,
+    dtype: str,
+    q: _Tensor4,
+    k: _Tensor4,
+    v: _Tensor4,
+    out: _Tensor4,
+    dout: _Tensor4,
+    lse: int,
+    dq: _Tensor4,
+    dk: _Tensor4,
+    dv: _Tensor4,
+    mask: str,
+    scale: Optional[float],
+    deterministic: bool,
+) -> None: ...
 def supported_head_dim(d: int) -> bool: ...
+def supported_backward_head_dim(d: int) -> bool: ...
 def info(open_device: Optional[int] = None) -> Dict[str, Any]: ...

@@ -5,14 +5,22 @@ Ops take q [B, H, Sq, D] and k, v [B, Hkv, Sk, D] as *logical* views with any st
 dim is contiguous (a BSHD tensor enters as its `transpose(1, 2)` view, never copied). `mask` is
 "none", "causal" (top-left) or "causal_br" (bottom-right); `scale` is always given.
 
+The backward on CUDA is flashcore's native kernel (`_native.backward_cuda`: prep, main, post on
+torch's current stream, dQ/dK/dV from the saved O and LSE, GQA reduced in the kernel). Two cases
+run the recompute path `_backward_impl` (PyTorch math from the saved LSE, O(chunk x Sk) memory)
+instead, with a one-time warning: head dims above 128 (the native backward's limit; the forward
+goes to 256) and a gradient flowing into the LSE itself (`return_lse=True` and the LSE used in the
+loss). CPU tensors always use `_backward_impl` (in float64 for float64 input).
+
 Because they are opaque custom ops with fake implementations, `torch.compile(fullgraph=True)`
 traces through them without a graph break, and since every buffer comes from torch's caching
-allocator and the kernel runs on torch's current stream, CUDA-graph capture works (after one
-warm-up call has compiled the kernel).
+allocator and the kernels run on torch's current stream (the backward's scratch is allocated in
+stream order), CUDA-graph capture works (after one warm-up call has compiled the kernels).
 """
 
 import math
-from typing import Optional, Tuple
+import warnings
+from typing import Optional, Set, Tuple
 
 import torch
 from torch import Tensor
@@ -44,24 +52,75 @@ def out_like(q: Tensor) -> Tensor:
     return q.new_empty((b, h, s, d))
 
 
+def _dense(t: Tensor) -> bool:
+    """Non-overlapping and dense: the strides are a permutation of a contiguous tensor's."""
+    expected = 1
+    for i in sorted(range(t.dim()), key=lambda i: t.stride(i)):
+        if t.shape[i] == 1:
+            continue
+        if t.stride(i) != expected:
+            return False
+        expected *= t.shape[i]
+    return True
+
+
+def grad_like(t: Tensor) -> Tensor:
+    """A new gradient buffer for input t: t's own strides when t is dense (so the gradient needs no
+    copy on its way back, e.g. a BSHD or [S, B, H, D] activation), else `out_like(t)` (a view of a
+    fused QKV buffer gets a contiguous BSHD or BHSD buffer). Used by the op and its fake alike."""
+    if _dense(t):
+        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+    return out_like(t)
+
+
+def kernel_ready(t: Tensor) -> bool:
+    """What the CUDA kernels read without a copy: unit head-dim stride, a 16-byte aligned pointer
+    and strides that are multiples of 8 elements (16 bytes) in the dims longer than 1."""
+    if t.shape[-1] > 1 and t.stride(-1) != 1:
+        return False
+    if t.numel() == 0:
+        return True
+    return t.data_ptr() % 16 == 0 and all(st % 8 == 0 for n, st in zip(t.shape[:3], t.stride()[:3]) if n > 1)
+
+
+def supported_backward_head_dim(d: int) -> bool:
+    """The native CUDA backward's head dims (mirrors `_native.supported_backward_head_dim`; a test
+    keeps them equal): multiples of 16 from 16 to 128."""
+    return d % 16 == 0 and 16 <= d <= 128
+
+
 def lse_dtype(dtype: torch.dtype) -> torch.dtype:
     # float64 inputs keep a float64 LSE so that gradcheck sees a float64 backward.
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _lse_buffer(q: Tensor, keep_lse: bool) -> Tensor:
+    b, h, sq, _ = q.shape
+    return q.new_empty((b, h, sq) if keep_lse else (0,), dtype=lse_dtype(q.dtype))
+
+
 @torch.library.custom_op("flashcore::fwd", mutates_args=())
-def fwd(q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float) -> Tuple[Tensor, Tensor]:
-    """out [B, H, Sq, D] (q's layout) and lse [B, H, Sq] (natural log; -inf for rows seeing no key)."""
+def fwd(
+    q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float, keep_lse: bool = True, lse_grad: bool = True,
+    deterministic: bool = False,
+) -> Tuple[Tensor, Tensor]:
+    """out [B, H, Sq, D] (q's layout) and lse [B, H, Sq] (natural log; -inf for rows seeing no key).
+
+    keep_lse=False skips the LSE (the kernel writes none; lse is an empty tensor): for calls whose
+    result needs no gradient and whose caller did not ask for the LSE. lse_grad=False marks the LSE
+    non-differentiable (the caller never sees it, so its gradient is zero). `deterministic` only
+    travels to the backward (the forward is always deterministic).
+    """
     b, h, sq, d = q.shape
     out = out_like(q)
-    lse = q.new_empty((b, h, sq), dtype=lse_dtype(q.dtype))
+    lse = _lse_buffer(q, keep_lse)
     if q.device.type == "cuda":
         ensure_nvrtc_path()
         with torch.cuda.device(q.device):
             stream = torch.cuda.current_stream(q.device).cuda_stream
             _native.forward_cuda(
                 q.device.index, stream, CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v), _bshd(out),
-                lse.data_ptr(), mask, scale,
+                lse.data_ptr() if keep_lse else 0, mask, scale,
             )
     else:
         out64 = torch.empty((b, sq, h, d), dtype=torch.float64)
@@ -70,44 +129,105 @@ def fwd(q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float) -> Tuple[Tenso
             CPU_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v), out64.data_ptr(), lse64.data_ptr(), mask, scale
         )
         out.copy_(out64.transpose(1, 2))
-        lse.copy_(lse64)
+        if keep_lse:
+            lse.copy_(lse64)
     return out, lse
 
 
 @fwd.register_fake
-def _fwd_fake(q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float) -> Tuple[Tensor, Tensor]:
-    b, h, sq, _ = q.shape
-    return out_like(q), q.new_empty((b, h, sq), dtype=lse_dtype(q.dtype))
+def _fwd_fake(
+    q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float, keep_lse: bool = True, lse_grad: bool = True,
+    deterministic: bool = False,
+) -> Tuple[Tensor, Tensor]:
+    return out_like(q), _lse_buffer(q, keep_lse)
 
 
 @torch.library.custom_op("flashcore::bwd", mutates_args=())
 def bwd(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dlse: Optional[Tensor], mask: str,
-    scale: float,
+    scale: float, deterministic: bool = False,
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    """dq, dk, dv (each laid out like its input) for the loss gradients dout and, optionally, dlse."""
-    dq, dk, dv = _backward_impl(dout, q, k, v, out, lse, dlse, mask, scale)
-    # Copy into empty_like buffers so the real strides always match the fake ones below.
-    res = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    for r, g in zip(res, (dq, dk, dv)):
+    """dq, dk, dv (each laid out like its input, see `grad_like`) for the loss gradients dout and,
+    optionally, dlse. CUDA: the native kernels unless `recompute_reason` names a case they do not
+    serve; CPU: `_backward_impl`."""
+    dq, dk, dv = grad_like(q), grad_like(k), grad_like(v)
+    reason = recompute_reason(q, dlse)
+    if reason is None:
+        _native_backward(dout, q, k, v, out, lse, dq, dk, dv, mask, scale, deterministic)
+        return dq, dk, dv
+    if q.device.type == "cuda":
+        _warn_recompute(reason)
+    for r, g in zip((dq, dk, dv), _backward_impl(dout, q, k, v, out, lse, dlse, mask, scale)):
         r.copy_(g)
-    return res
+    return dq, dk, dv
 
 
 @bwd.register_fake
 def _bwd_fake(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dlse: Optional[Tensor], mask: str,
-    scale: float,
+    scale: float, deterministic: bool = False,
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    return grad_like(q), grad_like(k), grad_like(v)
+
+
+# Why a CUDA backward runs the recompute path instead of the native kernels.
+RECOMPUTE_REASONS = {
+    "head_dim": "head dims above 128 (the native backward serves multiples of 16 up to 128)",
+    "dlse": "a gradient flows into the LSE (return_lse=True and the LSE is used in the loss)",
+}
+_WARNED: Set[str] = set()
+
+
+def recompute_reason(q: Tensor, dlse: Optional[Tensor]) -> Optional[str]:
+    """None when the native CUDA backward serves this call, else why not ("cpu" for CPU tensors,
+    or a key of RECOMPUTE_REASONS)."""
+    if q.device.type != "cuda":
+        return "cpu"
+    if not supported_backward_head_dim(q.shape[-1]):
+        return "head_dim"
+    if dlse is not None:
+        return "dlse"
+    return None
+
+
+def _warn_recompute(reason: str) -> None:
+    if reason in _WARNED:
+        return
+    _WARNED.add(reason)
+    warnings.warn(
+        f"flashcore: this backward runs PyTorch math from the saved LSE instead of the native kernel "
+        f"({RECOMPUTE_REASONS[reason]}); it is correct but slower. Warned once per process.",
+        stacklevel=2,
+    )
+
+
+def _native_backward(
+    dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dk: Tensor, dv: Tensor,
+    mask: str, scale: float, deterministic: bool,
+) -> None:
+    """The CUDA kernels on torch's current stream, writing dq, dk, dv (fresh `grad_like` buffers).
+
+    The gradient autograd hands over may be any tensor (an expanded one from `.sum()`, a view
+    with odd strides): one the kernel cannot read as it is gets copied. q, k, v and out passed the
+    forward's checks and are read in place.
+    """
+    dout = dout if kernel_ready(dout) else grad_like(q).copy_(dout)
+    q, k, v, out = (t if kernel_ready(t) else t.contiguous() for t in (q, k, v, out))
+    ensure_nvrtc_path()
+    with torch.cuda.device(q.device):
+        stream = torch.cuda.current_stream(q.device).cuda_stream
+        _native.backward_cuda(
+            q.device.index, stream, CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v), _bshd(out), _bshd(dout),
+            lse.data_ptr(), _bshd(dq), _bshd(dk), _bshd(dv), mask, scale, deterministic,
+        )
 
 
 def _backward_impl(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dlse: Optional[Tensor], mask: str,
     scale: float,
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    """The backward seam: PyTorch math in fp32 (float64 for float64 inputs) until a native kernel
-    replaces this function.
+    """The recompute backward: PyTorch math in fp32 (float64 for float64 inputs). Serves CPU
+    tensors, and CUDA calls the native kernels do not (`recompute_reason`).
 
     Recomputes P = exp(S - lse) from the saved LSE one chunk of query rows at a time, so the extra
     memory is O(chunk x Sk) rather than O(Sq x Sk). GQA needs no copy of k/v per query head: the
@@ -155,16 +275,33 @@ def _backward_impl(
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    q, k, v, mask, scale = inputs
+    q, k, v, mask, scale, keep_lse, lse_grad, deterministic = inputs
     out, lse = output
     ctx.save_for_backward(q, k, v, out, lse)
-    ctx.mask, ctx.scale = mask, scale
+    ctx.mask, ctx.scale, ctx.keep_lse, ctx.lse_grad, ctx.deterministic = mask, scale, keep_lse, lse_grad, deterministic
+    if not lse_grad:
+        # The caller never sees the LSE: tell autograd (and AOTAutograd, which then traces no
+        # tangent for it), so the backward never mistakes a zero LSE gradient for a real one.
+        ctx.mark_non_differentiable(lse)
+    # An unused output's gradient arrives as None rather than zeros: with return_lse=True and the
+    # LSE unused, dlse stays None and the native backward serves the call.
+    ctx.set_materialize_grads(False)
 
 
-def _backward(ctx, dout: Tensor, dlse: Optional[Tensor]):
+def _backward(ctx, dout: Optional[Tensor], dlse: Optional[Tensor]):
     q, k, v, out, lse = ctx.saved_tensors
-    dq, dk, dv = torch.ops.flashcore.bwd(dout, q, k, v, out, lse, dlse, ctx.mask, ctx.scale)
-    return dq, dk, dv, None, None
+    if not ctx.lse_grad:
+        dlse = None
+    if dout is None and dlse is None:
+        return None, None, None, None, None, None, None, None
+    if dout is None:
+        dout = torch.zeros_like(out)
+    if not ctx.keep_lse:
+        # The forward skipped the LSE because no gradient was expected (autograd disagreed, e.g.
+        # a tensor gained requires_grad after the check): run the forward again for it.
+        out, lse = torch.ops.flashcore.fwd(q, k, v, ctx.mask, ctx.scale)
+    dq, dk, dv = torch.ops.flashcore.bwd(dout, q, k, v, out, lse, dlse, ctx.mask, ctx.scale, ctx.deterministic)
+    return dq, dk, dv, None, None, None, None, None
 
 
 torch.library.register_autograd("flashcore::fwd", _backward, setup_context=_setup_context)

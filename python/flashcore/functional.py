@@ -91,6 +91,7 @@ def attention(
     scale: Union[float, None] = None,
     return_lse: bool = False,
     layout: str = "bhsd",
+    deterministic: bool = False,
 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """Exact softmax attention, softmax(scale · q kᵀ) v, with gradients for q, k and v.
 
@@ -103,10 +104,20 @@ def attention(
         scale: softmax scale, default 1/sqrt(D).
         return_lse: also return the log-sum-exp of each row, [B, H, Sq], fp32 (fp64 for fp64 input).
         layout: "bhsd" or "bshd", for q, k, v and the output alike.
+        deterministic: make the CUDA backward bitwise reproducible (dQ summed over the key blocks
+            in a fixed order instead of by atomic adds: slower). Also on whenever
+            `torch.use_deterministic_algorithms(True)` is in effect. The forward is always
+            deterministic.
 
     CUDA tensors (fp16/bf16) run the flashcore kernels on torch's current stream; any strides with
     a contiguous head dim are used as they are (16-byte aligned rows). CPU tensors (fp32/fp64/fp16/
     bf16) run the float64 reference and are cast back. The output takes q's layout.
+
+    Gradients: on CUDA the native backward kernels compute dq, dk, dv from the saved output and
+    LSE (O(N) memory; for GQA/MQA, dk and dv are summed over each group's query heads in the
+    kernel), each laid out like its input. Head dims above 128, and a gradient flowing into the
+    returned LSE, use PyTorch math from the saved LSE instead (same results, slower; warned once).
+    The LSE is only computed when a gradient may be needed or `return_lse` asks for it.
     """
     check_inputs(q, k, v, layout)
     mask = mask_name(causal)
@@ -118,9 +129,17 @@ def attention(
         raise _invalid("scale", f"must be a positive finite number, got {scale}")
     if not isinstance(return_lse, bool):
         raise _invalid("return_lse", f"expected a bool, got {type(return_lse).__name__}", TypeError)
+    if not isinstance(deterministic, bool):
+        raise _invalid("deterministic", f"expected a bool, got {type(deterministic).__name__}", TypeError)
+    deterministic = deterministic or torch.are_deterministic_algorithms_enabled()
+    # The LSE is what the backward needs; an inference call that does not return it skips it.
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
     if layout == "bshd":
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    out, lse = torch.ops.flashcore.fwd(q, k, v, mask, float(scale))
+    out, lse = torch.ops.flashcore.fwd(
+        q, k, v, mask, float(scale), keep_lse=return_lse or needs_grad, lse_grad=return_lse,
+        deterministic=deterministic,
+    )
     if layout == "bshd":
         out = out.transpose(1, 2)
     return (out, lse) if return_lse else out

@@ -7,6 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import flashcore._ops
+
 MASKS = {"none": False, "causal": True, "causal_br": "bottom_right"}
 
 
@@ -66,3 +68,68 @@ def assert_within_bar(got, q, k, v, mask, scale=None):
     naive, _ = reference(q, k, v, mask, scale, dtype=q.dtype)
     err, bar = max_err(got, want), 2 * max_err(naive, want) + 1e-5
     assert err <= bar, f"max error {err:.3e} exceeds the bar {bar:.3e}"
+
+
+def attention_math(q, k, v, mask="none", scale=None, dtype=torch.float64):
+    """Differentiable attention in `dtype`: the oracle in float64, and in a 16-bit dtype the naive
+    implementation whose error sets the bar (scores in the dtype, softmax in fp32, P rounded to the
+    dtype, P·V in the dtype). Rows that see no key give 0 and LSE -inf, with zero gradients (no NaN
+    from a softmax over nothing). Returns (out, lse)."""
+    q, k, v = (t.to(dtype) for t in (q, k, v))
+    sq, sk, d = q.shape[2], k.shape[2], q.shape[3]
+    scale = 1 / math.sqrt(d) if scale is None else scale
+    g = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)
+    vis = visible(mask, sq, sk, q.device)
+    seen = vis.any(-1, keepdim=True)
+    s = (q @ k.transpose(-1, -2)) * scale
+    s = s if dtype == torch.float64 else s.float()
+    s = s.masked_fill(~vis, float("-inf")).masked_fill(~seen, 0.0)
+    lse = torch.logsumexp(s, -1).masked_fill(~seen[..., 0], float("-inf"))
+    p = torch.softmax(s, -1) * seen
+    return p.to(dtype) @ v, lse
+
+
+def reference_grads(q, k, v, dout, mask="none", scale=None, dtype=torch.float64, dlse=None):
+    """(dq, dk, dv) of attention_math in `dtype` for the output gradient dout (and optionally the
+    LSE gradient dlse); for GQA, dk and dv are summed over each group's query heads."""
+    leaves = [t.detach().to(dtype).requires_grad_() for t in (q, k, v)]
+    out, lse = attention_math(*leaves, mask=mask, scale=scale, dtype=dtype)
+    outs, grads = [out], [dout.to(dtype)]
+    if dlse is not None:
+        outs.append(lse)
+        grads.append(dlse.to(lse.dtype))
+    return torch.autograd.grad(outs, leaves, grads)
+
+
+def assert_grads_within_bar(got, q, k, v, dout, mask="none", scale=None, dlse=None):
+    """Each of dq, dk, dv: error vs float64 <= 2 x the naive same-dtype backward's error + 1e-5."""
+    want = reference_grads(q, k, v, dout, mask, scale, dlse=dlse)
+    naive = reference_grads(q, k, v, dout, mask, scale, dtype=q.dtype, dlse=dlse)
+    for name, g, w, n in zip(("dq", "dk", "dv"), got, want, naive):
+        assert g.shape == w.shape and g.dtype == q.dtype, name
+        assert not torch.isnan(g).any(), f"{name} has NaN"
+        err, bar = max_err(g, w), 2 * max_err(n, w) + 1e-5
+        assert err <= bar, f"{name}: max error {err:.3e} exceeds the bar {bar:.3e}"
+
+
+class NativeSpy:
+    """Counts native backward launches and recompute-path calls while active."""
+
+    def __enter__(self):
+        self.native, self.recompute = 0, 0
+        self._n, self._r = flashcore._ops._native_backward, flashcore._ops._backward_impl
+
+        def n(*a):
+            self.native += 1
+            return self._n(*a)
+
+        def r(*a):
+            self.recompute += 1
+            return self._r(*a)
+
+        flashcore._ops._native_backward, flashcore._ops._backward_impl = n, r
+        return self
+
+    def __exit__(self, *exc):
+        flashcore._ops._native_backward, flashcore._ops._backward_impl = self._n, self._r

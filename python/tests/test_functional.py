@@ -97,6 +97,14 @@ def test_gradcheck(mask, shape):
     assert torch.autograd.gradcheck(fn, (q, k, v))
 
 
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_gradcheck_deterministic_flag(deterministic):
+    # On CPU the flag only travels to the backward; the gradients are those of the f64 path.
+    q, k, v = qkv(1, 2, 1, 5, 7, 16, requires_grad=True)
+    fn = lambda q, k, v: flashcore.attention(q, k, v, causal="bottom_right", deterministic=deterministic)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (q, k, v))
+
+
 def test_gradcheck_through_lse():
     q, k, v = qkv(1, 4, 2, 6, 9, 16, requires_grad=True)
     fn = lambda q, k, v: flashcore.attention(q, k, v, causal=True, return_lse=True)  # noqa: E731
@@ -158,6 +166,8 @@ def test_bad_inputs_name_the_argument():
     _bad(ValueError, "scale", lambda: att(q, k, v, scale=-1.0))
     _bad(ValueError, "scale", lambda: att(q, k, v, scale=math.inf))
     _bad(TypeError, "scale", lambda: att(q, k, v, scale="0.1"))
+    _bad(TypeError, "deterministic", lambda: att(q, k, v, deterministic=1))
+    _bad(TypeError, "return_lse", lambda: att(q, k, v, return_lse="yes"))
     _bad(ValueError, "k", lambda: att(q, k[:, :, :0], v[:, :, :0]))  # no keys: from the Rust checks
     if torch.backends.mps.is_available() or torch.cuda.is_available():
         return

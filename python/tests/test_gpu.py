@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import flashcore
 from flashcore import patch
-from conftest import MASKS, assert_within_bar, max_err, qkv, rand, reference
+from conftest import MASKS, NativeSpy, assert_within_bar, max_err, qkv, rand, reference
 
 pytestmark = pytest.mark.gpu
 DEV = "cuda"
@@ -186,11 +186,12 @@ def test_gpt_training_step_patched_vs_unpatched():
     orig = patch.attention
     patch.attention = lambda *a, **kw: calls.append(kw) or orig(*a, **kw)
     try:
-        with flashcore.patched():
+        with flashcore.patched(), NativeSpy() as spy:
             loss1, grads1 = _step(model, ids)
     finally:
         patch.attention = orig
     assert len(calls) == 2, flashcore.fallback_counts()  # both layers' attention ran on flashcore
+    assert (spy.native, spy.recompute) == (2, 0)  # and both backwards on the native kernels
     assert abs(float(loss1) - float(loss0)) <= 2e-2 * abs(float(loss0))
     for n, g0 in grads0.items():
         g1 = grads1[n]

@@ -99,7 +99,7 @@ def test_compile_inductor_cpu():
 
 
 def test_backward_seam_is_one_function():
-    # The native backward replaces _ops._backward_impl; the op must call it (and nothing else).
+    # On CPU the backward op is _ops._backward_impl (CUDA calls go to the native kernels instead).
     calls = []
     orig = _ops._backward_impl
 
@@ -114,3 +114,154 @@ def test_backward_seam_is_one_function():
     finally:
         _ops._backward_impl = orig
     assert calls == ["causal"]
+
+
+@pytest.mark.parametrize("keep_lse,lse_grad", [(False, False), (True, False), (True, True)])
+def test_opcheck_fwd_lse_modes(keep_lse, lse_grad):
+    q, k, v = qkv(1, 4, 2, 7, 9, 16, requires_grad=True)
+    torch.library.opcheck(torch.ops.flashcore.fwd.default, (q, k, v, "causal_br", 0.25, keep_lse, lse_grad, True))
+
+
+def test_opcheck_bwd_deterministic_and_layouts():
+    packed = rand(2, 9, 3, 4, 16)
+    q, k, v = (t.transpose(1, 2) for t in packed.unbind(2))  # views of one fused buffer: not dense
+    out, lse = torch.ops.flashcore.fwd(q, k, v, "none", 0.25)
+    dout = rand(*out.shape)
+    torch.library.opcheck(torch.ops.flashcore.bwd.default, (dout, q, k, v, out, lse, None, "none", 0.25, True))
+
+
+def test_lse_is_skipped_without_grad_and_return_lse():
+    q, k, v = qkv(1, 2, 2, 5, 5, 16)
+    out, lse = torch.ops.flashcore.fwd(q, k, v, "none", 0.25, keep_lse=False)
+    assert lse.numel() == 0 and max_err(out, reference(q, k, v, scale=0.25)[0]) < 1e-12
+    with torch.no_grad():
+        _, lse = flashcore.attention(q, k, v, return_lse=True)
+    assert lse.shape == (1, 2, 5)
+
+
+def _bwd_calls(fn):
+    """Runs fn and returns the dlse argument of each recompute-backward call."""
+    calls = []
+    orig = _ops._backward_impl
+
+    def spy(*a):
+        calls.append(a[6])
+        return orig(*a)
+
+    _ops._backward_impl = spy
+    try:
+        fn()
+    finally:
+        _ops._backward_impl = orig
+    return calls
+
+
+def test_lse_gradient_only_when_the_lse_is_returned_and_used():
+    q, k, v = qkv(1, 2, 2, 6, 7, 16, requires_grad=True)
+    # Not returned: the LSE is non-differentiable; the backward sees no LSE gradient.
+    assert _bwd_calls(lambda: flashcore.attention(q, k, v).sum().backward()) == [None]
+    # Returned but unused: None too (gradients are not materialized as zeros).
+    assert _bwd_calls(lambda: flashcore.attention(q, k, v, return_lse=True)[0].sum().backward()) == [None]
+    # Used in the loss: the LSE gradient is passed on, and the result matches float64 autograd.
+    for t in (q, k, v):
+        t.grad = None
+    calls = _bwd_calls(lambda: sum(x.sum() for x in flashcore.attention(q, k, v, return_lse=True)).backward())
+    assert len(calls) == 1 and calls[0] is not None
+    from conftest import attention_math
+
+    leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+    sum(x.sum() for x in attention_math(*leaves)).backward()
+    for a, b in zip((q, k, v), leaves):
+        assert max_err(a.grad, b.grad) < 1e-10
+    # Only the LSE used: the output's gradient is None and is taken as zero.
+    for t in (q, k, v):
+        t.grad = None
+    flashcore.attention(q, k, v, return_lse=True)[1].sum().backward()
+    leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+    attention_math(*leaves)[1].sum().backward()
+    assert v.grad is not None and not v.grad.any() and leaves[2].grad is None  # the LSE does not depend on v
+    for a, b in zip((q, k), leaves):
+        assert max_err(a.grad, b.grad) < 1e-10
+
+
+def test_lse_not_returned_is_non_differentiable():
+    q, k, v = qkv(1, 2, 2, 4, 4, 16, requires_grad=True)
+    out, lse = torch.ops.flashcore.fwd(q, k, v, "none", 0.25, True, False)
+    assert out.requires_grad and not lse.requires_grad
+    out, lse = torch.ops.flashcore.fwd(q, k, v, "none", 0.25, True, True)
+    assert lse.requires_grad
+
+
+def test_grad_like_keeps_dense_layouts_and_makes_views_contiguous():
+    x = rand(2, 5, 3, 16)  # BSHD memory
+    for t in (x.transpose(1, 2), x, x.permute(1, 2, 0, 3), rand(1, 1, 5, 16)):
+        assert _ops.grad_like(t).stride() == t.stride()
+    packed = rand(2, 5, 3, 4, 16)
+    q = packed[:, :, 0].transpose(1, 2)  # a view of a fused QKV buffer: not dense
+    g = _ops.grad_like(q)
+    assert g.shape == q.shape and g.stride() == (5 * 4 * 16, 16, 4 * 16, 1)  # contiguous BSHD
+
+
+def test_grad_layouts_match_between_real_and_fake():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    packed = rand(2, 9, 3, 4, 16)
+    q, k, v = packed[:, :, 0].transpose(1, 2), rand(2, 9, 2, 16).transpose(1, 2), rand(2, 2, 9, 16)
+    out, lse = torch.ops.flashcore.fwd(q, k, v, "causal", 0.25)
+    dout = rand(*out.shape)
+    real = torch.ops.flashcore.bwd(dout, q, k, v, out, lse, None, "causal", 0.25)
+    with FakeTensorMode() as mode:
+        f = [mode.from_tensor(t) for t in (dout, q, k, v, out, lse)]
+        fake = torch.ops.flashcore.bwd(*f, None, "causal", 0.25)
+    for r, fk in zip(real, fake):
+        assert r.stride() == fk.stride() and r.shape == fk.shape
+    assert real[1].stride() == k.stride() and real[2].stride() == v.stride()
+
+
+def test_kernel_ready():
+    x = torch.empty(2, 4, 8, 64, dtype=torch.float16)
+    assert _ops.kernel_ready(x) and _ops.kernel_ready(x.transpose(1, 2).contiguous().transpose(1, 2))
+    assert not _ops.kernel_ready(torch.ones(()).expand(2, 4, 8, 64))  # head-dim stride 0
+    assert not _ops.kernel_ready(torch.empty(2, 4, 8, 68, dtype=torch.float16)[..., 4:])  # misaligned
+    assert _ops.kernel_ready(torch.ones(64, dtype=torch.float16).expand(2, 4, 8, 64))  # broadcast rows
+
+
+def test_recompute_reason():
+    from types import SimpleNamespace
+
+    cuda = lambda d: SimpleNamespace(device=torch.device("cuda"), shape=(1, 1, 1, d))  # noqa: E731
+    assert _ops.recompute_reason(rand(1, 1, 1, 16), None) == "cpu"
+    assert _ops.recompute_reason(cuda(128), None) is None
+    assert _ops.recompute_reason(cuda(144), None) == "head_dim"
+    assert _ops.recompute_reason(cuda(64), rand(1, 1, 1)) == "dlse"
+    assert set(_ops.RECOMPUTE_REASONS) == {"head_dim", "dlse"}
+
+
+def test_supported_backward_head_dim_mirrors_native():
+    from flashcore import _native
+
+    for d in range(0, 300):
+        assert _ops.supported_backward_head_dim(d) == _native.supported_backward_head_dim(d), d
+
+
+def test_deterministic_reaches_the_backward():
+    q, k, v = qkv(1, 2, 2, 4, 4, 16, requires_grad=True)
+    assert flashcore.attention(q, k, v).grad_fn.deterministic is False
+    assert flashcore.attention(q, k, v, deterministic=True).grad_fn.deterministic is True
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert flashcore.attention(q, k, v).grad_fn.deterministic is True
+    finally:
+        torch.use_deterministic_algorithms(prev)
+
+
+def test_compiled_backward_sees_no_lse_gradient_unless_the_lse_leaves_the_graph():
+    torch._dynamo.reset()
+    q, k, v = qkv(1, 2, 2, 6, 7, 16, requires_grad=True)
+    f1 = torch.compile(lambda q, k, v: flashcore.attention(q, k, v).sum(), fullgraph=True, backend="aot_eager")
+    assert _bwd_calls(lambda: f1(q, k, v).backward()) == [None]
+    f2 = torch.compile(
+        lambda q, k, v: flashcore.attention(q, k, v, return_lse=True)[0].sum(), fullgraph=True, backend="aot_eager"
+    )
+    assert _bwd_calls(lambda: f2(q, k, v).backward()) == [None]

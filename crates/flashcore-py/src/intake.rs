@@ -10,7 +10,7 @@
 use crate::error::{invalid_arg, to_py};
 use crate::runtimes;
 use flashcore::reference::{self, Element, HostTensor, Precision};
-use flashcore::{AttnOptions, DType, Mask, RawTensor, TensorDesc};
+use flashcore::{AttnOptions, BwdOptions, DType, Mask, RawTensor, TensorDesc};
 use pyo3::prelude::*;
 
 /// `(data_ptr, shape [B, S, H, D], element strides in the same order)`.
@@ -164,6 +164,61 @@ pub fn forward_cuda(
         // caching allocator keeps their memory for work queued on the current stream); `out` and
         // `lse` are fresh tensors that alias no input; `stream` is torch's current stream of `device`.
         unsafe { rt.forward_raw(rq, rk, rv, ro, lse, &opts, stream) }
+    });
+    r.map_err(|e| to_py(py, e))
+}
+
+/// CUDA attention backward on device `device`, launched on the raw CUDA stream `stream` (torch's
+/// current stream). `out` and `lse` (fp32 [B, H, Sq], natural log) are the forward's for the same
+/// q, k, v, mask and scale; `dout` is the gradient of `out`. Writes `dq` (q's shape) and `dk`, `dv`
+/// (k's shape). With `deterministic`, dQ is summed in a fixed order (bitwise-reproducible).
+#[pyfunction]
+#[pyo3(signature = (device, stream, dtype, q, k, v, out, dout, lse, dq, dk, dv, mask, scale, deterministic))]
+#[allow(clippy::too_many_arguments)]
+pub fn backward_cuda(
+    py: Python<'_>,
+    device: usize,
+    stream: usize,
+    dtype: &str,
+    q: Tensor4,
+    k: Tensor4,
+    v: Tensor4,
+    out: Tensor4,
+    dout: Tensor4,
+    lse: u64,
+    dq: Tensor4,
+    dk: Tensor4,
+    dv: Tensor4,
+    mask: &str,
+    scale: Option<f32>,
+    deterministic: bool,
+) -> PyResult<()> {
+    let dt: DType = dtype.parse().map_err(|why: String| invalid_arg(py, "q", why))?;
+    let mask = parse_mask(py, mask)?;
+    let opts = BwdOptions { mask, scale, deterministic };
+    let raw = |t: &Tensor4| RawTensor { ptr: t.0, desc: desc(t, dt) };
+    let (rq, rk, rv, ro, rdo) = (raw(&q), raw(&k), raw(&v), raw(&out), raw(&dout));
+    let (rdq, rdk, rdv) = (raw(&dq), raw(&dk), raw(&dv));
+    // Shape, stride and alignment rules first: they need no device, so a bad call fails the same way
+    // on a machine without a GPU (and before a runtime is opened).
+    flashcore::api::check::check_backward(
+        &rq.desc, &rk.desc, &rv.desc, &ro.desc, &rdo.desc, &rdq.desc, &rdk.desc, &rdv.desc, &opts,
+    )
+    .map_err(|e| to_py(py, e))?;
+    let named =
+        [("q", &rq), ("k", &rk), ("v", &rv), ("out", &ro), ("dout", &rdo), ("dq", &rdq), ("dk", &rdk), ("dv", &rdv)];
+    for (name, t) in named {
+        flashcore::api::check::check_gpu_alignment(name, &t.desc, t.ptr).map_err(|e| to_py(py, e))?;
+    }
+    let rt = runtimes::get(py, device)?;
+    // Planning may JIT-compile the three backward kernels (seconds): let other Python threads run.
+    let r = py.detach(|| {
+        // SAFETY: the pointers are data_ptr() of live CUDA tensors of `device` with these shapes and
+        // strides (flashcore._ops keeps them referenced until the kernels are enqueued, and torch's
+        // caching allocator keeps their memory for work queued on the current stream); dq, dk and dv
+        // are fresh tensors that overlap neither each other nor any input; `stream` is torch's
+        // current stream of `device`.
+        unsafe { rt.backward_raw(rq, rk, rv, ro, rdo, lse, rdq, rdk, rdv, &opts, stream) }
     });
     r.map_err(|e| to_py(py, e))
 }

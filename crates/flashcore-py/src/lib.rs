@@ -18,6 +18,12 @@ fn supported_head_dim(d: usize) -> bool {
     flashcore::plan::tiles::supported_head_dim(d)
 }
 
+/// Whether the CUDA backward kernel serves head dim `d` (multiples of 16 from 16 to 128).
+#[pyfunction]
+fn supported_backward_head_dim(d: usize) -> bool {
+    flashcore::plan::backward::supported_bwd_head_dim(d)
+}
+
 /// Where NVRTC was found (or why not), the kernel cache, and each device opened so far.
 /// With `open_device`, device `open_device` is opened first (so its name and arch are listed).
 #[pyfunction]
@@ -64,7 +70,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(intake::forward_cpu, m)?)?;
     m.add_function(wrap_pyfunction!(intake::forward_cuda, m)?)?;
+    m.add_function(wrap_pyfunction!(intake::backward_cuda, m)?)?;
     m.add_function(wrap_pyfunction!(supported_head_dim, m)?)?;
+    m.add_function(wrap_pyfunction!(supported_backward_head_dim, m)?)?;
     m.add_function(wrap_pyfunction!(info, m)?)?;
     error::register(m)?;
     Ok(())
