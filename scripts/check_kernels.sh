@@ -2,7 +2,7 @@
 # Kernel compile check without a GPU: every standard variant, for sm_80 and sm_90a, through NVRTC
 # from the pip package nvidia-cuda-nvrtc; then cuobjdump on each CUBIN. Fails on a compile error,
 # a register spill (non-zero STACK or LOCAL, or LDL/STL in the SASS), a kernel without tensor-core
-# MMAs (HMMA) in its SASS (except the backward's elementwise prep/post kernels), or a Hopper (fwd_sm90) kernel without wgmma (HGMMA).
+# MMAs (HMMA) in its SASS (except the backward's elementwise prep/post kernels), or a Hopper (fwd_sm90, bwd_sm90) kernel without wgmma (HGMMA).
 # Usage: scripts/check_kernels.sh FLASHCORE_BIN   (needs FLASHCORE_NVRTC_PATH and cuobjdump/nvdisasm on PATH)
 set -euo pipefail
 bin=${1:?usage: check_kernels.sh path/to/flashcore}
@@ -28,7 +28,7 @@ for f in "$out"/cubin/*.cubin; do
     *) if [ "$mma" = 0 ]; then status="$status NO-MMA"; fail=1; fi ;;
   esac
   case "$name" in
-    fwd_sm90-*) grep -qE '\bHGMMA\b' <<<"$sass" || { status="$status NO-HGMMA"; fail=1; } ;;
+    fwd_sm90-*|bwd_sm90-*) grep -qE '\bHGMMA\b' <<<"$sass" || { status="$status NO-HGMMA"; fail=1; } ;;
   esac
   printf '%-52s %-40s mma=%-4s ldl/stl=%-3s %s\n' "$name" "$usage" "$mma" "$spills" "$status"
 done

@@ -66,3 +66,13 @@ struct BwdParams {
   i32 deterministic;
 };
 static_assert(sizeof(BwdParams) == 344, "BwdParams layout drifted from launch/params.rs");
+
+// Hopper backward (sm90/bwd.cu): the common backward params plus TMA descriptors of q and dout
+// (boxes of 64 head-dim values by block_m query rows) and k, v (64 by block_n key rows). Twin of
+// launch/params.rs `Sm90BwdParams` (both assert 896 bytes: base padded to 384 for the 64-byte
+// aligned maps).
+struct Sm90BwdParams {
+  BwdParams base;
+  TmaDesc tma_q, tma_k, tma_v, tma_do;
+};
+static_assert(sizeof(Sm90BwdParams) == 896, "Sm90BwdParams layout drifted from launch/params.rs");

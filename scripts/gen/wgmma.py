@@ -22,14 +22,16 @@ def acc_operands(n):
 def ss(n, t):
     r = n // 2
     return f"""
-// D (64 x {n}, f32) {{=, +=}} A (64 x 16, smem, K-major) * B (16 x {n}, smem, K-major), {t} inputs.
+// D (64 x {n}, f32) {{=, +=}} A (64 x 16, smem) * B (16 x {n}, smem), {t} inputs. Both operands
+// K-major by default; TransA / TransB = 1 reads that operand MN-major (its M or N index contiguous).
+template <int TransA = 0, int TransB = 0>
 FC_DEVICE void wgmma_ss_m64n{n}k16_{t}(float (&d)[{n // 8}][4], u64 desc_a, u64 desc_b, int accumulate) {{
   asm volatile(
       "{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{r + 2}, 0;\\n"
       "wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{t}.{t} "
-      "{{{regs(0, r)}}}, %{r}, %{r + 1}, p, 1, 1, 0, 0;\\n}}\\n"
+      "{{{regs(0, r)}}}, %{r}, %{r + 1}, p, 1, 1, %{r + 3}, %{r + 4};\\n}}\\n"
       : {acc_operands(n)}
-      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate), "n"(TransA), "n"(TransB));
 }}
 """
 
@@ -52,9 +54,15 @@ FC_DEVICE void wgmma_rs_m64n{n}k16_{t}(float (&d)[{n // 8}][4], const u32 (&a)[4
 
 def dispatch():
     out = ["\n// Shape/type dispatch: N and the dtype are compile-time."]
-    out.append("template <int N, bool Bf16>\nFC_DEVICE void wgmma_ss(float (&d)[N / 8][4], u64 a, u64 b, int accumulate) {")
+    out.append(
+        "template <int N, bool Bf16, int TransA = 0, int TransB = 0>\n"
+        "FC_DEVICE void wgmma_ss(float (&d)[N / 8][4], u64 a, u64 b, int accumulate) {"
+    )
     for n in NS:
-        out.append(f"  if constexpr (N == {n}) {{ if constexpr (Bf16) wgmma_ss_m64n{n}k16_bf16(d, a, b, accumulate); else wgmma_ss_m64n{n}k16_f16(d, a, b, accumulate); }}")
+        out.append(
+            f"  if constexpr (N == {n}) {{ if constexpr (Bf16) wgmma_ss_m64n{n}k16_bf16<TransA, TransB>(d, a, b, accumulate); "
+            f"else wgmma_ss_m64n{n}k16_f16<TransA, TransB>(d, a, b, accumulate); }}"
+        )
     cond = " || ".join(f"N == {n}" for n in NS)
     out.append(f'  static_assert({cond}, "wgmma N not generated");\n}}')
     out.append("template <int N, bool Bf16, int TransB>\nFC_DEVICE void wgmma_rs(float (&d)[N / 8][4], const u32 (&a)[4], u64 b) {")

@@ -21,5 +21,5 @@ pub mod runtime;
 pub use api::args::{AttnOptions, BwdOptions, DType, Mask, Problem, TensorDesc};
 pub use cudarc;
 pub use error::{Error, Result};
-pub use plan::{Arch, TileConfig, Variant};
+pub use plan::{Arch, BwdPath, TileConfig, Variant};
 pub use runtime::{DeviceTensor, RawTensor, Runtime};

@@ -5,9 +5,9 @@ use crate::api::args::{AttnOptions, BwdOptions, Problem, TensorDesc};
 use crate::api::check::{check, check_backward, check_gpu_alignment};
 use crate::error::{Error, Result};
 use crate::jit::{Compiled, Jit};
-use crate::launch::params::{BwdParams, FwdParams, Sm90Params};
+use crate::launch::params::{BwdParams, FwdParams, Sm90BwdParams, Sm90Params};
 use crate::launch::{self, tma, DeviceInfo, Kernel, StreamScratch};
-use crate::plan::{backward_launches, forward_launch, BwdLaunches, KernelKind, Launch, Variant};
+use crate::plan::{backward_launches, forward_launch, BwdLaunches, BwdPath, KernelKind, Launch, Variant};
 use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -270,7 +270,7 @@ impl Runtime {
                 // SAFETY: as above; the tensor maps describe the same checked allocations.
                 unsafe { launch::launch_forward(&kernel.0, stream, &launch, &p90) }
             }
-            KernelKind::BwdPrep | KernelKind::BwdSm80 | KernelKind::BwdPost => {
+            KernelKind::BwdPrep | KernelKind::BwdSm80 | KernelKind::BwdPost | KernelKind::BwdSm90 => {
                 Err(Error::Unsupported(format!("{variant} is a backward kernel, planned for a forward call")))
             }
         }
@@ -278,7 +278,14 @@ impl Runtime {
 
     /// The backward's main-kernel variant and its three launches on this device.
     pub fn plan_backward(&self, p: &Problem) -> Result<(Variant, BwdLaunches)> {
-        let v = Variant::backward(self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?;
+        self.plan_backward_on(BwdPath::Auto, p)
+    }
+
+    /// As [`Runtime::plan_backward`], on a given path. A problem without query rows runs the sm80
+    /// kernel (it only writes zero dK and dV; TMA maps cannot describe an empty tensor).
+    pub fn plan_backward_on(&self, path: BwdPath, p: &Problem) -> Result<(Variant, BwdLaunches)> {
+        let path = if p.seqlen_q == 0 { BwdPath::Sm80 } else { path };
+        let v = Variant::backward_on(path, self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?;
         Ok((v, backward_launches(&v, p)))
     }
 
@@ -320,6 +327,26 @@ impl Runtime {
         dv: &mut DeviceTensor,
         opts: &BwdOptions,
     ) -> Result<()> {
+        self.backward_into_on(BwdPath::Auto, q, k, v, out, dout, lse, dq, dk, dv, opts)
+    }
+
+    /// As [`Runtime::backward_into`], on a given kernel path (`BwdPath::Sm80` runs the portable
+    /// kernel on Hopper too: tests and A/B runs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_into_on(
+        &self,
+        path: BwdPath,
+        q: &DeviceTensor,
+        k: &DeviceTensor,
+        v: &DeviceTensor,
+        out: &DeviceTensor,
+        dout: &DeviceTensor,
+        lse: &CudaSlice<f32>,
+        dq: &mut DeviceTensor,
+        dk: &mut DeviceTensor,
+        dv: &mut DeviceTensor,
+        opts: &BwdOptions,
+    ) -> Result<()> {
         for (name, t) in
             [("q", q), ("k", k), ("v", v), ("out", out), ("dout", dout), ("dq", &*dq), ("dk", &*dk), ("dv", &*dv)]
         {
@@ -348,6 +375,7 @@ impl Runtime {
         // else; the guards keep cudarc's stream ordering for them.
         unsafe {
             self.backward_on(
+                path,
                 [raw(qp, q.desc), raw(kp, k.desc), raw(vp, v.desc), raw(op, out.desc), raw(dop, dout.desc)],
                 lp,
                 [raw(dqp, dqd), raw(dkp, dkd), raw(dvp, dvd)],
@@ -386,12 +414,13 @@ impl Runtime {
         // SAFETY: the caller guarantees the stream is live on this device.
         let s = unsafe { launch::borrow_stream(&self.ctx, stream as sys::CUstream) };
         // SAFETY: forwarded contract.
-        unsafe { self.backward_on([q, k, v, out, dout], lse, [dq, dk, dv], opts, &s) }
+        unsafe { self.backward_on(BwdPath::Auto, [q, k, v, out, dout], lse, [dq, dk, dv], opts, &s) }
     }
 
     /// inputs = [q, k, v, out, dout], grads = [dq, dk, dv].
     unsafe fn backward_on(
         &self,
+        path: BwdPath,
         inputs: [RawTensor; 5],
         lse: u64,
         grads: [RawTensor; 3],
@@ -419,7 +448,7 @@ impl Runtime {
         if lse % 4 != 0 {
             return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
         }
-        let (main, l) = self.plan_backward(&p)?;
+        let (main, l) = self.plan_backward_on(path, &p)?;
         let prep = main.bwd_aux(KernelKind::BwdPrep);
         let post = main.bwd_aux(KernelKind::BwdPost);
         let (k_main, k_prep, k_post) = (self.kernel(&main)?, self.kernel(&prep)?, self.kernel(&post)?);
@@ -491,6 +520,19 @@ impl Runtime {
             scale: p.scale,
             deterministic: i32::from(opts.deterministic),
         };
+        // The Hopper kernel's tensor maps first: a tensor TMA rejects returns before anything is queued.
+        let p90 = if main.kind == KernelKind::BwdSm90 {
+            let (bm, bn) = (main.tile.block_m() as u32, main.tile.block_n() as u32);
+            Some(Sm90BwdParams {
+                base: params,
+                tma_q: tma::encode_bshd("q", q.ptr, &q.desc, bm)?,
+                tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn)?,
+                tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn)?,
+                tma_do: tma::encode_bshd("dout", dout.ptr, &dout.desc, bm)?,
+            })
+        } else {
+            None
+        };
         // Prep fills the scratch that main reads; main fills what post reads (stream order).
         if q_work {
             // SAFETY: descriptions checked by check_backward(); pointer validity and non-overlap are
@@ -498,8 +540,12 @@ impl Runtime {
             unsafe { launch::launch_forward(&k_prep.0, stream, &l.prep, &params) }?;
         }
         if kv_work {
-            // SAFETY: as above.
-            unsafe { launch::launch_forward(&k_main.0, stream, &l.main, &params) }?;
+            match &p90 {
+                // SAFETY: as above; the tensor maps describe the same checked allocations.
+                Some(p90) => unsafe { launch::launch_forward(&k_main.0, stream, &l.main, p90) }?,
+                // SAFETY: as above.
+                None => unsafe { launch::launch_forward(&k_main.0, stream, &l.main, &params) }?,
+            }
         }
         if q_work {
             // SAFETY: as above.

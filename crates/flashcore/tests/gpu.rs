@@ -5,8 +5,11 @@
 #![cfg(feature = "gpu")]
 
 use flashcore::cudarc::driver::{DevicePtr, DevicePtrMut};
+use flashcore::plan::KernelKind;
 use flashcore::reference::{attention, attention_backward_at, compare, within_bar, HostTensor, Precision};
-use flashcore::{AttnOptions, BwdOptions, DType, DeviceTensor, Error, Mask, RawTensor, Runtime, TensorDesc};
+use flashcore::{
+    AttnOptions, BwdOptions, BwdPath, DType, DeviceTensor, Error, Mask, Problem, RawTensor, Runtime, TensorDesc,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::OnceLock;
@@ -234,10 +237,21 @@ struct Grads {
     dv: Vec<u16>,
 }
 
-/// Forward (for O and LSE) then backward into NaN-poisoned gradients (dq in `dq_desc`, dk and dv
-/// in `dkv_desc`); returns the raw gradient bits.
+/// The backward paths to test on this device: the planner's choice, and on Hopper also the
+/// portable sm80 kernel (which the planner then no longer picks for head dims 64 and 128).
+fn bwd_paths() -> Vec<BwdPath> {
+    if rt().info().arch == flashcore::Arch::SM90 {
+        vec![BwdPath::Auto, BwdPath::Sm80]
+    } else {
+        vec![BwdPath::Auto]
+    }
+}
+
+/// Forward (for O and LSE) then backward on `path` into NaN-poisoned gradients (dq in `dq_desc`,
+/// dk and dv in `dkv_desc`); returns the raw gradient bits.
 #[allow(clippy::too_many_arguments)]
-fn run_backward(
+fn run_backward_on(
+    path: BwdPath,
     q: &DeviceTensor,
     k: &DeviceTensor,
     v: &DeviceTensor,
@@ -253,7 +267,7 @@ fn run_backward(
     let mut dq = rt.alloc_filled(dq_desc, nan(dt)).unwrap();
     let mut dk = rt.alloc_filled(dkv_desc, nan(dt)).unwrap();
     let mut dv = rt.alloc_filled(dkv_desc, nan(dt)).unwrap();
-    rt.backward_into(q, k, v, &out, dout, &lse, &mut dq, &mut dk, &mut dv, opts).unwrap();
+    rt.backward_into_on(path, q, k, v, &out, dout, &lse, &mut dq, &mut dk, &mut dv, opts).unwrap();
     Grads { dq: rt.download(&dq).unwrap(), dk: rt.download(&dk).unwrap(), dv: rt.download(&dv).unwrap() }
 }
 
@@ -261,6 +275,17 @@ fn run_backward(
 /// same bar as the forward (max error <= 2 x the naive same-dtype backward's + 1e-5), every element
 /// written over the NaN poison. Returns the gradient bits (for determinism checks).
 fn check_bwd_case(qd: TensorDesc, kd: TensorDesc, opts: BwdOptions, rng: &mut StdRng) -> Grads {
+    check_bwd_case_on(BwdPath::Auto, qd, kd, opts, rng)
+}
+
+/// The main-kernel variant `path` runs for this problem on this device (its name, for messages).
+fn bwd_variant(path: BwdPath, qd: TensorDesc, kd: TensorDesc, opts: &BwdOptions) -> (KernelKind, String) {
+    let p: Problem = flashcore::api::check::check(&qd, &kd, &kd, &qd.like(), &opts.forward()).unwrap();
+    let v = rt().plan_backward_on(path, &p).unwrap().0;
+    (v.kind, v.to_string())
+}
+
+fn check_bwd_case_on(path: BwdPath, qd: TensorDesc, kd: TensorDesc, opts: BwdOptions, rng: &mut StdRng) -> Grads {
     let rt = rt();
     let dt = qd.dtype;
     let qb = rand_bits(qd.span().unwrap() as usize, dt, rng);
@@ -274,7 +299,8 @@ fn check_bwd_case(qd: TensorDesc, kd: TensorDesc, opts: BwdOptions, rng: &mut St
         rt.upload(&db, qd).unwrap(),
     );
     let (dq_desc, dkv_desc) = (qd.like(), kd.like());
-    let g = run_backward(&q, &k, &v, &dout, dq_desc, dkv_desc, &opts);
+    let g = run_backward_on(path, &q, &k, &v, &dout, dq_desc, dkv_desc, &opts);
+    let (_, variant) = bwd_variant(path, qd, kd, &opts);
 
     let d = qd.shape[3];
     let sc = opts.scale.map(f64::from).unwrap_or(1.0 / (d as f64).sqrt());
@@ -293,7 +319,7 @@ fn check_bwd_case(qd: TensorDesc, kd: TensorDesc, opts: BwdOptions, rng: &mut St
     ] {
         let e = compare(&logical(bits, desc), w);
         let en = compare(n, w);
-        assert!(within_bar(&e, &en), "{name} {qd:?} {kd:?} {opts:?}: kernel {e:?} vs naive {en:?}");
+        assert!(within_bar(&e, &en), "{variant} {name} {qd:?} {kd:?} {opts:?}: kernel {e:?} vs naive {en:?}");
     }
     g
 }
@@ -314,7 +340,9 @@ fn backward_matches_reference_across_dtypes_masks_head_dims_and_gqa() {
             for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
                 let qd = TensorDesc::contiguous_bshd(b, sq, h, d, dt);
                 let kd = TensorDesc::contiguous_bshd(b, sk, hkv, d, dt);
-                check_bwd_case(qd, kd, BwdOptions { mask, ..Default::default() }, &mut rng);
+                for path in bwd_paths() {
+                    check_bwd_case_on(path, qd, kd, BwdOptions { mask, ..Default::default() }, &mut rng);
+                }
             }
         }
     }
@@ -334,6 +362,50 @@ fn backward_bhsd_layout_custom_scale_longer_rows_and_mqa() {
     check_bwd_case(qd, kd, opts(Mask::None, Some(0.05)), &mut rng);
 }
 
+/// The Hopper backward (kernels/sm90/bwd.cu) where the planner picks it: both head dims and
+/// dtypes, both causal alignments, ragged lengths on both sides of the 64/128-row tiles, Sq != Sk,
+/// GQA and MQA, BHSD strides, query rows without visible keys (bottom-right with Sq > Sk), key
+/// blocks without visible queries (top-left with Sk > Sq). On other GPUs it runs the sm80 kernel.
+#[test]
+fn hopper_backward_matches_reference_on_ragged_gqa_and_causal_shapes() {
+    let mut rng = seeded();
+    let on_hopper = rt().info().arch == flashcore::Arch::SM90;
+    for dt in [DType::Bf16, DType::F16] {
+        for &(b, sq, sk, h, hkv, d) in &[
+            (1, 128, 128, 2, 2, 128),
+            (2, 191, 191, 4, 1, 128),
+            (1, 64, 333, 6, 2, 128),
+            (1, 257, 100, 2, 2, 128),
+            (1, 200, 200, 4, 4, 64),
+            (2, 129, 300, 4, 2, 64),
+            (1, 385, 129, 3, 1, 64),
+            (1, 1, 1, 1, 1, 64),
+        ] {
+            for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
+                let qd = TensorDesc::contiguous_bshd(b, sq, h, d, dt);
+                let kd = TensorDesc::contiguous_bshd(b, sk, hkv, d, dt);
+                let opts = BwdOptions { mask, ..Default::default() };
+                let (kind, name) = bwd_variant(BwdPath::Auto, qd, kd, &opts);
+                if on_hopper && std::env::var("FLASHCORE_SM90_BWD").is_err() {
+                    assert_eq!(kind, KernelKind::BwdSm90, "{name}: the planner should pick the Hopper backward");
+                }
+                check_bwd_case(qd, kd, opts, &mut rng);
+            }
+        }
+    }
+    // BHSD strides (TMA maps with head-major strides) and a custom scale.
+    let qd = TensorDesc::contiguous_bhsd(2, 300, 4, 128, DType::Bf16);
+    let kd = TensorDesc::contiguous_bhsd(2, 700, 2, 128, DType::Bf16);
+    check_bwd_case(
+        qd,
+        kd,
+        BwdOptions { mask: Mask::CausalBottomRight, scale: Some(0.3), deterministic: false },
+        &mut rng,
+    );
+    let qd = TensorDesc::contiguous_bhsd(1, 1000, 2, 64, DType::F16);
+    check_bwd_case(qd, qd, BwdOptions { mask: Mask::CausalTopLeft, scale: None, deterministic: false }, &mut rng);
+}
+
 #[test]
 fn deterministic_backward_is_bitwise_reproducible_and_accurate() {
     let mut rng = seeded();
@@ -343,16 +415,19 @@ fn deterministic_backward_is_bitwise_reproducible_and_accurate() {
         let qd = TensorDesc::contiguous_bshd(2, sq, 4, 128, DType::Bf16);
         let kd = TensorDesc::contiguous_bshd(2, sk, hkv, 128, DType::Bf16);
         let opts = BwdOptions { mask, scale: None, deterministic: true };
-        // Accuracy on fresh inputs, then two runs on the same inputs compared bit for bit.
-        check_bwd_case(qd, kd, opts, &mut rng);
-        let rt = rt();
-        let up = |desc: TensorDesc, rng: &mut StdRng| {
-            rt.upload(&rand_bits(desc.span().unwrap() as usize, desc.dtype, rng), desc).unwrap()
-        };
-        let (q, k, v, dout) = (up(qd, &mut rng), up(kd, &mut rng), up(kd, &mut rng), up(qd, &mut rng));
-        let a = run_backward(&q, &k, &v, &dout, qd, kd, &opts);
-        let b = run_backward(&q, &k, &v, &dout, qd, kd, &opts);
-        assert!(a.dq == b.dq && a.dk == b.dk && a.dv == b.dv, "{mask:?}: deterministic runs differ");
+        for path in bwd_paths() {
+            // Accuracy on fresh inputs, then two runs on the same inputs compared bit for bit.
+            check_bwd_case_on(path, qd, kd, opts, &mut rng);
+            let rt = rt();
+            let up = |desc: TensorDesc, rng: &mut StdRng| {
+                rt.upload(&rand_bits(desc.span().unwrap() as usize, desc.dtype, rng), desc).unwrap()
+            };
+            let (q, k, v, dout) = (up(qd, &mut rng), up(kd, &mut rng), up(kd, &mut rng), up(qd, &mut rng));
+            let a = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
+            let b = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
+            let (_, variant) = bwd_variant(path, qd, kd, &opts);
+            assert!(a.dq == b.dq && a.dk == b.dk && a.dv == b.dv, "{variant} {mask:?}: deterministic runs differ");
+        }
     }
 }
 

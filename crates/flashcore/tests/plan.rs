@@ -159,3 +159,44 @@ fn flops_follow_the_peer_convention() {
     p.mask = Mask::CausalTopLeft;
     assert_eq!(p.flops(), 2.0 * 2.0 * 16.0 * 4096.0 * 4096.0 * 128.0);
 }
+
+#[test]
+fn backward_picks_the_hopper_kernel_for_d64_and_d128_on_sm90_only() {
+    use flashcore::plan::backward::{sm90_bwd_smem_bytes, sm90_bwd_tile_config};
+    use flashcore::plan::{BwdPath, KernelKind};
+    let smem = Arch::SM90.max_smem_per_block();
+    for d in (16..=128).step_by(16) {
+        for mask in [Mask::None, Mask::CausalTopLeft] {
+            let auto = Variant::backward(Arch::SM90, d, DType::Bf16, mask, smem).unwrap();
+            let want = if d == 64 || d == 128 { KernelKind::BwdSm90 } else { KernelKind::BwdSm80 };
+            // FLASHCORE_SM90_BWD=0 in the environment of this test process would force sm80.
+            if std::env::var("FLASHCORE_SM90_BWD").is_err() && std::env::var("FLASHCORE_FORCE_SM80").is_err() {
+                assert_eq!(auto.kind, want, "d{d}");
+            }
+            let portable = Variant::backward_on(BwdPath::Sm80, Arch::SM90, d, DType::Bf16, mask, smem).unwrap();
+            assert_eq!(portable.kind, KernelKind::BwdSm80);
+            // Every backward the planner can pick on sm_90a is compiled by warmup and CI.
+            let set = Variant::standard_set(Arch::SM90);
+            assert!(set.contains(&auto) && set.contains(&portable), "{auto} / {portable} not in the standard set");
+            assert!(
+                set.contains(&auto.bwd_aux(KernelKind::BwdPrep)) && set.contains(&auto.bwd_aux(KernelKind::BwdPost))
+            );
+            // Other archs never get the Hopper kernel.
+            let a100 = Variant::backward(Arch::SM80, d, DType::Bf16, mask, Arch::SM80.max_smem_per_block()).unwrap();
+            assert_eq!(a100.kind, KernelKind::BwdSm80);
+        }
+    }
+    for d in [64, 128] {
+        let v = Variant::backward_sm90(d, DType::F16, Mask::None, smem).unwrap();
+        assert_eq!(v.threads(), 384, "a producer and two consumer warpgroups");
+        assert_eq!(v.tile.block_n(), 128);
+        // kernels/sm90/bwd_config.cuh: 160 KiB of 16-bit tiles at both head dims, two stages of
+        // fp32 lse2 and dsum, 2 KiB for alignment and mbarriers.
+        assert_eq!(v.smem_bytes(), sm90_bwd_smem_bytes(&v.tile, d));
+        assert_eq!(v.smem_bytes(), 160 * 1024 + 2 * 2 * 4 * v.tile.block_m() + 2048);
+        assert!(v.smem_bytes() <= smem);
+        assert!(v.to_string().starts_with("bwd_sm90-sm_90a-"), "{v}");
+    }
+    assert!(sm90_bwd_tile_config(96, smem).is_err());
+    assert!(sm90_bwd_tile_config(128, 99 * 1024).is_err());
+}

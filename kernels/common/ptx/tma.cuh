@@ -20,6 +20,15 @@ FC_DEVICE void tma_load_4d(u32 smem_dst, const TmaDesc* map, int c0, int c1, int
       : "memory");
 }
 
+// Plain bulk copy (no tensor map, PTX ISA 9.7.9.25.4.1 cp.async.bulk, sm_90): `bytes` contiguous
+// bytes from global memory to shared memory, signalling `bar` with the byte count when they land.
+// Both addresses 16-byte aligned, bytes a multiple of 16.
+FC_DEVICE void bulk_load(u32 smem_dst, const void* src, u32 bytes, u32 bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(smem_dst),
+               "l"(reinterpret_cast<u64>(src)), "r"(bytes), "r"(bar)
+               : "memory");
+}
+
 FC_DEVICE void prefetch_tma_desc(const TmaDesc* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<u64>(map)) : "memory");
 }

@@ -43,6 +43,11 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "bwd/post.cu",
     "sm80/bwd_mainloop.cuh",
     "sm80/bwd.cu",
+    "sm90/bwd_config.cuh",
+    "sm90/bwd_smem.cuh",
+    "sm90/bwd_producer.cuh",
+    "sm90/bwd_consumer.cuh",
+    "sm90/bwd.cu",
 );
 
 pub fn lookup(path: &str) -> Option<&'static str> {

@@ -137,3 +137,24 @@ const _: () = assert!(std::mem::offset_of!(BwdParams, deterministic) == 340);
 // SAFETY: BwdParams is #[repr(C)], made only of plain integers and floats, with the exact layout the
 // kernels declare (asserted above and by static_assert in params.cuh).
 unsafe impl DeviceRepr for BwdParams {}
+
+/// Hopper backward parameters: the common backward ones plus TMA maps of q and dout (boxes of 64
+/// head-dim values by block_m rows) and k, v (64 by block_n rows). Twin of `struct Sm90BwdParams`
+/// in kernels/common/params.cuh (both assert 896 bytes; `base` is padded to 384 bytes so the maps
+/// stay 64-byte aligned).
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sm90BwdParams {
+    pub base: BwdParams,
+    pub tma_q: TensorMap,
+    pub tma_k: TensorMap,
+    pub tma_v: TensorMap,
+    pub tma_do: TensorMap,
+}
+
+const _: () = assert!(std::mem::size_of::<Sm90BwdParams>() == 896);
+const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_q) == 384);
+const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_do) == 768);
+
+// SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
+unsafe impl DeviceRepr for Sm90BwdParams {}

@@ -2,6 +2,7 @@
 //! [`Variant`]s, and their grids. Pure CPU decisions, like the forward's tiles.rs and schedule.rs.
 
 use super::arch::Arch;
+use super::knobs::knobs;
 use super::schedule::Launch;
 use super::tiles::TileConfig;
 use super::variant::{KernelKind, Variant};
@@ -67,9 +68,94 @@ pub fn bwd_tile_config(head_dim: usize, max_smem: usize) -> Result<TileConfig> {
     )))
 }
 
+/// Head dims of the Hopper backward (kernels/sm90/bwd.cu): whole 64-value TMA boxes, and dK, dV
+/// (64 keys x head dim per consumer warpgroup) within its 240 registers per thread. Other head
+/// dims run the sm80 backward on Hopper too.
+pub fn sm90_bwd_head_dim(d: usize) -> bool {
+    d == 64 || d == 128
+}
+
+/// kernels/sm90/bwd_config.cuh `kSmemBytes`: K and V (block_n rows), two stages of Q and dO
+/// (block_m rows) with their fp32 lse2 and dsum, two 16-bit dSᵀ buffers (block_n x block_m), and
+/// 2048 bytes for the 1024-byte alignment and the mbarriers.
+pub fn sm90_bwd_smem_bytes(t: &TileConfig, head_dim: usize) -> usize {
+    let (bm, bn) = (t.block_m(), t.block_n());
+    2 * bn * head_dim * 2 + t.stages() * (2 * bm * head_dim * 2 + 2 * bm * 4) + 2 * bn * bm * 2 + 2048
+}
+
+/// The Hopper backward's tile: block_n = 128 keys per CTA (two consumer warpgroups of 64 keys, as
+/// FlashAttention-3), block_m = query rows per step. Per consumer thread dK and dV take head-dim
+/// floats each, Sᵀ and dPᵀ block_m / 2 each; dQ = dS K is split so each warpgroup's wgmma has M = 64.
+/// - d 128: 64x128 (FlashAttention-3's causal choice; dQ split by head-dim halves), 161 KiB.
+/// - d 64: 128x128 (FlashAttention-3's choice; dQ split by query halves), 161 KiB.
+///
+/// Compile-checked spill-free; not yet measured on a device.
+pub fn sm90_bwd_tile_config(head_dim: usize, max_smem: usize) -> Result<TileConfig> {
+    let t = match head_dim {
+        64 => TileConfig::new(128, 128, 1, 2)?,
+        128 => TileConfig::new(64, 128, 1, 2)?,
+        _ => {
+            return Err(Error::Unsupported(format!("head dim {head_dim} in the Hopper backward: it serves 64 and 128")))
+        }
+    };
+    if sm90_bwd_smem_bytes(&t, head_dim) > max_smem {
+        return Err(Error::Unsupported(format!(
+            "the Hopper backward at head dim {head_dim} needs {} bytes of shared memory, the device allows {max_smem}",
+            sm90_bwd_smem_bytes(&t, head_dim)
+        )));
+    }
+    Ok(t)
+}
+
+/// Which backward kernel a call runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BwdPath {
+    /// The planner's choice: the Hopper kernel on sm_90a for head dims 64 and 128 (unless
+    /// `FLASHCORE_SM90_BWD=0`), the sm80 kernel elsewhere.
+    #[default]
+    Auto,
+    /// The portable mma.sync kernel on every arch (tests and A/B runs).
+    Sm80,
+}
+
 impl Variant {
-    /// The backward's main kernel (kernels/sm80/bwd.cu; mma.sync, every arch >= sm_80).
+    /// The backward's main kernel the planner picks: the Hopper kernel (kernels/sm90/bwd.cu) on
+    /// sm_90a for head dims 64 and 128 unless `FLASHCORE_SM90_BWD=0`, else the sm80 kernel.
     pub fn backward(arch: Arch, head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
+        Variant::backward_on(BwdPath::Auto, arch, head_dim, dtype, mask, max_smem)
+    }
+
+    /// The backward's main kernel on a given path; `BwdPath::Auto` is [`Variant::backward`].
+    pub fn backward_on(
+        path: BwdPath,
+        arch: Arch,
+        head_dim: usize,
+        dtype: DType,
+        mask: Mask,
+        max_smem: usize,
+    ) -> Result<Variant> {
+        if path == BwdPath::Auto && arch == Arch::SM90 && sm90_bwd_head_dim(head_dim) && !knobs().sm90_bwd_disabled {
+            return Variant::backward_sm90(head_dim, dtype, mask, max_smem);
+        }
+        Variant::backward_sm80(arch, head_dim, dtype, mask, max_smem)
+    }
+
+    /// The Hopper backward (sm_90a) for head dims 64 and 128.
+    pub fn backward_sm90(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
+        let tile = sm90_bwd_tile_config(head_dim, max_smem)?;
+        Ok(Variant {
+            kind: KernelKind::BwdSm90,
+            arch: Arch::SM90,
+            head_dim,
+            dtype,
+            causal: mask.is_causal(),
+            tile,
+            tma_store: false,
+        })
+    }
+
+    /// The portable backward (kernels/sm80/bwd.cu; mma.sync, every arch >= sm_80).
+    pub fn backward_sm80(arch: Arch, head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
         let tile = bwd_tile_config(head_dim, max_smem)?;
         Ok(Variant {
             kind: KernelKind::BwdSm80,
@@ -92,14 +178,19 @@ impl Variant {
 
     /// The backward kernels `warmup` and the CI compile check build for one arch: every head dim,
     /// dtype and mask, with the tile chosen for the arch's shared memory and the one chosen for a
-    /// 99 KiB part (sm_86/89), so every tile the planner can pick is compile-checked.
+    /// 99 KiB part (sm_86/89), plus on sm_90a the Hopper backward (enabled or not), so every tile
+    /// the planner can pick is compile-checked.
     pub fn backward_set(arch: Arch) -> Vec<Variant> {
         let mut out = Vec::new();
         for d in (16..=128).filter(|d| supported_bwd_head_dim(*d)) {
             for dtype in [DType::F16, DType::Bf16] {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
-                    for smem in [arch.max_smem_per_block(), 99 * 1024] {
-                        let Ok(main) = Variant::backward(arch, d, dtype, mask, smem) else { continue };
+                    let sm90 = (arch == Arch::SM90 && sm90_bwd_head_dim(d))
+                        .then(|| Variant::backward_sm90(d, dtype, mask, arch.max_smem_per_block()));
+                    let sm80 = [arch.max_smem_per_block(), 99 * 1024]
+                        .map(|smem| Variant::backward_sm80(arch, d, dtype, mask, smem));
+                    for main in sm80.into_iter().chain(sm90) {
+                        let Ok(main) = main else { continue };
                         for v in [main, main.bwd_aux(KernelKind::BwdPrep), main.bwd_aux(KernelKind::BwdPost)] {
                             if !out.contains(&v) {
                                 out.push(v);

@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 pub struct Knobs {
     /// `FLASHCORE_SM90=0` or `FLASHCORE_FORCE_SM80=1`: the portable kernel on Hopper too.
     pub sm90_disabled: bool,
+    /// `FLASHCORE_SM90_BWD=0` or `FLASHCORE_FORCE_SM80=1`: the portable backward on Hopper too (A/B).
+    pub sm90_bwd_disabled: bool,
     /// `FLASHCORE_FWD_TILE=MxNoBsS`: the sm80 kernel's tile (tuning runs).
     pub fwd_tile: Option<String>,
     /// `FLASHCORE_SM90_TILE=MxNsS`: the Hopper kernel's tile (tuning runs).
@@ -32,6 +34,8 @@ impl Knobs {
         let flag = |name: &str| var(name).map(|v| v != "0");
         Knobs {
             sm90_disabled: var("FLASHCORE_SM90").is_some_and(|v| v == "0") || var("FLASHCORE_FORCE_SM80").is_some(),
+            sm90_bwd_disabled: var("FLASHCORE_SM90_BWD").is_some_and(|v| v == "0")
+                || var("FLASHCORE_FORCE_SM80").is_some(),
             fwd_tile: var("FLASHCORE_FWD_TILE"),
             sm90_tile: var("FLASHCORE_SM90_TILE"),
             sm90_tma_store: var("FLASHCORE_SM90_TMA_STORE").is_none_or(|v| v != "0"),

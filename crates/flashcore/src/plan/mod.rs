@@ -7,7 +7,7 @@ pub mod tiles;
 pub mod variant;
 
 pub use arch::Arch;
-pub use backward::{backward_launches, BwdLaunches};
+pub use backward::{backward_launches, BwdLaunches, BwdPath};
 pub use schedule::{forward_launch, Launch};
 pub use tiles::{tile_config, TileConfig};
 pub use variant::{KernelKind, Variant};

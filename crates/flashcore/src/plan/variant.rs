@@ -21,6 +21,8 @@ pub enum KernelKind {
     BwdSm80,
     /// kernels/bwd/post.cu: fp32 dQ accumulator -> scaled dQ in q's dtype.
     BwdPost,
+    /// kernels/sm90/bwd.cu: TMA + wgmma + warp specialisation backward (dK, dV, fp32 dQ), sm_90a only.
+    BwdSm90,
 }
 
 impl KernelKind {
@@ -31,6 +33,7 @@ impl KernelKind {
             KernelKind::BwdPrep => "bwd/prep.cu",
             KernelKind::BwdSm80 => "sm80/bwd.cu",
             KernelKind::BwdPost => "bwd/post.cu",
+            KernelKind::BwdSm90 => "sm90/bwd.cu",
         }
     }
     pub fn entry_symbol(self) -> &'static str {
@@ -40,6 +43,7 @@ impl KernelKind {
             KernelKind::BwdPrep => "fc_bwd_prep",
             KernelKind::BwdSm80 => "fc_bwd_sm80",
             KernelKind::BwdPost => "fc_bwd_post",
+            KernelKind::BwdSm90 => "fc_bwd_sm90",
         }
     }
 }
@@ -149,6 +153,8 @@ impl Variant {
             KernelKind::FwdSm90 => 128 * (self.tile.block_m() / 64 + 1),
             // 16 keys per warp.
             KernelKind::BwdSm80 => self.tile.block_n() / 16 * 32,
+            // One producer warpgroup plus one consumer warpgroup per 64 keys.
+            KernelKind::BwdSm90 => 128 * (self.tile.block_n() / 64 + 1),
             KernelKind::BwdPrep | KernelKind::BwdPost => super::backward::BWD_AUX_THREADS,
         }
     }
@@ -163,6 +169,7 @@ impl Variant {
                 sm90_smem_bytes(&self.tile, self.head_dim) + o_buffers
             }
             KernelKind::BwdSm80 => super::backward::bwd_smem_bytes(&self.tile, self.head_dim),
+            KernelKind::BwdSm90 => super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim),
             KernelKind::BwdPrep | KernelKind::BwdPost => 0,
         }
     }
@@ -242,6 +249,7 @@ impl std::fmt::Display for Variant {
             KernelKind::BwdPrep => "bwd_prep",
             KernelKind::BwdSm80 => "bwd_sm80",
             KernelKind::BwdPost => "bwd_post",
+            KernelKind::BwdSm90 => "bwd_sm90",
         };
         write!(
             f,

@@ -1,0 +1,38 @@
+// Backward attention for Hopper (sm_90a), step 2 of 3 (bwd/prep.cu before, bwd/post.cu after):
+// FlashAttention-3's design. One CTA per (key block of 128, kv head, batch): a producer warpgroup
+// whose one thread issues TMA loads (K and V once, then Q, dO, lse2 and dsum per step into a
+// two-stage mbarrier ring), and two consumer warpgroups of 64 keys each running wgmma, with dK and
+// dV in registers and dQ added to an fp32 accumulator. setmaxnreg moves the registers to the
+// consumers. Roles only here; the stages live in bwd_producer / bwd_consumer.cuh.
+#include "../common/params.cuh"
+#include "bwd_config.cuh"
+#include "bwd_consumer.cuh"
+#include "bwd_producer.cuh"
+#include "bwd_smem.cuh"
+
+extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
+    fc_bwd_sm90(const __grid_constant__ Sm90BwdParams p) {
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  const Sm90BwdSmem sm(smem_raw);
+  const sm90::bwd::Work work(p.base);
+  const int warpgroup = threadIdx.x / 128;
+
+  if (threadIdx.x == 0) {
+    ptx::mbar_init(sm.kv_full(), 1);
+    for (int s = 0; s < Sm90Bwd::kStages; ++s) {
+      ptx::mbar_init(sm.q_full(s), 1);
+      ptx::mbar_init(sm.q_empty(s), sm90::bwd::consumer::kThreads);
+    }
+    ptx::fence_barrier_init();
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {
+    ptx::setmaxnreg_dec<Sm90Bwd::kProducerRegs>();
+    // A CTA whose keys no query sees (causal) loads nothing: its consumers only write zeros.
+    if (threadIdx.x == 0 && work.steps > 0) sm90::bwd::producer::run(p, sm, work);
+    return;
+  }
+  ptx::setmaxnreg_inc<Sm90Bwd::kConsumerRegs>();
+  sm90::bwd::consumer::run(p.base, sm, work, warpgroup - 1, threadIdx.x - 128 * warpgroup);
+}

@@ -1,0 +1,79 @@
+// Compile-time shape of the Hopper backward (sm90/bwd.cu). Reads BwdTraits (bwd/config.cuh), so
+// the prep and post kernels of the same variant pad the fp32 scratch to the same query blocks.
+#pragma once
+#include "../bwd/config.cuh"
+#include "../common/params.cuh"
+
+struct Sm90Bwd {
+  static constexpr int kHeadDim = BwdTraits::kHeadDim;
+  static constexpr int kBlockM = BwdTraits::kBlockM;  // query rows per step
+  static constexpr int kBlockN = BwdTraits::kBlockN;  // keys per CTA: 64 per consumer warpgroup
+  static constexpr bool kBf16 = BwdTraits::kBf16;
+  static constexpr bool kCausal = BwdTraits::kCausal;
+  static constexpr int kConsumers = kBlockN / 64;
+  static constexpr int kThreads = 128 * (kConsumers + 1);  // warpgroup 0 produces
+  // Q/dO ring depth: step i+1's tiles land while step i computes.
+  static constexpr int kStages = 2;
+  // Registers per thread after setmaxnreg. The launch allocates 384 x 168 = 64512; the producer
+  // (one thread issuing TMA, no persistent loop) gets 24 and the consumers 240, which hold dK and
+  // dV (64 keys x head dim each) across the whole CTA and Sᵀ, dPᵀ (64 keys x block_m) per step:
+  // 128 * 24 + 256 * 240 = 64512. Asking for more than the launch allocated hangs the CTA.
+  static constexpr int kProducerRegs = 24;
+  static constexpr int kConsumerRegs = 240;
+  static_assert(128 * kProducerRegs + 128 * kConsumers * kConsumerRegs <= kThreads * ((65536 / kThreads) / 8 * 8),
+                "setmaxnreg budget exceeds the registers allocated at launch");
+
+  // Tiles are head-dim blocks of 64 values (128-byte rows: the TMA box and the wgmma 128-byte
+  // swizzle atom): [d block][row][64].
+  static constexpr int kDBlocks = kHeadDim / 64;
+  static constexpr int kQBytes = kDBlocks * kBlockM * 128;   // Q or dO of one step
+  static constexpr int kKVBytes = kDBlocks * kBlockN * 128;  // K or V, loaded once
+  static constexpr int kVecBytes = kBlockM * 4;              // lse2 or dsum of one step (fp32)
+  // dSᵀ of one step, 16-bit, stored key-major for the dQ GEMM's MN-major A operand:
+  // [query block of 64][key][64 queries]. Two buffers, so a warpgroup writes step i+1's while the
+  // other may still be reading step i's, with one barrier per step.
+  static constexpr int kDsBytes = kBlockN * kBlockM * 2;
+  static constexpr int kSmemTiles = 2 * kKVBytes + kStages * 2 * kQBytes + 2 * kDsBytes + kStages * 2 * kVecBytes;
+  // + up to 1023 bytes to align the tiles to 1024, + the mbarriers. Mirrored by
+  // plan/backward.rs::sm90_bwd_smem_bytes.
+  static constexpr int kSmemBytes = kSmemTiles + 2048;
+
+  // dQ_i (block_m x head dim) = dS K is split over the consumer warpgroups so each wgmma has M = 64:
+  // with 64 query rows, by head-dim halves (N = head dim / 2); with 128, by query halves (N = head dim).
+  static constexpr bool kDqSplitRows = kBlockM == 64 * kConsumers;
+  static constexpr int kDqCols = kDqSplitRows ? kHeadDim : kHeadDim / kConsumers;
+
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "sm90 backward: head dim 64 or 128");
+  static_assert(kBlockN == 128, "sm90 backward: 128 keys per CTA (two consumer warpgroups of 64)");
+  static_assert(kBlockM == 64 || kBlockM == 128, "sm90 backward: 64 or 128 query rows per step");
+  static_assert(kDqSplitRows || kBlockM == 64, "dQ split: query halves at 128 rows, head-dim halves at 64");
+  static_assert(kDqCols == 64 || kDqCols == 128, "dQ slice width must be a generated wgmma N of whole d blocks");
+  static_assert(kSmemBytes <= 227 * 1024, "sm90 backward tile exceeds shared memory");
+};
+
+namespace sm90::bwd {
+
+// What one CTA does: keys n0 .. n0 + block_n - 1 of kv head hk in batch b, against every query
+// block that sees any of them, for every query head of the group. Steps run query block fastest,
+// then query head; producer and consumers walk them in the same order.
+struct Work {
+  int n_block, hk, b, n0;
+  int group, m_begin, m_count, steps;
+
+  FC_DEVICE explicit Work(const BwdParams& p) {
+    n_block = blockIdx.x;
+    hk = blockIdx.y;
+    b = blockIdx.z;
+    n0 = n_block * Sm90Bwd::kBlockN;
+    // Causal: query blocks wholly before the first query that sees key n0 contribute nothing.
+    m_begin = Sm90Bwd::kCausal ? min(p.num_m_blocks, max(0, n0 - p.causal_offset) / Sm90Bwd::kBlockM) : 0;
+    m_count = p.num_m_blocks - m_begin;
+    group = p.heads / p.kv_heads;
+    steps = m_count * group;
+  }
+  // Query head and first query row of step i.
+  FC_DEVICE int head(int i) const { return hk * group + i / m_count; }
+  FC_DEVICE int m0(int i) const { return (m_begin + i % m_count) * Sm90Bwd::kBlockM; }
+};
+
+}  // namespace sm90::bwd

@@ -1,0 +1,242 @@
+// Consumer warpgroups of the Hopper backward (FlashAttention-3's design). Warpgroup w owns keys
+// 64w..64w+63 of the CTA's block and keeps their dK and dV in registers. Per step (one query block
+// of one query head):
+//   Sᵀ = K_w Qᵀ and dPᵀ = V_w dOᵀ          wgmma SS, K/V rows as A: accumulators are per-key rows
+//   Pᵀ = exp2(Sᵀ·scale·log2 e − lse2)      lse2 = LSE·log2 e from bwd/prep.cu
+//   dSᵀ = Pᵀ ∘ (dPᵀ − D)                   D = rowsum(dO ∘ O) from bwd/prep.cu
+//   dV += Pᵀ dO, dK += dSᵀ Q               wgmma RS: Pᵀ, dSᵀ from registers, dO, Q MN-major
+//   dQ_i += dS K                           dSᵀ through shared memory, wgmma SS (both MN-major),
+//                                          added to the fp32 accumulator with global reductions.
+#pragma once
+#include "../attn/mask.cuh"
+#include "../common/params.cuh"
+#include "../common/ptx/atomic.cuh"
+#include "../common/ptx/cvt.cuh"
+#include "../common/ptx/wgmma.cuh"
+// probs() and dscores(): elementwise on the mma C layout, which is also one warp's slice of the
+// wgmma D layout (rows g and g + 8 of the warp's 16, columns 8j + 2t + {0, 1}).
+#include "../sm80/bwd_mainloop.cuh"
+#include "bwd_config.cuh"
+#include "bwd_smem.cuh"
+
+namespace sm90::bwd::consumer {
+
+constexpr int kM8 = Sm90Bwd::kBlockM / 8;    // query columns of Sᵀ and dPᵀ, in n8 tiles
+constexpr int kM16 = Sm90Bwd::kBlockM / 16;  // k16 steps of dV and dK (the reduction runs over queries)
+constexpr int kD8 = Sm90Bwd::kHeadDim / 8;
+constexpr int kDq8 = Sm90Bwd::kDqCols / 8;
+constexpr int kThreads = 128 * Sm90Bwd::kConsumers;
+// Named barriers among the consumer warpgroups (0 is __syncthreads): every dSᵀ row of the step is
+// in shared memory; and the deterministic mode's turn to add dQ.
+constexpr int kBarDs = 1;
+constexpr int kBarDqTurn = 2;
+
+namespace wg = ptx::warpgroup;
+
+// Sᵀ (64 keys x block_m) = K_w Qᵀ, or dPᵀ = V_w dOᵀ. A: this warpgroup's 64 rows of K (or V); B:
+// the step's Q (or dO) tile; both K-major (head dim contiguous), 32 bytes per k16 step within a
+// 128-byte row, the next d block every 4 steps. Issues and commits; the caller waits.
+FC_DEVICE void gemm_kq(float (&acc)[kM8][4], u32 kv, u32 q, int w) {
+  wg::fence_operand(acc);
+  wg::fence();
+#pragma unroll
+  for (int kk = 0; kk < Sm90Bwd::kHeadDim / 16; ++kk) {
+    const u32 a = kv + (kk / 4) * Sm90Bwd::kBlockN * 128 + w * 64 * 128 + (kk % 4) * 32;
+    const u32 b = q + (kk / 4) * Sm90Bwd::kBlockM * 128 + (kk % 4) * 32;
+    wg::wgmma_ss<Sm90Bwd::kBlockM, Sm90Bwd::kBf16>(acc, wg::make_desc(a, 16, 1024), wg::make_desc(b, 16, 1024),
+                                                   kk > 0);
+  }
+  wg::commit();
+  wg::fence_operand(acc);
+}
+
+// Accumulator layout (64 keys x block_m, fp32) -> wgmma A fragments (16-bit): two adjacent n8 tiles
+// of the accumulator are one k16 step of A, as in the forward's P·V.
+FC_DEVICE void pack(u32 (&a)[kM16][4], const float (&x)[kM8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < kM16; ++kk) {
+    a[kk][0] = ptx::pack2<Sm90Bwd::kBf16>(x[2 * kk][0], x[2 * kk][1]);
+    a[kk][1] = ptx::pack2<Sm90Bwd::kBf16>(x[2 * kk][2], x[2 * kk][3]);
+    a[kk][2] = ptx::pack2<Sm90Bwd::kBf16>(x[2 * kk + 1][0], x[2 * kk + 1][1]);
+    a[kk][3] = ptx::pack2<Sm90Bwd::kBf16>(x[2 * kk + 1][2], x[2 * kk + 1][3]);
+  }
+}
+
+// acc (64 keys x head dim) += A (64 keys x block_m: Pᵀ or dSᵀ, registers) · B (block_m x head dim:
+// the step's dO or Q tile). B is MN-major here (head dim contiguous, like V in the forward's P·V):
+// 8-query groups 1024 bytes apart, d blocks block_m * 128 bytes apart.
+FC_DEVICE void gemm_rs(float (&acc)[kD8][4], u32 (&a)[kM16][4], u32 b) {
+  wg::fence_operand(acc);
+  wg::fence_operand(a);
+  wg::fence();
+#pragma unroll
+  for (int kk = 0; kk < kM16; ++kk) {
+    wg::wgmma_rs<Sm90Bwd::kHeadDim, Sm90Bwd::kBf16, 1>(
+        acc, a[kk], wg::make_desc(b + kk * 16 * 128, Sm90Bwd::kBlockM * 128, 1024));
+  }
+  wg::commit();
+  wg::fence_operand(acc);
+  wg::fence_operand(a);
+}
+
+// This warpgroup's dQ slice (64 queries x kDqCols) = dS (64 queries x block_n keys) · K (block_n
+// keys x kDqCols). A comes from the dSᵀ buffer, B from the K tile, both MN-major: keys are the rows
+// (the reduction index), 16 rows = 2048 bytes per k16 step; the next 64-wide query or d block is
+// block_n * 128 bytes further. The first step overwrites the accumulator.
+FC_DEVICE void gemm_dq(float (&acc)[kDq8][4], u32 ds, u32 k) {
+  wg::fence_operand(acc);
+  wg::fence();
+#pragma unroll
+  for (int kk = 0; kk < Sm90Bwd::kBlockN / 16; ++kk) {
+    wg::wgmma_ss<Sm90Bwd::kDqCols, Sm90Bwd::kBf16, 1, 1>(
+        acc, wg::make_desc(ds + kk * 2048, Sm90Bwd::kBlockN * 128, 1024),
+        wg::make_desc(k + kk * 2048, Sm90Bwd::kBlockN * 128, 1024), kk > 0);
+  }
+  wg::commit();
+  wg::fence_operand(acc);
+}
+
+// Writes this warp's 16 keys of dSᵀ (packed as A fragments) into a dS buffer laid out
+// [query block of 64][key][64 queries], 128-byte rows with the TMA/wgmma swizzle (16-byte chunk c
+// of row r stored at c ^ (r % 8)). One store covers 8 rows x 4 words at 8 distinct chunks: the
+// 32 lanes hit 32 different banks. `key` is the warp's first row within the block.
+FC_DEVICE void store_ds(const u32 (&dsa)[kM16][4], u32 buf, int key, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+  const int r = key + g;  // rows r and r + 8 share r % 8
+#pragma unroll
+  for (int kk = 0; kk < kM16; ++kk) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int j = 2 * kk + half;  // n8 tile: queries 8j .. 8j + 7
+      const u32 at = buf + (j / 8) * Sm90Bwd::kBlockN * 128 + r * 128 + (((j % 8) ^ (r & 7)) << 4) + 4 * t;
+      ptx::st_shared_u32(at, dsa[kk][2 * half]);
+      ptx::st_shared_u32(at + 8 * 128, dsa[kk][2 * half + 1]);
+    }
+  }
+}
+
+// Adds the warpgroup's dQ slice to the fp32 accumulator. `rows` points at this warp's first row
+// and the slice's first column; rows are head-dim floats apart. Query rows past seqlen_q land in
+// the scratch's padding (seqlen_q_pad rows), which bwd/post.cu never reads: no bounds checks.
+FC_DEVICE void add_dq(const float (&acc)[kDq8][4], float* rows, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int j = 0; j < kDq8; ++j) {
+    float* at = rows + g * Sm90Bwd::kHeadDim + 8 * j + 2 * t;
+    ptx::red_add_f32x2(at, acc[j][0], acc[j][1]);
+    ptx::red_add_f32x2(at + 8 * Sm90Bwd::kHeadDim, acc[j][2], acc[j][3]);
+  }
+}
+
+// dK or dV of this warp's 16 keys (wgmma D layout), times `scale`, to global memory from registers.
+FC_DEVICE void store_rows(const float (&acc)[kD8][4], float scale, u16* out, i64 row_stride, int rows_valid,
+                          int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = g + 8 * r;
+    if (row >= rows_valid) continue;
+    u16* dst = out + row * row_stride + 2 * t;
+#pragma unroll
+    for (int i = 0; i < kD8; ++i) {
+      *reinterpret_cast<u32*>(dst + 8 * i) =
+          ptx::pack2<Sm90Bwd::kBf16>(acc[i][2 * r] * scale, acc[i][2 * r + 1] * scale);
+    }
+  }
+}
+
+// Everything consumer warpgroup w (thread tw of it) does, from K/V landing to storing dK and dV.
+FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw) {
+  const int warp = tw >> 5, lane = tw & 31;
+  float dk[kD8][4], dv[kD8][4];
+#pragma unroll
+  for (int i = 0; i < kD8; ++i) {
+    dk[i][0] = dk[i][1] = dk[i][2] = dk[i][3] = 0.f;
+    dv[i][0] = dv[i][1] = dv[i][2] = dv[i][3] = 0.f;
+  }
+  const int key0 = work.n0 + w * 64 + warp * 16;  // this warp's first key
+  // dQ split (Sm90Bwd::kDqSplitRows): by query halves or by head-dim halves.
+  const int dq_row0 = Sm90Bwd::kDqSplitRows ? w * 64 : 0;
+  const int dq_col0 = Sm90Bwd::kDqSplitRows ? 0 : w * Sm90Bwd::kDqCols;
+  const u32 dq_a = Sm90Bwd::kDqSplitRows ? w * Sm90Bwd::kBlockN * 128 : 0;  // offset in a dS buffer
+  const u32 dq_b = sm.k() + (Sm90Bwd::kDqSplitRows ? 0 : w * Sm90Bwd::kBlockN * 128);
+  const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
+  if (work.steps > 0) ptx::mbar_wait(sm.kv_full(), 0);
+
+  int h = work.hk * work.group, mi = 0;
+  for (int i = 0; i < work.steps; ++i) {
+    const int s = i % Sm90Bwd::kStages;
+    const int m0 = (work.m_begin + mi) * Sm90Bwd::kBlockM;
+    ptx::mbar_wait(sm.q_full(s), (i / Sm90Bwd::kStages) & 1);
+
+    float sc[kM8][4], dp[kM8][4];
+    gemm_kq(sc, sm.k(), sm.q(s), w);
+    gemm_kq(dp, sm.v(), sm.dout(s), w);
+    wg::wait<1>();  // groups retire in order: Sᵀ is done, dPᵀ may still run
+    wg::fence_operand(sc);
+    // Warp-uniform: only the ragged last key block and blocks crossing the diagonal pay for masking.
+    const bool need_mask = key0 + 15 >= f.seqlen_k || (Sm90Bwd::kCausal && key0 + 15 > m0 + f.causal_offset);
+    if (need_mask) attn::apply_mask_kq<Sm90Bwd::kCausal>(sc, key0, m0, f.seqlen_k, f.causal_offset, lane);
+    sm80::bwd::probs(sc, sm.lse2_ptr(s), f.scale_log2, lane);
+    wg::wait<0>();
+    wg::fence_operand(dp);
+    sm80::bwd::dscores(dp, sc, sm.dsum_ptr(s), lane);
+
+    u32 pa[kM16][4], dsa[kM16][4];
+    pack(pa, sc);
+    pack(dsa, dp);
+    gemm_rs(dv, pa, sm.dout(s));  // dV += Pᵀ dO
+    gemm_rs(dk, dsa, sm.q(s));    // dK += dSᵀ Q (the softmax scale is applied once, at the end)
+    // dSᵀ to shared memory while those run. Buffer i % 2: the other warpgroup read buffer (i - 2)
+    // % 2 in step i - 2's dQ GEMM, which it waited for before it arrived at step i - 1's barrier.
+    const u32 ds_buf = sm.ds(i & 1);
+    store_ds(dsa, ds_buf, w * 64 + warp * 16, lane);
+    // wgmma (the async proxy) reads what these generic stores wrote: fence, then meet.
+    ptx::fence_proxy_async_smem();
+    ptx::named_bar_sync(kBarDs, kThreads);
+
+    float dq[kDq8][4];
+    gemm_dq(dq, ds_buf + dq_a, dq_b);
+    wg::wait<0>();
+    wg::fence_operand(dq);
+    wg::fence_operand(dv);
+    wg::fence_operand(dk);
+    wg::fence_operand(pa);
+    wg::fence_operand(dsa);
+    // Every GEMM reading stage s (Sᵀ, dPᵀ, dV, dK) has completed and lse2/dsum were read.
+    ptx::mbar_arrive(sm.q_empty(s));
+
+    const i64 bh = (i64)work.b * f.heads + h;
+    float* rows = reinterpret_cast<float*>(f.dq_accum) + (bh * seqlen_q_pad + m0 + dq_row0 + warp * 16) * Sm90Bwd::kHeadDim +
+                  dq_col0;
+    u32* sem = reinterpret_cast<u32*>(f.dq_sem) + bh * f.num_m_blocks + m0 / Sm90Bwd::kBlockM;
+    if (f.deterministic) {
+      // Key blocks 0 .. n_block - 1 see this query block too (visibility only grows towards lower
+      // keys) and their CTAs were launched earlier (key block fastest): wait for all of them.
+      if (tw == 0 && w == 0) {
+        while (ptx::ld_acquire_u32(sem) != (u32)work.n_block) {
+        }
+      }
+      ptx::named_bar_sync(kBarDqTurn, kThreads);
+    }
+    add_dq(dq, rows, lane);
+    if (f.deterministic) {
+      ptx::fence_gpu();
+      ptx::named_bar_sync(kBarDqTurn, kThreads);
+      if (tw == 0 && w == 0) ptx::red_release_add_u32(sem, 1u);
+    }
+    if (++mi == work.m_count) {
+      mi = 0;
+      ++h;
+    }
+  }
+
+  // dK = scale · dSᵀ Q (the scale was left out of dS); keys no query sees get 0.
+  const int rows_valid = f.seqlen_k - key0;
+  u16* dkp = reinterpret_cast<u16*>(f.dk) + work.b * f.dk_stride_b + work.hk * f.dk_stride_h + key0 * f.dk_stride_s;
+  u16* dvp = reinterpret_cast<u16*>(f.dv) + work.b * f.dv_stride_b + work.hk * f.dv_stride_h + key0 * f.dv_stride_s;
+  store_rows(dk, f.scale, dkp, f.dk_stride_s, rows_valid, lane);
+  store_rows(dv, 1.f, dvp, f.dv_stride_s, rows_valid, lane);
+}
+
+}  // namespace sm90::bwd::consumer

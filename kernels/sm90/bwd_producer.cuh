@@ -1,0 +1,53 @@
+// Producer of the Hopper backward: one thread issues every load. K and V of the CTA's key block
+// once, then per step Q and dO (TMA, 128-byte swizzle) and the step's lse2 and dsum rows (plain
+// bulk copies) into a two-stage ring, throttled by the consumers' q_empty arrivals.
+#pragma once
+#include "../common/params.cuh"
+#include "bwd_config.cuh"
+#include "bwd_smem.cuh"
+
+namespace sm90::bwd::producer {
+
+FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w) {
+  const BwdParams& f = p.base;
+  ptx::prefetch_tma_desc(&p.tma_q);
+  ptx::prefetch_tma_desc(&p.tma_do);
+  ptx::prefetch_tma_desc(&p.tma_k);
+  ptx::prefetch_tma_desc(&p.tma_v);
+  // Keys past seqlen_k read as zeros (TMA out-of-bounds fill) and are masked by the consumers.
+  ptx::mbar_arrive_expect_tx(sm.kv_full(), 2 * Sm90Bwd::kKVBytes);
+#pragma unroll
+  for (int db = 0; db < Sm90Bwd::kDBlocks; ++db) {
+    ptx::tma_load_4d(sm.k() + db * Sm90Bwd::kBlockN * 128, &p.tma_k, db * 64, w.n0, w.hk, w.b, sm.kv_full());
+    ptx::tma_load_4d(sm.v() + db * Sm90Bwd::kBlockN * 128, &p.tma_v, db * 64, w.n0, w.hk, w.b, sm.kv_full());
+  }
+  const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
+  const float* lse2 = reinterpret_cast<const float*>(f.lse2);
+  const float* dsum = reinterpret_cast<const float*>(f.dsum);
+  // Walk (head, query block) incrementally: no divisions in the loop.
+  int h = w.hk * w.group, mi = 0;
+  for (int i = 0; i < w.steps; ++i) {
+    const int s = i % Sm90Bwd::kStages;
+    // Stage s was last used by step i - kStages; wait until every consumer thread released it.
+    if (i >= Sm90Bwd::kStages) ptx::mbar_wait(sm.q_empty(s), ((i / Sm90Bwd::kStages) - 1) & 1);
+    const int m0 = (w.m_begin + mi) * Sm90Bwd::kBlockM;
+    ptx::mbar_arrive_expect_tx(sm.q_full(s), 2 * Sm90Bwd::kQBytes + 2 * Sm90Bwd::kVecBytes);
+#pragma unroll
+    for (int db = 0; db < Sm90Bwd::kDBlocks; ++db) {
+      // Query rows past seqlen_q read as zeros; their lse2 is +inf (bwd/prep.cu), so P = 0 there.
+      ptx::tma_load_4d(sm.q(s) + db * Sm90Bwd::kBlockM * 128, &p.tma_q, db * 64, m0, h, w.b, sm.q_full(s));
+      ptx::tma_load_4d(sm.dout(s) + db * Sm90Bwd::kBlockM * 128, &p.tma_do, db * 64, m0, h, w.b, sm.q_full(s));
+    }
+    // lse2 and dsum are padded to whole query blocks by bwd/prep.cu: no bounds to check; rows are
+    // 16-byte aligned because seqlen_q_pad is a multiple of block_m and the scratch 256-byte aligned.
+    const i64 row0 = ((i64)w.b * f.heads + h) * seqlen_q_pad + m0;
+    ptx::bulk_load(sm.lse2(s), lse2 + row0, Sm90Bwd::kVecBytes, sm.q_full(s));
+    ptx::bulk_load(sm.dsum(s), dsum + row0, Sm90Bwd::kVecBytes, sm.q_full(s));
+    if (++mi == w.m_count) {
+      mi = 0;
+      ++h;
+    }
+  }
+}
+
+}  // namespace sm90::bwd::producer
