@@ -22,7 +22,9 @@ struct Sm90 {
                 "setmaxnreg budget exceeds the registers allocated at launch");
   // Tiles are stored as head-dim blocks of 64 values (128 bytes per row, the TMA box and the
   // wgmma 128-byte swizzle atom width): [d block][row][64].
-  static constexpr int kDBlocks = kHeadDim / 64;
+  // d 96 takes two blocks, the second half-filled: TMA zero-fills the columns past the tensor's
+  // head dim on loads and drops them on stores, and the GEMMs stop at column 96.
+  static constexpr int kDBlocks = (kHeadDim + 63) / 64;
   static constexpr int kQBytes = kDBlocks * kBlockM * 128;  // one Q slot
   // Q slots: with two, the producer loads tile t+1's Q (and takes its index from the global
   // counter) while the consumers still work on tile t, so no tile starts by waiting for an L2
@@ -46,21 +48,24 @@ struct Sm90 {
   // 8 bytes) and the published tile indices.
   static constexpr int kSmemBytes = kSmemTiles + 2048;
   // Issue the next Q·Kᵀ and the previous P·V together, so softmax runs while the tensor cores work.
-  // Measured on the H100 (bench/NOTES.md): +9% at d128 S4K (588 -> 644 TF/s), -15% at d64 where the
-  // extra live registers cost more than the overlap gains; so on by default from d128.
-  // Ping-pong (FlashAttention-3): two consumer warpgroups take turns issuing their GEMMs, so one
-  // warpgroup's softmax runs while the other's GEMMs occupy the tensor cores.
+  // Measured on the H100 (bench/NOTES.md): +9% at d128 S4K (588 -> 644 TF/s); at d64 it pays only
+  // with three consumers and ping-pong among them (+1.5-2%), and loses on the two-consumer d64 tile
+  // (128x128, causal with few keys).
+  // Ping-pong (FlashAttention-3): the consumer warpgroups take turns issuing their GEMMs (in a
+  // cycle, for two or three), so one warpgroup's softmax runs while the others' GEMMs occupy the
+  // tensor cores. Without overlap each Q·Kᵀ and each P·V issue is a turn.
 #ifdef FC_SM90_PINGPONG
-  static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers == 2;
+  static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers >= 2;
 #else
-  static constexpr bool kPingPong = kConsumers == 2;
+  static constexpr bool kPingPong = (kConsumers == 2 && kHeadDim >= 96) || kConsumers == 3;
 #endif
 #ifdef FC_SM90_OVERLAP
   static constexpr bool kOverlap = FC_SM90_OVERLAP != 0;
 #else
-  static constexpr bool kOverlap = kHeadDim >= 128;
+  static constexpr bool kOverlap = kHeadDim >= 96 || kConsumers == 3;
 #endif
-  static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "sm90 path: head dim 64, 128 or 256 (generated wgmma N)");
+  static_assert(kHeadDim == 64 || kHeadDim == 96 || kHeadDim == 128 || kHeadDim == 256,
+                "sm90 path: head dim 64, 96, 128 or 256 (generated wgmma N)");
   static_assert(kBlockM == 64 || kBlockM == 128 || kBlockM == 192, "sm90 path: 1 to 3 consumer warpgroups");
   static_assert(kBlockN % 16 == 0 && kBlockN >= 64 && kBlockN <= 256, "sm90 path: block_n is a generated wgmma N");
   static_assert(kSmemBytes <= 227 * 1024, "sm90 tile config exceeds shared memory");

@@ -13,7 +13,9 @@ namespace sm90::consumer {
 constexpr int kN8 = Sm90::kBlockN / 8;
 constexpr int kD8 = Sm90::kHeadDim / 8;
 constexpr int kK16 = Sm90::kBlockN / 16;  // P·V steps
-constexpr int kBarTurn0 = 1;  // named barriers 1 and 2: consumer warpgroup 0's and 1's turn
+// Named barriers 1 .. kConsumers: consumer warpgroup w's turn to issue GEMMs is barrier 1 + w,
+// completed by the arrival of warpgroup w - 1 (cyclically) after its own issue.
+constexpr int kBarTurn0 = 1;
 
 // S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
 // the caller waits.
@@ -92,7 +94,7 @@ struct Mainloop {
     if constexpr (Sm90::kPingPong) ptx::named_bar_sync(kBarTurn0 + wg, 256);
   }
   FC_DEVICE void turn_end() const {
-    if constexpr (Sm90::kPingPong) ptx::named_bar_arrive(kBarTurn0 + (1 - wg), 256);
+    if constexpr (Sm90::kPingPong) ptx::named_bar_arrive(kBarTurn0 + (wg + 1) % Sm90::kConsumers, 256);
   }
   FC_DEVICE u32 parity(int j) const { return ((it0 + j) / Sm90::kStages) & 1; }
 
@@ -112,7 +114,9 @@ struct Mainloop {
       const u32 par = parity(j);
       float sc[kN8][4];
       ptx::mbar_wait(sm.k_full(s), par);
+      turn_begin();
       gemm_qk(sc, sm, q, wg, s);
+      turn_end();
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(sc);
       ptx::mbar_arrive(sm.k_empty(s));
@@ -123,7 +127,9 @@ struct Mainloop {
       u32 pa[kK16][4];
       pack_p(pa, sc);
       ptx::mbar_wait(sm.v_full(s), par);
+      turn_begin();
       gemm_pv(o, pa, sm, s);
+      turn_end();
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(o);
       ptx::mbar_arrive(sm.v_empty(s));

@@ -25,8 +25,8 @@ FC_DEVICE void store_o(const float (&o)[Sm90::kHeadDim / 8][4], const float (&in
   }
 }
 
-// Named barriers 3.. : one per consumer warpgroup, for its epilogue (1 and 2 are the ping-pong turns).
-constexpr int kBarEpilogue0 = 3;
+// Named barriers 4.. : one per consumer warpgroup, for its epilogue (1 .. 3 are the ping-pong turns).
+constexpr int kBarEpilogue0 = 4;
 
 // TMA-store epilogue: this warpgroup's 64 x head-dim output, normalised, goes to its shared-memory
 // buffer in the 128-byte swizzle layout of the O tensor map's box, then one thread stores it.

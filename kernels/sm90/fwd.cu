@@ -46,7 +46,7 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
   const int warp = tw >> 5, lane = tw & 31;
   constexpr int kN8 = sm90::consumer::kN8, kD8 = sm90::consumer::kD8;
   // Ping-pong: consumer warpgroup 0 takes the first turn.
-  if (Sm90::kPingPong && Sm90::kOverlap && wg == 1) ptx::named_bar_arrive(sm90::consumer::kBarTurn0, 256);
+  if (Sm90::kPingPong && wg == Sm90::kConsumers - 1) ptx::named_bar_arrive(sm90::consumer::kBarTurn0, 256);
 
   for (int tcount = 0;; ++tcount) {
     // q_full publishes both the tile index (written before the producer's arrival) and its Q tile.

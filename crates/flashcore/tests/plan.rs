@@ -70,8 +70,12 @@ fn variant_renders_its_defines_and_arch() {
     assert!(v.to_string().starts_with("fwd_sm90-sm_90a-d128-bf16-causal-"), "{v}");
     assert_eq!(v.threads(), 384, "a producer warpgroup and two consumer warpgroups");
     // Head dims the wgmma kernel does not serve stay on the portable kernel.
-    let w = Variant::forward(Arch::SM90, 96, DType::Bf16, Mask::None, 4096, 227 * 1024).unwrap();
-    assert!(w.to_string().starts_with("fwd_sm80-sm_90a-d96"), "{w}");
+    let w = Variant::forward(Arch::SM90, 80, DType::Bf16, Mask::None, 4096, 227 * 1024).unwrap();
+    assert!(w.to_string().starts_with("fwd_sm80-sm_90a-d80"), "{w}");
+    // d 96 runs on the wgmma kernel with its tiles padded to two 64-column blocks.
+    let n = Variant::forward(Arch::SM90, 96, DType::Bf16, Mask::None, 4096, 227 * 1024).unwrap();
+    assert!(n.to_string().starts_with("fwd_sm90-sm_90a-d96"), "{n}");
+    assert!(n.smem_bytes() <= 227 * 1024);
     let a = Variant::forward(Arch::SM80, 64, DType::F16, Mask::None, 512, 163 * 1024).unwrap();
     assert!(a.options().contains(&"-arch=sm_80".to_string()));
     assert!(a.options().contains(&"-DFC_CAUSAL=0".to_string()));

@@ -120,9 +120,10 @@ pub fn tile_config(arch: Arch, head_dim: usize, _mask: Mask, seqlen_k: usize, ma
     )))
 }
 
-/// Head dims the Hopper kernel serves (its wgmma N shapes are generated for 64, 128, 256).
+/// Head dims the Hopper kernel serves (wgmma N shapes generated for them; d 96 pads its shared
+/// memory tiles to two 64-column blocks).
 pub fn sm90_head_dim(d: usize) -> bool {
-    matches!(d, 64 | 128 | 256)
+    matches!(d, 64 | 96 | 128 | 256)
 }
 
 /// The Hopper kernel's tile (block_m = 64 rows per consumer warpgroup), from H100 sweeps
@@ -154,7 +155,7 @@ pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: 
     let t = match head_dim {
         64 if mask.is_causal() && seqlen_k <= 1024 => TileConfig::new(128, 128, 1, 2)?,
         64 => TileConfig::new(192, 128, 1, 2)?,
-        128 => TileConfig::new(128, 128, 1, 2)?,
+        96 | 128 => TileConfig::new(128, 128, 1, 2)?,
         256 => TileConfig::new(128, 64, 1, 2)?,
         _ => return Err(Error::Unsupported(format!("head dim {head_dim} on the sm90 kernel"))),
     };
@@ -174,7 +175,7 @@ pub fn sm90_q_stages(head_dim: usize) -> usize {
 /// kernels/sm90/config.cuh `kSmemBytes` without the epilogue's buffers: Q slots + stages x (K + V),
 /// head dim in blocks of 64, plus 2 KiB for the 1024-byte alignment of the tiles and the mbarriers.
 pub fn sm90_smem_bytes(t: &TileConfig, head_dim: usize) -> usize {
-    let dblocks = head_dim / 64;
+    let dblocks = head_dim.div_ceil(64);
     sm90_q_stages(head_dim) * dblocks * t.block_m() * 128 + t.stages() * 2 * dblocks * t.block_n() * 128 + 2048
 }
 

@@ -165,7 +165,8 @@ impl Variant {
             KernelKind::FwdSm80 => self.tile.smem_bytes(self.head_dim),
             KernelKind::FwdSm90 => {
                 // kernels/sm90/config.cuh kOBytes: a 64-row output buffer per consumer warpgroup.
-                let o_buffers = if self.tma_store { self.tile.block_m() / 64 * 64 * self.head_dim * 2 } else { 0 };
+                let o_buffers =
+                    if self.tma_store { self.tile.block_m() / 64 * 64 * self.head_dim.div_ceil(64) * 128 } else { 0 };
                 sm90_smem_bytes(&self.tile, self.head_dim) + o_buffers
             }
             KernelKind::BwdSm80 => super::backward::bwd_smem_bytes(&self.tile, self.head_dim),
