@@ -281,10 +281,10 @@ impl Runtime {
         self.plan_backward_on(BwdPath::Auto, p)
     }
 
-    /// As [`Runtime::plan_backward`], on a given path. A problem without query rows runs the sm80
-    /// kernel (it only writes zero dK and dV; TMA maps cannot describe an empty tensor).
+    /// As [`Runtime::plan_backward`], on a given path. A problem without query rows or without keys
+    /// runs the sm80 kernels (only zeros to write; TMA maps cannot describe an empty tensor).
     pub fn plan_backward_on(&self, path: BwdPath, p: &Problem) -> Result<(Variant, BwdLaunches)> {
-        let path = if p.seqlen_q == 0 { BwdPath::Sm80 } else { path };
+        let path = if p.seqlen_q == 0 || p.seqlen_k == 0 { BwdPath::Sm80 } else { path };
         let v = Variant::backward_on(path, self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?;
         Ok((v, backward_launches(&v, p)))
     }

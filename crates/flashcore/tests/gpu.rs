@@ -393,6 +393,29 @@ fn hopper_backward_matches_reference_on_ragged_gqa_and_causal_shapes() {
             }
         }
     }
+    // No queries: dk and dv must be all zeros. The planner falls back to the sm80 kernel there,
+    // since TMA maps cannot describe an empty tensor. (No keys with queries is an argument error.)
+    {
+        let (sq, sk) = (0, 70);
+        let rt = rt();
+        let dt = DType::Bf16;
+        let qd = TensorDesc::contiguous_bshd(1, sq, 2, 128, dt);
+        let kd = TensorDesc::contiguous_bshd(1, sk, 2, 128, dt);
+        let up = |desc: TensorDesc, rng: &mut StdRng| {
+            rt.upload(&rand_bits(desc.span().unwrap().max(1) as usize, desc.dtype, rng), desc).unwrap()
+        };
+        let (q, k, v, dout) = (up(qd, &mut rng), up(kd, &mut rng), up(kd, &mut rng), up(qd, &mut rng));
+        let out = rt.alloc_filled(qd, 0).unwrap();
+        let lse = rt.stream().clone_htod(&vec![f32::NEG_INFINITY; (2 * sq).max(1)]).unwrap();
+        let mut dq = rt.alloc_filled(qd, nan(dt)).unwrap();
+        let mut dk = rt.alloc_filled(kd, nan(dt)).unwrap();
+        let mut dv = rt.alloc_filled(kd, nan(dt)).unwrap();
+        rt.backward_into(&q, &k, &v, &out, &dout, &lse, &mut dq, &mut dk, &mut dv, &BwdOptions::default()).unwrap();
+        for (name, t) in [("dq", &dq), ("dk", &dk), ("dv", &dv)] {
+            let got = logical(&rt.download(t).unwrap(), &t.desc);
+            assert!(got.iter().all(|x| *x == 0.0), "{name} sq={sq} sk={sk}: not all zeros");
+        }
+    }
     // BHSD strides (TMA maps with head-major strides) and a custom scale.
     let qd = TensorDesc::contiguous_bhsd(2, 300, 4, 128, DType::Bf16);
     let kd = TensorDesc::contiguous_bhsd(2, 700, 2, 128, DType::Bf16);
