@@ -36,7 +36,7 @@ struct Sm90Params {
 static_assert(sizeof(Sm90Params) == 704, "Sm90Params layout drifted from launch/params.rs");
 
 // Backward (bwd/prep.cu, sm80/bwd.cu, bwd/post.cu). Twin of launch/params.rs `BwdParams` (both
-// assert 344 bytes). Scratch buffers (fp32, from the host's stream-ordered allocation) are laid out
+// assert 360 bytes). Scratch buffers (fp32, from the host's stream-ordered allocation) are laid out
 // per (batch, head) over seqlen_q_pad = num_m_blocks * block_m rows, so the main kernel loads LSE
 // and D of a whole query block without bounds checks.
 struct BwdParams {
@@ -64,8 +64,14 @@ struct BwdParams {
   float scale_log2, scale;
   // 1: dQ contributions are added in key-block order (bitwise reproducible), 0: as they come.
   i32 deterministic;
+  // Hopper backward only: CTAs per (key block, kv head, batch), each taking group / kv_splits query
+  // heads. Above 1 the main kernel writes fp32 partial dK (scaled) and dV to dkv_accum
+  // [2][kv_splits][B, Hkv, num_n_blocks * block_n, D] and bwd/post.cu sums them in split order.
+  i32 kv_splits;
+  i32 reserved;
+  u64 dkv_accum;
 };
-static_assert(sizeof(BwdParams) == 344, "BwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(BwdParams) == 360, "BwdParams layout drifted from launch/params.rs");
 
 // Hopper backward (sm90/bwd.cu): the common backward params plus TMA descriptors of q and dout
 // (boxes of 64 head-dim values by block_m query rows) and k, v (64 by block_n key rows). Twin of

@@ -12,6 +12,10 @@ typedef long long i64;
 struct __align__(16) u32x4 {
   u32 x, y, z, w;
 };
+// 8-byte pair of floats (one st.v2.f32).
+struct __align__(8) f32x2 {
+  float x, y;
+};
 
 #define FC_DEVICE __device__ __forceinline__
 

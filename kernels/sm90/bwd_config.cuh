@@ -54,26 +54,27 @@ struct Sm90Bwd {
 namespace sm90::bwd {
 
 // What one CTA does: keys n0 .. n0 + block_n - 1 of kv head hk in batch b, against every query
-// block that sees any of them, for every query head of the group. Steps run query block fastest,
-// then query head; producer and consumers walk them in the same order.
+// block that sees any of them, for its share of the group's query heads: with kv_splits CTAs per
+// (key block, kv head, batch) (grid y = kv head * kv_splits + split), split s takes heads
+// h0 .. h0 + heads_per_cta - 1. Steps run query block fastest, then query head; producer and
+// consumers walk them in the same order.
 struct Work {
-  int n_block, hk, b, n0;
-  int group, m_begin, m_count, steps;
+  int n_block, hk, b, n0, split;
+  int h0, m_begin, m_count, steps;
 
   FC_DEVICE explicit Work(const BwdParams& p) {
     n_block = blockIdx.x;
-    hk = blockIdx.y;
+    hk = blockIdx.y / p.kv_splits;
+    split = blockIdx.y % p.kv_splits;
     b = blockIdx.z;
     n0 = n_block * Sm90Bwd::kBlockN;
     // Causal: query blocks wholly before the first query that sees key n0 contribute nothing.
     m_begin = Sm90Bwd::kCausal ? min(p.num_m_blocks, max(0, n0 - p.causal_offset) / Sm90Bwd::kBlockM) : 0;
     m_count = p.num_m_blocks - m_begin;
-    group = p.heads / p.kv_heads;
-    steps = m_count * group;
+    const int heads_per_cta = p.heads / p.kv_heads / p.kv_splits;
+    h0 = hk * (p.heads / p.kv_heads) + split * heads_per_cta;
+    steps = m_count * heads_per_cta;
   }
-  // Query head and first query row of step i.
-  FC_DEVICE int head(int i) const { return hk * group + i / m_count; }
-  FC_DEVICE int m0(int i) const { return (m_begin + i % m_count) * Sm90Bwd::kBlockM; }
 };
 
 }  // namespace sm90::bwd

@@ -145,6 +145,20 @@ FC_DEVICE void store_rows(const float (&acc)[kD8][4], float scale, u16* out, i64
   }
 }
 
+// dK or dV of this warp's 16 keys, times `scale`, as fp32 rows of head-dim floats (a split's
+// partial): each quad writes 32 contiguous bytes per row and n8 tile.
+FC_DEVICE void store_partial(const float (&acc)[kD8][4], float scale, float* out, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float* dst = out + (g + 8 * r) * Sm90Bwd::kHeadDim + 2 * t;
+#pragma unroll
+    for (int i = 0; i < kD8; ++i) {
+      *reinterpret_cast<f32x2*>(dst + 8 * i) = f32x2{acc[i][2 * r] * scale, acc[i][2 * r + 1] * scale};
+    }
+  }
+}
+
 // Everything consumer warpgroup w (thread tw of it) does, from K/V landing to storing dK and dV.
 FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw) {
   const int warp = tw >> 5, lane = tw & 31;
@@ -163,7 +177,7 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
   const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
   if (work.steps > 0) ptx::mbar_wait(sm.kv_full(), 0);
 
-  int h = work.hk * work.group, mi = 0;
+  int h = work.h0, mi = 0;
   for (int i = 0; i < work.steps; ++i) {
     const int s = i % Sm90Bwd::kStages;
     const int m0 = (work.m_begin + mi) * Sm90Bwd::kBlockM;
@@ -232,6 +246,17 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
   }
 
   // dK = scale · dSᵀ Q (the scale was left out of dS); keys no query sees get 0.
+  if (f.kv_splits > 1) {
+    // A share of the group's heads: fp32 partials, summed in split order by bwd/post.cu. Rows run
+    // to num_n_blocks * block_n, so the ragged last key block needs no bounds check.
+    const i64 seqlen_k_pad = (i64)f.num_n_blocks * Sm90Bwd::kBlockN;
+    const i64 part = (i64)f.batch * f.kv_heads * seqlen_k_pad * Sm90Bwd::kHeadDim;  // one split's dK
+    float* dkp = reinterpret_cast<float*>(f.dkv_accum) + work.split * part +
+                 (((i64)work.b * f.kv_heads + work.hk) * seqlen_k_pad + key0) * Sm90Bwd::kHeadDim;
+    store_partial(dk, f.scale, dkp, lane);
+    store_partial(dv, 1.f, dkp + (i64)f.kv_splits * part, lane);
+    return;
+  }
   const int rows_valid = f.seqlen_k - key0;
   u16* dkp = reinterpret_cast<u16*>(f.dk) + work.b * f.dk_stride_b + work.hk * f.dk_stride_h + key0 * f.dk_stride_s;
   u16* dvp = reinterpret_cast<u16*>(f.dv) + work.b * f.dv_stride_b + work.hk * f.dv_stride_h + key0 * f.dv_stride_s;

@@ -25,7 +25,7 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w)
   const float* lse2 = reinterpret_cast<const float*>(f.lse2);
   const float* dsum = reinterpret_cast<const float*>(f.dsum);
   // Walk (head, query block) incrementally: no divisions in the loop.
-  int h = w.hk * w.group, mi = 0;
+  int h = w.h0, mi = 0;
   for (int i = 0; i < w.steps; ++i) {
     const int s = i % Sm90Bwd::kStages;
     // Stage s was last used by step i - kStages; wait until every consumer thread released it.

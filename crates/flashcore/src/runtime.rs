@@ -286,7 +286,7 @@ impl Runtime {
     pub fn plan_backward_on(&self, path: BwdPath, p: &Problem) -> Result<(Variant, BwdLaunches)> {
         let path = if p.seqlen_q == 0 || p.seqlen_k == 0 { BwdPath::Sm80 } else { path };
         let v = Variant::backward_on(path, self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?;
-        Ok((v, backward_launches(&v, p)))
+        Ok((v, backward_launches(&v, p, self.info.sm_count)))
     }
 
     /// Attention backward into new gradients: dq in q's layout, dk and dv in k's. `out` and `lse`
@@ -454,10 +454,14 @@ impl Runtime {
         let (k_main, k_prep, k_post) = (self.kernel(&main)?, self.kernel(&prep)?, self.kernel(&post)?);
         self.ctx.bind_to_thread()?;
 
-        // Scratch, one stream-ordered allocation: dq_accum | lse2 | dsum | dq_sem, each 256-byte aligned.
+        // Scratch, one stream-ordered allocation: dq_accum | lse2 | dsum | dq_sem | dkv_accum (split
+        // GQA groups only: fp32 dK and dV partials per split), each 256-byte aligned.
         let rows = p.batch * p.heads * l.seqlen_q_pad;
-        let parts = [rows * p.head_dim * 4, rows * 4, rows * 4, p.batch * p.heads * l.num_m_blocks as usize * 4];
-        let mut offsets = [0usize; 4];
+        let dkv_bytes =
+            if l.kv_splits > 1 { 2 * l.kv_splits * p.batch * p.kv_heads * l.seqlen_k_pad * p.head_dim * 4 } else { 0 };
+        let parts =
+            [rows * p.head_dim * 4, rows * 4, rows * 4, p.batch * p.heads * l.num_m_blocks as usize * 4, dkv_bytes];
+        let mut offsets = [0usize; 5];
         let mut total = 0usize;
         for (o, bytes) in offsets.iter_mut().zip(parts) {
             *o = total;
@@ -519,6 +523,9 @@ impl Runtime {
             scale_log2: p.scale * std::f32::consts::LOG2_E,
             scale: p.scale,
             deterministic: i32::from(opts.deterministic),
+            kv_splits: l.kv_splits as i32,
+            reserved: 0,
+            dkv_accum: if l.kv_splits > 1 { at(4) } else { 0 },
         };
         // The Hopper kernel's tensor maps first: a tensor TMA rejects returns before anything is queued.
         let p90 = if main.kind == KernelKind::BwdSm90 {

@@ -69,7 +69,7 @@ unsafe impl DeviceRepr for Sm90Params {}
 
 /// Backward parameters, shared by the prep, main and post kernels (kernels/bwd/prep.cu,
 /// kernels/sm80/bwd.cu, kernels/bwd/post.cu). Layout must match `struct BwdParams` in
-/// kernels/common/params.cuh (both sides assert 344 bytes).
+/// kernels/common/params.cuh (both sides assert 360 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BwdParams {
@@ -126,13 +126,20 @@ pub struct BwdParams {
     pub scale_log2: f32,
     pub scale: f32,
     pub deterministic: i32,
+    /// Hopper backward: CTAs per (key block, kv head, batch), each over group / kv_splits query
+    /// heads; above 1, fp32 partial dK (scaled) and dV go to `dkv_accum` and the post kernel sums them.
+    pub kv_splits: i32,
+    pub reserved: i32,
+    /// fp32 [2][kv_splits][B, Hkv, Sk_pad, D] (dK then dV) when kv_splits > 1, else 0.
+    pub dkv_accum: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<BwdParams>() == 344);
+const _: () = assert!(std::mem::size_of::<BwdParams>() == 360);
 const _: () = assert!(std::mem::offset_of!(BwdParams, q_stride_b) == 104);
 const _: () = assert!(std::mem::offset_of!(BwdParams, batch) == 296);
 const _: () = assert!(std::mem::offset_of!(BwdParams, scale_log2) == 332);
 const _: () = assert!(std::mem::offset_of!(BwdParams, deterministic) == 340);
+const _: () = assert!(std::mem::offset_of!(BwdParams, dkv_accum) == 352);
 
 // SAFETY: BwdParams is #[repr(C)], made only of plain integers and floats, with the exact layout the
 // kernels declare (asserted above and by static_assert in params.cuh).

@@ -214,33 +214,117 @@ pub struct BwdLaunches {
     pub num_n_blocks: u32,
     /// Query rows per (batch, head) in the fp32 scratch: Sq rounded up to whole query blocks.
     pub seqlen_q_pad: usize,
+    /// CTAs per (key block, kv head, batch) of the Hopper backward, each over group / kv_splits
+    /// query heads (1: the whole group in one CTA, dK and dV stored directly).
+    pub kv_splits: usize,
+    /// Key rows per (batch, kv head) of the split partials: Sk rounded up to whole key blocks.
+    pub seqlen_k_pad: usize,
 }
 
-/// Grids of the backward: prep over (64-row blocks, heads, batch); main over (key blocks, kv heads,
-/// batch), key block fastest, so the CTAs one deterministic CTA waits for were launched before it;
-/// post over (128 chunks of 8 values, heads, batch).
-pub fn backward_launches(main: &Variant, p: &Problem) -> BwdLaunches {
+/// CTAs of the Hopper backward under which a GQA/MQA group is split over several CTAs: 8 per SM.
+/// One CTA per SM is resident (161 KiB of shared memory), so below this the tail of the last wave
+/// and the causal triangle's unequal CTAs leave SMs idle; above it the partial dK/dV traffic
+/// (fp32, written once per split, summed by the post kernel) buys little.
+const SPLIT_TARGET_CTAS_PER_SM: usize = 8;
+
+/// How many CTAs share one (key block, kv head, batch) of the Hopper backward: the smallest
+/// divisor of the group that brings the grid to `SPLIT_TARGET_CTAS_PER_SM` per SM, else the whole
+/// group (one query head per CTA, as MHA). `forced` (`FLASHCORE_SM90_BWD_SPLIT=n`) takes the
+/// largest divisor of the group not above n. Each split adds fp32 partials of dK and dV, summed in
+/// split order by the post kernel, so the deterministic mode stays bitwise reproducible.
+pub fn sm90_bwd_kv_splits(p: &Problem, num_n_blocks: usize, sm_count: u32, forced: Option<usize>) -> usize {
+    let group = p.heads / p.kv_heads.max(1);
+    let divisors = (1..=group.max(1)).filter(|s| group % s == 0);
+    if let Some(n) = forced {
+        return divisors.filter(|s| *s <= n.max(1)).max().unwrap_or(1);
+    }
+    let base = num_n_blocks * p.kv_heads * p.batch;
+    let target = SPLIT_TARGET_CTAS_PER_SM * sm_count.max(1) as usize;
+    divisors.into_iter().find(|s| base * s >= target).unwrap_or(group.max(1))
+}
+
+/// Grids of the backward: prep over (64-row blocks, heads, batch); main over (key blocks, kv heads
+/// x kv_splits, batch), key block fastest, so the CTAs one deterministic CTA waits for were launched
+/// before it; post over (128 chunks of 8 values, heads, batch), rows of dQ and, when split, of dK/dV.
+pub fn backward_launches(main: &Variant, p: &Problem, sm_count: u32) -> BwdLaunches {
     let (bm, bn) = (main.tile.block_m(), main.tile.block_n());
     let num_m_blocks = p.seqlen_q.div_ceil(bm);
     let num_n_blocks = p.seqlen_k.div_ceil(bn);
     let seqlen_q_pad = num_m_blocks * bm;
+    let kv_splits = if main.kind == KernelKind::BwdSm90 {
+        sm90_bwd_kv_splits(p, num_n_blocks, sm_count, knobs().sm90_bwd_split)
+    } else {
+        1
+    };
     let aux = |x: usize| Launch {
         grid: (x as u32, p.heads as u32, p.batch as u32),
         block: (BWD_AUX_THREADS as u32, 1, 1),
         smem_bytes: 0,
         num_m_blocks: num_m_blocks as u32,
     };
+    let post_rows = if kv_splits > 1 { p.seqlen_q.max(p.seqlen_k) } else { p.seqlen_q };
     BwdLaunches {
         prep: aux(seqlen_q_pad.div_ceil(BWD_PREP_ROWS)),
         main: Launch {
-            grid: (num_n_blocks as u32, p.kv_heads as u32, p.batch as u32),
+            grid: (num_n_blocks as u32, (p.kv_heads * kv_splits) as u32, p.batch as u32),
             block: (main.threads() as u32, 1, 1),
             smem_bytes: main.smem_bytes() as u32,
             num_m_blocks: num_m_blocks as u32,
         },
-        post: aux((p.seqlen_q * (p.head_dim / 8)).div_ceil(BWD_AUX_THREADS)),
+        post: aux((post_rows * (p.head_dim / 8)).div_ceil(BWD_AUX_THREADS)),
         num_m_blocks: num_m_blocks as u32,
         num_n_blocks: num_n_blocks as u32,
         seqlen_q_pad,
+        kv_splits,
+        seqlen_k_pad: num_n_blocks * bn,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(batch: usize, heads: usize, kv_heads: usize, seqlen: usize) -> Problem {
+        Problem {
+            batch,
+            heads,
+            kv_heads,
+            seqlen_q: seqlen,
+            seqlen_k: seqlen,
+            head_dim: 128,
+            dtype: DType::Bf16,
+            mask: Mask::None,
+            scale: 1.0,
+        }
+    }
+
+    #[test]
+    fn gqa_groups_split_only_when_the_grid_is_small() {
+        // MHA never splits; MQA 16/1 B2 S1K (16 CTAs) splits into one head per CTA.
+        assert_eq!(sm90_bwd_kv_splits(&problem(16, 16, 16, 1024), 8, 132, None), 1);
+        assert_eq!(sm90_bwd_kv_splits(&problem(2, 16, 1, 1024), 8, 132, None), 16);
+        // GQA 32/8 B2 S2K: 256 CTAs, split by 4 (the group) toward 8 per SM.
+        assert_eq!(sm90_bwd_kv_splits(&problem(2, 32, 8, 2048), 16, 132, None), 4);
+        // A grid already at 8 CTAs per SM stays whole; at 1024 the smallest divisor that reaches it.
+        assert_eq!(sm90_bwd_kv_splits(&problem(8, 32, 8, 4096), 32, 132, None), 1);
+        assert_eq!(sm90_bwd_kv_splits(&problem(2, 32, 8, 8192), 64, 132, None), 2);
+        // The knob: the largest divisor of the group not above n.
+        assert_eq!(sm90_bwd_kv_splits(&problem(2, 16, 1, 1024), 8, 132, Some(1)), 1);
+        assert_eq!(sm90_bwd_kv_splits(&problem(2, 24, 2, 1024), 8, 132, Some(5)), 4);
+    }
+
+    #[test]
+    fn split_launches_cover_kv_rows_in_the_post_grid() {
+        let p = problem(2, 16, 1, 1000);
+        let v = Variant::backward_sm90(128, DType::Bf16, Mask::None, 227 * 1024).unwrap();
+        let l = backward_launches(&v, &p, 132);
+        if knobs().sm90_bwd_split.is_none() {
+            assert_eq!(l.kv_splits, 16);
+        }
+        assert_eq!(l.main.grid, (8, l.kv_splits as u32, 2));
+        assert_eq!(l.seqlen_k_pad, 1024);
+        assert_eq!(l.post.grid.0 as usize, (1000 * 16usize).div_ceil(BWD_AUX_THREADS));
+        let sm80 = Variant::backward_sm80(Arch::SM90, 128, DType::Bf16, Mask::None, 227 * 1024).unwrap();
+        assert_eq!(backward_launches(&sm80, &p, 132).kv_splits, 1);
     }
 }

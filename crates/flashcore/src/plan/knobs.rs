@@ -26,6 +26,9 @@ pub struct Knobs {
     pub sm90_overlap: Option<bool>,
     /// `FLASHCORE_SM90_PINGPONG=0|1`: force the warpgroup ping-pong off or on.
     pub sm90_pingpong: Option<bool>,
+    /// `FLASHCORE_SM90_BWD_SPLIT=n`: CTAs per GQA group in the Hopper backward (1: the whole group
+    /// in one CTA; A/B runs), instead of plan/backward.rs `sm90_bwd_kv_splits`'s choice.
+    pub sm90_bwd_split: Option<usize>,
 }
 
 impl Knobs {
@@ -43,6 +46,7 @@ impl Knobs {
             sm90_q_stages: var("FLASHCORE_SM90_Q_STAGES").and_then(|v| v.parse().ok()).filter(|n| matches!(n, 1 | 2)),
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
+            sm90_bwd_split: var("FLASHCORE_SM90_BWD_SPLIT").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
         }
     }
 }
