@@ -18,7 +18,10 @@ struct FwdParams {
   i32 num_m_blocks;
   // softmax_scale * log2(e), folded on the host so the kernel does one FFMA before ex2.
   float scale_log2;
-  i32 reserved;
+  // Hopper kernel: query rows of one head in a tile. block_m unless the query heads of a GQA
+  // group are packed into one tile (short Sq): then block_m / rows_per_head heads share the tile
+  // and its K/V loads. Unused by the sm80 kernel.
+  i32 rows_per_head;
 };
 static_assert(sizeof(FwdParams) == 176, "FwdParams layout drifted from launch/params.rs");
 

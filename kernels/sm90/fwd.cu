@@ -59,7 +59,10 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
     const int it0 = published[1];
     if (t >= sched.num_tiles) break;
     const sm90::Tile x = sched.tile(t);
-    const int warp_row0 = x.m0 + wg * 64 + warp * 16;
+    // This warp's 16 rows are queries q0.. of one head (rows_per_head is a multiple of 16).
+    const int local0 = wg * 64 + warp * 16;
+    const int head = x.h + local0 / f.rows_per_head;
+    const int warp_row0 = x.m0 + local0 % f.rows_per_head;
     attn::OnlineSoftmax<kN8> softmax;
     softmax.init();
     float o[kD8][4];
@@ -78,13 +81,15 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
     float inv_l[2], lse[2];
     softmax.finish(f.scale_log2, inv_l, lse);
     if constexpr (Sm90::kTmaStore) {
-      sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, x.m0 + wg * 64, x.h, x.b);
+      // The O tensor map's box is min(64, rows_per_head) rows by 64 / that heads: one warpgroup's rows.
+      const int wg_head = x.h + wg * 64 / f.rows_per_head, wg_row0 = x.m0 + wg * 64 % f.rows_per_head;
+      sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, wg_row0, wg_head, x.b);
     } else {
-      u16* out = reinterpret_cast<u16*>(f.o) + x.b * f.o_stride_b + x.h * f.o_stride_h + warp_row0 * f.o_stride_s;
+      u16* out = reinterpret_cast<u16*>(f.o) + x.b * f.o_stride_b + head * f.o_stride_h + warp_row0 * f.o_stride_s;
       sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
     }
     if (f.lse != 0) {
-      float* lse_bh = reinterpret_cast<float*>(f.lse) + ((i64)x.b * f.heads + x.h) * f.seqlen_q;
+      float* lse_bh = reinterpret_cast<float*>(f.lse) + ((i64)x.b * f.heads + head) * f.seqlen_q;
       sm80::store_lse(lse_bh, lse, warp_row0, f.seqlen_q, lane);
     }
   }

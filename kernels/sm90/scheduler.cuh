@@ -11,6 +11,8 @@
 
 namespace sm90 {
 
+// A tile: rows_per_head query rows (from m0) of `pack` consecutive query heads (from h) of kv head
+// hk; tile row r is query m0 + r % rows_per_head of head h + r / rows_per_head.
 struct Tile {
   int m_block, h, b, hk;
   int m0, n_blocks;
@@ -18,21 +20,24 @@ struct Tile {
 
 struct Scheduler {
   const FwdParams& f;
+  int head_groups;  // heads / pack: tiles per (query block, batch)
   int num_tiles;
 
-  FC_DEVICE explicit Scheduler(const FwdParams& p) : f(p), num_tiles(p.num_m_blocks * p.heads * p.batch) {}
+  FC_DEVICE explicit Scheduler(const FwdParams& p)
+      : f(p), head_groups(p.heads / (Sm90::kBlockM / p.rows_per_head)),
+        num_tiles(p.num_m_blocks * head_groups * p.batch) {}
 
   FC_DEVICE Tile tile(int t) const {
     Tile x;
     const int mi = t % f.num_m_blocks;
     const int hb = t / f.num_m_blocks;
     x.m_block = Traits::kCausal ? f.num_m_blocks - 1 - mi : mi;
-    x.h = hb % f.heads;
-    x.b = hb / f.heads;
+    x.h = (hb % head_groups) * (Sm90::kBlockM / f.rows_per_head);
+    x.b = hb / head_groups;
     x.hk = x.h / (f.heads / f.kv_heads);
-    x.m0 = x.m_block * Sm90::kBlockM;
+    x.m0 = x.m_block * f.rows_per_head;
     int n_end = f.seqlen_k;
-    if (Traits::kCausal) n_end = min(n_end, x.m0 + Sm90::kBlockM + f.causal_offset);
+    if (Traits::kCausal) n_end = min(n_end, x.m0 + f.rows_per_head + f.causal_offset);
     x.n_blocks = n_end > 0 ? (n_end + Sm90::kBlockN - 1) / Sm90::kBlockN : 0;
     return x;
   }

@@ -242,7 +242,9 @@ pub fn run_shape_bwd(
     let bits = |d: &TensorDesc, k: u64| randn_bits(d.span().unwrap_or(0) as usize, dt, seed.wrapping_add(k));
     let (qb, kb, vb, db) = (bits(&qd, 0), bits(&kd, 1), bits(&kd, 2), bits(&qd, 3));
     let (q, k, v, dout) = (rt.upload(&qb, qd)?, rt.upload(&kb, kd)?, rt.upload(&vb, kd)?, rt.upload(&db, qd)?);
-    let opts = BwdOptions { mask: s.mask(), scale: None, deterministic: false };
+    // FLASHCORE_BENCH_DETERMINISTIC=1 times the deterministic mode (its cost: bench/NOTES.md).
+    let deterministic = std::env::var("FLASHCORE_BENCH_DETERMINISTIC").is_ok_and(|v| v == "1");
+    let opts = BwdOptions { mask: s.mask(), scale: None, deterministic };
     let (out, lse) = rt.forward(&q, &k, &v, &opts.forward())?;
     let lse = lse.ok_or_else(|| flashcore::Error::Unsupported("the forward returned no LSE".into()))?;
     let (dqd, dkvd) = (qd.like(), kd.like());
@@ -251,7 +253,12 @@ pub fn run_shape_bwd(
     let mut dv = rt.alloc_filled(dkvd, nan_bits(dt))?;
     let variant = {
         let p = flashcore::api::check::check(&qd, &kd, &kd, &out.desc, &opts.forward())?;
-        rt.plan_backward(&p)?.0.to_string()
+        let v = rt.plan_backward(&p)?.0.to_string();
+        if deterministic {
+            format!("{v}-deterministic")
+        } else {
+            v
+        }
     };
     rt.backward_into(&q, &k, &v, &out, &dout, &lse, &mut dq, &mut dk, &mut dv, &opts)?;
     rt.synchronize()?;

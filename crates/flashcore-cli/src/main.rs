@@ -135,13 +135,17 @@ fn plan(
     let k = flashcore::TensorDesc::contiguous_bshd(b, sk.unwrap_or(sq), hkv.unwrap_or(h), d, dtype);
     let opts = AttnOptions { mask, ..Default::default() };
     let r = flashcore::api::check::check(&q, &k, &k, &q, &opts).and_then(|p: Problem| {
-        let v = flashcore::Variant::forward(arch, d, dtype, mask, p.seqlen_k, max_smem)?;
+        let v = flashcore::Variant::forward_for(arch, &p, max_smem)?;
         Ok((p, v, flashcore::plan::forward_launch(&v, &p, sms)))
     });
     match r {
         Ok((p, v, l)) => {
             println!("variant {v}");
             println!("grid {:?} block {:?} smem {} B, {:.3} GFLOP", l.grid, l.block, l.smem_bytes, p.flops() / 1e9);
+            let rows = flashcore::plan::rows_per_head(&v, &p);
+            if rows < v.tile.block_m() {
+                println!("GQA packing: {} query heads x {rows} rows per tile", v.tile.block_m() / rows);
+            }
             0
         }
         Err(e) => {

@@ -7,7 +7,9 @@ use crate::error::{Error, Result};
 use crate::jit::{Compiled, Jit};
 use crate::launch::params::{BwdParams, FwdParams, Sm90BwdParams, Sm90Params};
 use crate::launch::{self, tma, DeviceInfo, Kernel, StreamScratch};
-use crate::plan::{backward_launches, forward_launch, BwdLaunches, BwdPath, KernelKind, Launch, Variant};
+use crate::plan::{
+    backward_launches, forward_launch, rows_per_head, BwdLaunches, BwdPath, KernelKind, Launch, Variant,
+};
 use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -90,8 +92,7 @@ impl Runtime {
 
     /// The forward variant this device would run for a problem.
     pub fn plan(&self, p: &Problem) -> Result<(Variant, Launch)> {
-        let v =
-            Variant::forward(self.info.arch, p.head_dim, p.dtype, p.mask, p.seqlen_k, self.info.max_smem_per_block)?;
+        let v = Variant::forward_for(self.info.arch, p, self.info.max_smem_per_block)?;
         Ok((v, forward_launch(&v, p, self.info.sm_count)))
     }
 
@@ -240,7 +241,8 @@ impl Runtime {
         }
         let (variant, launch) = self.plan(&p)?;
         let kernel = self.kernel(&variant)?;
-        let params = fwd_params(&p, &q, &k, &v, &out, lse, launch.num_m_blocks);
+        let rows = rows_per_head(&variant, &p);
+        let params = fwd_params(&p, &q, &k, &v, &out, lse, launch.num_m_blocks, rows);
         self.ctx.bind_to_thread()?;
         match variant.kind {
             KernelKind::FwdSm80 => {
@@ -256,11 +258,14 @@ impl Runtime {
                 let p90 = Sm90Params {
                     base: params,
                     tile_counter: counter,
-                    tma_q: tma::encode_bshd("q", q.ptr, &q.desc, bm)?,
-                    tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn)?,
-                    tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn)?,
+                    // A packed tile's Q is rows_per_head rows of `pack` heads; each consumer
+                    // warpgroup stores its 64 rows as min(64, rows_per_head) rows of the heads they span.
+                    tma_q: tma::encode_bshd("q", q.ptr, &q.desc, rows as u32, bm / rows as u32)?,
+                    tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn, 1)?,
+                    tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn, 1)?,
                     tma_o: if variant.tma_store {
-                        tma::encode_bshd("out", out.ptr, &out.desc, 64)?
+                        let wg_rows = rows.min(64) as u32;
+                        tma::encode_bshd("out", out.ptr, &out.desc, wg_rows, 64 / wg_rows)?
                     } else {
                         Default::default()
                     },
@@ -532,10 +537,10 @@ impl Runtime {
             let (bm, bn) = (main.tile.block_m() as u32, main.tile.block_n() as u32);
             Some(Sm90BwdParams {
                 base: params,
-                tma_q: tma::encode_bshd("q", q.ptr, &q.desc, bm)?,
-                tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn)?,
-                tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn)?,
-                tma_do: tma::encode_bshd("dout", dout.ptr, &dout.desc, bm)?,
+                tma_q: tma::encode_bshd("q", q.ptr, &q.desc, bm, 1)?,
+                tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn, 1)?,
+                tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn, 1)?,
+                tma_do: tma::encode_bshd("dout", dout.ptr, &dout.desc, bm, 1)?,
             })
         } else {
             None
@@ -567,6 +572,7 @@ impl Runtime {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fwd_params(
     p: &Problem,
     q: &RawTensor,
@@ -575,6 +581,7 @@ fn fwd_params(
     o: &RawTensor,
     lse: u64,
     num_m_blocks: u32,
+    rows_per_head: usize,
 ) -> FwdParams {
     let st = |t: &RawTensor| (t.desc.strides[0], t.desc.strides[1], t.desc.strides[2]);
     let (qb, qs, qh) = st(q);
@@ -608,6 +615,6 @@ fn fwd_params(
         causal_offset: p.mask.causal_offset(p.seqlen_q, p.seqlen_k) as i32,
         num_m_blocks: num_m_blocks as i32,
         scale_log2: p.scale * std::f32::consts::LOG2_E,
-        reserved: 0,
+        rows_per_head: rows_per_head as i32,
     }
 }

@@ -116,6 +116,32 @@ fn matches_reference_across_dtypes_masks_and_head_dims() {
     }
 }
 
+/// Short queries of GQA/MQA groups: on Hopper the query heads of a group share one tile
+/// (plan/tiles.rs sm90_pack), which moves rows between heads in the tile, the Q load, the O store
+/// and LSE; every pack size, both epilogues (d256 stores from registers), both layouts.
+#[test]
+fn packed_gqa_tiles_match_reference() {
+    let mut rng = seeded();
+    for &(b, sq, sk, h, hkv, d, dt, bhsd) in &[
+        (3, 1, 700, 8, 2, 128, DType::Bf16, false),
+        (2, 16, 333, 16, 2, 64, DType::F16, false),
+        (2, 8, 500, 16, 1, 128, DType::Bf16, true),
+        (1, 64, 200, 8, 4, 256, DType::Bf16, false),
+        (2, 40, 257, 24, 4, 64, DType::F16, false),
+        (1, 33, 777, 16, 2, 96, DType::F16, true),
+        (2, 5, 129, 12, 3, 128, DType::Bf16, false),
+    ] {
+        for mask in [Mask::None, Mask::CausalBottomRight, Mask::CausalTopLeft] {
+            let (qd, kd) = if bhsd {
+                (TensorDesc::contiguous_bhsd(b, sq, h, d, dt), TensorDesc::contiguous_bhsd(b, sk, hkv, d, dt))
+            } else {
+                (TensorDesc::contiguous_bshd(b, sq, h, d, dt), TensorDesc::contiguous_bshd(b, sk, hkv, d, dt))
+            };
+            check_case(qd, kd, mask, None, &mut rng);
+        }
+    }
+}
+
 #[test]
 fn bhsd_layout_custom_scale_and_long_rows() {
     let mut rng = seeded();

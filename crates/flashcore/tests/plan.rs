@@ -60,6 +60,41 @@ fn standard_set_covers_every_axis_once() {
 }
 
 #[test]
+fn gqa_groups_pack_into_hopper_tiles_only_for_short_queries() {
+    use flashcore::plan::{rows_per_head, sm90_pack};
+    let prob = |h: usize, hkv: usize, sq: usize, d: usize| Problem {
+        batch: 2,
+        heads: h,
+        kv_heads: hkv,
+        seqlen_q: sq,
+        seqlen_k: 4096,
+        head_dim: d,
+        dtype: DType::Bf16,
+        mask: Mask::CausalBottomRight,
+        scale: 0.1,
+    };
+    // Largest pack dividing the group with 16, 32 or 64 rows per head that still holds Sq.
+    assert_eq!(sm90_pack(128, &prob(32, 8, 1, 128)), 4);
+    assert_eq!(sm90_pack(128, &prob(32, 8, 33, 128)), 2);
+    assert_eq!(sm90_pack(128, &prob(16, 1, 8, 128)), 8);
+    assert_eq!(sm90_pack(128, &prob(16, 1, 17, 128)), 4);
+    assert_eq!(sm90_pack(128, &prob(32, 8, 65, 128)), 1, "long queries: one head per tile");
+    assert_eq!(sm90_pack(128, &prob(32, 32, 1, 128)), 1, "no group");
+    assert_eq!(sm90_pack(128, &prob(12, 4, 1, 128)), 1, "a group of 3 has no 16/32/64-row split of 128");
+    assert_eq!(sm90_pack(192, &prob(12, 4, 1, 64)), 3);
+    // d64: the 192-row tile gives way to 128 rows where only those pack the group.
+    let p = prob(32, 8, 16, 64);
+    let v = Variant::forward_for(Arch::SM90, &p, 227 * 1024).unwrap();
+    assert_eq!(v.tile.block_m(), 128, "{v}");
+    assert_eq!(rows_per_head(&v, &p), 32);
+    let l = forward_launch(&v, &p, 132);
+    assert_eq!(l.grid.0, 2 * 8, "one tile per (kv head, batch)");
+    let p = prob(32, 8, 4096, 64);
+    let v = Variant::forward_for(Arch::SM90, &p, 227 * 1024).unwrap();
+    assert_eq!((v.tile.block_m(), rows_per_head(&v, &p)), (192, 192));
+}
+
+#[test]
 fn variant_renders_its_defines_and_arch() {
     let v = Variant::forward(Arch::SM90, 128, DType::Bf16, Mask::CausalTopLeft, 4096, 227 * 1024).unwrap();
     let opts = v.options();

@@ -34,7 +34,8 @@ pub struct FwdParams {
     pub causal_offset: i32,
     pub num_m_blocks: i32,
     pub scale_log2: f32,
-    pub reserved: i32,
+    /// Hopper kernel: query rows of one head per tile (block_m, or less when GQA heads are packed).
+    pub rows_per_head: i32,
 }
 
 const _: () = assert!(std::mem::size_of::<FwdParams>() == 176);

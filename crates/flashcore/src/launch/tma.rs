@@ -14,9 +14,9 @@ const _: () = assert!(std::mem::size_of::<TensorMap>() == std::mem::size_of::<sy
 
 /// A 4-d map over a 16-bit tensor at `ptr` described by `desc` ([B, S, H, D], element strides),
 /// with dims ordered (D, S, H, B) innermost first, a box of 64 head-dim values by `box_rows`
-/// sequence rows, and the 128-byte swizzle the wgmma descriptors expect. Rows past the end of the
-/// sequence read as zeros.
-pub fn encode_bshd(arg: &'static str, ptr: u64, desc: &TensorDesc, box_rows: u32) -> Result<TensorMap> {
+/// sequence rows by `box_heads` heads, and the 128-byte swizzle the wgmma descriptors expect. Rows
+/// past the end of the sequence read as zeros (and are dropped by stores).
+pub fn encode_bshd(arg: &'static str, ptr: u64, desc: &TensorDesc, box_rows: u32, box_heads: u32) -> Result<TensorMap> {
     let [b, s, h, d] = desc.shape;
     let dims: [u64; 4] = [d as u64, s as u64, h as u64, b as u64];
     // A size-1 dim's stride is never used; TMA still wants it 16-byte aligned and non-zero.
@@ -34,7 +34,7 @@ pub fn encode_bshd(arg: &'static str, ptr: u64, desc: &TensorDesc, box_rows: u32
             format!("strides {:?} are not TMA-compatible (16-byte multiples below 2^40)", desc.strides),
         ));
     }
-    let boxes: [u32; 4] = [64, box_rows, 1, 1];
+    let boxes: [u32; 4] = [64, box_rows, box_heads, 1];
     let elem: [u32; 4] = [1; 4];
     let mut map = sys::CUtensorMap { opaque: [0; 16] };
     // SAFETY: every array has the rank (4, or 3 for strides) the call reads; `ptr` is a device

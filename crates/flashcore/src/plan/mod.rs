@@ -8,6 +8,6 @@ pub mod variant;
 
 pub use arch::Arch;
 pub use backward::{backward_launches, BwdLaunches, BwdPath};
-pub use schedule::{forward_launch, Launch};
-pub use tiles::{tile_config, TileConfig};
+pub use schedule::{forward_launch, rows_per_head, Launch};
+pub use tiles::{sm90_pack, tile_config, TileConfig};
 pub use variant::{KernelKind, Variant};

@@ -1,5 +1,6 @@
 //! Grid shape of one launch.
 
+use super::tiles::sm90_pack;
 use super::variant::{KernelKind, Variant};
 use crate::api::args::Problem;
 
@@ -12,13 +13,27 @@ pub struct Launch {
     pub num_m_blocks: u32,
 }
 
+/// Hopper kernel: query rows of one head in a tile (block_m unless GQA heads are packed, see
+/// [`sm90_pack`]).
+pub fn rows_per_head(v: &Variant, p: &Problem) -> usize {
+    let bm = v.tile.block_m();
+    if v.kind == KernelKind::FwdSm90 {
+        bm / sm90_pack(bm, p)
+    } else {
+        bm
+    }
+}
+
 pub fn forward_launch(v: &Variant, p: &Problem, sm_count: u32) -> Launch {
     let bm = v.tile.block_m();
-    let num_m_blocks = p.seqlen_q.div_ceil(bm) as u32;
     if v.kind == KernelKind::FwdSm90 {
         // Persistent: one CTA per SM (registers allow no more), each walking tiles
-        // (kernels/sm90/scheduler.cuh); fewer when there are fewer tiles than SMs.
-        let tiles = num_m_blocks as u64 * p.heads as u64 * p.batch as u64;
+        // (kernels/sm90/scheduler.cuh); fewer when there are fewer tiles than SMs. A tile holds
+        // `pack` query heads of one GQA group when their queries are few.
+        let rows_per_head = rows_per_head(v, p);
+        let pack = bm / rows_per_head;
+        let num_m_blocks = p.seqlen_q.div_ceil(rows_per_head) as u32;
+        let tiles = num_m_blocks as u64 * (p.heads / pack) as u64 * p.batch as u64;
         return Launch {
             grid: (tiles.min(sm_count.max(1) as u64) as u32, 1, 1),
             block: (v.threads() as u32, 1, 1),
@@ -26,6 +41,7 @@ pub fn forward_launch(v: &Variant, p: &Problem, sm_count: u32) -> Launch {
             num_m_blocks,
         };
     }
+    let num_m_blocks = p.seqlen_q.div_ceil(bm) as u32;
     Launch {
         // x = query block (the kernel reverses it for causal masks so the longest rows start first),
         // y = head, z = batch; check.rs keeps heads and batch within the 65535 limit of y and z.

@@ -2,7 +2,7 @@
 //! Every block size in flashcore comes from here.
 
 use super::arch::Arch;
-use crate::api::args::Mask;
+use crate::api::args::{Mask, Problem};
 use crate::error::{Error, Result};
 
 /// Tile of the sm80 forward kernel: `block_m` query rows per CTA (16 per warp), `block_n` keys per
@@ -161,6 +161,39 @@ pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: 
     };
     if sm90_smem_bytes(&t, head_dim) > max_smem {
         return Err(Error::Unsupported(format!("sm90 tile {t} for head dim {head_dim} exceeds {max_smem} bytes")));
+    }
+    Ok(t)
+}
+
+/// Query heads of one GQA group the Hopper kernel packs into a tile of `block_m` rows: with few
+/// queries (decode, speculative decoding, small chunks) a tile of one head would be mostly padding
+/// and every head would read its group's K/V again; packed, `pack` heads share the tile's rows and
+/// its K/V loads. The pack divides the group, leaves rows_per_head = block_m / pack in {16, 32, 64}
+/// (whole 16-row warps of one head, and whole heads per 64-row consumer warpgroup for the O store)
+/// and at least Sq; 1 (no packing) when none does or Sq > 64.
+pub fn sm90_pack(block_m: usize, p: &Problem) -> usize {
+    let group = p.heads / p.kv_heads.max(1);
+    if group < 2 || p.seqlen_q > 64 {
+        return 1;
+    }
+    (2..=block_m / 16)
+        .filter(|&pk| group % pk == 0 && block_m % pk == 0)
+        .filter(|&pk| matches!(block_m / pk, 16 | 32 | 64) && block_m / pk >= p.seqlen_q)
+        .max()
+        .unwrap_or(1)
+}
+
+/// The Hopper kernel's tile for a whole problem: [`tile_config_sm90`], except that d64's 192-row
+/// tile gives way to 128 rows where only those can pack a GQA group (192 / pack must be 16, 32 or
+/// 64, i.e. groups of 3, 6 or 12).
+pub fn tile_config_sm90_for(p: &Problem, max_smem: usize) -> Result<TileConfig> {
+    let t = tile_config_sm90(p.head_dim, p.mask, p.seqlen_k, max_smem)?;
+    if super::knobs::knobs().sm90_tile.is_none()
+        && t.block_m() == 192
+        && sm90_pack(192, p) == 1
+        && sm90_pack(128, p) > 1
+    {
+        return TileConfig::new(128, t.block_n(), 1, t.stages());
     }
     Ok(t)
 }

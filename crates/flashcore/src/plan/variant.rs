@@ -3,9 +3,10 @@
 use super::arch::Arch;
 use super::knobs::knobs;
 use super::tiles::{
-    sm90_head_dim, sm90_smem_bytes, supported_head_dim, tile_config, tile_config_sm90, TileConfig, LONG_ROWS,
+    sm90_head_dim, sm90_smem_bytes, supported_head_dim, tile_config, tile_config_sm90, tile_config_sm90_for,
+    TileConfig, LONG_ROWS,
 };
-use crate::api::args::{DType, Mask};
+use crate::api::args::{DType, Mask, Problem};
 use crate::error::{Error, Result};
 
 /// Which kernel source a variant compiles.
@@ -85,6 +86,17 @@ impl Variant {
         Variant::sm80(arch, head_dim, dtype, mask, seqlen_k, max_smem)
     }
 
+    /// [`Variant::forward`] for a whole problem: on Hopper the tile may also depend on the GQA
+    /// group and the query length ([`tile_config_sm90_for`]).
+    pub fn forward_for(arch: Arch, p: &Problem, max_smem: usize) -> Result<Variant> {
+        if arch == Arch::SM90 && sm90_head_dim(p.head_dim) && sm90_enabled() {
+            let tile = tile_config_sm90_for(p, max_smem)?;
+            let tma_store = knobs().sm90_tma_store && p.head_dim <= 128;
+            return Variant::sm90_tile(p.head_dim, p.dtype, p.mask, tile, max_smem, tma_store);
+        }
+        Variant::sm80(arch, p.head_dim, p.dtype, p.mask, p.seqlen_k, max_smem)
+    }
+
     /// The portable mma.sync kernel, for any arch >= sm_80.
     pub fn sm80(
         arch: Arch,
@@ -127,6 +139,18 @@ impl Variant {
         tma_store: bool,
     ) -> Result<Variant> {
         let tile = tile_config_sm90(head_dim, mask, seqlen_k, max_smem)?;
+        Variant::sm90_tile(head_dim, dtype, mask, tile, max_smem, tma_store)
+    }
+
+    /// The Hopper kernel on a given tile.
+    pub fn sm90_tile(
+        head_dim: usize,
+        dtype: DType,
+        mask: Mask,
+        tile: TileConfig,
+        max_smem: usize,
+        tma_store: bool,
+    ) -> Result<Variant> {
         let v = Variant {
             kind: KernelKind::FwdSm90,
             arch: Arch::SM90,
@@ -228,7 +252,11 @@ impl Variant {
                         .filter(move |&(tma, _)| hopper && (!tma || d <= 128))
                         .map(move |(tma, sk)| Variant::sm90_with(d, dtype, mask, sk, max_smem, tma));
                     let sm80 = [1, LONG_ROWS].map(|sk| Variant::sm80(arch, d, dtype, mask, sk, max_smem));
-                    for v in sm80.into_iter().chain(sm90).flatten() {
+                    // d64's 128-row tile without a mask serves packed GQA tiles (tile_config_sm90_for).
+                    let packed = [false, true].into_iter().filter(move |_| hopper && d == 64).map(move |tma| {
+                        Variant::sm90_tile(d, dtype, mask, TileConfig::new(128, 128, 1, 2)?, max_smem, tma)
+                    });
+                    for v in sm80.into_iter().chain(sm90).chain(packed).flatten() {
                         if !out.contains(&v) {
                             out.push(v);
                         }
