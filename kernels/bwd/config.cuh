@@ -4,6 +4,13 @@
 #pragma once
 #include "../common/config.cuh"
 
+// Hopper backward (sm90/bwd.cu) only: dQ goes through shared memory and a bulk reduce-add instead
+// of red.global from registers, and the fp32 accumulator's rows are stored with their 8-float
+// chunks swizzled (chunk c of row r at c ^ (r % 4)), which bwd/post.cu undoes. 0 or 1.
+#ifndef FC_SM90_BWD_DQ_SMEM
+#define FC_SM90_BWD_DQ_SMEM 0
+#endif
+
 struct BwdTraits {
   static constexpr int kHeadDim = Traits::kHeadDim;
   static constexpr int kBlockM = Traits::kBlockM;  // query rows per mainloop step
@@ -13,6 +20,7 @@ struct BwdTraits {
   static constexpr int kMinBlocksPerSm = Traits::kMinBlocksPerSm;
   // Q/dO ring depth (with LSE and D of the block): step i+1 loads while step i computes.
   static constexpr int kStages = Traits::kStages;
+  static constexpr bool kDqSmem = FC_SM90_BWD_DQ_SMEM != 0;
   static constexpr int kWarps = kBlockN / 16;
   static constexpr int kThreads = kWarps * 32;
   // dQ = dS K is split over the warps as kRowGroups (16 query rows each) x kColSplits (head-dim
@@ -21,6 +29,15 @@ struct BwdTraits {
   static constexpr int kRowGroups = kBlockM / 16;
   static constexpr int kColSplits = kWarps / kRowGroups;
   static constexpr int kDqCols = kHeadDim / kColSplits;
+
+  // The swizzled dQ accumulator XORs the chunk index with row % 4: every row needs 4 chunks.
+  static_assert(!kDqSmem || kHeadDim % 32 == 0, "the swizzled dQ accumulator needs rows of whole 4-chunk groups");
+  // Where chunk `chunk` (8 floats) of a row of the fp32 dQ accumulator is stored. Rows of one
+  // query block are one contiguous tile the Hopper kernel adds with a single bulk reduce from a
+  // shared-memory copy of the same layout; the swizzle spreads the 4 rows one half-warp writes
+  // over 4 different 32-byte bank groups. Query blocks start at multiples of 4 rows, so the
+  // accumulator's row index works as the tile's.
+  static FC_DEVICE int dq_chunk(int chunk, int row) { return kDqSmem ? chunk ^ (row & 3) : chunk; }
 
   static_assert(kStages == 2, "the backward's Q/dO ring has two stages");
   static_assert(kHeadDim <= 128,

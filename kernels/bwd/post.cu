@@ -1,6 +1,7 @@
 // Backward, step 3 of 3 (after the main kernel, sm80/bwd.cu or sm90/bwd.cu):
-//   dQ = softmax_scale · dQ_accum, converted from the fp32 accumulator [B, H, Sq_pad, D] to q's
-//   dtype in dq's layout;
+//   dQ = softmax_scale · dQ_accum, converted from the fp32 accumulator [B, H, Sq_pad, D] (its
+//   8-float chunks swizzled per row when the Hopper kernel adds dQ through shared memory,
+//   BwdTraits::dq_chunk) to q's dtype in dq's layout;
 //   when the Hopper kernel split a GQA group over kv_splits CTAs: dK and dV = the sum of the
 //   splits' fp32 partials [2][kv_splits][B, Hkv, Sk_pad, D], added in split order (so the result
 //   is bitwise reproducible), converted to k's dtype in dk's and dv's layouts.
@@ -34,7 +35,8 @@ extern "C" __global__ void __launch_bounds__(kPostThreads) fc_bwd_post(const __g
     const i64 seqlen_q_pad = (i64)p.num_m_blocks * BwdTraits::kBlockM;
     float x[8];
     load8(x, reinterpret_cast<const float*>(p.dq_accum) +
-                 (((i64)b * p.heads + h) * seqlen_q_pad + row) * BwdTraits::kHeadDim + 8 * chunk);
+                 (((i64)b * p.heads + h) * seqlen_q_pad + row) * BwdTraits::kHeadDim +
+                 8 * BwdTraits::dq_chunk(chunk, (int)row));
     u16* dq = reinterpret_cast<u16*>(p.dq) + b * p.dq_stride_b + h * p.dq_stride_h + row * p.dq_stride_s;
     *reinterpret_cast<u32x4*>(dq + 8 * chunk) = pack8(x, p.scale);
   }

@@ -2,8 +2,9 @@
 // FlashAttention-3's design. One CTA per (key block of 128, kv head, batch): a producer warpgroup
 // whose one thread issues TMA loads (K and V once, then Q, dO, lse2 and dsum per step into a
 // two-stage mbarrier ring), and two consumer warpgroups of 64 keys each running wgmma, with dK and
-// dV in registers and dQ added to an fp32 accumulator. setmaxnreg moves the registers to the
-// consumers. Roles only here; the stages live in bwd_producer / bwd_consumer.cuh.
+// dV in registers and dQ added to an fp32 accumulator (red.global from registers, or with
+// FLASHCORE_SM90_BWD_DQ_SMEM=1 through shared memory and a bulk reduce). setmaxnreg moves the
+// registers to the consumers. Roles only here; the stages live in bwd_producer / bwd_consumer.cuh.
 #include "../common/params.cuh"
 #include "bwd_config.cuh"
 #include "bwd_consumer.cuh"

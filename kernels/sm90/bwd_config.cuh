@@ -33,7 +33,16 @@ struct Sm90Bwd {
   // [query block of 64][key][64 queries]. Two buffers, so a warpgroup writes step i+1's while the
   // other may still be reading step i's, with one barrier per step.
   static constexpr int kDsBytes = kBlockN * kBlockM * 2;
-  static constexpr int kSmemTiles = 2 * kKVBytes + kStages * 2 * kQBytes + 2 * kDsBytes + kStages * 2 * kVecBytes;
+  static constexpr int kSmemBase = 2 * kKVBytes + kStages * 2 * kQBytes + 2 * kDsBytes + kStages * 2 * kVecBytes;
+  // FLASHCORE_SM90_BWD_DQ_SMEM=1 (BwdTraits::kDqSmem): the step's whole fp32 dQ tile (block_m x
+  // head dim, 32 KiB at both head dims) goes to shared memory and one thread adds it to the
+  // accumulator with a bulk reduce. Two buffers where they fit (d 128: 227 KiB exactly), so step
+  // i+1 writes its tile while step i's reduce may still read; else one (d 64, 196 KiB), reused
+  // once the reduce issued a step earlier has read it.
+  static constexpr bool kDqSmem = BwdTraits::kDqSmem;
+  static constexpr int kDqBytes = kBlockM * kHeadDim * 4;
+  static constexpr int kDqBufs = !kDqSmem ? 0 : kSmemBase + 2 * kDqBytes + 2048 <= 227 * 1024 ? 2 : 1;
+  static constexpr int kSmemTiles = kSmemBase + kDqBufs * kDqBytes;
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers. Mirrored by
   // plan/backward.rs::sm90_bwd_smem_bytes.
   static constexpr int kSmemBytes = kSmemTiles + 2048;

@@ -6,7 +6,10 @@
 //   dSᵀ = Pᵀ ∘ (dPᵀ − D)                   D = rowsum(dO ∘ O) from bwd/prep.cu
 //   dV += Pᵀ dO, dK += dSᵀ Q               wgmma RS: Pᵀ, dSᵀ from registers, dO, Q MN-major
 //   dQ_i += dS K                           dSᵀ through shared memory, wgmma SS (both MN-major),
-//                                          added to the fp32 accumulator with global reductions.
+//                                          added to the fp32 accumulator with global reductions
+//                                          (red.global from registers; with Sm90Bwd::kDqSmem the
+//                                          tile goes to shared memory and one thread adds it with a
+//                                          bulk reduce: FlashAttention-3's dQ path).
 #pragma once
 #include "../attn/mask.cuh"
 #include "../common/params.cuh"
@@ -30,6 +33,8 @@ constexpr int kThreads = 128 * Sm90Bwd::kConsumers;
 // in shared memory; and the deterministic mode's turn to add dQ.
 constexpr int kBarDs = 1;
 constexpr int kBarDqTurn = 2;
+// kDqSmem: the step's dQ tile is in shared memory (every consumer thread wrote and fenced its part).
+constexpr int kBarDqFull = 3;
 
 namespace wg = ptx::warpgroup;
 
@@ -128,6 +133,23 @@ FC_DEVICE void add_dq(const float (&acc)[kDq8][4], float* rows, int lane) {
   }
 }
 
+// kDqSmem: writes the warpgroup's dQ slice into a dQ tile buffer (block_m rows of head-dim floats,
+// 8-float chunks swizzled per row as BwdTraits::dq_chunk, the accumulator's layout, so one bulk
+// reduce adds the whole tile). `row` is this warp's first row in the tile, `chunk0` the slice's
+// first 8-float chunk. A half-warp's 64-bit stores cover rows g .. g + 3 (one row group of 4) at
+// chunk j ^ (row % 4): four distinct 32-byte bank groups, no conflicts.
+FC_DEVICE void store_dq(const float (&acc)[kDq8][4], u32 buf, int row, int chunk0, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+  const int r = row + g;
+#pragma unroll
+  for (int j = 0; j < kDq8; ++j) {
+    // Rows r and r + 8 share r % 4, so the same swizzled chunk.
+    const u32 at = buf + (r * Sm90Bwd::kHeadDim + 8 * BwdTraits::dq_chunk(chunk0 + j, r) + 2 * t) * 4;
+    ptx::st_shared_f32x2(at, acc[j][0], acc[j][1]);
+    ptx::st_shared_f32x2(at + 8 * Sm90Bwd::kHeadDim * 4, acc[j][2], acc[j][3]);
+  }
+}
+
 // dK or dV of this warp's 16 keys (wgmma D layout), times `scale`, to global memory from registers.
 FC_DEVICE void store_rows(const float (&acc)[kD8][4], float scale, u16* out, i64 row_stride, int rows_valid,
                           int lane) {
@@ -177,6 +199,9 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
   const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
   if (work.steps > 0) ptx::mbar_wait(sm.kv_full(), 0);
 
+  // kDqSmem: the one thread that issues, commits and waits for the dQ bulk reduces.
+  const bool issuer = Sm90Bwd::kDqSmem && w == 0 && tw == 0;
+
   int h = work.h0, mi = 0;
   for (int i = 0; i < work.steps; ++i) {
     const int s = i % Sm90Bwd::kStages;
@@ -207,6 +232,12 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
     store_ds(dsa, ds_buf, w * 64 + warp * 16, lane);
     // wgmma (the async proxy) reads what these generic stores wrote: fence, then meet.
     ptx::fence_proxy_async_smem();
+    if constexpr (Sm90Bwd::kDqSmem) {
+      // The dQ buffer this step writes was last read by the bulk reduce of step i - kDqBufs; the
+      // issuing thread waits for that read before it meets the others here, and they write the
+      // buffer only after this barrier.
+      if (issuer) ptx::tma_store_wait_read<Sm90Bwd::kDqBufs - 1>();
+    }
     ptx::named_bar_sync(kBarDs, kThreads);
 
     float dq[kDq8][4];
@@ -221,29 +252,53 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
     ptx::mbar_arrive(sm.q_empty(s));
 
     const i64 bh = (i64)work.b * f.heads + h;
-    float* rows = reinterpret_cast<float*>(f.dq_accum) + (bh * seqlen_q_pad + m0 + dq_row0 + warp * 16) * Sm90Bwd::kHeadDim +
-                  dq_col0;
-    u32* sem = reinterpret_cast<u32*>(f.dq_sem) + bh * f.num_m_blocks + m0 / Sm90Bwd::kBlockM;
-    if (f.deterministic) {
-      // Key blocks 0 .. n_block - 1 see this query block too (visibility only grows towards lower
-      // keys) and their CTAs were launched earlier (key block fastest): wait for all of them.
-      if (tw == 0 && w == 0) {
-        while (ptx::ld_acquire_u32(sem) != (u32)work.n_block) {
-        }
+    if constexpr (Sm90Bwd::kDqSmem) {
+      // The deterministic mode never runs this variant (runtime.rs plans the red.global one).
+      const u32 dq_buf = sm.dq(Sm90Bwd::kDqBufs == 2 ? (i & 1) : 0);
+      store_dq(dq, dq_buf, dq_row0 + warp * 16, dq_col0 / 8, lane);
+      // The copy engine (async proxy) reads what these generic stores wrote: fence, then meet.
+      // Only the issuing warp waits; the others go on to the next step.
+      ptx::fence_proxy_async_smem();
+      if (w == 0 && warp == 0) {
+        ptx::named_bar_sync(kBarDqFull, kThreads);
+      } else {
+        ptx::named_bar_arrive(kBarDqFull, kThreads);
       }
-      ptx::named_bar_sync(kBarDqTurn, kThreads);
-    }
-    add_dq(dq, rows, lane);
-    if (f.deterministic) {
-      ptx::fence_gpu();
-      ptx::named_bar_sync(kBarDqTurn, kThreads);
-      if (tw == 0 && w == 0) ptx::red_release_add_u32(sem, 1u);
+      if (issuer) {
+        // Rows m0 .. m0 + block_m - 1 of (b, h) are one contiguous tile of the accumulator.
+        float* tile = reinterpret_cast<float*>(f.dq_accum) + (bh * seqlen_q_pad + m0) * Sm90Bwd::kHeadDim;
+        ptx::bulk_reduce_add_f32(tile, dq_buf, Sm90Bwd::kDqBytes);
+        ptx::tma_store_commit();
+      }
+    } else {
+      float* rows = reinterpret_cast<float*>(f.dq_accum) + (bh * seqlen_q_pad + m0 + dq_row0 + warp * 16) * Sm90Bwd::kHeadDim +
+                    dq_col0;
+      u32* sem = reinterpret_cast<u32*>(f.dq_sem) + bh * f.num_m_blocks + m0 / Sm90Bwd::kBlockM;
+      if (f.deterministic) {
+        // Key blocks 0 .. n_block - 1 see this query block too (visibility only grows towards lower
+        // keys) and their CTAs were launched earlier (key block fastest): wait for all of them.
+        if (tw == 0 && w == 0) {
+          while (ptx::ld_acquire_u32(sem) != (u32)work.n_block) {
+          }
+        }
+        ptx::named_bar_sync(kBarDqTurn, kThreads);
+      }
+      add_dq(dq, rows, lane);
+      if (f.deterministic) {
+        ptx::fence_gpu();
+        ptx::named_bar_sync(kBarDqTurn, kThreads);
+        if (tw == 0 && w == 0) ptx::red_release_add_u32(sem, 1u);
+      }
     }
     if (++mi == work.m_count) {
       mi = 0;
       ++h;
     }
   }
+
+  // Shared memory must outlive the reads of the last reduces; the adds themselves complete before
+  // the kernel does (bwd/post.cu reads them in stream order).
+  if (issuer) ptx::tma_store_wait<0>();
 
   // dK = scale · dSᵀ Q (the scale was left out of dS); keys no query sees get 0.
   if (f.kv_splits > 1) {

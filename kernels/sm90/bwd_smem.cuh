@@ -1,5 +1,6 @@
 // Shared-memory plan of the Hopper backward: tile addresses and mbarriers, derived from Sm90Bwd.
-// K | V | Q[2] | dO[2] | dSᵀ[2] | lse2[2] | dsum[2] | mbarriers; every tile 1024-byte aligned.
+// K | V | Q[2] | dO[2] | dSᵀ[2] | dQ[kDqBufs] | lse2[2] | dsum[2] | mbarriers; every tile 1024-byte
+// aligned (dQ: no buffer unless Sm90Bwd::kDqSmem).
 #pragma once
 #include "../common/ptx/cp_async.cuh"
 #include "../common/ptx/tma.cuh"
@@ -18,7 +19,8 @@ struct Sm90BwdSmem {
   static constexpr int kQ = 2 * Sm90Bwd::kKVBytes;
   static constexpr int kDo = kQ + Sm90Bwd::kStages * Sm90Bwd::kQBytes;
   static constexpr int kDs = kDo + Sm90Bwd::kStages * Sm90Bwd::kQBytes;
-  static constexpr int kLse = kDs + 2 * Sm90Bwd::kDsBytes;
+  static constexpr int kDq = kDs + 2 * Sm90Bwd::kDsBytes;
+  static constexpr int kLse = kDq + Sm90Bwd::kDqBufs * Sm90Bwd::kDqBytes;
   static constexpr int kDsum = kLse + Sm90Bwd::kStages * Sm90Bwd::kVecBytes;
   static constexpr int kBars = Sm90Bwd::kSmemTiles;
   static_assert(kDsum + Sm90Bwd::kStages * Sm90Bwd::kVecBytes == kBars, "smem plan and kSmemTiles disagree");
@@ -28,6 +30,7 @@ struct Sm90BwdSmem {
   FC_DEVICE u32 q(int s) const { return base + kQ + s * Sm90Bwd::kQBytes; }
   FC_DEVICE u32 dout(int s) const { return base + kDo + s * Sm90Bwd::kQBytes; }
   FC_DEVICE u32 ds(int buf) const { return base + kDs + buf * Sm90Bwd::kDsBytes; }
+  FC_DEVICE u32 dq(int buf) const { return base + kDq + buf * Sm90Bwd::kDqBytes; }
   FC_DEVICE u32 lse2(int s) const { return base + kLse + s * Sm90Bwd::kVecBytes; }
   FC_DEVICE u32 dsum(int s) const { return base + kDsum + s * Sm90Bwd::kVecBytes; }
   // The same vectors as generic pointers (ld.shared through the generic window).

@@ -453,7 +453,12 @@ impl Runtime {
         if lse % 4 != 0 {
             return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
         }
-        let (main, l) = self.plan_backward_on(path, &p)?;
+        let (mut main, mut l) = self.plan_backward_on(path, &p)?;
+        if opts.deterministic && main.bwd_dq_smem() {
+            // The ordered dQ adds of the deterministic mode are the red.global path's.
+            main = main.bwd_without_dq_smem();
+            l = backward_launches(&main, &p, self.info.sm_count);
+        }
         let prep = main.bwd_aux(KernelKind::BwdPrep);
         let post = main.bwd_aux(KernelKind::BwdPost);
         let (k_main, k_prep, k_post) = (self.kernel(&main)?, self.kernel(&prep)?, self.kernel(&post)?);

@@ -201,7 +201,7 @@ fn flops_follow_the_peer_convention() {
 
 #[test]
 fn backward_picks_the_hopper_kernel_for_d64_and_d128_on_sm90_only() {
-    use flashcore::plan::backward::{sm90_bwd_smem_bytes, sm90_bwd_tile_config};
+    use flashcore::plan::backward::{sm90_bwd_dq_buffers, sm90_bwd_smem_bytes, sm90_bwd_tile_config};
     use flashcore::plan::{BwdPath, KernelKind};
     let smem = Arch::SM90.max_smem_per_block();
     for d in (16..=128).step_by(16) {
@@ -226,16 +226,35 @@ fn backward_picks_the_hopper_kernel_for_d64_and_d128_on_sm90_only() {
         }
     }
     for d in [64, 128] {
-        let v = Variant::backward_sm90(d, DType::F16, Mask::None, smem).unwrap();
+        let v = Variant::backward_sm90_with(d, DType::F16, Mask::None, smem, false).unwrap();
         assert_eq!(v.threads(), 384, "a producer and two consumer warpgroups");
         assert_eq!(v.tile.block_n(), 128);
         // kernels/sm90/bwd_config.cuh: 160 KiB of 16-bit tiles at both head dims, two stages of
         // fp32 lse2 and dsum, 2 KiB for alignment and mbarriers.
-        assert_eq!(v.smem_bytes(), sm90_bwd_smem_bytes(&v.tile, d));
+        assert_eq!(v.smem_bytes(), sm90_bwd_smem_bytes(&v.tile, d, false));
         assert_eq!(v.smem_bytes(), 160 * 1024 + 2 * 2 * 4 * v.tile.block_m() + 2048);
         assert!(v.smem_bytes() <= smem);
         assert!(v.to_string().starts_with("bwd_sm90-sm_90a-"), "{v}");
+        // FLASHCORE_SM90_BWD_DQ_SMEM=1: + 32 KiB fp32 dQ tiles, two at d 128 (227 KiB exactly), one
+        // at d 64; the post kernel reads the swizzled accumulator, prep is shared.
+        let q = Variant::backward_sm90_with(d, DType::F16, Mask::None, smem, true).unwrap();
+        let bufs = if d == 128 { 2 } else { 1 };
+        assert_eq!(sm90_bwd_dq_buffers(&q.tile, d, true), bufs);
+        assert_eq!(q.smem_bytes(), v.smem_bytes() + bufs * 32 * 1024);
+        assert!(q.smem_bytes() <= smem);
+        assert!(q.to_string().ends_with("-dqsmem"), "{q}");
+        assert!(q.options().contains(&"-DFC_SM90_BWD_DQ_SMEM=1".to_string()));
+        assert!(!v.options().iter().any(|o| o.contains("DQ_SMEM")));
+        assert!(q.bwd_aux(KernelKind::BwdPost).bwd_dq_smem());
+        assert_eq!(q.bwd_aux(KernelKind::BwdPrep), v.bwd_aux(KernelKind::BwdPrep));
+        assert_eq!(q.bwd_without_dq_smem(), v);
+        let set = Variant::standard_set(Arch::SM90);
+        for x in [v, q] {
+            for k in [x, x.bwd_aux(KernelKind::BwdPrep), x.bwd_aux(KernelKind::BwdPost)] {
+                assert!(set.contains(&k), "{k} not in the standard set");
+            }
+        }
     }
-    assert!(sm90_bwd_tile_config(96, smem).is_err());
-    assert!(sm90_bwd_tile_config(128, 99 * 1024).is_err());
+    assert!(sm90_bwd_tile_config(96, smem, false).is_err());
+    assert!(sm90_bwd_tile_config(128, 99 * 1024, false).is_err());
 }

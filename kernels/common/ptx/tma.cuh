@@ -115,3 +115,24 @@ FC_DEVICE void tma_store_wait() {
 }
 
 }  // namespace ptx
+
+namespace ptx {
+
+FC_DEVICE void st_shared_f32x2(u32 addr, float a, float b) {
+  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(addr), "f"(a), "f"(b) : "memory");
+}
+
+// Bulk reduce-add (PTX ISA 9.7.9.25.4.2 cp.reduce.async.bulk, sm_90): dst[i] += src[i] for `bytes`
+// / 4 floats, from shared memory to global memory, done by the copy engine at L2 (relaxed, like
+// red.global.add). Both addresses 16-byte aligned, bytes a multiple of 16. Completion is tracked
+// per thread with bulk async-groups: tma_store_commit, then tma_store_wait_read<N> before the
+// source is overwritten. The writers of `src` fence (fence_proxy_async_smem) and meet the issuing
+// thread at a barrier first.
+FC_DEVICE void bulk_reduce_add_f32(float* dst, u32 smem_src, u32 bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(
+                   reinterpret_cast<u64>(dst)),
+               "r"(smem_src), "r"(bytes)
+               : "memory");
+}
+
+}  // namespace ptx

@@ -77,20 +77,39 @@ pub fn sm90_bwd_head_dim(d: usize) -> bool {
 
 /// kernels/sm90/bwd_config.cuh `kSmemBytes`: K and V (block_n rows), two stages of Q and dO
 /// (block_m rows) with their fp32 lse2 and dsum, two 16-bit dSᵀ buffers (block_n x block_m), and
-/// 2048 bytes for the 1024-byte alignment and the mbarriers.
-pub fn sm90_bwd_smem_bytes(t: &TileConfig, head_dim: usize) -> usize {
+/// 2048 bytes for the 1024-byte alignment and the mbarriers; with `dq_smem`, the fp32 dQ tile
+/// buffers ([`sm90_bwd_dq_buffers`]).
+pub fn sm90_bwd_smem_bytes(t: &TileConfig, head_dim: usize, dq_smem: bool) -> usize {
     let (bm, bn) = (t.block_m(), t.block_n());
-    2 * bn * head_dim * 2 + t.stages() * (2 * bm * head_dim * 2 + 2 * bm * 4) + 2 * bn * bm * 2 + 2048
+    let base = 2 * bn * head_dim * 2 + t.stages() * (2 * bm * head_dim * 2 + 2 * bm * 4) + 2 * bn * bm * 2 + 2048;
+    base + sm90_bwd_dq_buffers(t, head_dim, dq_smem) * bm * head_dim * 4
+}
+
+/// kernels/sm90/bwd_config.cuh `kDqBufs`: fp32 dQ tiles (block_m x head dim) in shared memory when
+/// the backward adds dQ with bulk reduces (`FLASHCORE_SM90_BWD_DQ_SMEM=1`): two where they fit in
+/// 227 KiB (d 128: exactly), else one (d 64), none on the red.global path.
+pub fn sm90_bwd_dq_buffers(t: &TileConfig, head_dim: usize, dq_smem: bool) -> usize {
+    if !dq_smem {
+        return 0;
+    }
+    let tile = t.block_m() * head_dim * 4;
+    if sm90_bwd_smem_bytes(t, head_dim, false) + 2 * tile <= 227 * 1024 {
+        2
+    } else {
+        1
+    }
 }
 
 /// The Hopper backward's tile: block_n = 128 keys per CTA (two consumer warpgroups of 64 keys, as
 /// FlashAttention-3), block_m = query rows per step. Per consumer thread dK and dV take head-dim
 /// floats each, Sᵀ and dPᵀ block_m / 2 each; dQ = dS K is split so each warpgroup's wgmma has M = 64.
-/// - d 128: 64x128 (FlashAttention-3's causal choice; dQ split by head-dim halves), 161 KiB.
-/// - d 64: 128x128 (FlashAttention-3's choice; dQ split by query halves), 161 KiB.
+/// - d 128: 64x128 (FlashAttention-3's causal choice; dQ split by head-dim halves), 161 KiB
+///   (227 KiB with `dq_smem`'s two 32 KiB dQ tiles).
+/// - d 64: 128x128 (FlashAttention-3's choice; dQ split by query halves), 161 KiB (196 KiB with
+///   `dq_smem`'s one dQ tile).
 ///
 /// Compile-checked spill-free; not yet measured on a device.
-pub fn sm90_bwd_tile_config(head_dim: usize, max_smem: usize) -> Result<TileConfig> {
+pub fn sm90_bwd_tile_config(head_dim: usize, max_smem: usize, dq_smem: bool) -> Result<TileConfig> {
     let t = match head_dim {
         64 => TileConfig::new(128, 128, 1, 2)?,
         128 => TileConfig::new(64, 128, 1, 2)?,
@@ -98,10 +117,10 @@ pub fn sm90_bwd_tile_config(head_dim: usize, max_smem: usize) -> Result<TileConf
             return Err(Error::Unsupported(format!("head dim {head_dim} in the Hopper backward: it serves 64 and 128")))
         }
     };
-    if sm90_bwd_smem_bytes(&t, head_dim) > max_smem {
+    if sm90_bwd_smem_bytes(&t, head_dim, dq_smem) > max_smem {
         return Err(Error::Unsupported(format!(
             "the Hopper backward at head dim {head_dim} needs {} bytes of shared memory, the device allows {max_smem}",
-            sm90_bwd_smem_bytes(&t, head_dim)
+            sm90_bwd_smem_bytes(&t, head_dim, dq_smem)
         )));
     }
     Ok(t)
@@ -140,9 +159,23 @@ impl Variant {
         Variant::backward_sm80(arch, head_dim, dtype, mask, max_smem)
     }
 
-    /// The Hopper backward (sm_90a) for head dims 64 and 128.
+    /// The Hopper backward (sm_90a) for head dims 64 and 128, dQ by the process's choice
+    /// (`FLASHCORE_SM90_BWD_DQ_SMEM`).
     pub fn backward_sm90(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
-        let tile = sm90_bwd_tile_config(head_dim, max_smem)?;
+        Variant::backward_sm90_with(head_dim, dtype, mask, max_smem, knobs().sm90_bwd_dq_smem)
+    }
+
+    /// The Hopper backward with dQ's path chosen explicitly: `dq_smem` adds each step's dQ tile
+    /// from shared memory with one bulk reduce (kept in `Variant::tma_store`, which the forward
+    /// uses for its O store), else red.global from registers.
+    pub fn backward_sm90_with(
+        head_dim: usize,
+        dtype: DType,
+        mask: Mask,
+        max_smem: usize,
+        dq_smem: bool,
+    ) -> Result<Variant> {
+        let tile = sm90_bwd_tile_config(head_dim, max_smem, dq_smem)?;
         Ok(Variant {
             kind: KernelKind::BwdSm90,
             arch: Arch::SM90,
@@ -150,8 +183,20 @@ impl Variant {
             dtype,
             causal: mask.is_causal(),
             tile,
-            tma_store: false,
+            tma_store: dq_smem,
         })
+    }
+
+    /// Does this Hopper backward (or its post kernel) add dQ through shared memory (swizzled
+    /// accumulator rows, kernels/bwd/config.cuh `kDqSmem`)?
+    pub fn bwd_dq_smem(&self) -> bool {
+        matches!(self.kind, KernelKind::BwdSm90 | KernelKind::BwdPost) && self.tma_store
+    }
+
+    /// The same backward with dQ added by red.global from registers: the deterministic mode's
+    /// (its ordered adds are per warpgroup, from registers).
+    pub fn bwd_without_dq_smem(&self) -> Variant {
+        Variant { tma_store: false, ..*self }
     }
 
     /// The portable backward (kernels/sm80/bwd.cu; mma.sync, every arch >= sm_80).
@@ -171,22 +216,25 @@ impl Variant {
     /// The prep (`BwdPrep`) or post (`BwdPost`) kernel that goes with a backward main kernel: same head
     /// dim, dtype and tile (its block_m pads the scratch rows); the mask does not matter to them, so
     /// causal and full calls share one compiled kernel.
+    /// Only the post kernel keeps the dQ path (it reads the accumulator's layout).
     pub fn bwd_aux(&self, kind: KernelKind) -> Variant {
         debug_assert!(matches!(kind, KernelKind::BwdPrep | KernelKind::BwdPost));
-        Variant { kind, causal: false, ..*self }
+        Variant { kind, causal: false, tma_store: self.bwd_dq_smem() && kind == KernelKind::BwdPost, ..*self }
     }
 
     /// The backward kernels `warmup` and the CI compile check build for one arch: every head dim,
     /// dtype and mask, with the tile chosen for the arch's shared memory and the one chosen for a
-    /// 99 KiB part (sm_86/89), plus on sm_90a the Hopper backward (enabled or not), so every tile
-    /// the planner can pick is compile-checked.
+    /// 99 KiB part (sm_86/89), plus on sm_90a the Hopper backward (enabled or not) with both dQ
+    /// paths, so every tile and knob setting the planner can pick is compile-checked.
     pub fn backward_set(arch: Arch) -> Vec<Variant> {
         let mut out = Vec::new();
         for d in (16..=128).filter(|d| supported_bwd_head_dim(*d)) {
             for dtype in [DType::F16, DType::Bf16] {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
-                    let sm90 = (arch == Arch::SM90 && sm90_bwd_head_dim(d))
-                        .then(|| Variant::backward_sm90(d, dtype, mask, arch.max_smem_per_block()));
+                    let sm90 = [false, true]
+                        .into_iter()
+                        .filter(|_| arch == Arch::SM90 && sm90_bwd_head_dim(d))
+                        .map(|dq_smem| Variant::backward_sm90_with(d, dtype, mask, arch.max_smem_per_block(), dq_smem));
                     let sm80 = [arch.max_smem_per_block(), 99 * 1024]
                         .map(|smem| Variant::backward_sm80(arch, d, dtype, mask, smem));
                     for main in sm80.into_iter().chain(sm90) {

@@ -60,6 +60,8 @@ pub struct Variant {
     pub tile: TileConfig,
     /// Hopper kernel only: stage O in shared memory and write it with TMA stores (opt-in with
     /// the default up to head dim 128; `FLASHCORE_SM90_TMA_STORE=0` turns it off).
+    /// Hopper backward and its post kernel: dQ through shared memory and a bulk reduce-add
+    /// (`FLASHCORE_SM90_BWD_DQ_SMEM=1`, [`Variant::bwd_dq_smem`]).
     pub tma_store: bool,
 }
 
@@ -194,7 +196,7 @@ impl Variant {
                 sm90_smem_bytes(&self.tile, self.head_dim) + o_buffers
             }
             KernelKind::BwdSm80 => super::backward::bwd_smem_bytes(&self.tile, self.head_dim),
-            KernelKind::BwdSm90 => super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim),
+            KernelKind::BwdSm90 => super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim, self.tma_store),
             KernelKind::BwdPrep | KernelKind::BwdPost => 0,
         }
     }
@@ -209,6 +211,9 @@ impl Variant {
             ("FC_DTYPE_BF16", u8::from(self.dtype == DType::Bf16).to_string()),
             ("FC_CAUSAL", u8::from(self.causal).to_string()),
         ];
+        if self.bwd_dq_smem() {
+            d.push(("FC_SM90_BWD_DQ_SMEM", "1".to_string()));
+        }
         if self.kind == KernelKind::FwdSm90 {
             // Tuning knob: force the intra-warpgroup overlap on (1) or off (0); default per head dim.
             if let Some(on) = knobs().sm90_overlap {
@@ -288,7 +293,11 @@ impl std::fmt::Display for Variant {
             self.dtype.name(),
             if self.causal { "causal" } else { "full" },
             self.tile,
-            if self.tma_store { "-tmastore" } else { "" }
+            match (self.tma_store, self.bwd_dq_smem()) {
+                (true, true) => "-dqsmem",
+                (true, false) => "-tmastore",
+                _ => "",
+            }
         )
     }
 }
