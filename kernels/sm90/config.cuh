@@ -59,13 +59,6 @@ struct Sm90 {
 #else
   static constexpr bool kPingPong = (kConsumers == 2 && kHeadDim >= 96) || kConsumers == 3;
 #endif
-  // Non-causal tiles start their key loop at a block that depends on the query block (and wrap
-  // around), so the many CTAs that read one kv head at once (MQA/GQA) spread over its blocks
-  // instead of all hitting the same L2 lines; the online softmax does not care about the order.
-#ifndef FC_SM90_KV_ROTATE
-#define FC_SM90_KV_ROTATE 0
-#endif
-  static constexpr bool kKvRotate = FC_SM90_KV_ROTATE != 0 && !Traits::kCausal;
 #ifdef FC_SM90_OVERLAP
   static constexpr bool kOverlap = FC_SM90_OVERLAP != 0;
 #else

@@ -83,7 +83,6 @@ struct Mainloop {
   u32 q;  // this tile's Q slot
   int wg, lane, warp_row0, n_blocks;
   int it0;  // K/V blocks this CTA consumed before this tile: the stage ring continues across tiles
-  int kv_rot;  // the tile's first key block (Tile::kv_rot)
 
   FC_DEVICE int stage(int j) const { return (it0 + j) % Sm90::kStages; }
 
@@ -101,8 +100,7 @@ struct Mainloop {
 
   // Scores of block j, masked where the ragged end or this warp's causal diagonal cuts it.
   FC_DEVICE void mask(float (&s)[kN8][4], int j) const {
-    const int jr = j + kv_rot;
-    const int n0 = (jr >= n_blocks ? jr - n_blocks : jr) * Sm90::kBlockN;
+    const int n0 = j * Sm90::kBlockN;
     const bool need = n0 + Sm90::kBlockN > f.seqlen_k ||
                       (Traits::kCausal && n0 + Sm90::kBlockN - 1 > warp_row0 + f.causal_offset);
     if (need) attn::apply_mask<Traits::kCausal>(s, n0, warp_row0, f.seqlen_k, f.causal_offset, lane);

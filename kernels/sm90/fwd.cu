@@ -69,7 +69,7 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
 #pragma unroll
     for (int i = 0; i < kD8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
-    const sm90::consumer::Mainloop mainloop{f, sm, sm.q(slot), wg, lane, warp_row0, x.n_blocks, it0, x.kv_rot};
+    const sm90::consumer::Mainloop mainloop{f, sm, sm.q(slot), wg, lane, warp_row0, x.n_blocks, it0};
     if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o);
     } else {

@@ -40,7 +40,7 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       const int s = it % Sm90::kStages;
       // Stage s was last used by block it - kStages; wait until every consumer released it.
       const u32 reuse_parity = ((it / Sm90::kStages) - 1) & 1;
-      const int n0 = x.kv_block(j) * Sm90::kBlockN;
+      const int n0 = j * Sm90::kBlockN;
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
       ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKVBytes);
 #pragma unroll

@@ -16,11 +16,6 @@ namespace sm90 {
 struct Tile {
   int m_block, h, b, hk;
   int m0, n_blocks;
-  int kv_rot;  // key block the loop starts at (Sm90::kKvRotate), else 0
-  FC_DEVICE int kv_block(int j) const {
-    const int n = j + kv_rot;
-    return n >= n_blocks ? n - n_blocks : n;
-  }
 };
 
 struct Scheduler {
@@ -44,7 +39,6 @@ struct Scheduler {
     int n_end = f.seqlen_k;
     if (Traits::kCausal) n_end = min(n_end, x.m0 + f.rows_per_head + f.causal_offset);
     x.n_blocks = n_end > 0 ? (n_end + Sm90::kBlockN - 1) / Sm90::kBlockN : 0;
-    x.kv_rot = Sm90::kKvRotate && x.n_blocks > 0 ? x.m_block % x.n_blocks : 0;
     return x;
   }
 };
