@@ -7,7 +7,7 @@ unreadable to write by hand; this script writes them. Run: python3 scripts/gen/w
 import pathlib
 
 OUT = pathlib.Path(__file__).resolve().parents[2] / "kernels/common/ptx/wgmma_ops.cuh"
-NS = [64, 96, 128, 160, 176, 192, 256]
+NS = [64, 80, 96, 128, 160, 176, 192, 256]
 TYPES = {"bf16": "Bf16", "f16": "F16"}
 
 

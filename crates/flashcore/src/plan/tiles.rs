@@ -143,7 +143,7 @@ pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: 
         let t = parse_tile(s)?;
         if sm90_smem_bytes(&t, head_dim) > max_smem
             || t.block_m() % 64 != 0
-            || ![64, 96, 128, 160, 176, 192, 256].contains(&t.block_n())
+            || ![64, 80, 96, 128, 160, 176, 192, 256].contains(&t.block_n())
         {
             return Err(Error::arg(
                 "FLASHCORE_SM90_TILE",
