@@ -10,6 +10,15 @@
 #ifndef FC_SM90_BWD_DQ_SMEM
 #define FC_SM90_BWD_DQ_SMEM 0
 #endif
+// Hopper backward only, overlap knobs of its main loop (default off, sm90/bwd_consumer.cuh):
+// the consumer warpgroups take turns issuing GEMMs (ping-pong), and step i's dQ GEMM is issued
+// with step i+1's Sᵀ and dPᵀ (pipe; needs FC_SM90_BWD_DQ_SMEM). 0 or 1 each.
+#ifndef FC_SM90_BWD_PINGPONG
+#define FC_SM90_BWD_PINGPONG 0
+#endif
+#ifndef FC_SM90_BWD_PIPE
+#define FC_SM90_BWD_PIPE 0
+#endif
 
 struct BwdTraits {
   static constexpr int kHeadDim = Traits::kHeadDim;
@@ -21,6 +30,8 @@ struct BwdTraits {
   // Q/dO ring depth (with LSE and D of the block): step i+1 loads while step i computes.
   static constexpr int kStages = Traits::kStages;
   static constexpr bool kDqSmem = FC_SM90_BWD_DQ_SMEM != 0;
+  static constexpr bool kPingPong = FC_SM90_BWD_PINGPONG != 0;
+  static constexpr bool kPipe = FC_SM90_BWD_PIPE != 0;
   static constexpr int kWarps = kBlockN / 16;
   static constexpr int kThreads = kWarps * 32;
   // dQ = dS K is split over the warps as kRowGroups (16 query rows each) x kColSplits (head-dim

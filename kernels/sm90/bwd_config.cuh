@@ -43,6 +43,12 @@ struct Sm90Bwd {
   static constexpr int kDqBytes = kBlockM * kHeadDim * 4;
   static constexpr int kDqBufs = !kDqSmem ? 0 : kSmemBase + 2 * kDqBytes + 2048 <= 227 * 1024 ? 2 : 1;
   static constexpr int kSmemTiles = kSmemBase + kDqBufs * kDqBytes;
+  // Main-loop overlap knobs (BwdTraits; sm90/bwd_consumer.cuh has the schedules): the consumer
+  // warpgroups take turns issuing their GEMM batches (FLASHCORE_SM90_BWD_PINGPONG=1); step i's dQ
+  // GEMM is issued with step i+1's Sᵀ and dPᵀ and stored while they run (FLASHCORE_SM90_BWD_PIPE=1).
+  static constexpr bool kPingPong = BwdTraits::kPingPong;
+  static constexpr bool kPipe = BwdTraits::kPipe;
+  static_assert(!kPipe || kDqSmem, "the pipelined loop stores the deferred dQ tile through shared memory");
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers. Mirrored by
   // plan/backward.rs::sm90_bwd_smem_bytes.
   static constexpr int kSmemBytes = kSmemTiles + 2048;

@@ -181,15 +181,81 @@ FC_DEVICE void store_partial(const float (&acc)[kD8][4], float scale, float* out
   }
 }
 
-// Everything consumer warpgroup w (thread tw of it) does, from K/V landing to storing dK and dV.
-FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw) {
-  const int warp = tw >> 5, lane = tw & 31;
-  float dk[kD8][4], dv[kD8][4];
-#pragma unroll
-  for (int i = 0; i < kD8; ++i) {
-    dk[i][0] = dk[i][1] = dk[i][2] = dk[i][3] = 0.f;
-    dv[i][0] = dv[i][1] = dv[i][2] = dv[i][3] = 0.f;
+// FLASHCORE_SM90_BWD_PINGPONG=1 (Sm90Bwd::kPingPong): the two consumer warpgroups take turns
+// issuing their GEMM batches, as the forward's ping-pong (sm90/consumer.cuh turn_begin/turn_end):
+// warpgroup w waits on barrier kBarTurn0 + w before a batch and, once issued, arrives on the
+// other's, so one warpgroup's exp/dS elementwise work runs while the other's GEMMs hold the
+// tensor cores. Turn order (both warpgroups run the same steps, so the same number of turns):
+//   plain loop, per step:  A0 A1 B0 B1 | dS barrier | C0 C1      (A = Sᵀ, dPᵀ; B = dV, dK; C = dQ)
+//   pipelined loop, per step:  T1_0 T1_1 T2_0 T2_1 T3_0 T3_1 | dS barrier  (T1 = dQ_{i-1}, Sᵀ_i;
+//                          T2 = dPᵀ_i; T3 = dV_i, dK_i), then C0 C1 (the last step's dQ) after it.
+// Warpgroup 0's first turn waits for nobody and warpgroup 1's last turn hands over to nobody, so
+// no arrival is left pending at exit and every bar.sync has its matching bar.arrive.
+// Why the turns cannot deadlock with the all-consumer barriers (kBarDs, kBarDqFull, kBarDqTurn):
+// every turn_end directly follows its issue, before the warpgroup reaches any other barrier, and
+// a turn_begin only waits for the other warpgroup's *previous* turn in the order above. At the dS
+// barrier of a step both warpgroups have passed B (T3): warpgroup 1's B waits for warpgroup 0's
+// B end, which warpgroup 0 signalled before it arrived at the dS barrier; warpgroup 0 needs
+// nothing of warpgroup 1 after its B. After the dS barrier, C0 waits for B1's end (signalled
+// before warpgroup 1 arrived at the dS barrier), C1 for C0's end (signalled right after C0's
+// issue, before kBarDqFull / kBarDqTurn). The next step's A0 waits for C1's end, signalled before
+// warpgroup 1 arrives at kBarDqFull / kBarDqTurn, which warpgroup 0's warp 0 waits on. In the
+// pipelined loop only warpgroup 0's warp 0 waits at kBarDqFull, after its T2 end; the others
+// arrive after their dQ store, which follows their T1 (warpgroup 1's T1 waits only for
+// warpgroup 0's T1 end), so warpgroup 1 reaches kBarDqFull without waiting for warpgroup 0's T2
+// or anything after it; warpgroup 1's T2 waits for warpgroup 0's T2 end, signalled before warp 0
+// waits. So every wait is for an event its waiter's partner reaches without waiting on the
+// waiter: no cycle. Barrier ids: 0 (__syncthreads), 1 to 3 above, 4 and 5 the turns; all < 16.
+constexpr int kBarTurn0 = 4;
+static_assert(!Sm90Bwd::kPingPong || Sm90Bwd::kConsumers == 2, "the backward's ping-pong alternates two warpgroups");
+static_assert(kBarTurn0 + Sm90Bwd::kConsumers <= 16, "named barrier ids run 0 .. 15");
+
+// `first`: this is the CTA's first GEMM batch (warpgroup 0 has no turn to wait for).
+FC_DEVICE void turn_begin(int w, bool first) {
+  if constexpr (Sm90Bwd::kPingPong) {
+    if (!(w == 0 && first)) ptx::named_bar_sync(kBarTurn0 + w, kThreads);
   }
+}
+// `last`: this is the CTA's last GEMM batch (warpgroup 1 has nobody to hand the turn to).
+FC_DEVICE void turn_end(int w, bool last) {
+  if constexpr (Sm90Bwd::kPingPong) {
+    if (!(w == 1 && last)) ptx::named_bar_arrive(kBarTurn0 + (w ^ 1), kThreads);
+  }
+}
+
+// kDqSmem, in two halves so the pipelined loop can issue a GEMM between them. dq_store: writes
+// warpgroup w's slice of the dQ tile of `step` into its buffer and fences; every warp but the
+// issuing one (warp 0 of warpgroup 0) arrives at kBarDqFull. The issuer waited for the buffer's
+// previous reduce to read it before the dS barrier that precedes this call.
+FC_DEVICE void dq_store(const Sm90BwdSmem& sm, const float (&dq)[kDq8][4], int step, int w, int tw) {
+  const int warp = tw >> 5, lane = tw & 31;
+  const int dq_row0 = Sm90Bwd::kDqSplitRows ? w * 64 : 0;
+  const int dq_col0 = Sm90Bwd::kDqSplitRows ? 0 : w * Sm90Bwd::kDqCols;
+  store_dq(dq, sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0), dq_row0 + warp * 16, dq_col0 / 8, lane);
+  // The copy engine (async proxy) reads what these generic stores wrote: fence, then meet.
+  // Only the issuing warp waits; the others go on.
+  ptx::fence_proxy_async_smem();
+  if (!(w == 0 && warp == 0)) ptx::named_bar_arrive(kBarDqFull, kThreads);
+}
+// dq_reduce: the issuing warp waits at kBarDqFull for every other warp's stores, and its first
+// thread adds the whole tile (query rows m0 .. of accumulator rows `bh`) with one bulk reduce.
+FC_DEVICE void dq_reduce(const BwdParams& f, const Sm90BwdSmem& sm, int step, i64 bh, int m0, int w, int tw) {
+  if (w == 0 && (tw >> 5) == 0) {
+    ptx::named_bar_sync(kBarDqFull, kThreads);
+    if (tw == 0) {
+      // Rows m0 .. m0 + block_m - 1 of (b, h) are one contiguous tile of the accumulator.
+      const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
+      float* tile = reinterpret_cast<float*>(f.dq_accum) + (bh * seqlen_q_pad + m0) * Sm90Bwd::kHeadDim;
+      ptx::bulk_reduce_add_f32(tile, sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0), Sm90Bwd::kDqBytes);
+      ptx::tma_store_commit();
+    }
+  }
+}
+
+// The committed loop: per step Sᵀ, dPᵀ; exp and dS; dV, dK; dQ; each batch waited in the step.
+FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw,
+                        float (&dk)[kD8][4], float (&dv)[kD8][4]) {
+  const int warp = tw >> 5, lane = tw & 31;
   const int key0 = work.n0 + w * 64 + warp * 16;  // this warp's first key
   // dQ split (Sm90Bwd::kDqSplitRows): by query halves or by head-dim halves.
   const int dq_row0 = Sm90Bwd::kDqSplitRows ? w * 64 : 0;
@@ -197,8 +263,6 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
   const u32 dq_a = Sm90Bwd::kDqSplitRows ? w * Sm90Bwd::kBlockN * 128 : 0;  // offset in a dS buffer
   const u32 dq_b = sm.k() + (Sm90Bwd::kDqSplitRows ? 0 : w * Sm90Bwd::kBlockN * 128);
   const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
-  if (work.steps > 0) ptx::mbar_wait(sm.kv_full(), 0);
-
   // kDqSmem: the one thread that issues, commits and waits for the dQ bulk reduces.
   const bool issuer = Sm90Bwd::kDqSmem && w == 0 && tw == 0;
 
@@ -209,8 +273,10 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
     ptx::mbar_wait(sm.q_full(s), (i / Sm90Bwd::kStages) & 1);
 
     float sc[kM8][4], dp[kM8][4];
+    turn_begin(w, i == 0);
     gemm_kq(sc, sm.k(), sm.q(s), w);
     gemm_kq(dp, sm.v(), sm.dout(s), w);
+    turn_end(w, false);
     wg::wait<1>();  // groups retire in order: Sᵀ is done, dPᵀ may still run
     wg::fence_operand(sc);
     // Warp-uniform: only the ragged last key block and blocks crossing the diagonal pay for masking.
@@ -224,8 +290,10 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
     u32 pa[kM16][4], dsa[kM16][4];
     pack(pa, sc);
     pack(dsa, dp);
+    turn_begin(w, false);
     gemm_rs(dv, pa, sm.dout(s));  // dV += Pᵀ dO
     gemm_rs(dk, dsa, sm.q(s));    // dK += dSᵀ Q (the softmax scale is applied once, at the end)
+    turn_end(w, false);
     // dSᵀ to shared memory while those run. Buffer i % 2: the other warpgroup read buffer (i - 2)
     // % 2 in step i - 2's dQ GEMM, which it waited for before it arrived at step i - 1's barrier.
     const u32 ds_buf = sm.ds(i & 1);
@@ -241,7 +309,9 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
     ptx::named_bar_sync(kBarDs, kThreads);
 
     float dq[kDq8][4];
+    turn_begin(w, false);
     gemm_dq(dq, ds_buf + dq_a, dq_b);
+    turn_end(w, i == work.steps - 1);
     wg::wait<0>();
     wg::fence_operand(dq);
     wg::fence_operand(dv);
@@ -254,6 +324,8 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
     const i64 bh = (i64)work.b * f.heads + h;
     if constexpr (Sm90Bwd::kDqSmem) {
       // The deterministic mode never runs this variant (runtime.rs plans the red.global one).
+      // The same as dq_store + dq_reduce, inline: through the two calls ptxas keeps the wgmma
+      // descriptors in per-thread registers (R2UR 55 -> 281, +232 SASS instructions at d128).
       const u32 dq_buf = sm.dq(Sm90Bwd::kDqBufs == 2 ? (i & 1) : 0);
       store_dq(dq, dq_buf, dq_row0 + warp * 16, dq_col0 / 8, lane);
       // The copy engine (async proxy) reads what these generic stores wrote: fence, then meet.
@@ -295,10 +367,125 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
       ++h;
     }
   }
+}
+
+// FLASHCORE_SM90_BWD_PIPE=1 (Sm90Bwd::kPipe, shared-memory dQ only): step i's dQ GEMM is issued
+// at the top of step i + 1, in one batch with Sᵀ_{i+1}; its tile is stored to shared memory while
+// Sᵀ_{i+1} runs, then dPᵀ_{i+1} is issued and the issuing warp meets the others and starts the
+// reduce while dPᵀ runs. So the dQ store and its barrier no longer sit between the tensor cores'
+// work of consecutive steps, and the peak stays at the committed loop's: dQ (32 registers) is
+// dead before dPᵀ's accumulator is live (dQ, Sᵀ and dPᵀ together with dK and dV made ptxas
+// serialize the wgmmas for registers, C7512, at both head dims). Every wgmma is issued and waited
+// within one iteration (accumulators in flight across the back edge gave C7514: NOTES, Hopper
+// backward 2 and 3) and none sits in a conditional (C7518): step 0 issues a dQ GEMM on the other
+// dS buffer whose result is thrown away, and the last step's dQ runs after the loop.
+FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw,
+                             float (&dk)[kD8][4], float (&dv)[kD8][4]) {
+  const int warp = tw >> 5, lane = tw & 31;
+  const int key0 = work.n0 + w * 64 + warp * 16;  // this warp's first key
+  const u32 dq_a = Sm90Bwd::kDqSplitRows ? w * Sm90Bwd::kBlockN * 128 : 0;  // offset in a dS buffer
+  const u32 dq_b = sm.k() + (Sm90Bwd::kDqSplitRows ? 0 : w * Sm90Bwd::kBlockN * 128);
+  const bool issuer = w == 0 && tw == 0;
+
+  int h = work.h0, mi = 0;
+  int prev_m0 = 0;
+  i64 prev_bh = 0;
+  for (int i = 0; i < work.steps; ++i) {
+    const int s = i % Sm90Bwd::kStages;
+    const int m0 = (work.m_begin + mi) * Sm90Bwd::kBlockM;
+    const i64 bh = (i64)work.b * f.heads + h;
+    ptx::mbar_wait(sm.q_full(s), (i / Sm90Bwd::kStages) & 1);
+
+    // dQ_{i-1} reads dS buffer (i - 1) % 2, complete since step i - 1's dS barrier.
+    float sc[kM8][4];
+    {
+      float dq[kDq8][4];
+      turn_begin(w, i == 0);
+      gemm_dq(dq, sm.ds((i + 1) & 1) + dq_a, dq_b);
+      gemm_kq(sc, sm.k(), sm.q(s), w);
+      turn_end(w, false);
+      wg::wait<1>();  // groups retire in order: dQ_{i-1} is done, Sᵀ may still run
+      wg::fence_operand(dq);
+      // Uniform over the CTA (kBarDqFull inside). Step 0's dQ GEMM had no step before it.
+      if (i > 0) dq_store(sm, dq, i - 1, w, tw);
+    }
+    float dp[kM8][4];
+    turn_begin(w, false);
+    gemm_kq(dp, sm.v(), sm.dout(s), w);
+    turn_end(w, false);
+    if (i > 0) dq_reduce(f, sm, i - 1, prev_bh, prev_m0, w, tw);
+    wg::wait<1>();  // Sᵀ is done, dPᵀ may still run
+    wg::fence_operand(sc);
+    const bool need_mask = key0 + 15 >= f.seqlen_k || (Sm90Bwd::kCausal && key0 + 15 > m0 + f.causal_offset);
+    if (need_mask) attn::apply_mask_kq<Sm90Bwd::kCausal>(sc, key0, m0, f.seqlen_k, f.causal_offset, lane);
+    sm80::bwd::probs(sc, sm.lse2_ptr(s), f.scale_log2, lane);
+    wg::wait<0>();
+    wg::fence_operand(dp);
+    sm80::bwd::dscores(dp, sc, sm.dsum_ptr(s), lane);
+
+    u32 pa[kM16][4], dsa[kM16][4];
+    pack(pa, sc);
+    pack(dsa, dp);
+    turn_begin(w, false);
+    gemm_rs(dv, pa, sm.dout(s));  // dV += Pᵀ dO
+    gemm_rs(dk, dsa, sm.q(s));    // dK += dSᵀ Q
+    turn_end(w, false);
+    // Buffer i % 2 was last read by dQ_{i-2}, issued at the top of step i - 1 and waited there by
+    // each warpgroup before it arrived at step i - 1's dS barrier.
+    store_ds(dsa, sm.ds(i & 1), w * 64 + warp * 16, lane);
+    ptx::fence_proxy_async_smem();
+    // dQ_i's tile goes (next step) into the buffer the reduce of step i - kDqBufs read; the reduce
+    // of step i - 1 was committed above, so this waits for all but the newest kDqBufs - 1.
+    if (issuer) ptx::tma_store_wait_read<Sm90Bwd::kDqBufs - 1>();
+    ptx::named_bar_sync(kBarDs, kThreads);
+    wg::wait<0>();
+    wg::fence_operand(dv);
+    wg::fence_operand(dk);
+    wg::fence_operand(pa);
+    wg::fence_operand(dsa);
+    // Sᵀ, dPᵀ, dV and dK (every GEMM reading stage s) have completed and lse2/dsum were read.
+    ptx::mbar_arrive(sm.q_empty(s));
+    prev_m0 = m0;
+    prev_bh = bh;
+    if (++mi == work.m_count) {
+      mi = 0;
+      ++h;
+    }
+  }
+  // The last step's dQ (issued even without steps, then dropped: no wgmma under a branch).
+  float dq[kDq8][4];
+  turn_begin(w, work.steps == 0);
+  gemm_dq(dq, sm.ds((work.steps + 1) & 1) + dq_a, dq_b);
+  turn_end(w, true);
+  wg::wait<0>();
+  wg::fence_operand(dq);
+  if (work.steps > 0) {
+    dq_store(sm, dq, work.steps - 1, w, tw);
+    dq_reduce(f, sm, work.steps - 1, prev_bh, prev_m0, w, tw);
+  }
+}
+
+// Everything consumer warpgroup w (thread tw of it) does, from K/V landing to storing dK and dV.
+FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw) {
+  const int warp = tw >> 5, lane = tw & 31;
+  float dk[kD8][4], dv[kD8][4];
+#pragma unroll
+  for (int i = 0; i < kD8; ++i) {
+    dk[i][0] = dk[i][1] = dk[i][2] = dk[i][3] = 0.f;
+    dv[i][0] = dv[i][1] = dv[i][2] = dv[i][3] = 0.f;
+  }
+  const int key0 = work.n0 + w * 64 + warp * 16;  // this warp's first key
+  if (work.steps > 0) ptx::mbar_wait(sm.kv_full(), 0);
+
+  if constexpr (Sm90Bwd::kPipe) {
+    mainloop_pipe(f, sm, work, w, tw, dk, dv);
+  } else {
+    mainloop(f, sm, work, w, tw, dk, dv);
+  }
 
   // Shared memory must outlive the reads of the last reduces; the adds themselves complete before
   // the kernel does (bwd/post.cu reads them in stream order).
-  if (issuer) ptx::tma_store_wait<0>();
+  if (Sm90Bwd::kDqSmem && w == 0 && tw == 0) ptx::tma_store_wait<0>();
 
   // dK = scale · dSᵀ Q (the scale was left out of dS); keys no query sees get 0.
   if (f.kv_splits > 1) {

@@ -202,7 +202,7 @@ fn flops_follow_the_peer_convention() {
 #[test]
 fn backward_picks_the_hopper_kernel_for_d64_and_d128_on_sm90_only() {
     use flashcore::plan::backward::{sm90_bwd_dq_buffers, sm90_bwd_smem_bytes, sm90_bwd_tile_config};
-    use flashcore::plan::{BwdPath, KernelKind};
+    use flashcore::plan::{BwdPath, KernelKind, Sm90BwdOverlap};
     let smem = Arch::SM90.max_smem_per_block();
     for d in (16..=128).step_by(16) {
         for mask in [Mask::None, Mask::CausalTopLeft] {
@@ -248,8 +248,25 @@ fn backward_picks_the_hopper_kernel_for_d64_and_d128_on_sm90_only() {
         assert!(q.bwd_aux(KernelKind::BwdPost).bwd_dq_smem());
         assert_eq!(q.bwd_aux(KernelKind::BwdPrep), v.bwd_aux(KernelKind::BwdPrep));
         assert_eq!(q.bwd_without_dq_smem(), v);
+        // The main-loop overlap knobs (FLASHCORE_SM90_BWD_PINGPONG / _PIPE): main kernel only, the
+        // pipe only on the shared-memory dQ path; the deterministic fallback drops both.
+        let on = |pingpong, pipe| Sm90BwdOverlap { pingpong, pipe };
+        let pp = q.with_bwd_overlap(on(true, false));
+        let pipe = q.with_bwd_overlap(on(false, true));
+        let both = q.with_bwd_overlap(on(true, true));
+        let pp_red = v.with_bwd_overlap(on(true, true));
+        assert!(pp.to_string().ends_with("-dqsmem-pp") && pipe.to_string().ends_with("-dqsmem-pipe"), "{pp} {pipe}");
+        assert!(both.to_string().ends_with("-pp-pipe"), "{both}");
+        assert_eq!(pp_red.bwd_overlap, on(true, false), "pipe needs the shared-memory dQ path");
+        assert!(pp.options().contains(&"-DFC_SM90_BWD_PINGPONG=1".to_string()));
+        assert!(!pp.options().iter().any(|o| o.contains("BWD_PIPE")));
+        assert!(both.options().contains(&"-DFC_SM90_BWD_PIPE=1".to_string()));
+        assert!(!q.options().iter().any(|o| o.contains("PINGPONG") || o.contains("BWD_PIPE")));
+        assert_eq!(both.bwd_aux(KernelKind::BwdPost), q.bwd_aux(KernelKind::BwdPost));
+        assert_eq!(both.bwd_without_dq_smem(), v);
+        assert_eq!(q.bwd_aux(KernelKind::BwdPrep).with_bwd_overlap(on(true, true)), q.bwd_aux(KernelKind::BwdPrep));
         let set = Variant::standard_set(Arch::SM90);
-        for x in [v, q] {
+        for x in [v, q, pp, pipe, both, pp_red] {
             for k in [x, x.bwd_aux(KernelKind::BwdPrep), x.bwd_aux(KernelKind::BwdPost)] {
                 assert!(set.contains(&k), "{k} not in the standard set");
             }

@@ -126,6 +126,19 @@ pub fn sm90_bwd_tile_config(head_dim: usize, max_smem: usize, dq_smem: bool) -> 
     Ok(t)
 }
 
+/// Overlap schedules of the Hopper backward's main loop (kernels/sm90/bwd_consumer.cuh), knobs
+/// that are off by default and not yet measured on a device (bench/NOTES.md, Hopper backward 4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Sm90BwdOverlap {
+    /// `FLASHCORE_SM90_BWD_PINGPONG=1`: the two consumer warpgroups take turns issuing their GEMM
+    /// batches (named barriers, as the forward's ping-pong), so one's exp/dS work runs while the
+    /// other's GEMMs use the tensor cores.
+    pub pingpong: bool,
+    /// `FLASHCORE_SM90_BWD_PIPE=1`: step i's dQ GEMM is issued with step i+1's Sᵀ and dPᵀ and its
+    /// tile stored to shared memory while those run (needs the shared-memory dQ path).
+    pub pipe: bool,
+}
+
 /// Which backward kernel a call runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum BwdPath {
@@ -162,7 +175,9 @@ impl Variant {
     /// The Hopper backward (sm_90a) for head dims 64 and 128, dQ by the process's choice
     /// (`FLASHCORE_SM90_BWD_DQ_SMEM`).
     pub fn backward_sm90(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
-        Variant::backward_sm90_with(head_dim, dtype, mask, max_smem, knobs().sm90_bwd_dq_smem)
+        let k = knobs();
+        let overlap = Sm90BwdOverlap { pingpong: k.sm90_bwd_pingpong, pipe: k.sm90_bwd_pipe };
+        Ok(Variant::backward_sm90_with(head_dim, dtype, mask, max_smem, k.sm90_bwd_dq_smem)?.with_bwd_overlap(overlap))
     }
 
     /// The Hopper backward with dQ's path chosen explicitly: `dq_smem` adds each step's dQ tile
@@ -184,7 +199,18 @@ impl Variant {
             causal: mask.is_causal(),
             tile,
             tma_store: dq_smem,
+            bwd_overlap: Sm90BwdOverlap::default(),
         })
+    }
+
+    /// The same Hopper backward with a main-loop overlap schedule ([`Sm90BwdOverlap`]). `pipe`
+    /// needs the shared-memory dQ path (its deferred dQ tile is stored to shared memory while the
+    /// next step's GEMMs run) and is dropped without it; other kernels ignore both.
+    pub fn with_bwd_overlap(self, o: Sm90BwdOverlap) -> Variant {
+        if self.kind != KernelKind::BwdSm90 {
+            return self;
+        }
+        Variant { bwd_overlap: Sm90BwdOverlap { pingpong: o.pingpong, pipe: o.pipe && self.tma_store }, ..self }
     }
 
     /// Does this Hopper backward (or its post kernel) add dQ through shared memory (swizzled
@@ -194,9 +220,10 @@ impl Variant {
     }
 
     /// The same backward with dQ added by red.global from registers: the deterministic mode's
-    /// (its ordered adds are per warpgroup, from registers).
+    /// (its ordered adds are per warpgroup, from registers). The overlap knobs are dropped too, so
+    /// the deterministic mode always runs the measured, committed loop.
     pub fn bwd_without_dq_smem(&self) -> Variant {
-        Variant { tma_store: false, ..*self }
+        Variant { tma_store: false, bwd_overlap: Sm90BwdOverlap::default(), ..*self }
     }
 
     /// The portable backward (kernels/sm80/bwd.cu; mma.sync, every arch >= sm_80).
@@ -210,6 +237,7 @@ impl Variant {
             causal: mask.is_causal(),
             tile,
             tma_store: false,
+            bwd_overlap: Sm90BwdOverlap::default(),
         })
     }
 
@@ -219,22 +247,38 @@ impl Variant {
     /// Only the post kernel keeps the dQ path (it reads the accumulator's layout).
     pub fn bwd_aux(&self, kind: KernelKind) -> Variant {
         debug_assert!(matches!(kind, KernelKind::BwdPrep | KernelKind::BwdPost));
-        Variant { kind, causal: false, tma_store: self.bwd_dq_smem() && kind == KernelKind::BwdPost, ..*self }
+        Variant {
+            kind,
+            causal: false,
+            tma_store: self.bwd_dq_smem() && kind == KernelKind::BwdPost,
+            bwd_overlap: Sm90BwdOverlap::default(),
+            ..*self
+        }
     }
 
     /// The backward kernels `warmup` and the CI compile check build for one arch: every head dim,
     /// dtype and mask, with the tile chosen for the arch's shared memory and the one chosen for a
     /// 99 KiB part (sm_86/89), plus on sm_90a the Hopper backward (enabled or not) with both dQ
-    /// paths, so every tile and knob setting the planner can pick is compile-checked.
+    /// paths and, on the shared-memory one, each overlap knob (`FLASHCORE_SM90_BWD_PINGPONG`,
+    /// `FLASHCORE_SM90_BWD_PIPE`, both), so every tile and knob setting the planner can pick is
+    /// compile-checked.
     pub fn backward_set(arch: Arch) -> Vec<Variant> {
         let mut out = Vec::new();
         for d in (16..=128).filter(|d| supported_bwd_head_dim(*d)) {
             for dtype in [DType::F16, DType::Bf16] {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
+                    let overlaps = [(false, false), (true, false), (false, true), (true, true)]
+                        .map(|(pingpong, pipe)| Sm90BwdOverlap { pingpong, pipe });
+                    // `pipe` without the shared-memory dQ path falls back to the plain loop
+                    // (`with_bwd_overlap`); the duplicates are dropped below.
                     let sm90 = [false, true]
                         .into_iter()
+                        .flat_map(|dq_smem| overlaps.map(|o| (dq_smem, o)))
                         .filter(|_| arch == Arch::SM90 && sm90_bwd_head_dim(d))
-                        .map(|dq_smem| Variant::backward_sm90_with(d, dtype, mask, arch.max_smem_per_block(), dq_smem));
+                        .map(|(dq_smem, o)| {
+                            Ok(Variant::backward_sm90_with(d, dtype, mask, arch.max_smem_per_block(), dq_smem)?
+                                .with_bwd_overlap(o))
+                        });
                     let sm80 = [arch.max_smem_per_block(), 99 * 1024]
                         .map(|smem| Variant::backward_sm80(arch, d, dtype, mask, smem));
                     for main in sm80.into_iter().chain(sm90) {

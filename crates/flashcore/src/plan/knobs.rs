@@ -37,6 +37,12 @@ pub struct Knobs {
     /// default (+31-36% at D128 S4K on the H100, bench/NOTES.md); `FLASHCORE_SM90_BWD_DQ_SMEM=0`
     /// turns it off. The deterministic mode keeps the red.global path either way.
     pub sm90_bwd_dq_smem: bool,
+    /// `FLASHCORE_SM90_BWD_PINGPONG=1`: the Hopper backward's consumer warpgroups take turns
+    /// issuing GEMMs (default off; plan/backward.rs `Sm90BwdOverlap`).
+    pub sm90_bwd_pingpong: bool,
+    /// `FLASHCORE_SM90_BWD_PIPE=1`: the Hopper backward issues step i's dQ GEMM with step i+1's Sᵀ
+    /// and dPᵀ (default off; shared-memory dQ path only).
+    pub sm90_bwd_pipe: bool,
 }
 
 impl Knobs {
@@ -57,6 +63,8 @@ impl Knobs {
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
             sm90_bwd_split: var("FLASHCORE_SM90_BWD_SPLIT").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_dq_smem: var("FLASHCORE_SM90_BWD_DQ_SMEM").is_none_or(|v| v != "0"),
+            sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),
+            sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(false),
         }
     }
 }

@@ -7,7 +7,7 @@ pub mod tiles;
 pub mod variant;
 
 pub use arch::Arch;
-pub use backward::{backward_launches, BwdLaunches, BwdPath};
+pub use backward::{backward_launches, BwdLaunches, BwdPath, Sm90BwdOverlap};
 pub use schedule::{forward_launch, rows_per_head, Launch};
 pub use tiles::{sm90_pack, tile_config, TileConfig};
 pub use variant::{KernelKind, Variant};

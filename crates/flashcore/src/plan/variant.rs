@@ -1,6 +1,7 @@
 //! Every compile-time axis of a kernel, rendered in one place: -D flags, entry name, cache key, display name.
 
 use super::arch::Arch;
+use super::backward::Sm90BwdOverlap;
 use super::knobs::knobs;
 use super::tiles::{
     sm90_head_dim, sm90_smem_bytes, supported_head_dim, tile_config, tile_config_sm90, tile_config_sm90_for,
@@ -63,6 +64,8 @@ pub struct Variant {
     /// Hopper backward and its post kernel: dQ through shared memory and a bulk reduce-add
     /// (`FLASHCORE_SM90_BWD_DQ_SMEM=1`, [`Variant::bwd_dq_smem`]).
     pub tma_store: bool,
+    /// Hopper backward only: the main loop's overlap knobs (default off).
+    pub bwd_overlap: Sm90BwdOverlap,
 }
 
 /// The Hopper kernel serves sm_90a unless `FLASHCORE_SM90=0` (or `FLASHCORE_FORCE_SM80=1`) asks for
@@ -117,6 +120,7 @@ impl Variant {
             causal: mask.is_causal(),
             tile,
             tma_store: false,
+            bwd_overlap: Sm90BwdOverlap::default(),
         })
     }
 
@@ -161,6 +165,7 @@ impl Variant {
             causal: mask.is_causal(),
             tile,
             tma_store,
+            bwd_overlap: Sm90BwdOverlap::default(),
         };
         if v.smem_bytes() > max_smem {
             return Err(Error::Unsupported(format!(
@@ -213,6 +218,12 @@ impl Variant {
         ];
         if self.bwd_dq_smem() {
             d.push(("FC_SM90_BWD_DQ_SMEM", "1".to_string()));
+        }
+        if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.pingpong {
+            d.push(("FC_SM90_BWD_PINGPONG", "1".to_string()));
+        }
+        if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.pipe {
+            d.push(("FC_SM90_BWD_PIPE", "1".to_string()));
         }
         if self.kind == KernelKind::FwdSm90 {
             // Tuning knob: force the intra-warpgroup overlap on (1) or off (0); default per head dim.
@@ -290,7 +301,7 @@ impl std::fmt::Display for Variant {
         };
         write!(
             f,
-            "{kind}-{}-d{}-{}-{}-{}{}",
+            "{kind}-{}-d{}-{}-{}-{}{}{}{}",
             self.arch.nvrtc_arch(),
             self.head_dim,
             self.dtype.name(),
@@ -300,7 +311,9 @@ impl std::fmt::Display for Variant {
                 (true, true) => "-dqsmem",
                 (true, false) => "-tmastore",
                 _ => "",
-            }
+            },
+            if self.bwd_overlap.pingpong { "-pp" } else { "" },
+            if self.bwd_overlap.pipe { "-pipe" } else { "" },
         )
     }
 }
