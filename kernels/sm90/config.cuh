@@ -64,11 +64,6 @@ struct Sm90 {
 #else
   static constexpr bool kOverlap = kHeadDim >= 96 || kConsumers == 3;
 #endif
-  // Consumers run tiles as one stream of key blocks (fwd.cu): needs the overlapped main loop.
-#ifndef FC_SM90_XTILE
-#define FC_SM90_XTILE 0
-#endif
-  static constexpr bool kCrossTile = FC_SM90_XTILE != 0 && kOverlap;
   static_assert(kHeadDim == 64 || kHeadDim == 96 || kHeadDim == 128 || kHeadDim == 256,
                 "sm90 path: head dim 64, 96, 128 or 256 (generated wgmma N)");
   static_assert(kBlockM == 64 || kBlockM == 128 || kBlockM == 192, "sm90 path: 1 to 3 consumer warpgroups");

@@ -138,41 +138,22 @@ struct Mainloop {
 
   // Software-pipelined (FlashAttention-3's intra-warpgroup overlap): Q·K_jᵀ and P_{j-1}·V_{j-1}
   // are in flight together, and the softmax of block j runs while P_{j-1}·V_{j-1} is still on the
-  // tensor cores. In three parts so the cross-tile loop (fwd.cu, Sm90::kCrossTile) can fuse one
-  // tile's last P·V with the next tile's first Q·Kᵀ.
+  // tensor cores.
   FC_DEVICE void run_overlapped(attn::OnlineSoftmax<kN8>& softmax, float (&o)[kD8][4]) const {
     if (n_blocks == 0) return;
     float sc[kN8][4];
     u32 pa[kK16][4];
-    begin(softmax, sc, pa);
-    steady(softmax, o, sc, pa);
-    end(o, pa);
-  }
-
-  // Block 0: Q·K_0ᵀ alone, softmax, P_0 packed into pa.
-  FC_DEVICE void begin(attn::OnlineSoftmax<kN8>& softmax, float (&sc)[kN8][4], u32 (&pa)[kK16][4]) const {
+    float alpha[2];
     ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
     turn_begin();
     gemm_qk(sc, sm, q, wg, stage(0));
     turn_end();
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(sc);
-    first_softmax(softmax, sc, pa);
-  }
-
-  // After block 0's Q·Kᵀ completed: release K_0, softmax, pack.
-  FC_DEVICE void first_softmax(attn::OnlineSoftmax<kN8>& softmax, float (&sc)[kN8][4], u32 (&pa)[kK16][4]) const {
-    float alpha[2];
     ptx::mbar_arrive(sm.k_empty(stage(0)));
     mask(sc, 0);
     softmax.update(sc, f.scale_log2, alpha);  // O is still 0: alpha has nothing to rescale
     pack_p(pa, sc);
-  }
-
-  // Blocks 1 .. n-1: Q·K_jᵀ with P_{j-1}·V_{j-1}; on return P_{n-1} is in pa, its P·V not issued.
-  FC_DEVICE void steady(attn::OnlineSoftmax<kN8>& softmax, float (&o)[kD8][4], float (&sc)[kN8][4],
-                        u32 (&pa)[kK16][4]) const {
-    float alpha[2];
     for (int j = 1; j < n_blocks; ++j) {
       const int s = stage(j), sp = stage(j - 1);
       ptx::mbar_wait(sm.k_full(s), parity(j));
@@ -193,10 +174,6 @@ struct Mainloop {
       rescale(o, alpha);
       pack_p(pa, sc);
     }
-  }
-
-  // The last P·V alone.
-  FC_DEVICE void end(float (&o)[kD8][4], u32 (&pa)[kK16][4]) const {
     const int last = stage(n_blocks - 1);
     ptx::mbar_wait(sm.v_full(last), parity(n_blocks - 1));
     turn_begin();
@@ -205,29 +182,6 @@ struct Mainloop {
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(o);
     ptx::mbar_arrive(sm.v_empty(last));
-  }
-
-  // This tile's last P·V and the next tile's first Q·Kᵀ in one turn, P·V first: on return O is
-  // complete (its epilogue can run) while `next`'s Q·K_0ᵀ is still on the tensor cores; the caller
-  // then resets the softmax and O and calls next.after_handoff.
-  FC_DEVICE void handoff(const Mainloop& next, float (&o)[kD8][4], float (&sc)[kN8][4], u32 (&pa)[kK16][4]) const {
-    const int last = stage(n_blocks - 1);
-    ptx::mbar_wait(sm.v_full(last), parity(n_blocks - 1));
-    ptx::mbar_wait(sm.k_full(next.stage(0)), next.parity(0));
-    turn_begin();
-    gemm_pv(o, pa, sm, last);
-    gemm_qk(sc, sm, next.q, wg, next.stage(0));
-    turn_end();
-    ptx::warpgroup::wait<1>();
-    ptx::warpgroup::fence_operand(o);
-    ptx::warpgroup::fence_operand(pa);
-    ptx::mbar_arrive(sm.v_empty(last));
-  }
-
-  FC_DEVICE void after_handoff(attn::OnlineSoftmax<kN8>& softmax, float (&sc)[kN8][4], u32 (&pa)[kK16][4]) const {
-    ptx::warpgroup::wait<0>();
-    ptx::warpgroup::fence_operand(sc);
-    first_softmax(softmax, sc, pa);
   }
 };
 

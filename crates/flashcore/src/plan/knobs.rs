@@ -17,9 +17,6 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_TMA_STORE=0`: the Hopper kernel writes O from registers instead of through
     /// shared memory and a TMA store (the default up to head dim 128).
     pub sm90_tma_store: bool,
-    /// `FLASHCORE_SM90_XTILE=1`: the Hopper kernel's consumers run their tiles as one stream of key
-    /// blocks (a tile's last P·V issued with the next tile's first Q·Kᵀ, the epilogue under it).
-    pub sm90_xtile: bool,
     /// `FLASHCORE_SM90_Q_STAGES=1|2`: Q slots of the Hopper kernel (A/B runs).
     pub sm90_q_stages: Option<usize>,
     /// `FLASHCORE_EXP2_POLY=k`: the Hopper kernel's softmax computes every k-th group of 8 score
@@ -57,7 +54,6 @@ impl Knobs {
             sm90_tile: var("FLASHCORE_SM90_TILE"),
             sm90_tma_store: var("FLASHCORE_SM90_TMA_STORE").is_none_or(|v| v != "0"),
             exp2_poly: var("FLASHCORE_EXP2_POLY").and_then(|v| v.parse().ok()).filter(|k| *k <= 16),
-            sm90_xtile: var("FLASHCORE_SM90_XTILE").is_some_and(|v| v == "1"),
             sm90_q_stages: var("FLASHCORE_SM90_Q_STAGES").and_then(|v| v.parse().ok()).filter(|n| matches!(n, 1 | 2)),
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),

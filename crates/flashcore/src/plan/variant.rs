@@ -234,9 +234,6 @@ impl Variant {
                 d.push(("FC_SM90_TMA_STORE", "1".to_string()));
             }
             d.push(("FC_SM90_Q_STAGES", super::tiles::sm90_q_stages(self.head_dim).to_string()));
-            if knobs().sm90_xtile {
-                d.push(("FC_SM90_XTILE", "1".to_string()));
-            }
             if let Some(k) = knobs().exp2_poly {
                 d.push(("FC_EXP2_POLY", k.to_string()));
             }
