@@ -88,8 +88,8 @@ struct Mainloop {
 
   // Ping-pong turn-taking around each batch of GEMM issues: wait for this warpgroup's turn
   // (barrier 1 + wg, completed by the other warpgroup's arrival), issue, hand the turn over.
-  // Both warpgroups issue the same number of batches per tile (n_blocks + 1), so the alternation
-  // carries across tiles.
+  // All warpgroups of a CTA issue the same number of batches per tile (n_blocks + 1 overlapped,
+  // 2 * n_blocks serial), so the alternation carries across tiles.
   FC_DEVICE void turn_begin() const {
     if constexpr (Sm90::kPingPong) ptx::named_bar_sync(kBarTurn0 + wg, 256);
   }

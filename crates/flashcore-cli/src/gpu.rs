@@ -8,7 +8,7 @@ use flashcore::cudarc::driver::{sys, CudaSlice};
 use flashcore::reference::{
     self, compare, within_bar, Element, ErrorStats, HostTensor, Precision, RefGrads, RefOutput,
 };
-use flashcore::{BwdOptions, DeviceTensor, Result, Runtime, TensorDesc};
+use flashcore::{BwdOptions, DType, DeviceTensor, Result, Runtime, TensorDesc};
 use half::slice::HalfBitsSliceExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -77,6 +77,14 @@ pub fn time_median_ms(
     Ok(ms[ms.len() / 2])
 }
 
+/// Fresh N(0,1) inputs for one tensor of a shape (`seed` + `k` tells the tensors apart): the host
+/// bits the references read, and their device copy.
+fn random_input(rt: &Runtime, desc: TensorDesc, dt: DType, seed: u64, k: u64) -> Result<(Vec<u16>, DeviceTensor)> {
+    let bits = randn_bits(desc.span().unwrap_or(0) as usize, dt, seed.wrapping_add(k));
+    let t = rt.upload(&bits, desc)?;
+    Ok((bits, t))
+}
+
 pub fn run_shape(
     rt: &Runtime,
     s: &Shape,
@@ -87,12 +95,9 @@ pub fn run_shape(
     let seed = fresh_seed();
     let (qd, kd) = s.descs();
     let dt = s.dtype;
-    let qb = randn_bits(qd.span().unwrap_or(0) as usize, dt, seed);
-    let kb = randn_bits(kd.span().unwrap_or(0) as usize, dt, seed.wrapping_add(1));
-    let vb = randn_bits(kd.span().unwrap_or(0) as usize, dt, seed.wrapping_add(2));
-    let q = rt.upload(&qb, qd)?;
-    let k = rt.upload(&kb, kd)?;
-    let v = rt.upload(&vb, kd)?;
+    let (qb, q) = random_input(rt, qd, dt, seed, 0)?;
+    let (kb, k) = random_input(rt, kd, dt, seed, 1)?;
+    let (vb, v) = random_input(rt, kd, dt, seed, 2)?;
     let od = qd.like();
     let mut out: DeviceTensor = rt.alloc_filled(od, nan_bits(dt))?;
     let n_lse = s.b * s.h * s.sq;
@@ -239,9 +244,10 @@ pub fn run_shape_bwd(
     let seed = fresh_seed();
     let (qd, kd) = s.descs();
     let dt = s.dtype;
-    let bits = |d: &TensorDesc, k: u64| randn_bits(d.span().unwrap_or(0) as usize, dt, seed.wrapping_add(k));
-    let (qb, kb, vb, db) = (bits(&qd, 0), bits(&kd, 1), bits(&kd, 2), bits(&qd, 3));
-    let (q, k, v, dout) = (rt.upload(&qb, qd)?, rt.upload(&kb, kd)?, rt.upload(&vb, kd)?, rt.upload(&db, qd)?);
+    let (qb, q) = random_input(rt, qd, dt, seed, 0)?;
+    let (kb, k) = random_input(rt, kd, dt, seed, 1)?;
+    let (vb, v) = random_input(rt, kd, dt, seed, 2)?;
+    let (db, dout) = random_input(rt, qd, dt, seed, 3)?;
     // FLASHCORE_BENCH_DETERMINISTIC=1 times the deterministic mode (its cost: bench/NOTES.md).
     let deterministic = std::env::var("FLASHCORE_BENCH_DETERMINISTIC").is_ok_and(|v| v == "1");
     let opts = BwdOptions { mask: s.mask(), scale: None, deterministic };
