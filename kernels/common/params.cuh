@@ -1,5 +1,5 @@
 // C twin of crates/flashcore/src/launch/params.rs. Field order, types and the size assert must match;
-// both sides assert sizeof == 176 so a drift fails at compile time on each side.
+// both sides assert sizeof == 272 so a drift fails at compile time on each side.
 #pragma once
 #include "ptx/tma.cuh"
 #include "types.cuh"
@@ -22,8 +22,41 @@ struct FwdParams {
   // group are packed into one tile (short Sq): then block_m / rows_per_head heads share the tile
   // and its K/V loads. Unused by the sm80 kernel.
   i32 rows_per_head;
+
+  // ---- Inference paths (issue 8). A dense call leaves every pointer 0, lse strides [H*Sq, Sq],
+  // num_splits 1, page_size 0. ----
+  // Varlen: q and o (cu_seqlens_q) and k and v (cu_seqlens_k) are packed [1, total, H, D]; sequence
+  // b's rows start at row cu[b] (int32 [batch + 1] in device memory; batch strides unused), and
+  // seqlen_q / seqlen_k hold the longest sequence's length (the host cannot read the device arrays).
+  u64 cu_seqlens_q, cu_seqlens_k;
+  // int32 [batch]: keys in use per sequence (KV-cache lengths). When set it is sequence b's key count
+  // (at most seqlen_k, or its cu_seqlens_k span), and the bottom-right causal/window diagonal follows it.
+  u64 seqused_k;
+  // Paged K/V: k and v point at page pools [num_pages, page_size, Hkv, D] (k_stride_b / v_stride_b =
+  // the page stride, k_stride_s the token stride); block_table int32 [batch, block_table_stride_b]
+  // maps sequence b's page i (keys i*page_size ..) to a pool page.
+  u64 block_table;
+  i64 block_table_stride_b;
+  // LSE element (b, h, i) lives at lse[b * lse_stride_b + h * lse_stride_h + i] (dense) or
+  // lse[h * lse_stride_h + cu_seqlens_q[b] + i] (varlen: [H, total_q], lse_stride_b unused).
+  i64 lse_stride_b, lse_stride_h;
+  // Split-KV (num_splits > 1): split s of a tile covers key blocks [s * chunk, (s + 1) * chunk) of
+  // the tile's range (chunk = ceil(blocks / num_splits)) and writes its normalised O in fp32 and its
+  // LSE (natural log, -inf when the split saw no key) to o_accum / lse_accum instead of o / lse.
+  // Partial row r (r = the LSE index formula above, with lse strides) of split s lives at
+  // o_accum[(s * accum_split_rows + r) * head_dim ..] and lse_accum[s * accum_split_rows + r];
+  // the combine kernel merges the splits into o and lse.
+  u64 o_accum, lse_accum;
+  i64 accum_split_rows;
+  i32 page_size, num_splits;
+  // Sliding window (FC_LOCAL): key j is visible to query i only if j >= i + window_offset_left. The
+  // window's right edge is the causal bound (FC_CAUSAL: j <= i + causal_offset).
+  i32 window_offset_left;
+  // Logit softcap (FC_SOFTCAP): a raw score s becomes tanh(s * softcap_pre) with softcap_pre =
+  // scale / cap, and scale_log2 is then cap * log2(e).
+  float softcap_pre;
 };
-static_assert(sizeof(FwdParams) == 176, "FwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(FwdParams) == 272, "FwdParams layout drifted from launch/params.rs");
 
 // Hopper forward: the common params plus TMA descriptors of q, k, v (boxes of 64 head-dim values
 // by block_m query rows or block_n key rows) and o. Twin of launch/params.rs `Sm90Params`.
@@ -36,7 +69,7 @@ struct Sm90Params {
   // the TMA-store epilogue.
   TmaDesc tma_o;
 };
-static_assert(sizeof(Sm90Params) == 704, "Sm90Params layout drifted from launch/params.rs");
+static_assert(sizeof(Sm90Params) == 832, "Sm90Params layout drifted from launch/params.rs");
 
 // Backward (bwd/prep.cu, sm80/bwd.cu, bwd/post.cu). Twin of launch/params.rs `BwdParams` (both
 // assert 360 bytes). Scratch buffers (fp32, from the host's stream-ordered allocation) are laid out

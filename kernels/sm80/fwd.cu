@@ -101,7 +101,7 @@ extern "C" __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlock
   u16* out = reinterpret_cast<u16*>(p.o) + b * p.o_stride_b + h * p.o_stride_h + warp_row0 * p.o_stride_s;
   sm80::store_o<QTile, T::kBf16>(o, inv_l, smem, warp, lane, out, p.o_stride_s, p.seqlen_q - warp_row0);
   if (p.lse != 0) {
-    float* lse_bh = reinterpret_cast<float*>(p.lse) + ((i64)b * p.heads + h) * p.seqlen_q;
+    float* lse_bh = reinterpret_cast<float*>(p.lse) + b * p.lse_stride_b + h * p.lse_stride_h;
     sm80::store_lse(lse_bh, lse, warp_row0, p.seqlen_q, lane);
   }
 }

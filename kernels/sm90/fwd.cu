@@ -89,7 +89,7 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
       sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
     }
     if (f.lse != 0) {
-      float* lse_bh = reinterpret_cast<float*>(f.lse) + ((i64)x.b * f.heads + head) * f.seqlen_q;
+      float* lse_bh = reinterpret_cast<float*>(f.lse) + x.b * f.lse_stride_b + head * f.lse_stride_h;
       sm80::store_lse(lse_bh, lse, warp_row0, f.seqlen_q, lane);
     }
   }

@@ -621,5 +621,9 @@ fn fwd_params(
         num_m_blocks: num_m_blocks as i32,
         scale_log2: p.scale * std::f32::consts::LOG2_E,
         rows_per_head: rows_per_head as i32,
+        lse_stride_b: (p.heads * p.seqlen_q) as i64,
+        lse_stride_h: p.seqlen_q as i64,
+        num_splits: 1,
+        ..Default::default()
     }
 }

@@ -4,7 +4,7 @@ use super::tma::TensorMap;
 use cudarc::driver::DeviceRepr;
 
 /// Forward parameters, passed by value as a `__grid_constant__` kernel argument.
-/// Layout must match `struct FwdParams` in kernels/common/params.cuh (both sides assert 176 bytes).
+/// Layout must match `struct FwdParams` in kernels/common/params.cuh (both sides assert 272 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FwdParams {
@@ -36,9 +36,34 @@ pub struct FwdParams {
     pub scale_log2: f32,
     /// Hopper kernel: query rows of one head per tile (block_m, or less when GQA heads are packed).
     pub rows_per_head: i32,
+    // ---- Inference paths (issue 8); see params.cuh for the exact semantics of each field. ----
+    /// int32 [batch + 1] device arrays of packed (varlen) q/o and k/v rows; 0 = dense batches.
+    pub cu_seqlens_q: u64,
+    pub cu_seqlens_k: u64,
+    /// int32 [batch]: keys in use per sequence (KV-cache lengths); 0 = all.
+    pub seqused_k: u64,
+    /// int32 [batch, block_table_stride_b]: paged K/V page indices; 0 = contiguous K/V.
+    pub block_table: u64,
+    pub block_table_stride_b: i64,
+    /// LSE (b, h, i) at b * lse_stride_b + h * lse_stride_h + i (+ cu_seqlens_q[b] when varlen).
+    pub lse_stride_b: i64,
+    pub lse_stride_h: i64,
+    /// Split-KV partials: fp32 O [splits][accum_split_rows][D] and LSE [splits][accum_split_rows].
+    pub o_accum: u64,
+    pub lse_accum: u64,
+    pub accum_split_rows: i64,
+    pub page_size: i32,
+    /// 1 = no split (the kernel writes o and lse itself).
+    pub num_splits: i32,
+    /// Sliding window: key j visible to query i only if j >= i + window_offset_left (FC_LOCAL).
+    pub window_offset_left: i32,
+    /// Softcap: scores become tanh(s * softcap_pre), softcap_pre = scale / cap (FC_SOFTCAP).
+    pub softcap_pre: f32,
 }
 
-const _: () = assert!(std::mem::size_of::<FwdParams>() == 176);
+const _: () = assert!(std::mem::size_of::<FwdParams>() == 272);
+const _: () = assert!(std::mem::offset_of!(FwdParams, cu_seqlens_q) == 176);
+const _: () = assert!(std::mem::offset_of!(FwdParams, page_size) == 256);
 const _: () = assert!(std::mem::offset_of!(FwdParams, batch) == 136);
 const _: () = assert!(std::mem::offset_of!(FwdParams, scale_log2) == 168);
 
@@ -47,7 +72,7 @@ const _: () = assert!(std::mem::offset_of!(FwdParams, scale_log2) == 168);
 unsafe impl DeviceRepr for FwdParams {}
 
 /// Hopper forward parameters: the common ones plus TMA maps of q, k, v.
-/// Twin of `struct Sm90Params` in kernels/common/params.cuh (both assert 704 bytes).
+/// Twin of `struct Sm90Params` in kernels/common/params.cuh (both assert 832 bytes).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sm90Params {
@@ -61,9 +86,9 @@ pub struct Sm90Params {
     pub tma_o: TensorMap,
 }
 
-const _: () = assert!(std::mem::size_of::<Sm90Params>() == 704);
-const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 176);
-const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 192);
+const _: () = assert!(std::mem::size_of::<Sm90Params>() == 832);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 272);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 320);
 
 // SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
 unsafe impl DeviceRepr for Sm90Params {}
