@@ -25,6 +25,15 @@
 #ifndef FC_SOFTCAP
 #define FC_SOFTCAP 0
 #endif
+// FC_INFER: the inference paths' params may be set (varlen cu_seqlens, seqused_k, paged K/V, split-KV
+// partials); dense variants compile without their per-tile lookups.
+#ifndef FC_INFER
+#define FC_INFER 0
+#endif
+// FC_COMBINE_MERGE (attn/combine.cu): merge two 16-bit partial outputs instead of fp32 split partials.
+#ifndef FC_COMBINE_MERGE
+#define FC_COMBINE_MERGE 0
+#endif
 #ifndef FC_STAGES
 #define FC_STAGES 2
 #endif
@@ -43,6 +52,8 @@ struct Traits {
   static constexpr bool kCausal = FC_CAUSAL != 0;
   static constexpr bool kLocal = FC_LOCAL != 0;
   static constexpr bool kSoftcap = FC_SOFTCAP != 0;
+  static constexpr bool kInfer = FC_INFER != 0;
+  static constexpr bool kCombineMerge = FC_COMBINE_MERGE != 0;
   static constexpr int kMinBlocksPerSm = FC_MIN_BLOCKS;
   // Softmax: every kExp2PolyEvery-th group of 8 score columns takes its exponentials from a
   // polynomial on the FMA pipe instead of MUFU (0: all on MUFU). See ptx::exp2f_poly.

@@ -31,6 +31,10 @@ struct FwdParams {
   u64 cu_seqlens_q, cu_seqlens_k;
   // int32 [batch]: keys in use per sequence (KV-cache lengths). When set it is sequence b's key count
   // (at most seqlen_k, or its cu_seqlens_k span), and the bottom-right causal/window diagonal follows it.
+  // Per-sequence diagonal (any of cu_seqlens_q, cu_seqlens_k, seqused_k set): causal_offset and
+  // window_offset_left are computed by the host from the longest lengths (seqlen_q, seqlen_k); for
+  // sequence b with Sq_b queries and Sk_b keys the kernel adds (Sk_b - Sq_b) - (seqlen_k - seqlen_q)
+  // to both. The host rejects the top-left causal mask in that mode, so the shift always applies.
   u64 seqused_k;
   // Paged K/V: k and v point at page pools [num_pages, page_size, Hkv, D] (k_stride_b / v_stride_b =
   // the page stride, k_stride_s the token stride); block_table int32 [batch, block_table_stride_b]
@@ -64,12 +68,36 @@ struct Sm90Params {
   FwdParams base;
   // A u32 in device memory, zeroed before the launch: the next tile to hand out (scheduler.cuh).
   u64 tile_counter;
+  // FC_INFER: rows of the packed q/o (varlen; else seqlen_q) and of k/v (varlen: total keys; paged:
+  // num_pages * page_size; else seqlen_k). The kernel clamps cu_seqlens and page indices to them, so
+  // garbage in the (trusted) int32 arrays cannot make it read or write outside the tensors. Sits in
+  // the padding before the 64-byte aligned maps.
+  i32 total_q, total_k;
   TmaDesc tma_q, tma_k, tma_v;
   // O in q's layout, box of 64 head-dim values by 64 rows (one consumer warpgroup's tile); used by
   // the TMA-store epilogue.
   TmaDesc tma_o;
 };
 static_assert(sizeof(Sm90Params) == 832, "Sm90Params layout drifted from launch/params.rs");
+
+// Combine / merge (attn/combine.cu). Twin of launch/params.rs `CombineParams` (both assert 176 bytes).
+// Split combine: in_o[0] / in_lse[0] are FwdParams o_accum / lse_accum (fp32, split-major); row r of
+// (b, h, i) is b * lse_stride_b + h * lse_stride_h + i (varlen: h * lse_stride_h + cu_seqlens_q[b] + i).
+// Merge (FC_COMBINE_MERGE): in_o[0..1] are two 16-bit outputs with their own strides and in_lse[0..1]
+// their LSE at the same row index as the output LSE.
+struct CombineParams {
+  u64 o, lse;  // output (q's dtype) and its LSE (fp32, 0 = not wanted)
+  u64 in_o[2], in_lse[2];
+  i64 o_stride_b, o_stride_s, o_stride_h;
+  i64 in_stride_b[2], in_stride_s[2], in_stride_h[2];
+  i64 lse_stride_b, lse_stride_h;
+  i64 accum_split_rows;
+  u64 cu_seqlens_q;
+  // seqlen_q: the longest sequence (varlen) or every sequence's length; total_q: rows of the packed
+  // output (varlen), which cu_seqlens_q is clamped to.
+  i32 batch, heads, seqlen_q, total_q, num_splits, reserved;
+};
+static_assert(sizeof(CombineParams) == 176, "CombineParams layout drifted from launch/params.rs");
 
 // Backward (bwd/prep.cu, sm80/bwd.cu, bwd/post.cu). Twin of launch/params.rs `BwdParams` (both
 // assert 360 bytes). Scratch buffers (fp32, from the host's stream-ordered allocation) are laid out

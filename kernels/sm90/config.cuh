@@ -15,7 +15,9 @@ struct Sm90 {
   // whole register file. 384 threads: 64512 >= 128 * 32 + 256 * 232; 512 threads: 65536 =
   // 128 * 32 + 384 * 160. (240 for two consumers would need the producer at 24, which spills the
   // persistent scheduler loop; asking for more than the budget hangs the CTA.)
-  static constexpr int kProducerRegs = 32;
+  // The inference paths' producer (varlen lookups, a TMA box per page) needs more than 32: 40 still
+  // fits beside two consumers at 232 (128 * 40 + 256 * 232 = 64512).
+  static constexpr int kProducerRegs = Traits::kInfer && kConsumers == 2 ? 40 : 32;
   static constexpr int kConsumerRegs = kConsumers == 2 ? 232 : 160;
   static_assert(128 * kProducerRegs + 128 * kConsumers * kConsumerRegs <=
                     kThreads * ((65536 / kThreads) / 8 * 8),
@@ -40,7 +42,9 @@ struct Sm90 {
 #ifndef FC_SM90_TMA_STORE
 #define FC_SM90_TMA_STORE 0
 #endif
-  static constexpr bool kTmaStore = FC_SM90_TMA_STORE != 0;
+  // Not on the inference paths: a varlen tile's box would spill into the next sequence's rows, and
+  // split partials are fp32.
+  static constexpr bool kTmaStore = FC_SM90_TMA_STORE != 0 && !Traits::kInfer;
   static constexpr int kOBytesPerWg = kDBlocks * 64 * 128;
   static constexpr int kOBytes = kTmaStore ? kConsumers * kOBytesPerWg : 0;
   static constexpr int kSmemTiles = kQStages * kQBytes + kStages * 2 * kKVBytes + kOBytes;

@@ -2,6 +2,7 @@
 // O += P·V with P straight from registers (the S accumulator layout is the wgmma A-fragment layout).
 #pragma once
 #include "../attn/mask.cuh"
+#include "../attn/softcap.cuh"
 #include "../attn/softmax.cuh"
 #include "../common/params.cuh"
 #include "../common/ptx/cvt.cuh"
@@ -83,6 +84,13 @@ struct Mainloop {
   u32 q;  // this tile's Q slot
   int wg, lane, warp_row0, n_blocks;
   int it0;  // K/V blocks this CTA consumed before this tile: the stage ring continues across tiles
+  // The tile's first key block, its sequence's key count and diagonals (sm90::Tile). Dense
+  // variants read the params instead, so these stay dead and cost no registers.
+  int n_block0_, seqlen_k_, causal_offset_, window_left_;
+  FC_DEVICE int n_block0() const { return Traits::kInfer || Traits::kLocal ? n_block0_ : 0; }
+  FC_DEVICE int seqlen_k() const { return Traits::kInfer ? seqlen_k_ : f.seqlen_k; }
+  FC_DEVICE int causal_offset() const { return Traits::kInfer ? causal_offset_ : f.causal_offset; }
+  FC_DEVICE int window_left() const { return Traits::kInfer ? window_left_ : f.window_offset_left; }
 
   FC_DEVICE int stage(int j) const { return (it0 + j) % Sm90::kStages; }
 
@@ -98,12 +106,17 @@ struct Mainloop {
   }
   FC_DEVICE u32 parity(int j) const { return ((it0 + j) / Sm90::kStages) & 1; }
 
-  // Scores of block j, masked where the ragged end or this warp's causal diagonal cuts it.
+  // Scores of block j as logits (softcap) and masked where the ragged end or one of this warp's
+  // diagonals cuts the block.
   FC_DEVICE void mask(float (&s)[kN8][4], int j) const {
-    const int n0 = j * Sm90::kBlockN;
-    const bool need = n0 + Sm90::kBlockN > f.seqlen_k ||
-                      (Traits::kCausal && n0 + Sm90::kBlockN - 1 > warp_row0 + f.causal_offset);
-    if (need) attn::apply_mask<Traits::kCausal>(s, n0, warp_row0, f.seqlen_k, f.causal_offset, lane);
+    if constexpr (Traits::kSoftcap) attn::apply_softcap(s, f.softcap_pre);
+    const int n0 = (n_block0() + j) * Sm90::kBlockN;
+    const bool need = attn::block_needs_mask<Traits::kCausal, Traits::kLocal>(n0, Sm90::kBlockN, warp_row0, seqlen_k(),
+                                                                              causal_offset(), window_left());
+    if (need) {
+      attn::apply_mask<Traits::kCausal, Traits::kLocal>(s, n0, warp_row0, seqlen_k(), causal_offset(), window_left(),
+                                                        lane);
+    }
   }
 
   // One block at a time: Q·Kᵀ, wait, softmax, P·V, wait. The two consumer warpgroups overlap each

@@ -25,6 +25,23 @@ FC_DEVICE void store_o(const float (&o)[Sm90::kHeadDim / 8][4], const float (&in
   }
 }
 
+// Split-KV partial (FC_INFER): this warp's 16 rows of normalised O in fp32, rows of head-dim floats
+// from `out` (the warp's first row); each quad writes 32 contiguous bytes per row and n8 tile.
+FC_DEVICE void store_o_partial(const float (&o)[Sm90::kHeadDim / 8][4], const float (&inv_l)[2], float* out,
+                               int rows_valid, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = g + 8 * r;
+    if (row >= rows_valid) continue;
+    float* dst = out + row * Sm90::kHeadDim + 2 * t;
+#pragma unroll
+    for (int i = 0; i < Sm90::kHeadDim / 8; ++i) {
+      *reinterpret_cast<f32x2*>(dst + 8 * i) = f32x2{o[i][2 * r] * inv_l[r], o[i][2 * r + 1] * inv_l[r]};
+    }
+  }
+}
+
 // Named barriers 4.. : one per consumer warpgroup, for its epilogue (1 .. 3 are the ping-pong turns).
 constexpr int kBarEpilogue0 = 4;
 

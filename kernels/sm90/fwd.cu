@@ -16,7 +16,7 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const Sm90Smem sm(smem_raw);
   const FwdParams& f = p.base;
-  const sm90::Scheduler sched(f);
+  const sm90::Scheduler sched(p);
   const int warpgroup = threadIdx.x / 128;
 
   if (threadIdx.x == 0) {
@@ -69,7 +69,9 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
 #pragma unroll
     for (int i = 0; i < kD8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
-    const sm90::consumer::Mainloop mainloop{f, sm, sm.q(slot), wg, lane, warp_row0, x.n_blocks, it0};
+    const sm90::consumer::Mainloop mainloop{f,          sm,         sm.q(slot),      wg,           lane, warp_row0,
+                                            x.n_blocks, it0,        x.n_block0,      x.seqlen_k,   x.causal_offset,
+                                            x.window_left};
     if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o);
     } else {
@@ -80,6 +82,25 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
 
     float inv_l[2], lse[2];
     softmax.finish(f.scale_log2, inv_l, lse);
+    if constexpr (Traits::kInfer) {
+      // Packed (varlen) q/o and LSE rows start at the sequence's offset; LSE rows are the split
+      // partials' row index too (params.cuh).
+      const bool packed = f.cu_seqlens_q != 0;
+      const i64 lse_row0 = (packed ? (i64)x.q_row0 : x.b * f.lse_stride_b) + head * f.lse_stride_h;
+      const int rows_valid = x.seqlen_q - warp_row0;
+      if (f.num_splits > 1) {
+        const i64 r0 = x.split * f.accum_split_rows + lse_row0;
+        float* acc = reinterpret_cast<float*>(f.o_accum) + (r0 + warp_row0) * Sm90::kHeadDim;
+        sm90::store_o_partial(o, inv_l, acc, rows_valid, lane);
+        sm80::store_lse(reinterpret_cast<float*>(f.lse_accum) + r0, lse, warp_row0, x.seqlen_q, lane);
+      } else {
+        u16* out = reinterpret_cast<u16*>(f.o) + (packed ? 0 : x.b * f.o_stride_b) + head * f.o_stride_h +
+                   (x.q_row0 + warp_row0) * f.o_stride_s;
+        sm90::store_o(o, inv_l, out, f.o_stride_s, rows_valid, lane);
+        if (f.lse != 0) sm80::store_lse(reinterpret_cast<float*>(f.lse) + lse_row0, lse, warp_row0, x.seqlen_q, lane);
+      }
+      continue;
+    }
     if constexpr (Sm90::kTmaStore) {
       // The O tensor map's box is min(64, rows_per_head) rows by 64 / that heads: one warpgroup's rows.
       const int wg_head = x.h + wg * 64 / f.rows_per_head, wg_row0 = x.m0 + wg * 64 % f.rows_per_head;

@@ -7,10 +7,42 @@
 
 namespace sm90::producer {
 
+// One K or V block (keys n0 .. n0 + block_n - 1 of the tile's sequence) into `dst`. Contiguous and
+// varlen K/V take one box per d block; a paged pool takes one box per page the block spans
+// (kPagedBox rows each, p.base.page_size <= block_n), at pool row page * page_size + offset. The
+// byte count is always a full block: TMA counts the zero-filled rows of a box past the tensor.
+FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const Tile& x, int n0, u32 bar) {
+  const FwdParams& f = p.base;
+  if (Traits::kInfer && f.block_table != 0) {
+    const int* table = reinterpret_cast<const int*>(f.block_table) + x.b * f.block_table_stride_b;
+    const int box = min(f.page_size, Sm90::kBlockN);
+    // The table has ceil(seqlen_k / page_size) valid entries per sequence (checked by the host);
+    // boxes past the sequence's end re-read its last page, and their keys are masked.
+    const int last_page = (f.seqlen_k - 1) / f.page_size;
+    for (int r = 0; r < Sm90::kBlockN; r += box) {
+      const int key = n0 + r;
+      const int page = min(max(table[min(key / f.page_size, last_page)], 0), p.total_k / f.page_size - 1);
+      const int row = page * f.page_size + key % f.page_size;
+#pragma unroll
+      for (int db = 0; db < Sm90::kDBlocks; ++db) {
+        ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128 + r * 128, map, db * 64, row, x.hk, 0, bar);
+      }
+    }
+    return;
+  }
+  const int row = Traits::kInfer ? x.k_row0 + n0 : n0;
+  const int batch = Traits::kInfer && f.cu_seqlens_k != 0 ? 0 : x.b;
+#pragma unroll
+  for (int db = 0; db < Sm90::kDBlocks; ++db) {
+    ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128, map, db * 64, row, x.hk, batch, bar);
+  }
+}
+
 // Loads every tile this CTA owns. `it` counts K/V blocks across tiles, so the stage ring runs
 // ahead into the next tile while the consumers finish the current one; Q goes to alternating
 // slots for the same reason.
 FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sched) {
+  const FwdParams& f = p.base;
   ptx::prefetch_tma_desc(&p.tma_q);
   ptx::prefetch_tma_desc(&p.tma_k);
   ptx::prefetch_tma_desc(&p.tma_v);
@@ -21,7 +53,10 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
     // The consumers have read this slot's previous tile index and are done with its Q. With two
     // slots that was the tile before the one they are working on now, so this rarely waits.
     if (tcount >= Sm90::kQStages) ptx::mbar_wait(sm.q_empty(slot), ((tcount / Sm90::kQStages) - 1) & 1);
-    const int t = (int)atomicAdd(counter, 1u);
+    int t = (int)atomicAdd(counter, 1u);
+    if constexpr (Traits::kInfer) {
+      while (t < sched.num_tiles && sched.empty(sched.tile(t))) t = (int)atomicAdd(counter, 1u);
+    }
     int* published = sm.tile_of(slot);
     published[0] = t;
     published[1] = it;
@@ -32,27 +67,23 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
     }
     const Tile x = sched.tile(t);
     ptx::mbar_arrive_expect_tx(sm.q_full(slot), Sm90::kQBytes);
+    const int q_row = Traits::kInfer ? x.q_row0 + x.m0 : x.m0;
+    const int q_batch = Traits::kInfer && f.cu_seqlens_q != 0 ? 0 : x.b;
 #pragma unroll
     for (int db = 0; db < Sm90::kDBlocks; ++db) {
-      ptx::tma_load_4d(sm.q(slot) + db * Sm90::kBlockM * 128, &p.tma_q, db * 64, x.m0, x.h, x.b, sm.q_full(slot));
+      ptx::tma_load_4d(sm.q(slot) + db * Sm90::kBlockM * 128, &p.tma_q, db * 64, q_row, x.h, q_batch, sm.q_full(slot));
     }
     for (int j = 0; j < x.n_blocks; ++j, ++it) {
       const int s = it % Sm90::kStages;
       // Stage s was last used by block it - kStages; wait until every consumer released it.
       const u32 reuse_parity = ((it / Sm90::kStages) - 1) & 1;
-      const int n0 = j * Sm90::kBlockN;
+      const int n0 = (x.n_block0 + j) * Sm90::kBlockN;
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
       ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKVBytes);
-#pragma unroll
-      for (int db = 0; db < Sm90::kDBlocks; ++db) {
-        ptx::tma_load_4d(sm.k(s) + db * Sm90::kBlockN * 128, &p.tma_k, db * 64, n0, x.hk, x.b, sm.k_full(s));
-      }
+      load_kv(sm.k(s), &p.tma_k, p, x, n0, sm.k_full(s));
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
       ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kKVBytes);
-#pragma unroll
-      for (int db = 0; db < Sm90::kDBlocks; ++db) {
-        ptx::tma_load_4d(sm.v(s) + db * Sm90::kBlockN * 128, &p.tma_v, db * 64, n0, x.hk, x.b, sm.v_full(s));
-      }
+      load_kv(sm.v(s), &p.tma_v, p, x, n0, sm.v_full(s));
     }
   }
 }

@@ -52,7 +52,7 @@ impl Shape {
         (mk(self.b, self.sq, self.h, self.d, self.dtype), mk(self.b, self.sk(), self.hkv(), self.d, self.dtype))
     }
     pub fn options(&self) -> AttnOptions {
-        AttnOptions { mask: self.mask(), scale: None, return_lse: true }
+        AttnOptions { mask: self.mask(), scale: None, return_lse: true, ..Default::default() }
     }
     pub fn label(&self) -> String {
         let hkv = if self.hkv() != self.h { format!("/{}", self.hkv()) } else { String::new() };

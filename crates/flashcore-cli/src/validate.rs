@@ -54,6 +54,8 @@ fn record(rt: &Runtime, s: &Shape, r: &ShapeRun, mode: Mode) -> Record {
         dtype: s.dtype,
         mask: s.mask(),
         scale: 1.0,
+        window: Default::default(),
+        softcap: None,
     };
     let flops = if mode == Mode::Bwd { p.backward_flops() } else { p.flops() };
     let tflops = flops / (r.ms * 1e-3) / 1e12;

@@ -120,7 +120,7 @@ pub fn forward_cpu(
     // The shape rules do not depend on the element type: check with a 16-bit stand-in, so CPU and
     // GPU calls are validated by the same code (flashcore::api::check).
     let (dq, dk, dv) = (desc(&q, DType::F16), desc(&k, DType::F16), desc(&v, DType::F16));
-    let opts = AttnOptions { mask, scale: Some(scale as f32), return_lse: true };
+    let opts = AttnOptions { mask, scale: Some(scale as f32), return_lse: true, ..Default::default() };
     flashcore::api::check::check(&dq, &dk, &dv, &dq.like(), &opts).map_err(|e| to_py(py, e))?;
     let sp = spans([&dq, &dk, &dv]);
     match dtype {
@@ -152,7 +152,7 @@ pub fn forward_cuda(
 ) -> PyResult<()> {
     let dt: DType = dtype.parse().map_err(|why: String| invalid_arg(py, "q", why))?;
     let mask = parse_mask(py, mask)?;
-    let opts = AttnOptions { mask, scale, return_lse: lse != 0 };
+    let opts = AttnOptions { mask, scale, return_lse: lse != 0, ..Default::default() };
     let rt = runtimes::get(py, device)?;
     let raw = |t: &Tensor4| RawTensor { ptr: t.0, desc: desc(t, dt) };
     let (rq, rk, rv, ro) = (raw(&q), raw(&k), raw(&v), raw(&out));

@@ -18,8 +18,11 @@ pub mod plan;
 pub mod reference;
 pub mod runtime;
 
-pub use api::args::{AttnOptions, BwdOptions, DType, Mask, Problem, TensorDesc};
+pub use api::args::{
+    supported_page_size, AttnOptions, BwdOptions, DType, KvSpec, LseOut, Mask, Paged, Problem, TensorDesc, Varlen,
+    Visibility, Window,
+};
 pub use cudarc;
 pub use error::{Error, Result};
 pub use plan::{Arch, BwdPath, TileConfig, Variant};
-pub use runtime::{DeviceTensor, RawTensor, Runtime};
+pub use runtime::{DeviceTensor, ExtPlan, KvArrays, RawTensor, Runtime};

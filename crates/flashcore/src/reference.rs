@@ -4,7 +4,7 @@
 //! Semantics match the GPU kernels exactly: masks from [`Mask::visible`], and a query row that
 //! sees no key gets output 0 and LSE -inf.
 
-use crate::api::args::{DType, Mask};
+use crate::api::args::{DType, Mask, Visibility};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -122,6 +122,34 @@ pub fn attention<T: Element>(
     rows: Option<&[usize]>,
     precision: Precision,
 ) -> Result<RefOutput> {
+    attention_scored(q, k, v, Scoring { vis: mask.into(), softcap: None }, scale, rows, precision)
+}
+
+/// How scores become logits: which keys a query sees (mask and window) and the optional logit
+/// softcap (logit = cap·tanh(s·scale / cap) instead of s·scale).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scoring {
+    pub vis: Visibility,
+    pub softcap: Option<f32>,
+}
+
+impl Scoring {
+    pub fn of(p: &crate::api::args::Problem) -> Scoring {
+        Scoring { vis: p.visibility(), softcap: p.softcap }
+    }
+}
+
+/// [`attention`] with a window and softcap.
+pub fn attention_scored<T: Element>(
+    q: &HostTensor<T>,
+    k: &HostTensor<T>,
+    v: &HostTensor<T>,
+    scoring: Scoring,
+    scale: f64,
+    rows: Option<&[usize]>,
+    precision: Precision,
+) -> Result<RefOutput> {
+    let Scoring { vis, softcap } = scoring;
     let ([b, sq, h, d], [_, sk, hk, _]) = check_shapes(q, k, v)?;
     let rows: Vec<usize> = match rows {
         Some(r) => {
@@ -150,10 +178,10 @@ pub fn attention<T: Element>(
             let i = rows[ri];
             let kh = hi / group;
             let qrow: Vec<f64> = q.row(bi, i, hi).collect();
-            let visible = (0..sk).filter(|&j| mask.visible(i, j, sq, sk));
+            let visible = (0..sk).filter(|&j| vis.visible(i, j, sq, sk));
             let l = match precision {
-                Precision::F64 => row_f64(&qrow, k, v, bi, kh, visible, scale, o),
-                Precision::Naive(dt) => row_naive(&qrow, k, v, bi, kh, visible, scale as f32, dt, o),
+                Precision::F64 => row_f64(&qrow, k, v, bi, kh, visible, scale, softcap.map(f64::from), o),
+                Precision::Naive(dt) => row_naive(&qrow, k, v, bi, kh, visible, scale as f32, softcap, dt, o),
             };
             ((bi * h + hi) * nr + ri, l)
         })
@@ -173,6 +201,7 @@ fn row_f64<T: Element>(
     kh: usize,
     visible: impl Iterator<Item = usize>,
     scale: f64,
+    softcap: Option<f64>,
     o: &mut [f64],
 ) -> f64 {
     let keys: Vec<usize> = visible.collect();
@@ -180,8 +209,9 @@ fn row_f64<T: Element>(
         o.fill(0.0);
         return f64::NEG_INFINITY;
     }
+    let logit = |x: f64| softcap.map_or(x, |c| c * (x / c).tanh());
     let s: Vec<f64> =
-        keys.iter().map(|&j| scale * k.row(b, j, kh).zip(qrow).map(|(x, y)| x * y).sum::<f64>()).collect();
+        keys.iter().map(|&j| logit(scale * k.row(b, j, kh).zip(qrow).map(|(x, y)| x * y).sum::<f64>())).collect();
     let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let p: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
     let l: f64 = p.iter().sum();
@@ -204,6 +234,7 @@ fn row_naive<T: Element>(
     kh: usize,
     visible: impl Iterator<Item = usize>,
     scale: f32,
+    softcap: Option<f32>,
     dt: DType,
     o: &mut [f64],
 ) -> f64 {
@@ -217,7 +248,8 @@ fn row_naive<T: Element>(
         .iter()
         .map(|&j| {
             let dot: f32 = k.row(b, j, kh).zip(&q32).map(|(x, y)| x as f32 * y).sum();
-            round(round(dot, dt) * scale, dt)
+            let x = round(round(dot, dt) * scale, dt);
+            softcap.map_or(x, |c| round(c * (x / c).tanh(), dt))
         })
         .collect();
     let m = s.iter().cloned().fold(f32::NEG_INFINITY, f32::max);

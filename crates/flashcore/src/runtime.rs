@@ -15,6 +15,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+mod ext;
+pub use ext::{ExtPlan, KvArrays};
+
 /// A tensor in device memory: 16-bit elements (fp16 or bf16 bits) and their description.
 pub struct DeviceTensor {
     pub buf: CudaSlice<u16>,
@@ -258,6 +261,8 @@ impl Runtime {
                 let p90 = Sm90Params {
                     base: params,
                     tile_counter: counter,
+                    total_q: 0,
+                    total_k: 0,
                     // A packed tile's Q is rows_per_head rows of `pack` heads; each consumer
                     // warpgroup stores its 64 rows as min(64, rows_per_head) rows of the heads they span.
                     tma_q: tma::encode_bshd("q", q.ptr, &q.desc, rows as u32, bm / rows as u32)?,
@@ -275,7 +280,11 @@ impl Runtime {
                 // SAFETY: as above; the tensor maps describe the same checked allocations.
                 unsafe { launch::launch_forward(&kernel.0, stream, &launch, &p90) }
             }
-            KernelKind::BwdPrep | KernelKind::BwdSm80 | KernelKind::BwdPost | KernelKind::BwdSm90 => {
+            KernelKind::BwdPrep
+            | KernelKind::BwdSm80
+            | KernelKind::BwdPost
+            | KernelKind::BwdSm90
+            | KernelKind::Combine => {
                 Err(Error::Unsupported(format!("{variant} is a backward kernel, planned for a forward call")))
             }
         }
@@ -593,6 +602,15 @@ fn fwd_params(
     let (kb, ks, kh) = st(k);
     let (vb, vs, vh) = st(v);
     let (ob, os, oh) = st(o);
+    // Offsets past +-2^29 are as good as unbounded for any sequence the kernels index, and leave the
+    // kernel's i + offset (and its per-sequence shift) far from i32 overflow.
+    let clamp = |x: i64| x.clamp(-(1 << 29), 1 << 29) as i32;
+    let vis = p.visibility();
+    let (scale_log2, softcap_pre) = match p.softcap {
+        // tanh(s * scale / cap) in the kernel; the softmax then multiplies by cap·log2(e).
+        Some(cap) => (cap * std::f32::consts::LOG2_E, p.scale / cap),
+        None => (p.scale * std::f32::consts::LOG2_E, 0.0),
+    };
     FwdParams {
         q: q.ptr,
         k: k.ptr,
@@ -617,10 +635,12 @@ fn fwd_params(
         seqlen_q: p.seqlen_q as i32,
         seqlen_k: p.seqlen_k as i32,
         head_dim: p.head_dim as i32,
-        causal_offset: p.mask.causal_offset(p.seqlen_q, p.seqlen_k) as i32,
+        causal_offset: clamp(vis.upper_offset(p.seqlen_q, p.seqlen_k).unwrap_or(0)),
         num_m_blocks: num_m_blocks as i32,
-        scale_log2: p.scale * std::f32::consts::LOG2_E,
+        scale_log2,
         rows_per_head: rows_per_head as i32,
+        window_offset_left: clamp(vis.lower_offset(p.seqlen_q, p.seqlen_k).unwrap_or(0)),
+        softcap_pre,
         lse_stride_b: (p.heads * p.seqlen_q) as i64,
         lse_stride_h: p.seqlen_q as i64,
         num_splits: 1,

@@ -62,7 +62,7 @@ fn check_case(qd: TensorDesc, kd: TensorDesc, mask: Mask, scale: Option<f32>, rn
     let mut out = rt.alloc_filled(od, nan(dt)).unwrap();
     let [b, sq, h, d] = qd.shape;
     let mut lse = rt.stream().clone_htod(&vec![f32::NAN; b * h * sq]).unwrap();
-    let opts = AttnOptions { mask, scale, return_lse: true };
+    let opts = AttnOptions { mask, scale, return_lse: true, ..Default::default() };
     rt.forward_into(&q, &k, &v, &mut out, Some(&mut lse), &opts).unwrap();
     let got_o = values(&rt.download(&out).unwrap(), dt);
     let got_lse: Vec<f32> = rt.stream().clone_dtoh(&lse).unwrap();

@@ -72,6 +72,8 @@ fn gqa_groups_pack_into_hopper_tiles_only_for_short_queries() {
         dtype: DType::Bf16,
         mask: Mask::CausalBottomRight,
         scale: 0.1,
+        window: Default::default(),
+        softcap: None,
     };
     // Largest pack dividing the group with 16, 32 or 64 rows per head that still holds Sq.
     assert_eq!(sm90_pack(128, &prob(32, 8, 1, 128)), 4);
@@ -149,6 +151,8 @@ fn grid_covers_every_query_row() {
             dtype: DType::F16,
             mask: Mask::None,
             scale: 0.125,
+            window: Default::default(),
+            softcap: None,
         };
         let v = Variant::sm80(Arch::SM90, 64, DType::F16, Mask::None, 77, 227 * 1024).unwrap();
         let l = forward_launch(&v, &p, 132);
@@ -172,6 +176,8 @@ fn hopper_grid_is_persistent() {
             dtype: DType::Bf16,
             mask: Mask::CausalTopLeft,
             scale: 0.1,
+            window: Default::default(),
+            softcap: None,
         };
         let v = Variant::sm90(128, DType::Bf16, Mask::CausalTopLeft, 227 * 1024).unwrap();
         let l = forward_launch(&v, &p, 132);
@@ -193,6 +199,8 @@ fn flops_follow_the_peer_convention() {
         dtype: DType::Bf16,
         mask: Mask::None,
         scale: 0.1,
+        window: Default::default(),
+        softcap: None,
     };
     assert_eq!(p.flops(), 4.0 * 2.0 * 16.0 * 4096.0 * 4096.0 * 128.0);
     p.mask = Mask::CausalTopLeft;

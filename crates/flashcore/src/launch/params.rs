@@ -79,6 +79,10 @@ pub struct Sm90Params {
     pub base: FwdParams,
     /// Device address of a zeroed u32: the persistent scheduler's next-tile counter.
     pub tile_counter: u64,
+    /// Inference paths: rows of packed q/o and of k/v (pool rows when paged); the kernel clamps the
+    /// int32 arrays' values to them (params.cuh).
+    pub total_q: i32,
+    pub total_k: i32,
     pub tma_q: TensorMap,
     pub tma_k: TensorMap,
     pub tma_v: TensorMap,
@@ -89,6 +93,7 @@ pub struct Sm90Params {
 const _: () = assert!(std::mem::size_of::<Sm90Params>() == 832);
 const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 272);
 const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 320);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, total_k) == 284);
 
 // SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
 unsafe impl DeviceRepr for Sm90Params {}
@@ -191,3 +196,37 @@ const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_do) == 768);
 
 // SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
 unsafe impl DeviceRepr for Sm90BwdParams {}
+
+/// Combine of split-KV partials and merge of two outputs (kernels/attn/combine.cu). Twin of
+/// `struct CombineParams` in kernels/common/params.cuh (both assert 176 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CombineParams {
+    pub o: u64,
+    pub lse: u64,
+    /// Split: [o_accum, 0] / [lse_accum, 0]. Merge: the two outputs and their LSEs.
+    pub in_o: [u64; 2],
+    pub in_lse: [u64; 2],
+    pub o_stride_b: i64,
+    pub o_stride_s: i64,
+    pub o_stride_h: i64,
+    pub in_stride_b: [i64; 2],
+    pub in_stride_s: [i64; 2],
+    pub in_stride_h: [i64; 2],
+    pub lse_stride_b: i64,
+    pub lse_stride_h: i64,
+    pub accum_split_rows: i64,
+    pub cu_seqlens_q: u64,
+    pub batch: i32,
+    pub heads: i32,
+    pub seqlen_q: i32,
+    pub total_q: i32,
+    pub num_splits: i32,
+    pub reserved: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<CombineParams>() == 176);
+const _: () = assert!(std::mem::offset_of!(CombineParams, batch) == 152);
+
+// SAFETY: #[repr(C)] plain integers with the layout the kernel declares (asserted above and in params.cuh).
+unsafe impl DeviceRepr for CombineParams {}

@@ -200,6 +200,7 @@ impl Variant {
             tile,
             tma_store: dq_smem,
             bwd_overlap: Sm90BwdOverlap::default(),
+            ext: Default::default(),
         })
     }
 
@@ -238,6 +239,7 @@ impl Variant {
             tile,
             tma_store: false,
             bwd_overlap: Sm90BwdOverlap::default(),
+            ext: Default::default(),
         })
     }
 
@@ -387,6 +389,8 @@ mod tests {
             dtype: DType::Bf16,
             mask: Mask::None,
             scale: 1.0,
+            window: Default::default(),
+            softcap: None,
         }
     }
 

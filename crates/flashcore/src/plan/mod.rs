@@ -3,6 +3,7 @@ pub mod arch;
 pub mod backward;
 pub mod knobs;
 pub mod schedule;
+pub mod split;
 pub mod tiles;
 pub mod variant;
 
@@ -10,4 +11,4 @@ pub use arch::Arch;
 pub use backward::{backward_launches, BwdLaunches, BwdPath, Sm90BwdOverlap};
 pub use schedule::{forward_launch, rows_per_head, Launch};
 pub use tiles::{sm90_pack, tile_config, TileConfig};
-pub use variant::{KernelKind, Variant};
+pub use variant::{FwdExt, KernelKind, Variant};

@@ -8,6 +8,9 @@ use super::tiles::{
     TileConfig, LONG_ROWS,
 };
 use crate::api::args::{DType, Mask, Problem};
+
+/// Threads per CTA of the combine kernel (kernels/attn/combine.cu: 8 warps, one row each).
+pub const COMBINE_THREADS: usize = 256;
 use crate::error::{Error, Result};
 
 /// Which kernel source a variant compiles.
@@ -25,6 +28,8 @@ pub enum KernelKind {
     BwdPost,
     /// kernels/sm90/bwd.cu: TMA + wgmma + warp specialisation backward (dK, dV, fp32 dQ), sm_90a only.
     BwdSm90,
+    /// kernels/attn/combine.cu: split-KV partials -> output (or, `ext.merge`, two outputs merged).
+    Combine,
 }
 
 impl KernelKind {
@@ -36,6 +41,7 @@ impl KernelKind {
             KernelKind::BwdSm80 => "sm80/bwd.cu",
             KernelKind::BwdPost => "bwd/post.cu",
             KernelKind::BwdSm90 => "sm90/bwd.cu",
+            KernelKind::Combine => "attn/combine.cu",
         }
     }
     pub fn entry_symbol(self) -> &'static str {
@@ -46,6 +52,7 @@ impl KernelKind {
             KernelKind::BwdSm80 => "fc_bwd_sm80",
             KernelKind::BwdPost => "fc_bwd_post",
             KernelKind::BwdSm90 => "fc_bwd_sm90",
+            KernelKind::Combine => "fc_combine",
         }
     }
 }
@@ -66,7 +73,26 @@ pub struct Variant {
     pub tma_store: bool,
     /// Hopper backward only: the main loop's overlap knobs (default off).
     pub bwd_overlap: Sm90BwdOverlap,
+    /// Forward only: the inference paths' compile-time features (issue 8).
+    pub ext: FwdExt,
 }
+
+/// Compile-time features of a forward variant beyond the dense causal/full kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FwdExt {
+    /// FC_LOCAL: the sliding window's lower bound (j >= i + window_offset_left).
+    pub local: bool,
+    /// FC_SOFTCAP: tanh logit cap.
+    pub softcap: bool,
+    /// FC_INFER: varlen / seqused_k / paged K/V / split-KV params may be set.
+    pub infer: bool,
+    /// Combine kernel only (FC_COMBINE_MERGE): merge two 16-bit outputs instead of split partials.
+    pub merge: bool,
+}
+
+/// Whether the sm80 kernel implements FwdExt (window, softcap, inference paths): another branch
+/// brings it (issue 8, sm80 half); until it lands such calls are rejected there, never run unmasked.
+pub const SM80_EXT: bool = false;
 
 /// The Hopper kernel serves sm_90a unless `FLASHCORE_SM90=0` (or `FLASHCORE_FORCE_SM80=1`) asks for
 /// the portable kernel. It passed `flashcore validate --full` (59 rows) on an H100 on 2026-11-26.
@@ -94,12 +120,53 @@ impl Variant {
     /// [`Variant::forward`] for a whole problem: on Hopper the tile may also depend on the GQA
     /// group and the query length ([`tile_config_sm90_for`]).
     pub fn forward_for(arch: Arch, p: &Problem, max_smem: usize) -> Result<Variant> {
+        Variant::forward_ext(arch, p, false, max_smem)
+    }
+
+    /// [`Variant::forward_for`] with the window / softcap features the problem needs and, with
+    /// `infer`, the inference paths (varlen, seqused_k, paged, split-KV).
+    pub fn forward_ext(arch: Arch, p: &Problem, infer: bool, max_smem: usize) -> Result<Variant> {
+        let ext = FwdExt { local: p.window.left.is_some(), softcap: p.softcap.is_some(), infer, merge: false };
+        // A window's right edge without a causal mask is still an upper bound: the causal variant.
+        let upper = p.mask.is_causal() || p.window.right.is_some();
+        let with = |v: Variant| Variant { causal: upper, ext, ..v };
         if arch == Arch::SM90 && sm90_head_dim(p.head_dim) && sm90_enabled() {
-            let tile = tile_config_sm90_for(p, max_smem)?;
-            let tma_store = knobs().sm90_tma_store && p.head_dim <= 128;
-            return Variant::sm90_tile(p.head_dim, p.dtype, p.mask, tile, max_smem, tma_store);
+            let mut tile = tile_config_sm90_for(p, max_smem)?;
+            if ext != FwdExt::default() && tile.block_m() == 192 {
+                // Three consumers at 160 registers have no room for the per-tile window and
+                // sequence state (they spill); two at 232 do.
+                tile = TileConfig::new(128, tile.block_n(), 1, tile.stages())?;
+            }
+            let tma_store = knobs().sm90_tma_store && p.head_dim <= 128 && !infer;
+            return Variant::sm90_tile(p.head_dim, p.dtype, p.mask, tile, max_smem, tma_store).map(with);
         }
-        Variant::sm80(arch, p.head_dim, p.dtype, p.mask, p.seqlen_k, max_smem)
+        if ext != FwdExt::default() && !SM80_EXT {
+            return Err(Error::Unsupported(format!(
+                "window, softcap, varlen, paged and split-KV calls need the Hopper kernel (sm_90a, head dim 64, 96, \
+                 128 or 256); this call is {arch} with head dim {}",
+                p.head_dim
+            )));
+        }
+        Variant::sm80(arch, p.head_dim, p.dtype, p.mask, p.seqlen_k, max_smem).map(with)
+    }
+
+    /// The combine kernel of split-KV partials (or, `merge`, of two 16-bit outputs).
+    pub fn combine(arch: Arch, head_dim: usize, dtype: DType, merge: bool) -> Result<Variant> {
+        if head_dim == 0 || head_dim > 256 {
+            return Err(Error::Unsupported(format!("combine: head dim {head_dim} outside 1..=256")));
+        }
+        Ok(Variant {
+            kind: KernelKind::Combine,
+            arch,
+            head_dim,
+            dtype,
+            causal: false,
+            // Unused by the kernel; config.cuh wants a tile.
+            tile: TileConfig::new(64, 64, 1, 2)?,
+            tma_store: false,
+            bwd_overlap: Sm90BwdOverlap::default(),
+            ext: FwdExt { merge, ..FwdExt::default() },
+        })
     }
 
     /// The portable mma.sync kernel, for any arch >= sm_80.
@@ -121,6 +188,7 @@ impl Variant {
             tile,
             tma_store: false,
             bwd_overlap: Sm90BwdOverlap::default(),
+            ext: FwdExt::default(),
         })
     }
 
@@ -166,6 +234,7 @@ impl Variant {
             tile,
             tma_store,
             bwd_overlap: Sm90BwdOverlap::default(),
+            ext: FwdExt::default(),
         };
         if v.smem_bytes() > max_smem {
             return Err(Error::Unsupported(format!(
@@ -187,6 +256,7 @@ impl Variant {
             // One producer warpgroup plus one consumer warpgroup per 64 keys.
             KernelKind::BwdSm90 => 128 * (self.tile.block_n() / 64 + 1),
             KernelKind::BwdPrep | KernelKind::BwdPost => super::backward::BWD_AUX_THREADS,
+            KernelKind::Combine => COMBINE_THREADS,
         }
     }
 
@@ -202,7 +272,7 @@ impl Variant {
             }
             KernelKind::BwdSm80 => super::backward::bwd_smem_bytes(&self.tile, self.head_dim),
             KernelKind::BwdSm90 => super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim, self.tma_store),
-            KernelKind::BwdPrep | KernelKind::BwdPost => 0,
+            KernelKind::BwdPrep | KernelKind::BwdPost | KernelKind::Combine => 0,
         }
     }
 
@@ -216,6 +286,16 @@ impl Variant {
             ("FC_DTYPE_BF16", u8::from(self.dtype == DType::Bf16).to_string()),
             ("FC_CAUSAL", u8::from(self.causal).to_string()),
         ];
+        for (on, name) in [
+            (self.ext.local, "FC_LOCAL"),
+            (self.ext.softcap, "FC_SOFTCAP"),
+            (self.ext.infer, "FC_INFER"),
+            (self.ext.merge, "FC_COMBINE_MERGE"),
+        ] {
+            if on {
+                d.push((name, "1".to_string()));
+            }
+        }
         if self.bwd_dq_smem() {
             d.push(("FC_SM90_BWD_DQ_SMEM", "1".to_string()));
         }
@@ -281,6 +361,53 @@ impl Variant {
             }
         }
         out.extend(Variant::backward_set(arch));
+        out.extend(Variant::inference_set(arch));
+        out
+    }
+
+    /// The inference paths' variants `warmup` and CI build: per Hopper head dim and dtype, the
+    /// kernel with every feature on (causal + window + softcap + FC_INFER) and the packed decode
+    /// kernel (FC_INFER alone); and the combine and merge kernels for every head dim a forward serves.
+    pub fn inference_set(arch: Arch) -> Vec<Variant> {
+        let max_smem = arch.max_smem_per_block();
+        let mut out = Vec::new();
+        for d in (16..=256).filter(|d| supported_head_dim(*d)) {
+            for dtype in [DType::F16, DType::Bf16] {
+                if arch == Arch::SM90 && sm90_head_dim(d) {
+                    let all = Problem {
+                        batch: 1,
+                        heads: 1,
+                        kv_heads: 1,
+                        seqlen_q: LONG_ROWS,
+                        seqlen_k: LONG_ROWS,
+                        head_dim: d,
+                        dtype,
+                        mask: Mask::CausalBottomRight,
+                        scale: 1.0,
+                        window: super::super::api::args::Window { left: Some(256), right: None },
+                        softcap: Some(30.0),
+                    };
+                    let decode = Problem {
+                        heads: 4,
+                        seqlen_q: 1,
+                        mask: Mask::None,
+                        window: Default::default(),
+                        softcap: None,
+                        ..all
+                    };
+                    for p in [all, decode] {
+                        if let Ok(v) = Variant::forward_ext(arch, &p, true, max_smem) {
+                            out.push(v);
+                        }
+                    }
+                }
+                for merge in [false, true] {
+                    if let Ok(v) = Variant::combine(arch, d, dtype, merge) {
+                        out.push(v);
+                    }
+                }
+            }
+        }
         out
     }
 }
@@ -295,10 +422,15 @@ impl std::fmt::Display for Variant {
             KernelKind::BwdSm80 => "bwd_sm80",
             KernelKind::BwdPost => "bwd_post",
             KernelKind::BwdSm90 => "bwd_sm90",
+            KernelKind::Combine if self.ext.merge => "merge",
+            KernelKind::Combine => "combine",
         };
+        if self.kind == KernelKind::Combine {
+            return write!(f, "{kind}-{}-d{}-{}", self.arch.nvrtc_arch(), self.head_dim, self.dtype.name());
+        }
         write!(
             f,
-            "{kind}-{}-d{}-{}-{}-{}{}{}{}",
+            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}",
             self.arch.nvrtc_arch(),
             self.head_dim,
             self.dtype.name(),
@@ -311,6 +443,9 @@ impl std::fmt::Display for Variant {
             },
             if self.bwd_overlap.pingpong { "-pp" } else { "" },
             if self.bwd_overlap.pipe { "-pipe" } else { "" },
+            if self.ext.local { "-local" } else { "" },
+            if self.ext.softcap { "-softcap" } else { "" },
+            if self.ext.infer { "-infer" } else { "" },
         )
     }
 }

@@ -1,0 +1,459 @@
+//! The inference paths (issue 8): forward calls on packed variable-length batches, KV caches with
+//! per-sequence lengths, paged K/V and split-KV (partials merged by the combine kernel), and the
+//! merge of two attention outputs over disjoint key sets.
+
+use super::{fwd_params, DeviceTensor, RawTensor, Runtime, TILE_COUNTERS};
+use crate::api::args::{AttnOptions, KvSpec, LseOut, TensorDesc};
+use crate::api::check::{check_ext, check_gpu_alignment, ExtProblem};
+use crate::error::{Error, Result};
+use crate::launch::params::{CombineParams, Sm90Params};
+use crate::launch::{self, tma, StreamScratch};
+use crate::plan::split::num_splits;
+use crate::plan::{forward_launch, rows_per_head, KernelKind, Launch, Variant};
+use cudarc::driver::{sys, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
+use std::sync::atomic::Ordering;
+
+/// What the planner chose for an inference-path call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExtPlan {
+    pub variant: Variant,
+    /// Grid of the forward launch (tiles x splits, persistent).
+    pub launch: Launch,
+    pub num_splits: usize,
+    /// Query rows of one head per tile (GQA heads packed when Sq is short).
+    pub rows_per_head: usize,
+    /// Tiles before splitting: query blocks x head groups x batch.
+    pub tiles: usize,
+}
+
+/// The int32 device arrays of [`Runtime::forward_ext`], as owned slices (lengths checked).
+#[derive(Clone, Copy, Default)]
+pub struct KvArrays<'a> {
+    pub cu_seqlens_q: Option<&'a CudaSlice<i32>>,
+    pub cu_seqlens_k: Option<&'a CudaSlice<i32>>,
+    pub seqused_k: Option<&'a CudaSlice<i32>>,
+    pub block_table: Option<&'a CudaSlice<i32>>,
+}
+
+impl Runtime {
+    /// The variant, grid and split count of an inference-path call.
+    pub fn plan_ext(&self, ep: &ExtProblem, ext: &KvSpec) -> Result<ExtPlan> {
+        let p = &ep.problem;
+        let per_seq = ext.per_sequence() || ext.paged.is_some();
+        let arch = self.info.arch;
+        let smem = self.info.max_smem_per_block;
+        // The split decision needs the Hopper tile; other kernels never split.
+        let hopper = Variant::forward_ext(arch, p, true, smem).ok().filter(|v| v.kind == KernelKind::FwdSm90);
+        let (splits, tiles) = match hopper {
+            Some(v) => {
+                let l = forward_launch(&v, p, self.info.sm_count);
+                let pack = v.tile.block_m() / rows_per_head(&v, p);
+                let tiles = l.num_m_blocks as usize * (p.heads / pack) * p.batch;
+                // Keys one tile streams: the window's span when it has both edges, else all.
+                let span = match (p.window.left, p.mask.is_causal().then_some(0).or(p.window.right)) {
+                    (Some(l), Some(r)) => (l + r + rows_per_head(&v, p)).min(p.seqlen_k),
+                    _ => p.seqlen_k,
+                };
+                let blocks = span.div_ceil(v.tile.block_n());
+                (ext.num_splits.unwrap_or_else(|| num_splits(self.info.sm_count as usize, tiles, blocks)), tiles)
+            }
+            None => (ext.num_splits.unwrap_or(1), 0),
+        };
+        let infer = per_seq || splits > 1;
+        let variant = Variant::forward_ext(arch, p, infer, smem)?;
+        let mut launch = forward_launch(&variant, p, self.info.sm_count);
+        if variant.kind == KernelKind::FwdSm90 {
+            launch.grid.0 = (tiles * splits).min(self.info.sm_count.max(1) as usize).max(1) as u32;
+        }
+        Ok(ExtPlan { variant, launch, num_splits: splits, rows_per_head: rows_per_head(&variant, p), tiles })
+    }
+
+    /// Attention forward on the inference paths ([`KvSpec`]), on raw device pointers and a stream
+    /// owned by the caller. Shapes: q/out [B, Sq, H, D] or, varlen, [1, total_q, H, D]; k/v
+    /// [B, Sk, Hkv, D], varlen [1, total_k, Hkv, D] or paged pools [num_pages, page_size, Hkv, D].
+    /// `lse` (optional) takes the layout [`LseOut`] describes. Split-KV partials live in fp32
+    /// scratch allocated and freed in stream order (CUDA-graph capturable).
+    ///
+    /// # Safety
+    /// As [`Runtime::forward_raw`]; the int32 arrays in `ext` must be device allocations of this
+    /// device of at least batch + 1 (cu_seqlens), batch (seqused_k) and batch x stride
+    /// (block_table) elements. Their values are trusted for meaning, not for memory safety: the
+    /// kernel clamps what it reads to the tensors' bounds.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn forward_ext_raw(
+        &self,
+        q: RawTensor,
+        k: RawTensor,
+        v: RawTensor,
+        out: RawTensor,
+        lse: LseOut,
+        ext: &KvSpec,
+        opts: &AttnOptions,
+        stream: usize,
+    ) -> Result<()> {
+        // SAFETY: the caller guarantees the stream is live on this device.
+        let s = unsafe { launch::borrow_stream(&self.ctx, stream as sys::CUstream) };
+        // SAFETY: forwarded contract.
+        unsafe { self.forward_ext_on(q, k, v, out, lse, ext, opts, &s) }
+    }
+
+    /// [`Runtime::forward_ext_raw`] on owned buffers and the runtime's stream. The pointers in
+    /// `spec` are replaced by `arrays`' (whose lengths are checked); `lse`, when given, is laid out
+    /// [B, H, Sq] (dense q) or [H, total_q] (varlen q).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_ext(
+        &self,
+        q: &DeviceTensor,
+        k: &DeviceTensor,
+        v: &DeviceTensor,
+        out: &mut DeviceTensor,
+        lse: Option<&mut CudaSlice<f32>>,
+        arrays: &KvArrays,
+        spec: &KvSpec,
+        opts: &AttnOptions,
+    ) -> Result<()> {
+        for (name, t) in [("q", q), ("k", k), ("v", v), ("out", &*out)] {
+            if t.desc.span().unwrap_or(u64::MAX) > t.buf.len() as u64 {
+                return Err(Error::arg(name, "buffer is smaller than its shape and strides span"));
+            }
+        }
+        let s = &self.stream;
+        let mut ext = *spec;
+        let batch = ext.varlen.map_or(q.desc.shape[0], |vl| vl.batch);
+        let need = |arg: &'static str, a: Option<&CudaSlice<i32>>, n: usize| -> Result<u64> {
+            match a {
+                None => Ok(0),
+                Some(x) if x.len() >= n => Ok(x.device_ptr(s).0),
+                Some(x) => Err(Error::arg(arg, format!("needs {n} int32 values, buffer has {}", x.len()))),
+            }
+        };
+        let cu_q = need("cu_seqlens_q", arrays.cu_seqlens_q, batch + 1)?;
+        let cu_k = need("cu_seqlens_k", arrays.cu_seqlens_k, batch + 1)?;
+        if let Some(vl) = ext.varlen.as_mut() {
+            vl.cu_seqlens_q = cu_q;
+            vl.cu_seqlens_k = cu_k;
+        } else if cu_q != 0 || cu_k != 0 {
+            return Err(Error::arg("cu_seqlens_q", "cu_seqlens arrays given without a varlen spec"));
+        }
+        ext.seqused_k = need("seqused_k", arrays.seqused_k, batch)?;
+        if let Some(pg) = ext.paged.as_mut() {
+            pg.block_table = need("block_table", arrays.block_table, batch * pg.stride)?;
+        }
+        let [b, sq, h, _] = q.desc.shape;
+        let packed = ext.varlen.is_some_and(|vl| vl.cu_seqlens_q != 0);
+        let (rows, lse_strides) =
+            if packed { (h * sq, (0, sq as i64)) } else { (b * h * sq, ((h * sq) as i64, sq as i64)) };
+        if let Some(l) = &lse {
+            if l.len() < rows {
+                return Err(Error::arg("lse", format!("needs {rows} floats, buffer has {}", l.len())));
+            }
+        }
+        let (qp, _g1) = q.buf.device_ptr(s);
+        let (kp, _g2) = k.buf.device_ptr(s);
+        let (vp, _g3) = v.buf.device_ptr(s);
+        let odesc = out.desc;
+        let (op, _g4) = out.buf.device_ptr_mut(s);
+        let (lp, _g5) = match lse {
+            Some(l) => {
+                let (p, g) = l.device_ptr_mut(s);
+                (p, Some(g))
+            }
+            None => (0, None),
+        };
+        let raw = |ptr, desc| RawTensor { ptr, desc };
+        let lse = LseOut { ptr: lp, stride_b: lse_strides.0, stride_h: lse_strides.1 };
+        // SAFETY: every pointer comes from a live CudaSlice of this context whose length was checked
+        // against its description (tensors) or the batch (int32 arrays) above.
+        unsafe {
+            self.forward_ext_on(raw(qp, q.desc), raw(kp, k.desc), raw(vp, v.desc), raw(op, odesc), lse, &ext, opts, s)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn forward_ext_on(
+        &self,
+        q: RawTensor,
+        k: RawTensor,
+        v: RawTensor,
+        out: RawTensor,
+        lse: LseOut,
+        ext: &KvSpec,
+        opts: &AttnOptions,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        let ep = check_ext(&q.desc, &k.desc, &v.desc, &out.desc, ext, opts)?;
+        let p = ep.problem;
+        if p.is_empty() {
+            return Ok(());
+        }
+        for (name, t) in [("q", &q), ("k", &k), ("v", &v), ("out", &out)] {
+            check_gpu_alignment(name, &t.desc, t.ptr)?;
+        }
+        if lse.ptr % 4 != 0 {
+            return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
+        }
+        if lse.stride_b < 0 || lse.stride_h < 0 {
+            return Err(Error::arg("lse", "negative stride"));
+        }
+        let plan = self.plan_ext(&ep, ext)?;
+        if plan.variant.kind != KernelKind::FwdSm90 {
+            // Only dense calls reach here on other kernels (forward_ext rejects the rest).
+            // SAFETY: forwarded contract; the dense path with LSE [B, H, Sq].
+            if lse.ptr != 0 && (lse.stride_b != (p.heads * p.seqlen_q) as i64 || lse.stride_h != p.seqlen_q as i64) {
+                return Err(Error::arg("lse", "this device's kernel writes LSE only as contiguous [B, H, Sq]"));
+            }
+            let o = AttnOptions { return_lse: lse.ptr != 0, ..*opts };
+            return unsafe { self.forward_on(q, k, v, out, lse.ptr, &o, stream) };
+        }
+        let kernel = self.kernel(&plan.variant)?;
+        let vl = ext.varlen.unwrap_or_default();
+        let (lse_sb, lse_sh) = if lse.ptr != 0 {
+            (lse.stride_b, lse.stride_h)
+        } else if ep.q_packed {
+            (0, ep.total_q as i64)
+        } else {
+            ((p.heads * p.seqlen_q) as i64, p.seqlen_q as i64)
+        };
+        let mut params = fwd_params(&p, &q, &k, &v, &out, lse.ptr, plan.launch.num_m_blocks, plan.rows_per_head);
+        params.cu_seqlens_q = vl.cu_seqlens_q;
+        params.cu_seqlens_k = vl.cu_seqlens_k;
+        params.seqused_k = ext.seqused_k;
+        params.lse_stride_b = lse_sb;
+        params.lse_stride_h = lse_sh;
+        params.num_splits = plan.num_splits as i32;
+        if let Some(pg) = ext.paged {
+            params.block_table = pg.block_table;
+            params.block_table_stride_b = pg.stride as i64;
+            params.page_size = pg.page_size as i32;
+        }
+        // Split partials: one fp32 row per LSE index (the largest index + 1 rows per split).
+        let accum_rows = if ep.q_packed {
+            (p.heads as i64 - 1) * lse_sh + ep.total_q as i64
+        } else {
+            (p.batch as i64 - 1) * lse_sb + (p.heads as i64 - 1) * lse_sh + p.seqlen_q as i64
+        } as usize;
+        let scratch = if plan.num_splits > 1 {
+            self.ctx.bind_to_thread()?;
+            let o_bytes = (plan.num_splits * accum_rows * p.head_dim * 4).div_ceil(256) * 256;
+            let s = StreamScratch::new(o_bytes + plan.num_splits * accum_rows * 4, stream)?;
+            params.o_accum = s.ptr();
+            params.lse_accum = s.ptr() + o_bytes as u64;
+            params.accum_split_rows = accum_rows as i64;
+            Some(s)
+        } else {
+            None
+        };
+        let bm = plan.variant.tile.block_m() as u32;
+        let bn = plan.variant.tile.block_n();
+        let rows = plan.rows_per_head as u32;
+        // Paged pools are one [1, pages x page_size, Hkv, D] tensor to TMA, a box per page.
+        let kv_map = |arg: &'static str, t: &RawTensor| match ext.paged {
+            Some(pg) => {
+                let [_, _, hk, d] = t.desc.shape;
+                let flat =
+                    TensorDesc::new([1, ep.total_k, hk, d], [0, t.desc.strides[1], t.desc.strides[2], 1], t.desc.dtype);
+                tma::encode_bshd(arg, t.ptr, &flat, pg.page_size.min(bn) as u32, 1)
+            }
+            None => tma::encode_bshd(arg, t.ptr, &t.desc, bn as u32, 1),
+        };
+        let slot = self.next_counter.fetch_add(1, Ordering::Relaxed) % TILE_COUNTERS;
+        let counter = self.tile_counters_ptr + 4 * slot as u64;
+        let p90 = Sm90Params {
+            base: params,
+            tile_counter: counter,
+            total_q: ep.total_q as i32,
+            total_k: ep.total_k as i32,
+            tma_q: tma::encode_bshd("q", q.ptr, &q.desc, rows, bm / rows)?,
+            tma_k: kv_map("k", &k)?,
+            tma_v: kv_map("v", &v)?,
+            tma_o: Default::default(),
+        };
+        let combine = if plan.num_splits > 1 {
+            let cv = Variant::combine(self.info.arch, p.head_dim, p.dtype, false)?;
+            Some(self.kernel(&cv)?)
+        } else {
+            None
+        };
+        self.ctx.bind_to_thread()?;
+        // SAFETY: `counter` is inside the ring that `self._tile_counters` keeps alive.
+        unsafe { launch::zero_u32_async(counter, stream) }?;
+        // SAFETY: descriptions checked by check_ext(); pointer validity is this function's contract;
+        // the partials' scratch is freed (in stream order) after the combine kernel reads it.
+        unsafe { launch::launch_forward(&kernel.0, stream, &plan.launch, &p90) }?;
+        if let Some(ck) = combine {
+            let st = |t: &RawTensor| (t.desc.strides[0], t.desc.strides[1], t.desc.strides[2]);
+            let (ob, os, oh) = st(&out);
+            let cp = CombineParams {
+                o: out.ptr,
+                lse: lse.ptr,
+                in_o: [params.o_accum, 0],
+                in_lse: [params.lse_accum, 0],
+                o_stride_b: ob,
+                o_stride_s: os,
+                o_stride_h: oh,
+                lse_stride_b: lse_sb,
+                lse_stride_h: lse_sh,
+                accum_split_rows: accum_rows as i64,
+                cu_seqlens_q: vl.cu_seqlens_q,
+                batch: p.batch as i32,
+                heads: p.heads as i32,
+                seqlen_q: p.seqlen_q as i32,
+                total_q: ep.total_q as i32,
+                num_splits: plan.num_splits as i32,
+                ..Default::default()
+            };
+            // SAFETY: as above; reads the partials the forward just wrote (stream order).
+            unsafe { launch::launch_forward(&ck.0, stream, &combine_launch(p.batch * p.heads * p.seqlen_q), &cp) }?;
+        }
+        drop(scratch);
+        Ok(())
+    }
+
+    /// Merges two attention outputs of the same queries over disjoint key sets (e.g. a prefix
+    /// cache and new tokens): out = (e^{lse_a} o_a + e^{lse_b} o_b) / (e^{lse_a} + e^{lse_b}) and
+    /// lse_out = log(e^{lse_a} + e^{lse_b}). o_a, o_b and out are [B, S, H, D] in one 16-bit dtype;
+    /// every LSE is contiguous fp32 [B, H, S] (lse_out may be 0). A row with both LSEs -inf gets 0
+    /// and -inf.
+    ///
+    /// # Safety
+    /// All pointers must be device allocations of this device, large enough for their
+    /// descriptions; `out` and `lse_out` must not overlap the inputs; `stream` a live stream of it.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn merge_raw(
+        &self,
+        o_a: RawTensor,
+        lse_a: u64,
+        o_b: RawTensor,
+        lse_b: u64,
+        out: RawTensor,
+        lse_out: u64,
+        stream: usize,
+    ) -> Result<()> {
+        // SAFETY: the caller guarantees the stream is live on this device.
+        let s = unsafe { launch::borrow_stream(&self.ctx, stream as sys::CUstream) };
+        // SAFETY: forwarded contract.
+        unsafe { self.merge_on(o_a, lse_a, o_b, lse_b, out, lse_out, &s) }
+    }
+
+    /// [`Runtime::merge_raw`] on owned buffers and the runtime's stream; returns the merged output
+    /// (o_a's layout) and its LSE.
+    pub fn merge(
+        &self,
+        o_a: &DeviceTensor,
+        lse_a: &CudaSlice<f32>,
+        o_b: &DeviceTensor,
+        lse_b: &CudaSlice<f32>,
+    ) -> Result<(DeviceTensor, CudaSlice<f32>)> {
+        let [b, sq, h, _] = o_a.desc.shape;
+        let rows = b * h * sq;
+        for (name, t) in [("o_a", o_a), ("o_b", o_b)] {
+            if t.desc.span().unwrap_or(u64::MAX) > t.buf.len() as u64 {
+                return Err(Error::arg(name, "buffer is smaller than its shape and strides span"));
+            }
+        }
+        for (name, l) in [("lse_a", lse_a), ("lse_b", lse_b)] {
+            if l.len() < rows {
+                return Err(Error::arg(name, format!("needs {rows} floats, buffer has {}", l.len())));
+            }
+        }
+        let s = &self.stream;
+        let desc = o_a.desc.like();
+        let mut out = DeviceTensor { buf: s.alloc_zeros::<u16>(desc.span().unwrap_or(0).max(1) as usize)?, desc };
+        let mut lse = s.alloc_zeros::<f32>(rows.max(1))?;
+        {
+            let (ap, _g1) = o_a.buf.device_ptr(s);
+            let (bp, _g2) = o_b.buf.device_ptr(s);
+            let (la, _g3) = lse_a.device_ptr(s);
+            let (lb, _g4) = lse_b.device_ptr(s);
+            let (op, _g5) = out.buf.device_ptr_mut(s);
+            let (lo, _g6) = lse.device_ptr_mut(s);
+            let raw = |ptr, desc| RawTensor { ptr, desc };
+            // SAFETY: live slices of this context, lengths checked above; out and lse are fresh.
+            unsafe { self.merge_on(raw(ap, o_a.desc), la, raw(bp, o_b.desc), lb, raw(op, desc), lo, s) }?;
+        }
+        Ok((out, lse))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn merge_on(
+        &self,
+        o_a: RawTensor,
+        lse_a: u64,
+        o_b: RawTensor,
+        lse_b: u64,
+        out: RawTensor,
+        lse_out: u64,
+        stream: &CudaStream,
+    ) -> Result<()> {
+        for (name, t) in [("o_a", &o_a), ("o_b", &o_b), ("out", &out)] {
+            if t.desc.shape != o_a.desc.shape {
+                return Err(Error::arg(
+                    name,
+                    format!("shape {:?} differs from o_a's {:?}", t.desc.shape, o_a.desc.shape),
+                ));
+            }
+            if t.desc.dtype != o_a.desc.dtype {
+                return Err(Error::arg(name, "dtype differs from o_a's"));
+            }
+            if t.desc.shape[3] > 1 && t.desc.strides[3] != 1 {
+                return Err(Error::arg(name, "head dim must have stride 1"));
+            }
+            if t.desc.strides.iter().any(|s| *s < 0) || t.desc.span().is_none_or(|s| s > i64::MAX as u64) {
+                return Err(Error::arg(name, "negative strides or a span past 64-bit offsets"));
+            }
+        }
+        let [b, sq, h, d] = o_a.desc.shape;
+        if b * sq * h * d == 0 {
+            return Ok(());
+        }
+        if d > 256 {
+            return Err(Error::arg("o_a", format!("head dim {d} exceeds 256")));
+        }
+        for (name, ptr) in [("o_a", o_a.ptr), ("o_b", o_b.ptr), ("out", out.ptr)] {
+            if ptr == 0 || ptr % 2 != 0 {
+                return Err(Error::arg(name, format!("device pointer {ptr:#x} is null or not 2-byte aligned")));
+            }
+        }
+        for (name, ptr, required) in [("lse_a", lse_a, true), ("lse_b", lse_b, true), ("lse_out", lse_out, false)] {
+            if (required && ptr == 0) || ptr % 4 != 0 {
+                return Err(Error::arg(name, format!("device pointer {ptr:#x} is null or not 4-byte aligned")));
+            }
+        }
+        let kernel = self.kernel(&Variant::combine(self.info.arch, d, o_a.desc.dtype, true)?)?;
+        let st = |t: &RawTensor| (t.desc.strides[0], t.desc.strides[1], t.desc.strides[2]);
+        let ((ab, as_, ah), (bb, bs, bh), (ob, os, oh)) = (st(&o_a), st(&o_b), st(&out));
+        let cp = CombineParams {
+            o: out.ptr,
+            lse: lse_out,
+            in_o: [o_a.ptr, o_b.ptr],
+            in_lse: [lse_a, lse_b],
+            o_stride_b: ob,
+            o_stride_s: os,
+            o_stride_h: oh,
+            in_stride_b: [ab, bb],
+            in_stride_s: [as_, bs],
+            in_stride_h: [ah, bh],
+            lse_stride_b: (h * sq) as i64,
+            lse_stride_h: sq as i64,
+            batch: b as i32,
+            heads: h as i32,
+            seqlen_q: sq as i32,
+            total_q: sq as i32,
+            num_splits: 2,
+            ..Default::default()
+        };
+        self.ctx.bind_to_thread()?;
+        // SAFETY: shapes and pointers checked above; validity of the allocations is the contract.
+        unsafe { launch::launch_forward(&kernel.0, stream, &combine_launch(b * h * sq), &cp) }
+    }
+}
+
+/// One warp per output row, 8 rows per CTA (kernels/attn/combine.cu).
+fn combine_launch(rows: usize) -> Launch {
+    Launch {
+        grid: (rows.div_ceil(8) as u32, 1, 1),
+        block: (crate::plan::variant::COMBINE_THREADS as u32, 1, 1),
+        smem_bytes: 0,
+        num_m_blocks: 0,
+    }
+}
