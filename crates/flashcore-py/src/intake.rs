@@ -10,7 +10,7 @@
 use crate::error::{invalid_arg, to_py};
 use crate::runtimes;
 use flashcore::reference::{self, Element, HostTensor, Precision};
-use flashcore::{AttnOptions, BwdOptions, DType, Mask, RawTensor, TensorDesc};
+use flashcore::{AttnOptions, BwdOptions, DType, KvSpec, LseOut, Mask, Paged, RawTensor, TensorDesc, Varlen, Window};
 use pyo3::prelude::*;
 
 /// `(data_ptr, shape [B, S, H, D], element strides in the same order)`.
@@ -219,6 +219,121 @@ pub fn backward_cuda(
         // are fresh tensors that overlap neither each other nor any input; `stream` is torch's
         // current stream of `device`.
         unsafe { rt.backward_raw(rq, rk, rv, ro, rdo, lse, rdq, rdk, rdv, &opts, stream) }
+    });
+    r.map_err(|e| to_py(py, e))
+}
+
+/// CUDA attention on the inference paths (flashcore::KvSpec): sliding window (`window_*` = -1:
+/// unbounded), logit softcap (0.0: none), packed varlen batches (`cu_seqlens_*` int32 pointers,
+/// 0 = absent; q/out [1, total_q, H, D], k/v [1, total_k, Hkv, D]), per-sequence key counts
+/// (`seqused_k`), paged K/V (`block_table` int32 [batch, block_table_stride], k/v page pools
+/// [num_pages, page_size, Hkv, D]) and split-KV (`num_splits` 0 = the planner's choice). `lse` is
+/// an fp32 pointer (0 = none) with element strides (b, h); varlen uses (0, total_q), i.e. [H, total_q].
+#[pyfunction]
+#[pyo3(signature = (device, stream, dtype, q, k, v, out, lse, lse_strides, mask, scale, window_left, window_right,
+    softcap, cu_seqlens_q, cu_seqlens_k, seqused_k, batch, max_seqlen_q, max_seqlen_k, block_table,
+    block_table_stride, page_size, num_splits))]
+#[allow(clippy::too_many_arguments)]
+pub fn forward_ext_cuda(
+    py: Python<'_>,
+    device: usize,
+    stream: usize,
+    dtype: &str,
+    q: Tensor4,
+    k: Tensor4,
+    v: Tensor4,
+    out: Tensor4,
+    lse: u64,
+    lse_strides: (i64, i64),
+    mask: &str,
+    scale: Option<f32>,
+    window_left: i64,
+    window_right: i64,
+    softcap: f32,
+    cu_seqlens_q: u64,
+    cu_seqlens_k: u64,
+    seqused_k: u64,
+    batch: usize,
+    max_seqlen_q: usize,
+    max_seqlen_k: usize,
+    block_table: u64,
+    block_table_stride: usize,
+    page_size: usize,
+    num_splits: usize,
+) -> PyResult<()> {
+    let dt: DType = dtype.parse().map_err(|why: String| invalid_arg(py, "q", why))?;
+    let mask = parse_mask(py, mask)?;
+    for (arg, w) in [("window_left", window_left), ("window_right", window_right)] {
+        if w < -1 {
+            return Err(invalid_arg(py, arg, format!("{w}: expected -1 (unbounded) or a key count >= 0")));
+        }
+    }
+    let opts = AttnOptions {
+        mask,
+        scale,
+        return_lse: lse != 0,
+        window: Window::from_signed(window_left, window_right),
+        softcap: (softcap != 0.0).then_some(softcap),
+    };
+    if block_table == 0 && page_size != 0 {
+        return Err(invalid_arg(py, "block_table", "page_size given without a block table"));
+    }
+    let ext = KvSpec {
+        varlen: (cu_seqlens_q != 0 || cu_seqlens_k != 0).then_some(Varlen {
+            cu_seqlens_q,
+            cu_seqlens_k,
+            batch,
+            max_seqlen_q,
+            max_seqlen_k,
+        }),
+        seqused_k,
+        paged: (block_table != 0).then_some(Paged {
+            block_table,
+            stride: block_table_stride,
+            page_size,
+            seqlen_k: max_seqlen_k,
+        }),
+        num_splits: (num_splits != 0).then_some(num_splits),
+    };
+    let lse = LseOut { ptr: lse, stride_b: lse_strides.0, stride_h: lse_strides.1 };
+    let rt = runtimes::get(py, device)?;
+    let raw = |t: &Tensor4| RawTensor { ptr: t.0, desc: desc(t, dt) };
+    let (rq, rk, rv, ro) = (raw(&q), raw(&k), raw(&v), raw(&out));
+    let r = py.detach(|| {
+        // SAFETY: as forward_cuda; the int32 arrays are data_ptr() of live int32 CUDA tensors of
+        // `device` with batch + 1 (cu_seqlens), batch (seqused_k) and batch x stride (block_table)
+        // elements, kept referenced by flashcore._ops until the kernels are enqueued.
+        unsafe { rt.forward_ext_raw(rq, rk, rv, ro, lse, &ext, &opts, stream) }
+    });
+    r.map_err(|e| to_py(py, e))
+}
+
+/// Merges two attention outputs of the same queries over disjoint key sets: `out` = the softmax-
+/// weighted combination by their LSEs (contiguous fp32 [B, H, S]); `lse_out` (0 = none) gets the
+/// combined LSE.
+#[pyfunction]
+#[pyo3(signature = (device, stream, dtype, o_a, lse_a, o_b, lse_b, out, lse_out))]
+#[allow(clippy::too_many_arguments)]
+pub fn merge_cuda(
+    py: Python<'_>,
+    device: usize,
+    stream: usize,
+    dtype: &str,
+    o_a: Tensor4,
+    lse_a: u64,
+    o_b: Tensor4,
+    lse_b: u64,
+    out: Tensor4,
+    lse_out: u64,
+) -> PyResult<()> {
+    let dt: DType = dtype.parse().map_err(|why: String| invalid_arg(py, "o_a", why))?;
+    let rt = runtimes::get(py, device)?;
+    let raw = |t: &Tensor4| RawTensor { ptr: t.0, desc: desc(t, dt) };
+    let (ra, rb, ro) = (raw(&o_a), raw(&o_b), raw(&out));
+    let r = py.detach(|| {
+        // SAFETY: data_ptr() of live CUDA tensors of `device` with these shapes and strides; the
+        // LSEs are contiguous fp32 [B, H, S]; `out` and `lse_out` are fresh and alias no input.
+        unsafe { rt.merge_raw(ra, lse_a, rb, lse_b, ro, lse_out, stream) }
     });
     r.map_err(|e| to_py(py, e))
 }

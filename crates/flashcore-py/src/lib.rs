@@ -24,6 +24,12 @@ fn supported_backward_head_dim(d: usize) -> bool {
     flashcore::plan::backward::supported_bwd_head_dim(d)
 }
 
+/// Whether the paged K/V path serves pages of `p` tokens (powers of two from 16 to 256).
+#[pyfunction]
+fn supported_page_size(p: usize) -> bool {
+    flashcore::supported_page_size(p)
+}
+
 /// Where NVRTC was found (or why not), the kernel cache, and each device opened so far.
 /// With `open_device`, device `open_device` is opened first (so its name and arch are listed).
 #[pyfunction]
@@ -71,6 +77,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(intake::forward_cpu, m)?)?;
     m.add_function(wrap_pyfunction!(intake::forward_cuda, m)?)?;
     m.add_function(wrap_pyfunction!(intake::backward_cuda, m)?)?;
+    m.add_function(wrap_pyfunction!(intake::forward_ext_cuda, m)?)?;
+    m.add_function(wrap_pyfunction!(intake::merge_cuda, m)?)?;
+    m.add_function(wrap_pyfunction!(supported_page_size, m)?)?;
     m.add_function(wrap_pyfunction!(supported_head_dim, m)?)?;
     m.add_function(wrap_pyfunction!(supported_backward_head_dim, m)?)?;
     m.add_function(wrap_pyfunction!(info, m)?)?;
