@@ -3,6 +3,7 @@
 mod cpu;
 mod data;
 mod gpu;
+mod infer;
 mod info;
 mod record;
 mod shapes;

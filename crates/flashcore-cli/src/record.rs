@@ -33,6 +33,12 @@ pub struct Record {
     pub us_per_head: f64,
     pub pct_peak: f64,
     pub variant: String,
+    /// Decode rows: K/V bytes read per second (GB/s), and a device-to-device copy's bytes moved
+    /// (read + write) per second measured in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gbps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_gbps: Option<f64>,
 }
 
 pub fn write_json(path: &str, records: &[Record]) -> std::io::Result<()> {

@@ -83,6 +83,8 @@ fn record(rt: &Runtime, s: &Shape, r: &ShapeRun, mode: Mode) -> Record {
         us_per_head: r.ms * 1e3 / s.h as f64,
         pct_peak: 100.0 * tflops / rt.info().peak_tflops(),
         variant: r.variant.clone(),
+        gbps: None,
+        copy_gbps: None,
     }
 }
 
@@ -109,14 +111,14 @@ fn print_row(s: &Shape, rec: &Record, r: &ShapeRun) {
     );
 }
 
-/// Runs the forward rows, then the backward rows: prints one table each, writes one JSON file;
-/// returns the number of failed rows.
-fn run_matrix(rt: &Runtime, fwd: &[Shape], bwd: &[Shape], budget: f64, iters: usize, json: Option<&str>) -> usize {
+/// Runs the forward rows, then the backward rows: prints one table each; returns the records and
+/// the number of failed rows.
+fn run_matrix(rt: &Runtime, fwd: &[Shape], bwd: &[Shape], budget: f64, iters: usize) -> (Vec<Record>, usize) {
     let mut flush = match rt.stream().alloc_zeros::<u8>(256 << 20) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("cannot allocate the L2 flush buffer: {e}");
-            return fwd.len() + bwd.len();
+            return (Vec::new(), fwd.len() + bwd.len());
         }
     };
     let info = rt.info();
@@ -159,8 +161,13 @@ fn run_matrix(rt: &Runtime, fwd: &[Shape], bwd: &[Shape], budget: f64, iters: us
         println!("{} {} rows, {} passed, {} failed", list.len(), mode.name(), list.len() - mode_failed, mode_failed);
         failed += mode_failed;
     }
+    (records, failed)
+}
+
+/// Writes the records (if asked); returns the failure count plus one if the file could not be written.
+fn finish(records: &[Record], mut failed: usize, json: Option<&str>) -> usize {
     if let Some(path) = json {
-        match write_json(path, &records) {
+        match write_json(path, records) {
             Ok(()) => println!("wrote {path}"),
             Err(e) => {
                 eprintln!("cannot write {path}: {e}");
@@ -186,7 +193,19 @@ pub fn validate(full: bool, json: Option<&str>, only: Option<&str>) -> i32 {
         list.retain(|s| s.name.contains(f));
         bwd.retain(|s| s.name.contains(f));
     }
-    i32::from(run_matrix(&rt, &list, &bwd, VALIDATE_BUDGET, 10, json) > 0)
+    let (mut records, mut failed) = run_matrix(&rt, &list, &bwd, VALIDATE_BUDGET, 10);
+    let mut infer = crate::infer::validate_shapes();
+    if let Some(f) = only {
+        infer.retain(|s| s.name.contains(f));
+    }
+    if !infer.is_empty() {
+        println!("\ninference paths (window, softcap, varlen, KV cache, paged, split-KV; sampled sequences vs f64)");
+        let (r, f) = crate::infer::run_rows(&rt, &infer, 10, &[], false);
+        println!("{} inference rows, {} failed", r.len(), f);
+        records.extend(r);
+        failed += f;
+    }
+    i32::from(finish(&records, failed, json) > 0)
 }
 
 pub fn bench(suite: &str, json: Option<&str>, iters: usize, only: Option<&str>) -> i32 {
@@ -197,6 +216,18 @@ pub fn bench(suite: &str, json: Option<&str>, iters: usize, only: Option<&str>) 
             return 2;
         }
     };
+    if suite == "decode" {
+        // FLASHCORE_BENCH_SPLITS=1,2,4 also times every row with those forced split counts.
+        let sweep: Vec<usize> = std::env::var("FLASHCORE_BENCH_SPLITS")
+            .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        let mut list = crate::infer::decode_shapes();
+        if let Some(f) = only {
+            list.retain(|s| s.name.contains(f));
+        }
+        let (records, failed) = crate::infer::run_rows(&rt, &list, iters.max(20), &sweep, true);
+        return i32::from(finish(&records, failed, json) > 0);
+    }
     let names: Vec<&str> = match suite {
         "all" => vec!["seed", "fa", "gqa", "long", "bwd"],
         s => vec![s],
@@ -208,8 +239,11 @@ pub fn bench(suite: &str, json: Option<&str>, iters: usize, only: Option<&str>) 
         bwd.retain(|s| s.name.contains(f));
     }
     if list.is_empty() && bwd.is_empty() {
-        println!("no shapes in suite `{suite}` (suites: seed, fa, gqa, long, edge, huge, quick, bwd, bwd-edge, all)");
+        println!(
+            "no shapes in suite `{suite}` (suites: seed, fa, gqa, long, edge, huge, quick, bwd, bwd-edge, decode, all)"
+        );
         return 2;
     }
-    i32::from(run_matrix(&rt, &list, &bwd, BENCH_BUDGET, iters.max(20), json) > 0)
+    let (records, failed) = run_matrix(&rt, &list, &bwd, BENCH_BUDGET, iters.max(20));
+    i32::from(finish(&records, failed, json) > 0)
 }

@@ -468,11 +468,13 @@ fn inference_arguments_are_rejected_by_name() {
         window: Window { left: None, right: Some(3) },
         ..Default::default()
     };
-    assert_eq!(arg_of(run(&KvSpec::default(), &causal_right, &mut out)), "window");
+    let kd = rt.alloc_filled(TensorDesc::contiguous_bshd(2, 64, 1, 128, dt), 0).unwrap();
+    let none = KvArrays::default();
+    let r = rt.forward_ext(&q, &kd, &kd, &mut out, None, &none, &KvSpec::default(), &causal_right);
+    assert_eq!(arg_of(r), "window");
     let top_left = AttnOptions { mask: Mask::CausalTopLeft, ..Default::default() };
     let used = upload_i32(&[1, 1]);
     let a2 = KvArrays { seqused_k: Some(&used), ..Default::default() };
-    let kd = rt.alloc_filled(TensorDesc::contiguous_bshd(2, 64, 1, 128, dt), 0).unwrap();
     let r = rt.forward_ext(&q, &kd, &kd, &mut out, None, &a2, &KvSpec::default(), &top_left);
     assert_eq!(arg_of(r), "mask");
     let bad_cap = AttnOptions { softcap: Some(-1.0), ..Default::default() };

@@ -400,6 +400,11 @@ impl Variant {
                             out.push(v);
                         }
                     }
+                    // Window and softcap on the dense path (no FC_INFER).
+                    let capped = Problem { mask: Mask::None, window: Default::default(), ..all };
+                    if let Ok(v) = Variant::forward_ext(arch, &capped, false, max_smem) {
+                        out.push(v);
+                    }
                 }
                 for merge in [false, true] {
                     if let Ok(v) = Variant::combine(arch, d, dtype, merge) {

@@ -266,7 +266,13 @@ impl Runtime {
             tma_q: tma::encode_bshd("q", q.ptr, &q.desc, rows, bm / rows)?,
             tma_k: kv_map("k", &k)?,
             tma_v: kv_map("v", &v)?,
-            tma_o: Default::default(),
+            // Dense calls (no FC_INFER) keep the TMA-store epilogue where the planner chose it.
+            tma_o: if plan.variant.tma_store {
+                let wg_rows = rows.min(64);
+                tma::encode_bshd("out", out.ptr, &out.desc, wg_rows, 64 / wg_rows)?
+            } else {
+                Default::default()
+            },
         };
         let combine = if plan.num_splits > 1 {
             let cv = Variant::combine(self.info.arch, p.head_dim, p.dtype, false)?;
