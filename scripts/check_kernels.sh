@@ -2,7 +2,7 @@
 # Kernel compile check without a GPU: every standard variant, for sm_80 and sm_90a, through NVRTC
 # from the pip package nvidia-cuda-nvrtc; then cuobjdump on each CUBIN. Fails on a compile error,
 # a register spill (non-zero STACK or LOCAL, or LDL/STL in the SASS), a kernel without tensor-core
-# MMAs (HMMA) in its SASS (except the backward's elementwise prep/post kernels), or a Hopper (fwd_sm90, bwd_sm90) kernel without wgmma (HGMMA).
+# MMAs (HMMA) in its SASS (except the elementwise backward prep/post and combine/merge kernels), or a Hopper (fwd_sm90, bwd_sm90) kernel without wgmma (HGMMA).
 # Usage: scripts/check_kernels.sh FLASHCORE_BIN   (needs FLASHCORE_NVRTC_PATH and cuobjdump/nvdisasm on PATH)
 set -euo pipefail
 bin=${1:?usage: check_kernels.sh path/to/flashcore}
@@ -22,9 +22,10 @@ for f in "$out"/cubin/*.cubin; do
   spills=$(grep -cE '\b(LDL|STL)(\.[0-9A-Z.]+)?\b' <<<"$sass" || true)
   status=ok
   if [ "$stack" != 0 ] || [ "$local_b" != 0 ] || [ "$spills" != 0 ]; then status="SPILL"; fail=1; fi
-  # The backward's prep and post kernels are elementwise (no GEMM); every other kernel must use tensor cores.
+  # The backward's prep and post kernels and the split-KV combine / merge kernels are elementwise
+  # (no GEMM); every other kernel must use tensor cores.
   case "$name" in
-    bwd_prep-*|bwd_post-*) ;;
+    bwd_prep-*|bwd_post-*|combine-*|merge-*) ;;
     *) if [ "$mma" = 0 ]; then status="$status NO-MMA"; fail=1; fi ;;
   esac
   case "$name" in

@@ -360,6 +360,7 @@ fn check(rt: &Runtime, s: &InferShape, st: &Setup, which: &[usize]) -> Result<(E
     Ok((compare(&got, &want), compare(&naive, &want), lse_err))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record(
     rt: &Runtime,
     s: &InferShape,

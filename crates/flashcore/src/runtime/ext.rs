@@ -198,11 +198,11 @@ impl Runtime {
         let plan = self.plan_ext(&ep, ext)?;
         if plan.variant.kind != KernelKind::FwdSm90 {
             // Only dense calls reach here on other kernels (forward_ext rejects the rest).
-            // SAFETY: forwarded contract; the dense path with LSE [B, H, Sq].
             if lse.ptr != 0 && (lse.stride_b != (p.heads * p.seqlen_q) as i64 || lse.stride_h != p.seqlen_q as i64) {
                 return Err(Error::arg("lse", "this device's kernel writes LSE only as contiguous [B, H, Sq]"));
             }
             let o = AttnOptions { return_lse: lse.ptr != 0, ..*opts };
+            // SAFETY: forwarded contract; the dense path with LSE [B, H, Sq].
             return unsafe { self.forward_on(q, k, v, out, lse.ptr, &o, stream) };
         }
         let kernel = self.kernel(&plan.variant)?;
