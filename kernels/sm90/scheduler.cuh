@@ -32,17 +32,52 @@ struct Scheduler {
 
   FC_DEVICE explicit Scheduler(const Sm90Params& params)
       : p(params), f(params.base), head_groups(f.heads / (Sm90::kBlockM / f.rows_per_head)),
-        num_tiles(f.num_m_blocks * head_groups * f.batch * (Traits::kInfer ? f.num_splits : 1)) {}
+        num_tiles(f.num_m_blocks * head_groups * f.batch * (Traits::kInfer ? f.num_splits : 1)) {
+    if (packed_q()) {
+      // Only the query blocks each sequence has: no empty tile to hand out and skip (one global
+      // atomic each; a mixed batch padded to its longest sequence has mostly empty ones).
+      int blocks = 0;
+      for (int b = 0; b < f.batch; ++b) blocks += q_blocks(b);
+      num_tiles = blocks * head_groups * f.num_splits;
+    }
+  }
+
+  FC_DEVICE bool packed_q() const { return Traits::kInfer && f.cu_seqlens_q != 0; }
+
+  // Packed (varlen) q: sequence b's first row and query count, clamped to the tensor's rows (the
+  // int32 arrays are trusted for values, not for memory safety).
+  FC_DEVICE int q_row0(int b) const {
+    return min(max(reinterpret_cast<const int*>(f.cu_seqlens_q)[b], 0), p.total_q);
+  }
+  FC_DEVICE int q_len(int b, int row0) const {
+    return min(max(reinterpret_cast<const int*>(f.cu_seqlens_q)[b + 1] - row0, 0), min(f.seqlen_q, p.total_q - row0));
+  }
+  FC_DEVICE int q_blocks(int b) const { return (q_len(b, q_row0(b)) + f.rows_per_head - 1) / f.rows_per_head; }
 
   FC_DEVICE Tile tile(int t) const {
     Tile x;
-    const int mi = t % f.num_m_blocks;
-    const int hb = t / f.num_m_blocks;
-    x.m_block = Traits::kCausal ? f.num_m_blocks - 1 - mi : mi;
-    x.h = (hb % head_groups) * (Sm90::kBlockM / f.rows_per_head);
-    const int bs = hb / head_groups;
-    x.b = Traits::kInfer ? bs % f.batch : bs;
-    x.split = Traits::kInfer ? bs / f.batch : 0;
+    if (packed_q()) {
+      // Split slowest, then sequence, head group, query block (fastest), as the dense order.
+      const int per_split = num_tiles / f.num_splits;
+      x.split = t / per_split;
+      int r = t - x.split * per_split, b = 0, nb = q_blocks(0);
+      while (r >= nb * head_groups && b < f.batch - 1) {
+        r -= nb * head_groups;
+        nb = q_blocks(++b);
+      }
+      nb = max(nb, 1);
+      x.b = b;
+      x.m_block = Traits::kCausal ? nb - 1 - r % nb : r % nb;
+      x.h = (r / nb) * (Sm90::kBlockM / f.rows_per_head);
+    } else {
+      const int mi = t % f.num_m_blocks;
+      const int hb = t / f.num_m_blocks;
+      x.m_block = Traits::kCausal ? f.num_m_blocks - 1 - mi : mi;
+      x.h = (hb % head_groups) * (Sm90::kBlockM / f.rows_per_head);
+      const int bs = hb / head_groups;
+      x.b = Traits::kInfer ? bs % f.batch : bs;
+      x.split = Traits::kInfer ? bs / f.batch : 0;
+    }
     x.hk = x.h / (f.heads / f.kv_heads);
     x.m0 = x.m_block * f.rows_per_head;
     x.seqlen_q = f.seqlen_q;
@@ -57,8 +92,8 @@ struct Scheduler {
       const int* used = reinterpret_cast<const int*>(f.seqused_k);
       // Clamped to the tensors' rows: the int32 arrays are trusted for values, not for safety.
       if (cu_q != nullptr) {
-        x.q_row0 = min(max(cu_q[x.b], 0), p.total_q);
-        x.seqlen_q = min(max(cu_q[x.b + 1] - x.q_row0, 0), min(f.seqlen_q, p.total_q - x.q_row0));
+        x.q_row0 = q_row0(x.b);
+        x.seqlen_q = q_len(x.b, x.q_row0);
       }
       if (cu_k != nullptr) {
         x.k_row0 = min(max(cu_k[x.b], 0), p.total_k);
