@@ -488,3 +488,32 @@ fn inference_arguments_are_rejected_by_name() {
         "num_splits"
     );
 }
+
+#[test]
+fn mixed_layouts_packed_q_with_paged_or_padded_keys_and_packed_k_with_dense_q() {
+    let mut rng = seeded();
+    // Chunked prefill against a paged cache: packed queries, keys through the block table.
+    for page in [16, 128] {
+        let mut c = Case::new(DType::Bf16, 8, 2, 128, &[(5, 300), (64, 64), (33, 1000), (1, 17)]);
+        c.mask = Mask::CausalBottomRight;
+        c.q_varlen = true;
+        c.kv = Kv::Paged { page };
+        run_case(&c, &mut rng);
+        c.splits = Some(3);
+        run_case(&c, &mut rng);
+    }
+    // Packed queries against a padded cache with seqused_k.
+    let mut c = Case::new(DType::F16, 4, 4, 64, &[(3, 200), (1, 1), (40, 900)]);
+    c.mask = Mask::CausalBottomRight;
+    c.q_varlen = true;
+    c.kv = Kv::Cache { smax: 1000 };
+    run_case(&c, &mut rng);
+    // Dense queries (equal Sq) against packed keys of different lengths.
+    let mut c = Case::new(DType::Bf16, 8, 2, 128, &[(2, 700), (2, 3), (2, 129)]);
+    c.mask = Mask::CausalBottomRight;
+    c.kv = Kv::Varlen;
+    run_case(&c, &mut rng);
+    c.mask = Mask::None;
+    c.splits = Some(4);
+    run_case(&c, &mut rng);
+}
