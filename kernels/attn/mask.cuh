@@ -1,4 +1,5 @@
-// Score masking shared by every arch: keys past the end of the sequence, and the causal triangle.
+// Score masking shared by every arch: keys past the end of the sequence, the causal triangle and
+// the sliding window's lower bound.
 #pragma once
 #include "../common/types.cuh"
 
@@ -6,8 +7,12 @@ namespace attn {
 
 // s holds one warp's 16 x (8*N8) block of scores in the mma C layout: s[j][0..1] are row g,
 // s[j][2..3] row g+8, columns 8j + 2t + {0,1}. Masked scores become -inf, so exp2 turns them into 0.
-template <bool Causal, int N8>
-FC_DEVICE void apply_mask(float (&s)[N8][4], int n0, int row0, int seqlen_k, int causal_offset, int lane) {
+// Key `col` is visible to query `row` iff col < seqlen_k, col <= row + causal_offset (Causal: the
+// upper bound, which is also a sliding window's right edge) and col >= row + window_offset_left
+// (Local: the window's left edge). Both kernels (sm80, sm90) mask through this one helper.
+template <bool Causal, bool Local, int N8>
+FC_DEVICE void apply_mask(float (&s)[N8][4], int n0, int row0, int seqlen_k, int causal_offset,
+                          int window_offset_left, int lane) {
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int j = 0; j < N8; ++j) {
@@ -17,9 +22,27 @@ FC_DEVICE void apply_mask(float (&s)[N8][4], int n0, int row0, int seqlen_k, int
       const int row = row0 + g + ((e >> 1) << 3);
       bool masked = col >= seqlen_k;
       if constexpr (Causal) masked = masked || col > row + causal_offset;
+      if constexpr (Local) masked = masked || col < row + window_offset_left;
       if (masked) s[j][e] = kNegInf;
     }
   }
+}
+
+// Whether the key block [n0, n0 + block_n) needs apply_mask for the 16 rows row0 .. row0 + 15:
+// it crosses seqlen_k or one of the diagonals somewhere in those rows.
+template <bool Causal, bool Local>
+FC_DEVICE bool block_needs_mask(int n0, int block_n, int row0, int seqlen_k, int causal_offset,
+                                int window_offset_left) {
+  bool need = n0 + block_n > seqlen_k;
+  if constexpr (Causal) need = need || n0 + block_n - 1 > row0 + causal_offset;
+  if constexpr (Local) need = need || n0 < row0 + 15 + window_offset_left;
+  return need;
+}
+
+// The dense forward's form (no lower bound).
+template <bool Causal, int N8>
+FC_DEVICE void apply_mask(float (&s)[N8][4], int n0, int row0, int seqlen_k, int causal_offset, int lane) {
+  apply_mask<Causal, false, N8>(s, n0, row0, seqlen_k, causal_offset, 0, lane);
 }
 
 // The backward's transposed block: s holds one warp's 16 keys x (8*N8) queries in the mma C layout

@@ -17,6 +17,14 @@
 #ifndef FC_CAUSAL
 #error "FC_CAUSAL must be defined by the planner"
 #endif
+// FC_CAUSAL: keys have an upper bound (j <= i + causal_offset; also a sliding window's right
+// edge). FC_LOCAL: a lower bound too (j >= i + window_offset_left). FC_SOFTCAP: tanh logit cap.
+#ifndef FC_LOCAL
+#define FC_LOCAL 0
+#endif
+#ifndef FC_SOFTCAP
+#define FC_SOFTCAP 0
+#endif
 #ifndef FC_STAGES
 #define FC_STAGES 2
 #endif
@@ -33,6 +41,8 @@ struct Traits {
   static constexpr int kBlockN = FC_BLOCK_N;
   static constexpr bool kBf16 = FC_DTYPE_BF16 != 0;
   static constexpr bool kCausal = FC_CAUSAL != 0;
+  static constexpr bool kLocal = FC_LOCAL != 0;
+  static constexpr bool kSoftcap = FC_SOFTCAP != 0;
   static constexpr int kMinBlocksPerSm = FC_MIN_BLOCKS;
   // Softmax: every kExp2PolyEvery-th group of 8 score columns takes its exponentials from a
   // polynomial on the FMA pipe instead of MUFU (0: all on MUFU). See ptx::exp2f_poly.

@@ -24,6 +24,7 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "common/ptx/mma.cuh",
     "attn/mask.cuh",
     "attn/softmax.cuh",
+    "attn/softcap.cuh",
     "sm80/mainloop.cuh",
     "sm80/epilogue.cuh",
     "sm80/fwd.cu",
