@@ -40,8 +40,16 @@ FC_DEVICE void load_kv(u32 sk, u32 sv, const u16* k, i64 k_stride, const u16* v,
   // Needs whole rows per thread pass, a tile of whole passes and (the swizzle repeats every 8 rows)
   // a step of 8 rows or more, so each chunk's smem offset is the first one's plus a constant.
   if constexpr (Threads % Tile::kChunks != 0 || kRowStep % 8 != 0 || Tile::kRows % kRowStep != 0) {
-    load_tile<Tile, Threads>(sk, k, k_stride, rows_valid, tid);
-    load_tile<Tile, Threads>(sv, v, v_stride, rows_valid, tid);
+    // Other shapes (head dims that are not a multiple of 64, few threads): each chunk's row and
+    // column from its index, in a loop the compiler cannot hoist per-chunk offsets out of.
+    constexpr int kTotal = Tile::kRows * Tile::kChunks;
+#pragma unroll 1
+    for (int c = tid; c < kTotal; c += Threads) {
+      const int row = c / Tile::kChunks, col = (c % Tile::kChunks) * 8;
+      const bool valid = row < rows_valid;
+      ptx::cp_async_16(sk + Tile::offset(row, col), valid ? k + row * k_stride + col : k, valid);
+      ptx::cp_async_16(sv + Tile::offset(row, col), valid ? v + row * v_stride + col : v, valid);
+    }
   } else {
     const int row = tid / Tile::kChunks, col = (tid % Tile::kChunks) * 8;
     const u32 so = Tile::offset(row, col);
