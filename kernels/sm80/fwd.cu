@@ -42,6 +42,10 @@ FC_DEVICE TileGeom tile_geom(const FwdParams& p) {
     g.seqlen_k = cu[b + 1] - g.k_row0;
   }
   if (p.seqused_k != 0) g.seqlen_k = reinterpret_cast<const int*>(p.seqused_k)[b];
+  // The int32 arrays are trusted for values, not for safety: a sequence longer than the grid was
+  // sized for (seqlen_q, seqlen_k = the longest) is cut there rather than read or written past it.
+  g.seqlen_q = min(max(g.seqlen_q, 0), p.seqlen_q);
+  g.seqlen_k = min(max(g.seqlen_k, 0), p.seqlen_k);
   int tile = blockIdx.x;
   if (p.num_splits > 1) {
     g.split = tile % p.num_splits;

@@ -13,6 +13,9 @@ __all__ = [
     "forward_cpu",
     "forward_cuda",
     "backward_cuda",
+    "forward_ext_cuda",
+    "merge_cuda",
+    "supported_page_size",
     "supported_head_dim",
     "supported_backward_head_dim",
     "info",
@@ -58,6 +61,44 @@ def backward_cuda(
     scale: Optional[float],
     deterministic: bool,
 ) -> None: ...
+def forward_ext_cuda(
+    device: int,
+    stream: int,
+    dtype: str,
+    q: _Tensor4,
+    k: _Tensor4,
+    v: _Tensor4,
+    out: _Tensor4,
+    lse: int,
+    lse_strides: Tuple[int, int],
+    mask: str,
+    scale: Optional[float],
+    window_left: int,
+    window_right: int,
+    softcap: float,
+    cu_seqlens_q: int,
+    cu_seqlens_k: int,
+    seqused_k: int,
+    batch: int,
+    max_seqlen_q: int,
+    max_seqlen_k: int,
+    block_table: int,
+    block_table_stride: int,
+    page_size: int,
+    num_splits: int,
+) -> None: ...
+def merge_cuda(
+    device: int,
+    stream: int,
+    dtype: str,
+    o_a: _Tensor4,
+    lse_a: int,
+    o_b: _Tensor4,
+    lse_b: int,
+    out: _Tensor4,
+    lse_out: int,
+) -> None: ...
+def supported_page_size(p: int) -> bool: ...
 def supported_head_dim(d: int) -> bool: ...
 def supported_backward_head_dim(d: int) -> bool: ...
 def info(open_device: Optional[int] = None) -> Dict[str, Any]: ...
