@@ -34,6 +34,27 @@ FC_DEVICE void store_o(const float (&o)[QTile::kCols / 8][4], const float (&inv_
   }
 }
 
+// Split-KV partial (fp32, normalised by this split's own row sums): g points at the warp's first
+// row, rows are HeadDim floats apart; rows at or past rows_valid are skipped. Straight from the
+// accumulators: a quad covers 32 contiguous bytes of a row per 8-column group, whole sectors.
+template <int HeadDim>
+FC_DEVICE void store_o_accum(const float (&o)[HeadDim / 8][4], const float (&inv_l)[2], float* g, int rows_valid,
+                             int lane) {
+  const int gr = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = gr + 8 * r;
+    if (row >= rows_valid) continue;
+#pragma unroll
+    for (int j = 0; j < HeadDim / 8; ++j) {
+      f32x2 x;
+      x.x = o[j][2 * r] * inv_l[r];
+      x.y = o[j][2 * r + 1] * inv_l[r];
+      *reinterpret_cast<f32x2*>(g + (i64)row * HeadDim + 8 * j + 2 * t) = x;
+    }
+  }
+}
+
 // lse points at this (batch, head)'s row 0; row0 is the warp's first query index.
 FC_DEVICE void store_lse(float* lse, const float (&v)[2], int row0, int seqlen_q, int lane) {
   if ((lane & 3) != 0) return;

@@ -28,6 +28,80 @@ FC_DEVICE void load_tile(u32 smem, const u16* g, i64 row_stride, int rows_valid,
   }
 }
 
+// K and V of one block (same rows, own strides), as two load_tile calls would, but walking each
+// thread's rows with running addresses: a thread's chunks are kRowStep rows apart in the same column,
+// so the next chunk is one add away in both memories. Written with load_tile's per-chunk offsets,
+// the compiler hoists every chunk's 64-bit offset out of the main loop, which costs the d 128
+// tiles their last registers.
+template <class Tile, int Threads>
+FC_DEVICE void load_kv(u32 sk, u32 sv, const u16* k, i64 k_stride, const u16* v, i64 v_stride, int rows_valid,
+                       int tid) {
+  constexpr int kRowStep = Threads / Tile::kChunks;
+  // Needs whole rows per thread pass, a tile of whole passes and (the swizzle repeats every 8 rows)
+  // a step of 8 rows or more, so each chunk's smem offset is the first one's plus a constant.
+  if constexpr (Threads % Tile::kChunks != 0 || kRowStep % 8 != 0 || Tile::kRows % kRowStep != 0) {
+    // Other shapes (head dims that are not a multiple of 64, few threads): each chunk's row and
+    // column from its index, in a loop the compiler cannot hoist per-chunk offsets out of.
+    constexpr int kTotal = Tile::kRows * Tile::kChunks;
+#pragma unroll 1
+    for (int c = tid; c < kTotal; c += Threads) {
+      const int row = c / Tile::kChunks, col = (c % Tile::kChunks) * 8;
+      const bool valid = row < rows_valid;
+      ptx::cp_async_16(sk + Tile::offset(row, col), valid ? k + row * k_stride + col : k, valid);
+      ptx::cp_async_16(sv + Tile::offset(row, col), valid ? v + row * v_stride + col : v, valid);
+    }
+  } else {
+    const int row = tid / Tile::kChunks, col = (tid % Tile::kChunks) * 8;
+    const u32 so = Tile::offset(row, col);
+    const u16* kg = k + row * k_stride + col;
+    const u16* vg = v + row * v_stride + col;
+#pragma unroll
+    for (int i = 0; i < Tile::kRows / kRowStep; ++i) {
+      const bool valid = row + i * kRowStep < rows_valid;
+      constexpr u32 kStepBytes = kRowStep * Tile::kRowElems * 2;
+      ptx::cp_async_16(sk + so + i * kStepBytes, valid ? kg : k, valid);
+      ptx::cp_async_16(sv + so + i * kStepBytes, valid ? vg : v, valid);
+      kg += kRowStep * k_stride;
+      vg += kRowStep * v_stride;
+    }
+  }
+}
+
+// Paged K and V: key n0 + r of the block lives in pool page table[(n0 + r) / page_size] at slot
+// (n0 + r) % page_size, so each row has its own address. K and V share the table, so one lookup
+// (a cached int32 load and a division) serves the same 16-byte chunk of both tiles; page sizes
+// smaller than the tile's rows work the same way. k and v point at the kv head's slice of page 0.
+template <class Tile, int Threads>
+FC_DEVICE void load_kv_paged(u32 sk, u32 sv, const u16* k, const u16* v, i64 k_page_stride, i64 k_row_stride,
+                             i64 v_page_stride, i64 v_row_stride, const int* table, int page_size, int n0,
+                             int rows_valid, int tid) {
+  constexpr int kTotal = Tile::kRows * Tile::kChunks;
+  constexpr int kIters = (kTotal + Threads - 1) / Threads;
+  // Not unrolled: unrolled, the compiler keeps each iteration's row and smem offsets live across the
+  // main loop, which costs the d 128 tiles their last registers.
+#pragma unroll 1
+  for (int i = 0; i < kIters; ++i) {
+    const int c = tid + i * Threads;
+    if (kTotal % Threads == 0 || c < kTotal) {
+      const int row = c / Tile::kChunks;
+      const int col = (c % Tile::kChunks) * 8;
+      const bool valid = row < rows_valid;
+      const u16* ks = k;
+      const u16* vs = v;
+      if (valid) {
+        const int key = n0 + row;
+        const int page_idx = key / page_size;
+        const i64 page = table[page_idx];
+        const i64 slot = key - page_idx * page_size;
+        ks = k + page * k_page_stride + slot * k_row_stride + col;
+        vs = v + page * v_page_stride + slot * v_row_stride + col;
+      }
+      ptx::cp_async_16(sk + Tile::offset(row, col), ks, valid);
+      ptx::cp_async_16(sv + Tile::offset(row, col), vs, valid);
+    }
+  }
+}
+
 // S (16 x BlockN, this warp's rows) = Q[warp rows] · K[tile]ᵀ, both operands read with ldmatrix.
 // qa/ka are the lane's ldmatrix addresses (see LaneAddr), made once per CTA by lane_addr_*().
 template <class QTile, class KTile, bool Bf16>

@@ -2,7 +2,7 @@
 
     python -m flashcore info
     python -m flashcore validate [--suite quick|full|edge|bwd|bwd-edge|...] [--json out.json]
-    python -m flashcore bench [--suite all|seed|fa|gqa|long|bwd|bwd-edge] [--json out.json] [--plot out.png]
+    python -m flashcore bench [--suite all|seed|fa|gqa|long|bwd|bwd-edge|decode|varlen] [--json out.json] [--plot out.png]
                               [--iters 30] [--only NAME] [--no-peers]
 
 Suites `bwd` and `bwd-edge` (and the backward rows of `quick`/`full`) check and time the backward:
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     v.add_argument("--only", help="only rows whose name contains this")
     v.add_argument("--json")
     b = sub.add_parser("bench", help="flashcore and torch SDPA backends, timed in one process")
-    b.add_argument("--suite", default="all", help="`all` = seed, fa, gqa, long, bwd; or one suite")
+    b.add_argument("--suite", default="all", help="`all` = seed, fa, gqa, long, bwd; or one suite; decode / varlen: the inference paths")
     b.add_argument("--iters", type=int, default=30)
     b.add_argument("--only")
     b.add_argument("--json")
@@ -51,7 +51,10 @@ def main(argv=None) -> int:
         return _bench.exit_code(recs, validate=True)
     suites = _bench.BENCH_SUITES if a.suite == "all" else [a.suite]
     backends = ["flashcore"] + ([] if a.no_peers else list(_bench.sdpa_backends()))
-    recs = _bench.run(suites, backends, iters=max(a.iters, 20), only=a.only)
+    if a.suite in _bench.INFER_SUITES:
+        recs = _bench.run_infer(a.suite, backends, iters=max(a.iters, 20), only=a.only)
+    else:
+        recs = _bench.run(suites, backends, iters=max(a.iters, 20), only=a.only)
     if a.json:
         _bench.write_json(recs, a.json)
         print(f"wrote {a.json}")

@@ -383,3 +383,203 @@ def exit_code(records: List[Dict[str, Any]], validate: bool) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit("use `python -m flashcore` or bench/peers.py")
+
+
+# ---- Inference suites: `bench --suite decode|varlen` (flashcore's inference paths, SDPA beside). ----
+# Decode: one new query per sequence against a full KV cache, bf16, timed like the rows above. The
+# metric is achieved bandwidth: K and V bytes over the time (the kernel must read them once), and
+# its ratio to a device-to-device copy (`copy_` of a buffer of the same size, timed in the same
+# process; its bandwidth counts the read and the write, i.e. the HBM traffic a copy moves). SDPA
+# has neither a paged cache nor GQA without repeating K/V in memory: its rows time the same
+# contiguous tensors with enable_gqa=True (what each backend does with that is its own business),
+# and paged rows have no SDPA peer.
+INFER_SUITES = ["decode", "varlen"]
+# (name, B, H, Hkv, D, Sk, page_size or 0)
+DECODE_ROWS = [
+    ("decode-b32-8k", 32, 32, 8, 128, 8192, 0),
+    ("decode-b32-8k-paged64", 32, 32, 8, 128, 8192, 64),
+    ("decode-b32-32k", 32, 32, 8, 128, 32768, 0),
+    ("decode-b32-32k-paged64", 32, 32, 8, 128, 32768, 64),
+    ("decode-b1-128k", 1, 32, 8, 128, 131072, 0),
+    ("decode-b1-512k", 1, 32, 8, 128, 524288, 0),
+    ("decode-b1-1m", 1, 32, 8, 128, 1048576, 0),
+]
+
+
+def _infer_record(name, backend, mode, b, h, hkv, sq, sk, d, causal, ms, tf, err, naive_err, passed, **extra):
+    return dict(
+        device=torch.cuda.get_device_name(), backend=backend, mode=mode, dtype="bf16", B=b, H=h, Hkv=hkv, Sq=sq,
+        Sk=sk, D=d, causal=causal, mask="causal_br" if causal else "none", layout="bshd", name=name, ms=ms,
+        tflops=tf, max_abs_err=err, rel_err=float("nan"), naive_max_abs_err=naive_err, passed=passed, **extra,
+    )
+
+
+def _decode_reference(q, k, v, bs, dtype):
+    """Rows of batches bs: q [B, 1, H, D], k/v [B, Sk, Hkv, D] -> [len(bs), H, D] (oracle in float64,
+    or the naive same-dtype implementation), one kv head at a time to bound memory."""
+    h, hkv = q.shape[2], k.shape[2]
+    g = h // hkv
+    out = []
+    for b in bs:
+        heads = []
+        for kh in range(hkv):
+            qq = q[b, 0, kh * g:(kh + 1) * g].to(dtype)
+            kk, vv = k[b, :, kh].to(dtype), v[b, :, kh].to(dtype)
+            s = (qq @ kk.T) * (1.0 / math.sqrt(q.shape[-1]))
+            p = torch.softmax(s if dtype == torch.float64 else s.float(), -1)
+            heads.append(p.to(dtype) @ vv)
+        out.append(torch.cat(heads))
+    return torch.stack(out).double()
+
+
+def run_decode(backends, iters: int, only: Optional[str], log) -> List[Dict[str, Any]]:
+    import flashcore
+    from torch.nn.attention import sdpa_kernel
+
+    dev = torch.device("cuda")
+    flush = torch.empty(FLUSH_BYTES, dtype=torch.uint8, device=dev)
+    peers = sdpa_backends()
+    records = []
+    log(f"{'name':<24} {'backend':<15} {'ms':>9} {'GB/s':>8} {'copy':>8} {'ratio':>6} {'max_err':>9} {'bar':>9}")
+    for name, b, h, hkv, d, sk, page in DECODE_ROWS:
+        if only and only not in name:
+            continue
+        q = torch.randn(b, 1, h, d, device=dev, dtype=torch.bfloat16)
+        k = torch.randn(b, sk, hkv, d, device=dev, dtype=torch.bfloat16)
+        v = torch.randn_like(k)
+        kv_bytes = 2 * k.numel() * k.element_size()
+        src = torch.empty(kv_bytes, dtype=torch.uint8, device=dev)
+        dst = torch.empty_like(src)
+        copy_ms = time_ms(lambda: dst.copy_(src), flush, iters)
+        copy_gbps = 2 * kv_bytes / (copy_ms * 1e-3) / 1e9
+        del src, dst
+        seqlens = torch.full((b,), sk, dtype=torch.int32, device=dev)
+        bs = sorted({0, b - 1})
+        ref = _decode_reference(q, k, v, bs, torch.float64)
+        naive_err = float((_decode_reference(q, k, v, bs, q.dtype) - ref).abs().max())
+        bar = 2 * naive_err + 1e-5
+        calls = {}
+        if page:
+            n_pages = b * sk // page
+            table = torch.randperm(n_pages, device=dev).to(torch.int32).view(b, sk // page)
+            kp = torch.empty(n_pages, page, hkv, d, device=dev, dtype=k.dtype)
+            vp = torch.empty_like(kp)
+            kp[table.flatten().long()] = k.view(-1, page, hkv, d)
+            vp[table.flatten().long()] = v.view(-1, page, hkv, d)
+            calls["flashcore"] = lambda: flashcore.attention_with_kvcache(q, kp, vp, seqlens, table)
+        else:
+            calls["flashcore"] = lambda: flashcore.attention_with_kvcache(q, k, v, seqlens)
+            for be in backends:
+                if be in peers:
+                    qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+                    calls[be] = lambda qt=qt, kt=kt, vt=vt: F.scaled_dot_product_attention(qt, kt, vt, enable_gqa=True)
+        for be, fn in calls.items():
+            if be != "flashcore" and be not in backends:
+                continue
+            try:
+                if be == "flashcore":
+                    out = fn()
+                    torch.cuda.synchronize()
+                    ms = time_ms(fn, flush, iters)
+                    got = out[bs, 0].double()
+                else:
+                    with sdpa_kernel([peers[be]]):
+                        out = fn()
+                        torch.cuda.synchronize()
+                        ms = time_ms(fn, flush, iters)
+                    got = out[bs, :, 0].double()
+            except Exception as e:
+                log(f"{name:<24} {be:<15} unsupported: {str(e).splitlines()[0][:80] if str(e) else type(e).__name__}")
+                continue
+            err = float((got - ref).abs().max())
+            passed = err <= bar and not torch.isnan(got).any().item()
+            gbps = kv_bytes / (ms * 1e-3) / 1e9
+            tf = 4.0 * b * h * sk * d / (ms * 1e-3) / 1e12
+            log(f"{name:<24} {be:<15} {ms:>9.4f} {gbps:>8.0f} {copy_gbps:>8.0f} {gbps / copy_gbps:>6.2f} "
+                f"{err:>9.2e} {bar:>9.2e} {'pass' if passed else 'FAIL'}")
+            records.append(_infer_record(name, be, "decode", b, h, hkv, 1, sk, d, False, ms, tf, err, naive_err, passed,
+                                         gbps=gbps, copy_gbps=copy_gbps, page_size=page, kv_bytes=kv_bytes))
+        del q, k, v, calls
+        torch.cuda.empty_cache()
+    return records
+
+
+def varlen_lengths(total: int = 65536, lo: int = 100, hi: int = 8192, seed: int = 0) -> List[int]:
+    """Sequence lengths drawn uniformly from [lo, hi] (seeded) until `total` tokens; the last one
+    takes the remainder (at least lo)."""
+    g = torch.Generator().manual_seed(seed)
+    out: List[int] = []
+    while sum(out) < total:
+        n = int(torch.randint(lo, hi + 1, (), generator=g))
+        out.append(min(n, total - sum(out)) if total - sum(out) >= lo else n)
+    return out
+
+
+def run_varlen(iters: int, only: Optional[str], log) -> List[Dict[str, Any]]:
+    """Mixed-length prefill (64K tokens, lengths 100..8K) through attention_varlen against dense
+    attention over sequences of the mean length (same token count). TF/s by the exact visible
+    (query, key) pairs of each call: 4·H·D per pair."""
+    import flashcore
+
+    dev = torch.device("cuda")
+    flush = torch.empty(FLUSH_BYTES, dtype=torch.uint8, device=dev)
+    records = []
+    h, d = 16, 128
+    lengths = varlen_lengths()
+    total = sum(lengths)
+    mean = round(total / len(lengths))
+    cu = torch.tensor([0] + torch.tensor(lengths).cumsum(0).tolist(), dtype=torch.int32, device=dev)
+    log(f"varlen: {len(lengths)} sequences, {total} tokens, lengths {min(lengths)}..{max(lengths)}, mean {mean}")
+    log(f"{'name':<24} {'backend':<15} {'ms':>9} {'TF/s':>8} {'max_err':>9} {'bar':>9}")
+    for causal in (False, True):
+        name = f"varlen-64k-{'causal' if causal else 'full'}"
+        if only and only not in name:
+            continue
+        q = torch.randn(total, h, d, device=dev, dtype=torch.bfloat16)
+        k, v = torch.randn_like(q), torch.randn_like(q)
+        pairs = sum(n * (n + 1) // 2 if causal else n * n for n in lengths)
+        fn = lambda: flashcore.attention_varlen(q, k, v, cu, cu, max(lengths), max(lengths), causal=causal)  # noqa: E731
+        out = fn()
+        # Check the first and the longest sequence against float64.
+        errs, nerrs = [], []
+        for i in sorted({0, lengths.index(max(lengths))}):
+            s0, s1 = int(cu[i]), int(cu[i + 1])
+            rows = slice(s0, s1)
+            qq, kk, vv = (t[rows].transpose(0, 1)[None] for t in (q, k, v))
+            mask = "causal_br" if causal else "none"
+            sel = torch.unique(torch.cat([torch.tensor([0, s1 - s0 - 1]), torch.randint(0, s1 - s0, (32,))])).to(dev)
+            ref = reference_rows(qq, kk, vv, mask, sel)
+            naive = reference_rows(qq, kk, vv, mask, sel, dtype=q.dtype).double()
+            errs.append(float((out[rows].transpose(0, 1)[None][:, :, sel].double() - ref).abs().max()))
+            nerrs.append(float((naive - ref).abs().max()))
+        err, naive_err = max(errs), max(nerrs)
+        bar = 2 * naive_err + 1e-5
+        ms = time_ms(fn, flush, iters)
+        tf = 4.0 * h * d * pairs / (ms * 1e-3) / 1e12
+        passed = err <= bar
+        log(f"{name:<24} {'flashcore':<15} {ms:>9.4f} {tf:>8.1f} {err:>9.2e} {bar:>9.2e} {'pass' if passed else 'FAIL'}")
+        records.append(_infer_record(name, "flashcore", "varlen", len(lengths), h, h, max(lengths), max(lengths), d,
+                                     causal, ms, tf, err, naive_err, passed, tokens=total, visible_pairs=pairs))
+        nb = max(1, round(total / mean))
+        qd = torch.randn(nb, mean, h, d, device=dev, dtype=torch.bfloat16)
+        kd, vd = torch.randn_like(qd), torch.randn_like(qd)
+        dense = lambda: flashcore.attention(qd, kd, vd, causal=causal, layout="bshd")  # noqa: E731
+        dense()
+        ms_d = time_ms(dense, flush, iters)
+        pairs_d = nb * (mean * (mean + 1) // 2 if causal else mean * mean)
+        tf_d = 4.0 * h * d * pairs_d / (ms_d * 1e-3) / 1e12
+        log(f"{name + '-dense-mean':<24} {'flashcore':<15} {ms_d:>9.4f} {tf_d:>8.1f}   (B={nb} S={mean}; varlen/dense "
+            f"TF/s {tf / tf_d:.2f})")
+        records.append(_infer_record(name + "-dense-mean", "flashcore", "fwd", nb, h, h, mean, mean, d, causal, ms_d,
+                                     tf_d, float("nan"), float("nan"), True, tokens=nb * mean, visible_pairs=pairs_d))
+        del q, k, v, qd, kd, vd
+        torch.cuda.empty_cache()
+    return records
+
+
+def run_infer(suite: str, backends: Sequence[str], iters: int = 30, only: Optional[str] = None,
+              log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    log(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
+    if suite == "decode":
+        return run_decode(backends, iters, only, log)
+    return run_varlen(iters, only, log)

@@ -99,29 +99,47 @@ def _lse_buffer(q: Tensor, keep_lse: bool) -> Tensor:
     return q.new_empty((b, h, sq) if keep_lse else (0,), dtype=lse_dtype(q.dtype))
 
 
+def _stream(device: torch.device) -> int:
+    return torch.cuda.current_stream(device).cuda_stream
+
+
 @torch.library.custom_op("flashcore::fwd", mutates_args=())
 def fwd(
     q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float, keep_lse: bool = True, lse_grad: bool = True,
-    deterministic: bool = False,
+    deterministic: bool = False, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
 ) -> Tuple[Tensor, Tensor]:
     """out [B, H, Sq, D] (q's layout) and lse [B, H, Sq] (natural log; -inf for rows seeing no key).
 
     keep_lse=False skips the LSE (the kernel writes none; lse is an empty tensor): for calls whose
     result needs no gradient and whose caller did not ask for the LSE. lse_grad=False marks the LSE
     non-differentiable (the caller never sees it, so its gradient is zero). `deterministic` only
-    travels to the backward (the forward is always deterministic).
+    travels to the backward (the forward is always deterministic). window_left / window_right
+    (-1: unbounded) and softcap (0.0: none) as in `visible` and `scores`.
     """
     b, h, sq, d = q.shape
     out = out_like(q)
     lse = _lse_buffer(q, keep_lse)
+    ext = window_left >= 0 or window_right >= 0 or softcap != 0.0
     if q.device.type == "cuda":
         ensure_nvrtc_path()
         with torch.cuda.device(q.device):
-            stream = torch.cuda.current_stream(q.device).cuda_stream
-            _native.forward_cuda(
-                q.device.index, stream, CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v), _bshd(out),
-                lse.data_ptr() if keep_lse else 0, mask, scale,
-            )
+            if ext:
+                _native.forward_ext_cuda(
+                    q.device.index, _stream(q.device), CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v),
+                    _bshd(out), lse.data_ptr() if keep_lse else 0, (h * sq, sq), mask, scale, window_left,
+                    window_right, softcap, 0, 0, 0, b, sq, k.shape[2], 0, 0, 0, 0,
+                )
+            else:
+                _native.forward_cuda(
+                    q.device.index, _stream(q.device), CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v),
+                    _bshd(out), lse.data_ptr() if keep_lse else 0, mask, scale,
+                )
+    elif ext:
+        # The native CPU reference has no window or softcap: the same math in float64 torch.
+        o64, lse64 = math_forward(q, k, v, visible(mask, sq, k.shape[2], window_left, window_right), scale, softcap)
+        out.copy_(o64)
+        if keep_lse:
+            lse.copy_(lse64)
     else:
         out64 = torch.empty((b, sq, h, d), dtype=torch.float64)
         lse64 = torch.empty((b, h, sq), dtype=torch.float64)
@@ -137,27 +155,69 @@ def fwd(
 @fwd.register_fake
 def _fwd_fake(
     q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float, keep_lse: bool = True, lse_grad: bool = True,
-    deterministic: bool = False,
+    deterministic: bool = False, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
 ) -> Tuple[Tensor, Tensor]:
     return out_like(q), _lse_buffer(q, keep_lse)
+
+
+def visible(
+    mask: str, sq: int, sk: int, window_left: int = -1, window_right: int = -1, device=None
+) -> Tensor:
+    """[Sq, Sk] bool: may query i see key j. The diagonal of query i is key i + d, d = 0 for "causal"
+    (top-left) and Sk - Sq otherwise (bottom-right, FlashAttention's convention, also for a window
+    without a causal mask); a causal mask bounds the right edge at the diagonal, a window at
+    d + right, and its left edge is d - left (-1: unbounded)."""
+    i = torch.arange(sq, device=device)[:, None]
+    j = torch.arange(sk, device=device)[None, :]
+    d = 0 if mask == "causal" else sk - sq
+    vis = torch.ones(sq, sk, dtype=torch.bool, device=device)
+    if mask != "none":
+        vis &= j <= i + d
+    if window_right >= 0:
+        vis &= j <= i + d + window_right
+    if window_left >= 0:
+        vis &= j >= i + d - window_left
+    return vis
+
+
+def scores(q: Tensor, k: Tensor, scale: float, softcap: float) -> Tensor:
+    """The logits softmax sees: scale · q kᵀ, or softcap · tanh(scale · q kᵀ / softcap)."""
+    s = torch.matmul(q, k.transpose(-1, -2)) * scale
+    return softcap * torch.tanh(s / softcap) if softcap != 0.0 else s
+
+
+def math_forward(q: Tensor, k: Tensor, v: Tensor, vis: Tensor, scale: float, softcap: float) -> Tuple[Tensor, Tensor]:
+    """Attention in float64 torch on q [B, H, Sq, D], k/v [B, Hkv, Sk, D] with visibility vis
+    [Sq, Sk] (or [B, 1, Sq, Sk]): the CPU path of the options the native reference lacks. Rows that
+    see no key give 0 and LSE -inf. Returns float64 (out [B, H, Sq, D], lse [B, H, Sq])."""
+    g = q.shape[1] // k.shape[1]
+    q64 = q.to(torch.float64)
+    k64 = k.to(torch.float64).repeat_interleave(g, 1)
+    v64 = v.to(torch.float64).repeat_interleave(g, 1)
+    s = scores(q64, k64, scale, softcap).masked_fill(~vis, float("-inf"))
+    lse = torch.logsumexp(s, -1)
+    seen = torch.isfinite(lse)
+    p = torch.exp(s - torch.where(seen, lse, torch.zeros_like(lse)).unsqueeze(-1))
+    return torch.matmul(p, v64), lse
 
 
 @torch.library.custom_op("flashcore::bwd", mutates_args=())
 def bwd(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dlse: Optional[Tensor], mask: str,
-    scale: float, deterministic: bool = False,
+    scale: float, deterministic: bool = False, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """dq, dk, dv (each laid out like its input, see `grad_like`) for the loss gradients dout and,
     optionally, dlse. CUDA: the native kernels unless `recompute_reason` names a case they do not
     serve; CPU: `_backward_impl`."""
     dq, dk, dv = grad_like(q), grad_like(k), grad_like(v)
-    reason = recompute_reason(q, dlse)
+    reason = recompute_reason(q, dlse, window_left, window_right, softcap)
     if reason is None:
         _native_backward(dout, q, k, v, out, lse, dq, dk, dv, mask, scale, deterministic)
         return dq, dk, dv
     if q.device.type == "cuda":
         _warn_recompute(reason)
-    for r, g in zip((dq, dk, dv), _backward_impl(dout, q, k, v, out, lse, dlse, mask, scale)):
+    grads = _backward_impl(dout, q, k, v, out, lse, dlse, mask, scale, window_left, window_right, softcap)
+    for r, g in zip((dq, dk, dv), grads):
         r.copy_(g)
     return dq, dk, dv
 
@@ -165,7 +225,7 @@ def bwd(
 @bwd.register_fake
 def _bwd_fake(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dlse: Optional[Tensor], mask: str,
-    scale: float, deterministic: bool = False,
+    scale: float, deterministic: bool = False, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     return grad_like(q), grad_like(k), grad_like(v)
 
@@ -174,15 +234,21 @@ def _bwd_fake(
 RECOMPUTE_REASONS = {
     "head_dim": "head dims above 128 (the native backward serves multiples of 16 up to 128)",
     "dlse": "a gradient flows into the LSE (return_lse=True and the LSE is used in the loss)",
+    "window_softcap": "a sliding window or a logit softcap (the native backward serves neither yet; "
+    "this path holds O(rows x Sk) score chunks)",
 }
 _WARNED: Set[str] = set()
 
 
-def recompute_reason(q: Tensor, dlse: Optional[Tensor]) -> Optional[str]:
+def recompute_reason(
+    q: Tensor, dlse: Optional[Tensor], window_left: int = -1, window_right: int = -1, softcap: float = 0.0
+) -> Optional[str]:
     """None when the native CUDA backward serves this call, else why not ("cpu" for CPU tensors,
     or a key of RECOMPUTE_REASONS)."""
     if q.device.type != "cuda":
         return "cpu"
+    if window_left >= 0 or window_right >= 0 or softcap != 0.0:
+        return "window_softcap"
     if not supported_backward_head_dim(q.shape[-1]):
         return "head_dim"
     if dlse is not None:
@@ -224,7 +290,7 @@ def _native_backward(
 
 def _backward_impl(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dlse: Optional[Tensor], mask: str,
-    scale: float,
+    scale: float, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """The recompute backward: PyTorch math in fp32 (float64 for float64 inputs). Serves CPU
     tensors, and CUDA calls the native kernels do not (`recompute_reason`).
@@ -234,6 +300,8 @@ def _backward_impl(
     query heads of one group are stacked along the row axis, so one matmul against their shared k/v
     head serves the group, and dk/dv sum over it by construction.
         dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ∘ (dP − rowsum(dO ∘ O) + dlse),  dQ = scale·dS K,  dK = scale·dSᵀ Q
+    With a softcap the logits are c·tanh(scale·S/c), so dS also carries their derivative 1 − tanh²;
+    a window only changes which entries of P are zero.
     """
     b, h, sq, d = q.shape
     hkv, sk = k.shape[1], k.shape[2]
@@ -246,8 +314,8 @@ def _backward_impl(
     if sq == 0 or sk == 0 or b * h == 0:
         return dq, dk, dv
     chunk = max(1, min(sq, BWD_CHUNK_ELEMENTS // max(1, b * h * sk)))
-    offset = 0 if mask == "causal" else sk - sq
-    cols = torch.arange(sk, device=q.device)
+    restricted = mask != "none" or window_left >= 0 or window_right >= 0
+    vis_all = visible(mask, sq, sk, window_left, window_right, q.device) if restricted else None
 
     def rows_of(t: Tensor, i0: int, i1: int) -> Tensor:
         # [B, H, c, X] -> [B, Hkv, G*c, X]: the G query heads of a group stacked along the rows.
@@ -259,15 +327,21 @@ def _backward_impl(
         lc = rows_of(lse.unsqueeze(-1), i0, i1)
         # A row that sees no key has lse = -inf and P = 0; give it a finite lse so exp() stays 0, not NaN.
         lc = torch.where(torch.isinf(lc), torch.zeros_like(lc), lc)
-        p = torch.exp(torch.matmul(qc, kf.transpose(-1, -2)) * scale - lc)
-        if mask != "none":
-            rows = torch.arange(i0, i1, device=q.device).repeat(g)
-            p = p.masked_fill(cols[None, :] > rows[:, None] + offset, 0.0)
+        raw = torch.matmul(qc, kf.transpose(-1, -2)) * scale
+        if softcap != 0.0:
+            t = torch.tanh(raw / softcap)
+            p = torch.exp(softcap * t - lc)
+        else:
+            p = torch.exp(raw - lc)
+        if vis_all is not None:
+            p = p.masked_fill(~vis_all[i0:i1].repeat(g, 1), 0.0)
         dpv = torch.matmul(doc, vf.transpose(-1, -2))
         delta = (doc * oc).sum(-1, keepdim=True)
         if dlse is not None:
             delta = delta - rows_of(dlse.unsqueeze(-1), i0, i1)
         ds = p * (dpv - delta)
+        if softcap != 0.0:
+            ds = ds * (1 - t * t)
         dq[:, :, i0:i1] = (torch.matmul(ds, kf) * scale).reshape(b, h, i1 - i0, d)
         dk += torch.matmul(ds.transpose(-1, -2), qc) * scale
         dv += torch.matmul(p.transpose(-1, -2), doc)
@@ -275,10 +349,11 @@ def _backward_impl(
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    q, k, v, mask, scale, keep_lse, lse_grad, deterministic = inputs
+    q, k, v, mask, scale, keep_lse, lse_grad, deterministic, window_left, window_right, softcap = inputs
     out, lse = output
     ctx.save_for_backward(q, k, v, out, lse)
     ctx.mask, ctx.scale, ctx.keep_lse, ctx.lse_grad, ctx.deterministic = mask, scale, keep_lse, lse_grad, deterministic
+    ctx.window, ctx.softcap = (window_left, window_right), softcap
     if not lse_grad:
         # The caller never sees the LSE: tell autograd (and AOTAutograd, which then traces no
         # tangent for it), so the backward never mistakes a zero LSE gradient for a real one.
@@ -292,19 +367,193 @@ def _backward(ctx, dout: Optional[Tensor], dlse: Optional[Tensor]):
     q, k, v, out, lse = ctx.saved_tensors
     if not ctx.lse_grad:
         dlse = None
+    nones = (None,) * 8
     if dout is None and dlse is None:
-        return None, None, None, None, None, None, None, None
+        return (None, None, None) + nones
     if dout is None:
         dout = torch.zeros_like(out)
+    wl, wr = ctx.window
     if not ctx.keep_lse:
         # The forward skipped the LSE because no gradient was expected (autograd disagreed, e.g.
         # a tensor gained requires_grad after the check): run the forward again for it.
-        out, lse = torch.ops.flashcore.fwd(q, k, v, ctx.mask, ctx.scale)
-    dq, dk, dv = torch.ops.flashcore.bwd(dout, q, k, v, out, lse, dlse, ctx.mask, ctx.scale, ctx.deterministic)
-    return dq, dk, dv, None, None, None, None, None
+        out, lse = torch.ops.flashcore.fwd(
+            q, k, v, ctx.mask, ctx.scale, window_left=wl, window_right=wr, softcap=ctx.softcap
+        )
+    dq, dk, dv = torch.ops.flashcore.bwd(
+        dout, q, k, v, out, lse, dlse, ctx.mask, ctx.scale, ctx.deterministic, wl, wr, ctx.softcap
+    )
+    return (dq, dk, dv) + nones
 
 
 torch.library.register_autograd("flashcore::fwd", _backward, setup_context=_setup_context)
+
+
+# ---- Inference paths: packed variable-length batches, KV caches (contiguous or paged), merge. ----
+# No autograd: flashcore.attention_varlen / attention_with_kvcache / merge refuse inputs that
+# require gradients. The int32 index tensors (cu_seqlens, cache_seqlens, block_table) stay on the
+# device: the CUDA paths never read them on the host (no sync, so CUDA-graph capture works); the
+# CPU paths do.
+
+
+def _packed(t: Tensor) -> Tuple[int, Tuple[int, int, int, int], Tuple[int, int, int, int]]:
+    """A packed [total, H, D] tensor as the native side's [1, total, H, D] Tensor4."""
+    n, h, d = t.shape
+    sn, sh, sd = t.stride()
+    return t.data_ptr(), (1, n, h, d), (max(1, n) * sn, sn, sh, sd)
+
+
+def _t4(t: Tensor) -> Tuple[int, Tuple[int, int, int, int], Tuple[int, int, int, int]]:
+    """A [B, S, H, D] tensor as it is."""
+    return t.data_ptr(), tuple(t.shape), tuple(t.stride())  # type: ignore[return-value]
+
+
+def _varlen_lse(q: Tensor, keep_lse: bool) -> Tensor:
+    return q.new_empty((q.shape[1], q.shape[0]) if keep_lse else (0,), dtype=torch.float32)
+
+
+@torch.library.custom_op("flashcore::fwd_varlen", mutates_args=())
+def fwd_varlen(
+    q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k: Tensor, max_seqlen_q: int,
+    max_seqlen_k: int, causal: bool, scale: float, window_left: int, window_right: int, softcap: float,
+    keep_lse: bool,
+) -> Tuple[Tensor, Tensor]:
+    """Packed sequences: q [total_q, H, D], k/v [total_k, Hkv, D]; sequence b owns rows
+    cu_seqlens_q[b] .. cu_seqlens_q[b + 1] of q (likewise k/v). causal is bottom-right per sequence.
+    Returns out [total_q, H, D] (contiguous) and lse [H, total_q] fp32 (empty unless keep_lse)."""
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    lse = _varlen_lse(q, keep_lse)
+    mask = "causal_br" if causal else "none"
+    if q.device.type == "cuda":
+        ensure_nvrtc_path()
+        with torch.cuda.device(q.device):
+            _native.forward_ext_cuda(
+                q.device.index, _stream(q.device), CUDA_DTYPES[q.dtype], _packed(q), _packed(k), _packed(v),
+                _packed(out), lse.data_ptr() if keep_lse else 0, (0, q.shape[0]), mask, scale, window_left,
+                window_right, softcap, cu_seqlens_q.data_ptr(), cu_seqlens_k.data_ptr(), 0,
+                cu_seqlens_q.shape[0] - 1, max_seqlen_q, max_seqlen_k, 0, 0, 0, 0,
+            )
+        return out, lse
+    cq, ck = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+    for b in range(len(cq) - 1):
+        q0, q1, k0, k1 = cq[b], cq[b + 1], ck[b], ck[b + 1]
+        vis = visible(mask, q1 - q0, k1 - k0, window_left, window_right)
+        o64, l64 = math_forward(
+            q[q0:q1].transpose(0, 1)[None], k[k0:k1].transpose(0, 1)[None], v[k0:k1].transpose(0, 1)[None], vis,
+            scale, softcap,
+        )
+        out[q0:q1] = o64[0].transpose(0, 1).to(q.dtype)
+        if keep_lse:
+            lse[:, q0:q1] = l64[0].to(lse.dtype)
+    return out, lse
+
+
+@fwd_varlen.register_fake
+def _fwd_varlen_fake(
+    q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k: Tensor, max_seqlen_q: int,
+    max_seqlen_k: int, causal: bool, scale: float, window_left: int, window_right: int, softcap: float,
+    keep_lse: bool,
+) -> Tuple[Tensor, Tensor]:
+    return torch.empty(q.shape, dtype=q.dtype, device=q.device), _varlen_lse(q, keep_lse)
+
+
+def _cache_lse(q: Tensor, keep_lse: bool) -> Tensor:
+    b, sq, h, _ = q.shape
+    return q.new_empty((b, h, sq) if keep_lse else (0,), dtype=torch.float32)
+
+
+@torch.library.custom_op("flashcore::fwd_kvcache", mutates_args=())
+def fwd_kvcache(
+    q: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Optional[Tensor], causal: bool,
+    scale: float, window_left: int, window_right: int, softcap: float, num_splits: int, keep_lse: bool,
+) -> Tuple[Tensor, Tensor]:
+    """q [B, Sq, H, D] against the first cache_seqlens[b] keys of sequence b's cache: k_cache /
+    v_cache [B, S_cache, Hkv, D], or page pools [num_pages, page_size, Hkv, D] with block_table
+    int32 [B, max_pages] (sequence b's key j lives in page block_table[b, j // page_size]). causal
+    is bottom-right against each sequence's cache length. Returns out [B, Sq, H, D] (contiguous)
+    and lse [B, H, Sq] fp32 (empty unless keep_lse)."""
+    b, sq, h, _ = q.shape
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    lse = _cache_lse(q, keep_lse)
+    mask = "causal_br" if causal else "none"
+    paged = block_table is not None
+    if q.device.type == "cuda":
+        ensure_nvrtc_path()
+        page = k_cache.shape[1] if paged else 0
+        max_k = block_table.shape[1] * page if block_table is not None else k_cache.shape[1]
+        with torch.cuda.device(q.device):
+            _native.forward_ext_cuda(
+                q.device.index, _stream(q.device), CUDA_DTYPES[q.dtype], _t4(q), _t4(k_cache), _t4(v_cache),
+                _t4(out), lse.data_ptr() if keep_lse else 0, (h * sq, sq), mask, scale, window_left, window_right,
+                softcap, 0, 0, cache_seqlens.data_ptr(), b, sq, max_k,
+                block_table.data_ptr() if block_table is not None else 0,
+                block_table.stride(0) if block_table is not None else 0, page, num_splits,
+            )
+        return out, lse
+    for i, n in enumerate(cache_seqlens.tolist()):
+        if block_table is not None:
+            pages = block_table[i, : -(-n // k_cache.shape[1])].long()
+            kb, vb = (c[pages].flatten(0, 1)[:n] for c in (k_cache, v_cache))
+        else:
+            kb, vb = k_cache[i, :n], v_cache[i, :n]
+        vis = visible(mask, sq, n, window_left, window_right)
+        o64, l64 = math_forward(
+            q[i].transpose(0, 1)[None], kb.transpose(0, 1)[None], vb.transpose(0, 1)[None], vis, scale, softcap
+        )
+        out[i] = o64[0].transpose(0, 1).to(q.dtype)
+        if keep_lse:
+            lse[i] = l64[0].to(lse.dtype)
+    return out, lse
+
+
+@fwd_kvcache.register_fake
+def _fwd_kvcache_fake(
+    q: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Optional[Tensor], causal: bool,
+    scale: float, window_left: int, window_right: int, softcap: float, num_splits: int, keep_lse: bool,
+) -> Tuple[Tensor, Tensor]:
+    return torch.empty(q.shape, dtype=q.dtype, device=q.device), _cache_lse(q, keep_lse)
+
+
+@torch.library.custom_op("flashcore::merge", mutates_args=())
+def merge(o_a: Tensor, lse_a: Tensor, o_b: Tensor, lse_b: Tensor) -> Tuple[Tensor, Tensor]:
+    """The attention of the same queries over the union of two disjoint key sets, from each set's
+    output o_* [B, S, H, D] and LSE lse_* [B, H, S]: lse = logaddexp(lse_a, lse_b),
+    o = o_a·exp(lse_a − lse) + o_b·exp(lse_b − lse); rows with both LSEs -inf give 0 and -inf.
+    Returns out [B, S, H, D] (contiguous, o_a's dtype) and lse [B, H, S] (lse_a's dtype)."""
+    out = torch.empty(o_a.shape, dtype=o_a.dtype, device=o_a.device)
+    lse = torch.empty(lse_a.shape, dtype=lse_a.dtype, device=lse_a.device)
+    if o_a.device.type == "cuda":
+        ensure_nvrtc_path()
+        la, lb = lse_a.contiguous(), lse_b.contiguous()
+        oa, ob = (t if t.stride(-1) == 1 else t.contiguous() for t in (o_a, o_b))
+        with torch.cuda.device(o_a.device):
+            _native.merge_cuda(
+                o_a.device.index, _stream(o_a.device), CUDA_DTYPES[o_a.dtype], _t4(oa), la.data_ptr(), _t4(ob),
+                lb.data_ptr(), _t4(out), lse.data_ptr(),
+            )
+        return out, lse
+    o, l = merge_math(o_a, lse_a, o_b, lse_b)
+    out.copy_(o)
+    lse.copy_(l)
+    return out, lse
+
+
+@merge.register_fake
+def _merge_fake(o_a: Tensor, lse_a: Tensor, o_b: Tensor, lse_b: Tensor) -> Tuple[Tensor, Tensor]:
+    return (
+        torch.empty(o_a.shape, dtype=o_a.dtype, device=o_a.device),
+        torch.empty(lse_a.shape, dtype=lse_a.dtype, device=lse_a.device),
+    )
+
+
+def merge_math(o_a: Tensor, lse_a: Tensor, o_b: Tensor, lse_b: Tensor) -> Tuple[Tensor, Tensor]:
+    """merge's formula in float64 torch (the CPU path)."""
+    la, lb = lse_a.to(torch.float64), lse_b.to(torch.float64)
+    lse = torch.logaddexp(la, lb)
+    # Both -inf: logaddexp gives -inf and the weights below would be NaN; make them 0.
+    base = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+    wa = torch.exp(la - base).transpose(1, 2).unsqueeze(-1)  # [B, S, H, 1]
+    wb = torch.exp(lb - base).transpose(1, 2).unsqueeze(-1)
+    return o_a.to(torch.float64) * wa + o_b.to(torch.float64) * wb, lse
 
 
 def default_scale(head_dim: int) -> float:

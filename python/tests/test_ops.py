@@ -104,7 +104,7 @@ def test_backward_seam_is_one_function():
     orig = _ops._backward_impl
 
     def spy(*a):
-        calls.append(a[-2])
+        calls.append(a[7])  # the mask
         return orig(*a)
 
     _ops._backward_impl = spy
@@ -234,7 +234,9 @@ def test_recompute_reason():
     assert _ops.recompute_reason(cuda(128), None) is None
     assert _ops.recompute_reason(cuda(144), None) == "head_dim"
     assert _ops.recompute_reason(cuda(64), rand(1, 1, 1)) == "dlse"
-    assert set(_ops.RECOMPUTE_REASONS) == {"head_dim", "dlse"}
+    assert _ops.recompute_reason(cuda(64), None, 16, -1) == "window_softcap"
+    assert _ops.recompute_reason(cuda(64), None, -1, -1, 30.0) == "window_softcap"
+    assert set(_ops.RECOMPUTE_REASONS) == {"head_dim", "dlse", "window_softcap"}
 
 
 def test_supported_backward_head_dim_mirrors_native():
