@@ -90,9 +90,9 @@ pub struct FwdExt {
     pub merge: bool,
 }
 
-/// Whether the sm80 kernel implements FwdExt (window, softcap, inference paths): another branch
-/// brings it (issue 8, sm80 half); until it lands such calls are rejected there, never run unmasked.
-pub const SM80_EXT: bool = false;
+/// Whether the sm80 kernel implements FwdExt (window, softcap, inference paths): it does
+/// (kernels/sm80/fwd.cu, same FwdParams contract; split grid sized in runtime/ext.rs).
+pub const SM80_EXT: bool = true;
 
 /// The Hopper kernel serves sm_90a unless `FLASHCORE_SM90=0` (or `FLASHCORE_FORCE_SM80=1`) asks for
 /// the portable kernel. It passed `flashcore validate --full` (59 rows) on an H100 on 2026-11-26.
@@ -404,6 +404,19 @@ impl Variant {
                     let capped = Problem { mask: Mask::None, window: Default::default(), ..all };
                     if let Ok(v) = Variant::forward_ext(arch, &capped, false, max_smem) {
                         out.push(v);
+                    }
+                }
+                // The portable kernel with every feature on (it serves them off Hopper and under
+                // FLASHCORE_FORCE_SM80), on its short- and long-row tiles.
+                if [64, 96, 128, 256].contains(&d) {
+                    let all = FwdExt { local: true, softcap: true, infer: true, merge: false };
+                    for sk in [1, LONG_ROWS] {
+                        if let Ok(v) = Variant::sm80(arch, d, dtype, Mask::CausalBottomRight, sk, max_smem) {
+                            let v = Variant { ext: all, ..v };
+                            if !out.contains(&v) {
+                                out.push(v);
+                            }
+                        }
                     }
                 }
                 for merge in [false, true] {

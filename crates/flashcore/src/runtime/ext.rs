@@ -57,13 +57,26 @@ impl Runtime {
                 let blocks = span.div_ceil(v.tile.block_n());
                 (ext.num_splits.unwrap_or_else(|| num_splits(self.info.sm_count as usize, tiles, blocks)), tiles)
             }
-            None => (ext.num_splits.unwrap_or(1), 0),
+            // The portable kernel: one CTA per (query block, head, sequence), several per SM; split
+            // when those CTAs cannot cover the SMs (same rule, CTAs for tiles).
+            None => match Variant::forward_ext(arch, p, true, smem) {
+                Ok(v) => {
+                    let l = forward_launch(&v, p, self.info.sm_count);
+                    let ctas = l.num_m_blocks as usize * p.heads * p.batch;
+                    let blocks = p.seqlen_k.div_ceil(v.tile.block_n());
+                    (ext.num_splits.unwrap_or_else(|| num_splits(self.info.sm_count as usize, ctas, blocks)), ctas)
+                }
+                Err(_) => (ext.num_splits.unwrap_or(1), 0),
+            },
         };
         let infer = per_seq || splits > 1;
         let variant = Variant::forward_ext(arch, p, infer, smem)?;
         let mut launch = forward_launch(&variant, p, self.info.sm_count);
         if variant.kind == KernelKind::FwdSm90 {
             launch.grid.0 = (tiles * splits).min(self.info.sm_count.max(1) as usize).max(1) as u32;
+        } else {
+            // kernels/sm80/fwd.cu: blockIdx.x = query block * num_splits + split.
+            launch.grid.0 *= splits as u32;
         }
         Ok(ExtPlan { variant, launch, num_splits: splits, rows_per_head: rows_per_head(&variant, p), tiles })
     }
