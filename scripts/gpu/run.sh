@@ -18,6 +18,9 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 | tr ' ' '-'
 day=$(date +%F)
 if [ "$mode" = tests ] || [ "$mode" = all ]; then
   .stage/gpu-tests --test-threads 1 || rc=1
+  # The inference paths on the planner's kernel and on the portable one (which serves them off Hopper).
+  .stage/gpu-infer-tests --test-threads 1 || rc=1
+  FLASHCORE_FORCE_SM80=1 .stage/gpu-infer-tests --test-threads 1 || rc=1
 fi
 case "$mode" in
   quick) "$fc" warmup | tail -n 1; "$fc" validate --quick --json "$out/validate-quick.json" || rc=1 ;;
