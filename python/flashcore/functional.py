@@ -7,7 +7,6 @@ import torch
 from torch import Tensor
 
 from . import _ops  # noqa: F401  (registers torch.ops.flashcore.*)
-from . import _native
 from ._native import UnsupportedError
 
 Causal = Union[bool, str, None]
@@ -33,6 +32,12 @@ def supported_head_dim(d: int) -> bool:
     """The CUDA kernel's head dims (mirrors `_native.supported_head_dim`; a test keeps them equal).
     Written in Python so torch.compile traces it without calling into the extension."""
     return d % 16 == 0 and 16 <= d <= 256
+
+
+def supported_page_size(p: int) -> bool:
+    """Page sizes of a paged KV cache: powers of two from 16 to 256 (mirrors
+    `_native.supported_page_size`; a test keeps them equal). Python, so torch.compile traces it."""
+    return 16 <= p <= 256 and p & (p - 1) == 0
 
 
 def mask_name(causal: Causal) -> str:
@@ -364,7 +369,7 @@ def attention_with_kvcache(
     Args:
         q: [B, Sq, H, D] (BSHD, as FlashAttention's `flash_attn_with_kvcache`).
         k_cache, v_cache: [B, S_cache, Hkv, D]; or, with `block_table`, page pools
-            [num_pages, page_size, Hkv, D] (page sizes: `flashcore._native.supported_page_size`).
+            [num_pages, page_size, Hkv, D] (page sizes: `flashcore.functional.supported_page_size`).
         cache_seqlens: int32 [B] (or one int for every sequence): keys in use in each cache.
         block_table: int32 [B, max_pages]: sequence b's key j lives in pool page
             block_table[b, j // page_size], slot j % page_size.
@@ -401,7 +406,7 @@ def attention_with_kvcache(
         _check_index("block_table", block_table, (b, block_table.shape[1]), q.device, "B x max_pages")
         if block_table.stride(1) != 1 and block_table.shape[1] > 1:
             raise _invalid("block_table", "rows must be contiguous (stride 1 along the pages)")
-        if not _native.supported_page_size(k_cache.shape[1]):
+        if not supported_page_size(k_cache.shape[1]):
             raise _invalid("k_cache", f"page size {k_cache.shape[1]} (dim 1 of the pool) is not supported")
         capacity = block_table.shape[1] * k_cache.shape[1]
     if isinstance(cache_seqlens, int) and not isinstance(cache_seqlens, bool):

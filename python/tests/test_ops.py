@@ -246,6 +246,14 @@ def test_supported_backward_head_dim_mirrors_native():
         assert _ops.supported_backward_head_dim(d) == _native.supported_backward_head_dim(d), d
 
 
+def test_supported_page_size_mirrors_native():
+    from flashcore import _native
+    from flashcore.functional import supported_page_size
+
+    for p in range(0, 600):
+        assert supported_page_size(p) == _native.supported_page_size(p), p
+
+
 def test_deterministic_reaches_the_backward():
     q, k, v = qkv(1, 2, 2, 4, 4, 16, requires_grad=True)
     assert flashcore.attention(q, k, v).grad_fn.deterministic is False
