@@ -209,15 +209,7 @@ impl Runtime {
             return Err(Error::arg("lse", "negative stride"));
         }
         let plan = self.plan_ext(&ep, ext)?;
-        if plan.variant.kind != KernelKind::FwdSm90 {
-            // Only dense calls reach here on other kernels (forward_ext rejects the rest).
-            if lse.ptr != 0 && (lse.stride_b != (p.heads * p.seqlen_q) as i64 || lse.stride_h != p.seqlen_q as i64) {
-                return Err(Error::arg("lse", "this device's kernel writes LSE only as contiguous [B, H, Sq]"));
-            }
-            let o = AttnOptions { return_lse: lse.ptr != 0, ..*opts };
-            // SAFETY: forwarded contract; the dense path with LSE [B, H, Sq].
-            return unsafe { self.forward_on(q, k, v, out, lse.ptr, &o, stream) };
-        }
+        let hopper = plan.variant.kind == KernelKind::FwdSm90;
         let kernel = self.kernel(&plan.variant)?;
         let vl = ext.varlen.unwrap_or_default();
         let (lse_sb, lse_sh) = if lse.ptr != 0 {
@@ -271,21 +263,26 @@ impl Runtime {
         };
         let slot = self.next_counter.fetch_add(1, Ordering::Relaxed) % TILE_COUNTERS;
         let counter = self.tile_counters_ptr + 4 * slot as u64;
-        let p90 = Sm90Params {
-            base: params,
-            tile_counter: counter,
-            total_q: ep.total_q as i32,
-            total_k: ep.total_k as i32,
-            tma_q: tma::encode_bshd("q", q.ptr, &q.desc, rows, bm / rows)?,
-            tma_k: kv_map("k", &k)?,
-            tma_v: kv_map("v", &v)?,
-            // Dense calls (no FC_INFER) keep the TMA-store epilogue where the planner chose it.
-            tma_o: if plan.variant.tma_store {
-                let wg_rows = rows.min(64);
-                tma::encode_bshd("out", out.ptr, &out.desc, wg_rows, 64 / wg_rows)?
-            } else {
-                Default::default()
-            },
+        // The portable kernel (kernels/sm80/fwd.cu) takes the same FwdParams, without tensor maps.
+        let p90 = if !hopper {
+            None
+        } else {
+            Some(Sm90Params {
+                base: params,
+                tile_counter: counter,
+                total_q: ep.total_q as i32,
+                total_k: ep.total_k as i32,
+                tma_q: tma::encode_bshd("q", q.ptr, &q.desc, rows, bm / rows)?,
+                tma_k: kv_map("k", &k)?,
+                tma_v: kv_map("v", &v)?,
+                // Dense calls (no FC_INFER) keep the TMA-store epilogue where the planner chose it.
+                tma_o: if plan.variant.tma_store {
+                    let wg_rows = rows.min(64);
+                    tma::encode_bshd("out", out.ptr, &out.desc, wg_rows, 64 / wg_rows)?
+                } else {
+                    Default::default()
+                },
+            })
         };
         let combine = if plan.num_splits > 1 {
             let cv = Variant::combine(self.info.arch, p.head_dim, p.dtype, false)?;
@@ -294,11 +291,18 @@ impl Runtime {
             None
         };
         self.ctx.bind_to_thread()?;
-        // SAFETY: `counter` is inside the ring that `self._tile_counters` keeps alive.
-        unsafe { launch::zero_u32_async(counter, stream) }?;
-        // SAFETY: descriptions checked by check_ext(); pointer validity is this function's contract;
-        // the partials' scratch is freed (in stream order) after the combine kernel reads it.
-        unsafe { launch::launch_forward(&kernel.0, stream, &plan.launch, &p90) }?;
+        match &p90 {
+            Some(p90) => {
+                // SAFETY: `counter` is inside the ring that `self._tile_counters` keeps alive.
+                unsafe { launch::zero_u32_async(counter, stream) }?;
+                // SAFETY: descriptions checked by check_ext(); pointer validity is this function's
+                // contract; the partials' scratch is freed (in stream order) after the combine
+                // kernel reads it.
+                unsafe { launch::launch_forward(&kernel.0, stream, &plan.launch, p90) }?;
+            }
+            // SAFETY: as above; the grid is (query blocks x splits, heads, sequences) (plan_ext).
+            None => unsafe { launch::launch_forward(&kernel.0, stream, &plan.launch, &params) }?,
+        }
         if let Some(ck) = combine {
             let st = |t: &RawTensor| (t.desc.strides[0], t.desc.strides[1], t.desc.strides[2]);
             let (ob, os, oh) = st(&out);
