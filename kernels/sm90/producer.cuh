@@ -34,7 +34,8 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
     ptx::mbar_arrive_expect_tx(sm.q_full(slot), Sm90::kQBytes);
 #pragma unroll
     for (int db = 0; db < Sm90::kDBlocks; ++db) {
-      ptx::tma_load_4d(sm.q(slot) + db * Sm90::kBlockM * 128, &p.tma_q, db * 64, x.m0, x.h, x.b, sm.q_full(slot));
+      ptx::tma_load_4d(sm.q(slot) + db * Sm90::kBlockM * 128, &p.tma_q, db * Sm90::kDBlockElems, x.m0, x.h, x.b,
+                       sm.q_full(slot));
     }
     for (int j = 0; j < x.n_blocks; ++j, ++it) {
       const int s = it % Sm90::kStages;
@@ -42,16 +43,25 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       const u32 reuse_parity = ((it / Sm90::kStages) - 1) & 1;
       const int n0 = j * Sm90::kBlockN;
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
-      ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKVBytes);
+      ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKBytes);
 #pragma unroll
       for (int db = 0; db < Sm90::kDBlocks; ++db) {
-        ptx::tma_load_4d(sm.k(s) + db * Sm90::kBlockN * 128, &p.tma_k, db * 64, n0, x.hk, x.b, sm.k_full(s));
+        ptx::tma_load_4d(sm.k(s) + db * Sm90::kBlockN * 128, &p.tma_k, db * Sm90::kDBlockElems, n0, x.hk, x.b,
+                         sm.k_full(s));
       }
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
-      ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kKVBytes);
+      ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kVBytes);
+      if constexpr (Sm90::kFp8) {
+        // Transposed V [b][kv head][d][key]: one box of head_dim rows by 128 keys per key block.
 #pragma unroll
-      for (int db = 0; db < Sm90::kDBlocks; ++db) {
-        ptx::tma_load_4d(sm.v(s) + db * Sm90::kBlockN * 128, &p.tma_v, db * 64, n0, x.hk, x.b, sm.v_full(s));
+        for (int kb = 0; kb < Sm90::kBlockN / 128; ++kb) {
+          ptx::tma_load_4d(sm.v(s) + kb * Sm90::kHeadDim * 128, &p.tma_v, n0 + kb * 128, 0, x.hk, x.b, sm.v_full(s));
+        }
+      } else {
+#pragma unroll
+        for (int db = 0; db < Sm90::kDBlocks; ++db) {
+          ptx::tma_load_4d(sm.v(s) + db * Sm90::kBlockN * 128, &p.tma_v, db * 64, n0, x.hk, x.b, sm.v_full(s));
+        }
       }
     }
   }

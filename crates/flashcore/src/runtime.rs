@@ -77,6 +77,15 @@ impl Runtime {
         })
     }
 
+    /// A zeroed tile counter for one persistent sm90 launch on `stream` (the ring's next slot).
+    pub(crate) fn tile_counter(&self, stream: &CudaStream) -> Result<u64> {
+        let slot = self.next_counter.fetch_add(1, Ordering::Relaxed) % TILE_COUNTERS;
+        let counter = self.tile_counters_ptr + 4 * slot as u64;
+        // SAFETY: `counter` is inside the ring, which `self._tile_counters` keeps alive.
+        unsafe { launch::zero_u32_async(counter, stream) }?;
+        Ok(counter)
+    }
+
     pub fn info(&self) -> &DeviceInfo {
         &self.info
     }
@@ -275,8 +284,13 @@ impl Runtime {
                 // SAFETY: as above; the tensor maps describe the same checked allocations.
                 unsafe { launch::launch_forward(&kernel.0, stream, &launch, &p90) }
             }
-            KernelKind::BwdPrep | KernelKind::BwdSm80 | KernelKind::BwdPost | KernelKind::BwdSm90 => {
-                Err(Error::Unsupported(format!("{variant} is a backward kernel, planned for a forward call")))
+            KernelKind::BwdPrep
+            | KernelKind::BwdSm80
+            | KernelKind::BwdPost
+            | KernelKind::BwdSm90
+            | KernelKind::FwdSm90Fp8
+            | KernelKind::Fp8Vt => {
+                Err(Error::Unsupported(format!("{variant} is not a 16-bit forward kernel, planned for a forward call")))
             }
         }
     }
@@ -578,7 +592,7 @@ impl Runtime {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn fwd_params(
+pub(crate) fn fwd_params(
     p: &Problem,
     q: &RawTensor,
     k: &RawTensor,

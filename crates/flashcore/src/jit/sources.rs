@@ -48,6 +48,7 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "sm90/bwd_producer.cuh",
     "sm90/bwd_consumer.cuh",
     "sm90/bwd.cu",
+    "sm90/fp8_vt.cu",
 );
 
 pub fn lookup(path: &str) -> Option<&'static str> {

@@ -226,3 +226,28 @@ pub fn parse_tile(s: &str) -> Result<TileConfig> {
     let (m, n) = mn.split_once('x').ok_or_else(bad)?;
     TileConfig::new(m.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?, occ, stages)
 }
+
+/// The FP8 forward's tile (kernels/sm90/config.cuh: block_n is one 128-key row of the transposed V
+/// and one k descale block): d 64 on three consumer warpgroups (192 rows), as the bf16 kernel;
+/// d 128 and 256 on two.
+pub fn tile_config_sm90_fp8(head_dim: usize) -> Result<TileConfig> {
+    match head_dim {
+        64 => TileConfig::new(192, 128, 1, 2),
+        128 | 256 => TileConfig::new(128, 128, 1, 2),
+        _ => Err(Error::Unsupported(format!("head dim {head_dim} on the FP8 forward (64, 128 or 256)"))),
+    }
+}
+
+/// Q slots of the FP8 forward: two at every head dim (its tiles are half the bytes of 16-bit ones).
+pub fn sm90_fp8_q_stages() -> usize {
+    super::knobs::knobs().sm90_q_stages.unwrap_or(2)
+}
+
+/// kernels/sm90/config.cuh `kSmemBytes` with FC_FP8: Q slots and K in 128-byte rows of 128 head-dim
+/// values, the transposed V as block_n x head_dim bytes, plus 2 KiB (alignment and mbarriers).
+pub fn sm90_fp8_smem_bytes(t: &TileConfig, head_dim: usize) -> usize {
+    let dblocks = head_dim.div_ceil(128);
+    sm90_fp8_q_stages() * dblocks * t.block_m() * 128
+        + t.stages() * (dblocks * t.block_n() * 128 + t.block_n() * head_dim)
+        + 2048
+}
