@@ -15,6 +15,7 @@ use crate::launch::{self, tma, StreamScratch};
 use crate::plan::{forward_launch, rows_per_head, Arch, Launch, Variant};
 use crate::runtime::{fwd_params, DeviceTensor, RawTensor, Runtime};
 use cudarc::driver::{sys, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
+use rayon::prelude::*;
 
 /// Largest finite e4m3 value.
 pub const E4M3_MAX: f32 = 448.0;
@@ -156,13 +157,21 @@ pub fn quantize(x: &[f32], shape: [usize; 4], g: Granularity) -> Quantized {
         let (bi, si, hi) = (i / (s * h * d), i / (h * d) % s, i / d % h);
         (bi as i64 * sb + hi as i64 * sh + (si / BLOCK_ROWS) as i64 * sk) as usize
     };
+    // Every row of d values falls in one group: reduce rows in parallel, then groups.
+    let row_max: Vec<(usize, f32)> =
+        x.par_chunks(d.max(1)).enumerate().map(|(r, row)| (idx(r * d), row.iter().fold(0f32, |m, v| m.max(v.abs())))).collect();
     let mut amax = vec![0f32; g.len(b, s, h)];
-    for (i, v) in x.iter().enumerate() {
-        let a = &mut amax[idx(i)];
-        *a = a.max(v.abs());
+    for (gi, m) in row_max {
+        amax[gi] = amax[gi].max(m);
     }
     let descale: Vec<f32> = amax.iter().map(|a| if *a > 0.0 && a.is_finite() { a / E4M3_MAX } else { 1.0 }).collect();
-    let bytes = x.iter().enumerate().map(|(i, v)| f32_to_e4m3(v / descale[idx(i)])).collect();
+    let mut bytes = vec![0u8; x.len()];
+    bytes.par_chunks_mut(d.max(1)).zip(x.par_chunks(d.max(1))).enumerate().for_each(|(r, (out, row))| {
+        let f = descale[idx(r * d)];
+        for (o, v) in out.iter_mut().zip(row) {
+            *o = f32_to_e4m3(v / f);
+        }
+    });
     Quantized { bytes, descale, shape, granularity: g }
 }
 
@@ -172,7 +181,7 @@ pub fn quantize(x: &[f32], shape: [usize; 4], g: Granularity) -> Quantized {
 pub fn hadamard(x: &mut [f32], head_dim: usize, signs: &[f32]) {
     assert!(head_dim.is_power_of_two() && signs.len() == head_dim);
     let norm = 1.0 / (head_dim as f32).sqrt();
-    for row in x.chunks_mut(head_dim) {
+    x.par_chunks_mut(head_dim).for_each(|row| {
         for (v, s) in row.iter_mut().zip(signs) {
             *v *= s;
         }
@@ -190,7 +199,7 @@ pub fn hadamard(x: &mut [f32], head_dim: usize, signs: &[f32]) {
         for v in row.iter_mut() {
             *v *= norm;
         }
-    }
+    });
 }
 
 /// What a plain FP8 implementation computes for one query row (the accuracy bar of the FP8 kernel,
