@@ -286,7 +286,8 @@ fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) 
             let (q8, k8, v8) = (rt.upload_fp8(&qq)?, rt.upload_fp8(&kq)?, rt.upload_fp8(&vq)?);
             let mut out = rt.alloc_filled(qd, nan_bits(DType::Bf16))?;
             let (variant, _) = rt.plan_fp8(&sh.problem())?;
-            let ms = time_median_ms(&rt, &mut flush, iters, || rt.forward_fp8_into(&q8, &k8, &v8, &mut out, None, &opts))?;
+            let ms =
+                time_median_ms(&rt, &mut flush, iters, || rt.forward_fp8_into(&q8, &k8, &v8, &mut out, None, &opts))?;
             let ob = rt.download(&out)?;
             let unwritten = ob.iter().filter(|x| half::bf16::from_bits(**x).is_nan()).count();
             let got = gather(&ob, &sh, &rows);
@@ -296,19 +297,29 @@ fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) 
             let (mut kmax, mut nmax, mut ok) = (f64::NAN, f64::NAN, unwritten == 0);
             if !bench {
                 let (qx, kx, vx) = (qq.dequantize(), kq.dequantize(), vq.dequantize());
-                let want_q: Vec<f64> = rows.par_iter().flat_map_iter(|&r| ref_row(&qx, &kx, &vx, &sh, r, scale)).collect();
+                let want_q: Vec<f64> =
+                    rows.par_iter().flat_map_iter(|&r| ref_row(&qx, &kx, &vx, &sh, r, scale)).collect();
                 let naive: Vec<f64> = rows
                     .par_iter()
                     .flat_map_iter(|&(b, h, i)| {
                         let hk = h / (sh.h / sh.hkv);
                         let qrow = &qx[((b * sh.s + i) * sh.h + h) * sh.d..][..sh.d];
                         let pick = |x: &[f32]| -> Vec<f32> {
-                            (0..sh.s).flat_map(|j| x[((b * sh.s + j) * sh.hkv + hk) * sh.d..][..sh.d].to_vec()).collect()
+                            (0..sh.s)
+                                .flat_map(|j| x[((b * sh.s + j) * sh.hkv + hk) * sh.d..][..sh.d].to_vec())
+                                .collect()
                         };
                         let causal = sh.causal;
-                        fp8::naive_row(qrow, &pick(&kx), &pick(&vx), sh.d, scale as f32, p_log2, DType::Bf16, move |j| {
-                            !causal || j <= i
-                        })
+                        fp8::naive_row(
+                            qrow,
+                            &pick(&kx),
+                            &pick(&vx),
+                            sh.d,
+                            scale as f32,
+                            p_log2,
+                            DType::Bf16,
+                            move |j| !causal || j <= i,
+                        )
                     })
                     .collect();
                 kmax = max_err(&got, &want_q);

@@ -49,7 +49,14 @@ pub fn encode_vt(ptr: u64, batch: usize, kv_heads: usize, head_dim: usize, seqle
     encode("v", ptr, 1, dims, strides, [128, head_dim as u32, 1, 1])
 }
 
-fn encode(arg: &'static str, ptr: u64, esize: u64, dims: [u64; 4], strides: [u64; 3], boxes: [u32; 4]) -> Result<TensorMap> {
+fn encode(
+    arg: &'static str,
+    ptr: u64,
+    esize: u64,
+    dims: [u64; 4],
+    strides: [u64; 3],
+    boxes: [u32; 4],
+) -> Result<TensorMap> {
     let elem: [u32; 4] = [1; 4];
     let dtype = if esize == 1 {
         sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8

@@ -230,7 +230,15 @@ pub fn parse_tile(s: &str) -> Result<TileConfig> {
 /// The FP8 forward's tile (kernels/sm90/config.cuh: block_n is one 128-key row of the transposed V
 /// and one k descale block): d 64 on three consumer warpgroups (192 rows), as the bf16 kernel;
 /// d 128 and 256 on two.
+/// `FLASHCORE_SM90_FP8_TILE=MxNsS` overrides (block_n must stay 128), for tuning runs.
 pub fn tile_config_sm90_fp8(head_dim: usize) -> Result<TileConfig> {
+    if let Ok(s) = std::env::var("FLASHCORE_SM90_FP8_TILE") {
+        let t = parse_tile(&s)?;
+        if t.block_n() != 128 || t.block_m() % 64 != 0 || t.block_m() > 192 {
+            return Err(Error::arg("FLASHCORE_SM90_FP8_TILE", format!("{s} is not an FP8 tile (Mx128, M 64..192)")));
+        }
+        return Ok(t);
+    }
     match head_dim {
         64 => TileConfig::new(192, 128, 1, 2),
         128 | 256 => TileConfig::new(128, 128, 1, 2),
