@@ -6,6 +6,7 @@ through flashcore) and `FlashCoreAttention` (an `nn.MultiheadAttention` replacem
 
 from ._native import FlashCoreError, LibraryNotFoundError, UnsupportedError, __version__
 from ._runtime import info
+from .fp8 import attention_fp8, dequantize_fp8, hadamard_qk, quantize_fp8
 from .functional import attention
 from .nn import FlashCoreAttention
 from .patch import fallback_counts, patch_pytorch, patched, reset_fallback_counts, unpatch_pytorch
@@ -18,10 +19,14 @@ __all__ = [
     "UnsupportedError",
     "__version__",
     "attention",
+    "attention_fp8",
+    "dequantize_fp8",
     "fallback_counts",
+    "hadamard_qk",
     "info",
     "patch_pytorch",
     "patched",
+    "quantize_fp8",
     "register_transformers",
     "reset_fallback_counts",
     "unpatch_pytorch",

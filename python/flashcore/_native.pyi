@@ -13,6 +13,7 @@ __all__ = [
     "forward_cpu",
     "forward_cuda",
     "backward_cuda",
+    "forward_fp8_cuda",
     "supported_head_dim",
     "supported_backward_head_dim",
     "info",
@@ -57,6 +58,21 @@ def backward_cuda(
     mask: str,
     scale: Optional[float],
     deterministic: bool,
+) -> None: ...
+def forward_fp8_cuda(
+    device: int,
+    stream: int,
+    out_dtype: str,
+    q: _Tensor4,
+    k: _Tensor4,
+    v: _Tensor4,
+    q_descale: Tuple[int, str],
+    k_descale: Tuple[int, str],
+    v_descale: Tuple[int, str],
+    out: _Tensor4,
+    lse: int,
+    mask: str,
+    scale: Optional[float],
 ) -> None: ...
 def supported_head_dim(d: int) -> bool: ...
 def supported_backward_head_dim(d: int) -> bool: ...

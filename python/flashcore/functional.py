@@ -1,6 +1,6 @@
 """`flashcore.attention`: argument checks, layout and mask conventions, then the custom op."""
 
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -92,6 +92,9 @@ def attention(
     return_lse: bool = False,
     layout: str = "bhsd",
     deterministic: bool = False,
+    q_descale: Optional[Tensor] = None,
+    k_descale: Optional[Tensor] = None,
+    v_descale: Optional[Tensor] = None,
 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """Exact softmax attention, softmax(scale · q kᵀ) v, with gradients for q, k and v.
 
@@ -118,7 +121,21 @@ def attention(
     kernel), each laid out like its input. Head dims above 128, and a gradient flowing into the
     returned LSE, use PyTorch math from the saved LSE instead (same results, slower; warned once).
     The LSE is only computed when a gradient may be needed or `return_lse` asks for it.
+
+    FP8: torch.float8_e4m3fn q, k, v (CUDA, Hopper, head dims 64/128/256, forward only) run the FP8
+    kernel with fp32 descales q_descale, k_descale, v_descale (None = 1; shapes [1], [B, H] or, for
+    q and k, [B, H, ceil(S / 128)]; see `flashcore.quantize_fp8`); the output is bf16
+    (`flashcore.attention_fp8` takes `out_dtype`).
     """
+    if isinstance(q, Tensor) and q.dtype == torch.float8_e4m3fn:
+        from .fp8 import attention_fp8
+
+        return attention_fp8(
+            q, k, v, q_descale, k_descale, v_descale, causal=causal, scale=scale, return_lse=return_lse, layout=layout
+        )
+    for name, t in (("q_descale", q_descale), ("k_descale", k_descale), ("v_descale", v_descale)):
+        if t is not None:
+            raise _invalid(name, "descales go with float8_e4m3fn inputs only")
     check_inputs(q, k, v, layout)
     mask = mask_name(causal)
     if scale is None:
