@@ -694,9 +694,27 @@ fn fp8_matches_reference_across_granularities_masks_and_head_dims() {
                     "fp8 {:?} {mask:?} {gqk:?}: kernel {e:?} vs naive {en:?}",
                     [b, sq, sk, h, hkv, d]
                 );
+                let lse_err = got_lse
+                    .iter()
+                    .zip(&want.lse)
+                    .filter(|(_, w)| w.is_finite())
+                    .map(|(g, w)| (*g as f64 - w).abs())
+                    .fold(0.0, f64::max);
+                eprintln!(
+                    "fp8 {:?} {mask:?} {gqk:?}: O {e:?}, naive {en:?}, max lse err {lse_err:.2e}",
+                    [b, sq, sk, h, hkv, d]
+                );
+                // The LSE is a function of the scores alone, and FP8 wgmma sums its products with
+                // fewer bits than fp32 (DeepSeek-V3's report: about 14 kept on Hopper): on the H100
+                // the LSE lands within ~1e-3 relative (up to 4.3e-2 absolute at LSEs of tens, 1.7e-3
+                // at -1.23), so it is held to 1e-2 relative, not the 16-bit test's 1e-3 absolute.
                 for (g, w) in got_lse.iter().zip(&want.lse) {
                     let g = *g as f64;
-                    assert!(g == *w || (g - w).abs() < 1e-3 * w.abs().max(1.0), "fp8 lse {g} vs {w}");
+                    assert!(
+                        g == *w || (g - w).abs() < 1e-2 * w.abs().max(1.0),
+                        "fp8 {:?} {mask:?} {gqk:?}: lse {g} vs {w}",
+                        [b, sq, sk, h, hkv, d]
+                    );
                 }
             }
         }
