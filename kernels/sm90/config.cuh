@@ -62,17 +62,22 @@ struct Sm90 {
   // Ping-pong (FlashAttention-3): the consumer warpgroups take turns issuing their GEMMs (in a
   // cycle, for two or three), so one warpgroup's softmax runs while the others' GEMMs occupy the
   // tensor cores. Without overlap each Q·Kᵀ and each P·V issue is a turn.
+  // FP8 (bench/NOTES.md "FP8 forward"): ping-pong off except on d128's two-consumer tile (short
+  // causal rows): +3-8% at d64 / d128 (three consumers) / d256 on the H100.
 #ifdef FC_SM90_PINGPONG
   static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers >= 2;
 #else
-  static constexpr bool kPingPong = (kConsumers == 2 && kHeadDim >= 96) || kConsumers == 3;
+  static constexpr bool kPingPong = Traits::kFp8 ? (kConsumers == 2 && kHeadDim == 128)
+                                                 : (kConsumers == 2 && kHeadDim >= 96) || kConsumers == 3;
 #endif
 #ifdef FC_SM90_OVERLAP
   static constexpr bool kOverlap = FC_SM90_OVERLAP != 0;
 #else
-  // FP8 d256: S (64), P (16) and O (128) live together in the overlapped loop exceed 232 registers
-  // (spills); serial keeps it spill-free.
-  static constexpr bool kOverlap = (kHeadDim >= 96 && !(Traits::kFp8 && kHeadDim == 256)) || kConsumers == 3;
+  // FP8: d256's overlapped loop holds S (64), P (16) and O (128) at once, over 232 registers
+  // (spills), so it runs serial; d128 on three consumers runs serial too (160 registers; and
+  // faster: 855 against 742 TF/s at S4K); d64 and d128's two-consumer tile overlap.
+  static constexpr bool kOverlap = Traits::kFp8 ? (kHeadDim == 64 || (kHeadDim == 128 && kConsumers == 2))
+                                                : (kHeadDim >= 96 || kConsumers == 3);
 #endif
   static_assert(kHeadDim == 64 || kHeadDim == 96 || kHeadDim == 128 || kHeadDim == 256,
                 "sm90 path: head dim 64, 96, 128 or 256 (generated wgmma N)");

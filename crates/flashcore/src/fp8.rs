@@ -347,7 +347,7 @@ impl Runtime {
                 self.info().arch
             )));
         }
-        let v = Variant::fp8_forward(p.head_dim, p.dtype, p.mask, self.info().max_smem_per_block)?;
+        let v = Variant::fp8_forward(p.head_dim, p.dtype, p.mask, p.seqlen_k, self.info().max_smem_per_block)?;
         Ok((v, forward_launch(&v, p, self.info().sm_count)))
     }
 

@@ -228,10 +228,12 @@ pub fn parse_tile(s: &str) -> Result<TileConfig> {
 }
 
 /// The FP8 forward's tile (kernels/sm90/config.cuh: block_n is one 128-key row of the transposed V
-/// and one k descale block): d 64 on three consumer warpgroups (192 rows), as the bf16 kernel;
-/// d 128 and 256 on two.
+/// and one k descale block), from H100 runs (bench/NOTES.md "FP8 forward"): d 64 and d 128 on three
+/// consumer warpgroups (192 rows; d128 at S4K 855 TF/s against 800 on 128x128, S16K 951 against
+/// 879), except d 128 causal with at most 1K keys (128x128: 386 against 358 TF/s, the 192-row
+/// tile's diagonal waste); d 256 on two.
 /// `FLASHCORE_SM90_FP8_TILE=MxNsS` overrides (block_n must stay 128), for tuning runs.
-pub fn tile_config_sm90_fp8(head_dim: usize) -> Result<TileConfig> {
+pub fn tile_config_sm90_fp8(head_dim: usize, mask: Mask, seqlen_k: usize) -> Result<TileConfig> {
     if let Ok(s) = std::env::var("FLASHCORE_SM90_FP8_TILE") {
         let t = parse_tile(&s)?;
         if t.block_n() != 128 || t.block_m() % 64 != 0 || t.block_m() > 192 {
@@ -241,7 +243,9 @@ pub fn tile_config_sm90_fp8(head_dim: usize) -> Result<TileConfig> {
     }
     match head_dim {
         64 => TileConfig::new(192, 128, 1, 2),
-        128 | 256 => TileConfig::new(128, 128, 1, 2),
+        128 if mask.is_causal() && seqlen_k <= 1024 => TileConfig::new(128, 128, 1, 2),
+        128 => TileConfig::new(192, 128, 1, 2),
+        256 => TileConfig::new(128, 128, 1, 2),
         _ => Err(Error::Unsupported(format!("head dim {head_dim} on the FP8 forward (64, 128 or 256)"))),
     }
 }

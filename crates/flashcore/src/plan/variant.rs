@@ -310,11 +310,17 @@ impl Variant {
     }
 
     /// The FP8 forward (sm_90a): e4m3 q, k, v and `out_dtype` output, on its tile.
-    pub fn fp8_forward(head_dim: usize, out_dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
+    pub fn fp8_forward(
+        head_dim: usize,
+        out_dtype: DType,
+        mask: Mask,
+        seqlen_k: usize,
+        max_smem: usize,
+    ) -> Result<Variant> {
         if !matches!(out_dtype, DType::Bf16 | DType::F16) {
             return Err(Error::arg("out", format!("the FP8 forward writes bf16 or fp16, not {}", out_dtype.name())));
         }
-        let tile = super::tiles::tile_config_sm90_fp8(head_dim)?;
+        let tile = super::tiles::tile_config_sm90_fp8(head_dim, mask, seqlen_k)?;
         let v = Variant {
             kind: KernelKind::FwdSm90Fp8,
             arch: Arch::SM90,
@@ -344,11 +350,14 @@ impl Variant {
         for d in [64, 128, 256] {
             for dt in [DType::Bf16, DType::F16] {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
-                    if let Ok(v) = Variant::fp8_forward(d, dt, mask, max_smem) {
-                        if !out.contains(&v.fp8_vt()) {
-                            out.push(v.fp8_vt());
+                    for sk in [1, LONG_ROWS] {
+                        if let Ok(v) = Variant::fp8_forward(d, dt, mask, sk, max_smem) {
+                            for v in [v.fp8_vt(), v] {
+                                if !out.contains(&v) {
+                                    out.push(v);
+                                }
+                            }
                         }
-                        out.push(v);
                     }
                 }
             }
