@@ -13,6 +13,9 @@ template <int N8>
 struct OnlineSoftmax {
   float m[2];  // running max of raw scores (unscaled), -inf while no key was visible
   float l[2];  // running sum of exp2 terms over this lane's columns only; reduced across the quad once, at the end
+  // FP8: probabilities come out multiplied by 2^kPShift, so that their cast to e4m3 keeps small ones
+  // out of the subnormals; l carries the same factor, which cancels in O / l and is taken out of LSE.
+  static constexpr float kPShift = Traits::kFp8 ? (float)Traits::kFp8PLog2 : 0.f;
 
   FC_DEVICE void init() {
     m[0] = m[1] = kNegInf;
@@ -35,9 +38,10 @@ struct OnlineSoftmax {
       alpha[r] = ptx::exp2f_fast(m[r] * scale_log2 - base);
       m[r] = mx;
       float sum = 0.f;
+      const float nb = kPShift - base;
 #pragma unroll
       for (int j = 0; j < N8; ++j) {
-        const float x0 = fmaf(s[j][2 * r], scale_log2, -base), x1 = fmaf(s[j][2 * r + 1], scale_log2, -base);
+        const float x0 = fmaf(s[j][2 * r], scale_log2, nb), x1 = fmaf(s[j][2 * r + 1], scale_log2, nb);
         if (Traits::kExp2PolyEvery > 0 && j % Traits::kExp2PolyEvery == Traits::kExp2PolyEvery - 1) {
           s[j][2 * r] = ptx::exp2f_poly<Traits::kBf16>(x0);
           s[j][2 * r + 1] = ptx::exp2f_poly<Traits::kBf16>(x1);
@@ -64,7 +68,7 @@ struct OnlineSoftmax {
       // NaN) but has a NaN sum: it stays NaN in O and LSE.
       const bool empty = (m[r] == kNegInf && sum == sum) || sum == 0.f;
       inv_l[r] = empty ? 0.f : 1.f / sum;
-      lse[r] = empty ? kNegInf : (m[r] * scale_log2 + ptx::log2f_fast(sum)) * kLn2;
+      lse[r] = empty ? kNegInf : (m[r] * scale_log2 + ptx::log2f_fast(sum) - kPShift) * kLn2;
     }
   }
 };

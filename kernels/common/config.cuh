@@ -43,6 +43,15 @@
 #ifndef FC_EXP2_POLY
 #define FC_EXP2_POLY 0
 #endif
+// FP8 forward (sm90 only): q, k, v in e4m3; FC_DTYPE_BF16 then names the output dtype.
+#ifndef FC_FP8
+#define FC_FP8 0
+#endif
+// log2 of the static factor P is multiplied by before its cast to e4m3 (P <= 1, e4m3's largest
+// finite value is 448): 8 keeps probabilities down to 2^-17 representable instead of 2^-9.
+#ifndef FC_FP8_P_LOG2
+#define FC_FP8_P_LOG2 8
+#endif
 
 struct Traits {
   static constexpr int kHeadDim = FC_HEAD_DIM;
@@ -58,6 +67,8 @@ struct Traits {
   // Softmax: every kExp2PolyEvery-th group of 8 score columns takes its exponentials from a
   // polynomial on the FMA pipe instead of MUFU (0: all on MUFU). See ptx::exp2f_poly.
   static constexpr int kExp2PolyEvery = FC_EXP2_POLY;
+  static constexpr bool kFp8 = FC_FP8 != 0;
+  static constexpr int kFp8PLog2 = FC_FP8_P_LOG2;
 
   // One warp owns 16 query rows (the M of one m16n8k16 MMA).
   static constexpr int kWarps = kBlockM / 16;

@@ -1,5 +1,5 @@
 // C twin of crates/flashcore/src/launch/params.rs. Field order, types and the size assert must match;
-// both sides assert sizeof == 272 so a drift fails at compile time on each side.
+// both sides assert sizeof == 360 so a drift fails at compile time on each side.
 #pragma once
 #include "ptx/tma.cuh"
 #include "types.cuh"
@@ -59,8 +59,18 @@ struct FwdParams {
   // Logit softcap (FC_SOFTCAP): a raw score s becomes tanh(s * softcap_pre) with softcap_pre =
   // scale / cap, and scale_log2 is then cap * log2(e).
   float softcap_pre;
+
+  // ---- FP8 forward (issue 7, FC_FP8): q, k, v are e4m3 and the true values are x * descale. ----
+  // fp32 descale factors: q's of (b, h, 128-row block i) at q_descale[b * q_descale_stride_b + h *
+  // q_descale_stride_h + i * q_descale_stride_blk], k's likewise per kv head and 128-key block, v's
+  // per (b, kv head). Zero strides broadcast: per tensor all strides are 0, per head the block
+  // stride is 0. A block stride of k that is not 0 makes the kernel rescale each score block.
+  u64 q_descale, k_descale, v_descale;
+  i64 q_descale_stride_b, q_descale_stride_h, q_descale_stride_blk;
+  i64 k_descale_stride_b, k_descale_stride_h, k_descale_stride_blk;
+  i64 v_descale_stride_b, v_descale_stride_h;
 };
-static_assert(sizeof(FwdParams) == 272, "FwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(FwdParams) == 360, "FwdParams layout drifted from launch/params.rs");
 
 // Hopper forward: the common params plus TMA descriptors of q, k, v (boxes of 64 head-dim values
 // by block_m query rows or block_n key rows) and o. Twin of launch/params.rs `Sm90Params`.
@@ -78,7 +88,7 @@ struct Sm90Params {
   // the TMA-store epilogue.
   TmaDesc tma_o;
 };
-static_assert(sizeof(Sm90Params) == 832, "Sm90Params layout drifted from launch/params.rs");
+static_assert(sizeof(Sm90Params) == 896, "Sm90Params layout drifted from launch/params.rs");
 
 // Combine / merge (attn/combine.cu). Twin of launch/params.rs `CombineParams` (both assert 176 bytes).
 // Split combine: in_o[0] / in_lse[0] are FwdParams o_accum / lse_accum (fp32, split-major); row r of
@@ -146,3 +156,13 @@ struct Sm90BwdParams {
   TmaDesc tma_q, tma_k, tma_v, tma_do;
 };
 static_assert(sizeof(Sm90BwdParams) == 896, "Sm90BwdParams layout drifted from launch/params.rs");
+
+// FP8 V transpose (sm90/fp8_vt.cu): v e4m3 [B, Sk, Hkv, D] (element strides, head dim stride 1) to
+// vt [B, Hkv, D, seqlen_pad] contiguous, keys permuted within groups of 32 (see fp8_vt.cu) and zero
+// past seqlen_k. Twin of launch/params.rs `VtParams` (both assert 64 bytes).
+struct VtParams {
+  u64 v, vt;
+  i64 v_stride_b, v_stride_s, v_stride_h;
+  i32 batch, kv_heads, seqlen_k, seqlen_pad, head_dim, reserved;
+};
+static_assert(sizeof(VtParams) == 64, "VtParams layout drifted from launch/params.rs");

@@ -26,7 +26,15 @@ struct Sm90 {
   // wgmma 128-byte swizzle atom width): [d block][row][64].
   // d 96 takes two blocks, the second half-filled: TMA zero-fills the columns past the tensor's
   // head dim on loads and drops them on stores, and the GEMMs stop at column 96.
-  static constexpr int kDBlocks = (kHeadDim + 63) / 64;
+  // FP8 (e4m3, one byte per value): a 128-byte row holds 128 head-dim values, so d 64 takes one
+  // half-filled block like d 96 does in 16 bits.
+  static constexpr bool kFp8 = Traits::kFp8;
+  static constexpr int kDBlockElems = kFp8 ? 128 : 64;
+  // FP8 folds the descales into scale_log2, which softcap's tanh of the raw score would need first;
+  // and its transposed V has no paged / varlen loads. The planner never asks for these.
+  static_assert(!(kFp8 && (Traits::kSoftcap || Traits::kLocal || Traits::kInfer)),
+                "FP8 forward: no softcap, window or inference paths");
+  static constexpr int kDBlocks = (kHeadDim + kDBlockElems - 1) / kDBlockElems;
   static constexpr int kQBytes = kDBlocks * kBlockM * 128;  // one Q slot
   // Q slots: with two, the producer loads tile t+1's Q (and takes its index from the global
   // counter) while the consumers still work on tile t, so no tile starts by waiting for an L2
@@ -36,7 +44,11 @@ struct Sm90 {
 #endif
   static constexpr int kQStages = FC_SM90_Q_STAGES;
   static_assert(kQStages == 1 || kQStages == 2, "one or two Q slots");
-  static constexpr int kKVBytes = kDBlocks * kBlockN * 128;  // one of K or V, one stage
+  static constexpr int kKBytes = kDBlocks * kBlockN * 128;  // K, one stage
+  // V, one stage. FP8 wgmma reads B K-major only, so the FP8 path loads V transposed ([d][key],
+  // written by fp8_vt.cu): key blocks of 128 (one 128-byte row per head-dim index).
+  static constexpr int kVBytes = kFp8 ? kBlockN * kHeadDim : kKBytes;
+  static constexpr int kKVBytes = kKBytes + kVBytes;  // one stage
   // Epilogue: O staged in shared memory (one 64-row buffer per consumer warpgroup, the TMA box
   // layout) and written by TMA stores, instead of 4-byte stores from registers.
 #ifndef FC_SM90_TMA_STORE
@@ -45,9 +57,9 @@ struct Sm90 {
   // Not on the inference paths: a varlen tile's box would spill into the next sequence's rows, and
   // split partials are fp32.
   static constexpr bool kTmaStore = FC_SM90_TMA_STORE != 0 && !Traits::kInfer;
-  static constexpr int kOBytesPerWg = kDBlocks * 64 * 128;
+  static constexpr int kOBytesPerWg = (kHeadDim + 63) / 64 * 64 * 128;  // 16-bit output
   static constexpr int kOBytes = kTmaStore ? kConsumers * kOBytesPerWg : 0;
-  static constexpr int kSmemTiles = kQStages * kQBytes + kStages * 2 * kKVBytes + kOBytes;
+  static constexpr int kSmemTiles = kQStages * kQBytes + kStages * kKVBytes + kOBytes;
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers (2 * kQStages + 4 * kStages of
   // 8 bytes) and the published tile indices.
   static constexpr int kSmemBytes = kSmemTiles + 2048;
@@ -58,19 +70,29 @@ struct Sm90 {
   // Ping-pong (FlashAttention-3): the consumer warpgroups take turns issuing their GEMMs (in a
   // cycle, for two or three), so one warpgroup's softmax runs while the others' GEMMs occupy the
   // tensor cores. Without overlap each Q·Kᵀ and each P·V issue is a turn.
+  // FP8 (bench/NOTES.md "FP8 forward"): ping-pong off except on d128's two-consumer tile (short
+  // causal rows): +3-8% at d64 / d128 (three consumers) / d256 on the H100.
 #ifdef FC_SM90_PINGPONG
   static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers >= 2;
 #else
-  static constexpr bool kPingPong = (kConsumers == 2 && kHeadDim >= 96) || kConsumers == 3;
+  static constexpr bool kPingPong = Traits::kFp8 ? (kConsumers == 2 && kHeadDim == 128)
+                                                 : (kConsumers == 2 && kHeadDim >= 96) || kConsumers == 3;
 #endif
 #ifdef FC_SM90_OVERLAP
   static constexpr bool kOverlap = FC_SM90_OVERLAP != 0;
 #else
-  static constexpr bool kOverlap = kHeadDim >= 96 || kConsumers == 3;
+  // FP8: d256's overlapped loop holds S (64), P (16) and O (128) at once, over 232 registers
+  // (spills), so it runs serial; d128 on three consumers runs serial too (160 registers; and
+  // faster: 855 against 742 TF/s at S4K); d64 and d128's two-consumer tile overlap.
+  static constexpr bool kOverlap = Traits::kFp8 ? (kHeadDim == 64 || (kHeadDim == 128 && kConsumers == 2))
+                                                : (kHeadDim >= 96 || kConsumers == 3);
 #endif
   static_assert(kHeadDim == 64 || kHeadDim == 96 || kHeadDim == 128 || kHeadDim == 256,
                 "sm90 path: head dim 64, 96, 128 or 256 (generated wgmma N)");
   static_assert(kBlockM == 64 || kBlockM == 128 || kBlockM == 192, "sm90 path: 1 to 3 consumer warpgroups");
   static_assert(kBlockN % 16 == 0 && kBlockN >= 64 && kBlockN <= 256, "sm90 path: block_n is a generated wgmma N");
   static_assert(kSmemBytes <= 227 * 1024, "sm90 tile config exceeds shared memory");
+  // FP8: a key block is one 128-byte row of the transposed V and one k descale block.
+  static_assert(!kFp8 || (kBlockN == 128 && kHeadDim % 32 == 0), "FP8: block_n 128, head dim in k32 steps");
+  static_assert(!kFp8 || !kTmaStore, "FP8: the TMA-store epilogue assumes 16-bit d blocks of the inputs");
 };

@@ -13,7 +13,10 @@ namespace sm90::consumer {
 
 constexpr int kN8 = Sm90::kBlockN / 8;
 constexpr int kD8 = Sm90::kHeadDim / 8;
-constexpr int kK16 = Sm90::kBlockN / 16;  // P·V steps
+// K of one wgmma: 16 values (32 bytes) in 16 bits, 32 in e4m3: either way a step is 32 bytes of a
+// 128-byte swizzled row.
+constexpr int kStepK = Sm90::kFp8 ? 32 : 16;
+constexpr int kK16 = Sm90::kBlockN / kStepK;  // P·V steps
 // Named barriers 1 .. kConsumers: consumer warpgroup w's turn to issue GEMMs is barrier 1 + w,
 // completed by the arrival of warpgroup w - 1 (cyclically) after its own issue.
 constexpr int kBarTurn0 = 1;
@@ -24,12 +27,16 @@ FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, in
   ptx::warpgroup::fence_operand(s);
   ptx::warpgroup::fence();
 #pragma unroll
-  for (int kk = 0; kk < Sm90::kHeadDim / 16; ++kk) {
-    // Within a 128-byte row a k16 step is 32 bytes; every 4 steps move to the next d block.
+  for (int kk = 0; kk < Sm90::kHeadDim / kStepK; ++kk) {
+    // Within a 128-byte row a step is 32 bytes; every 4 steps move to the next d block.
     const u32 qa = q + (kk / 4) * Sm90::kBlockM * 128 + wg * 64 * 128 + (kk % 4) * 32;
     const u32 ka = sm.k(stage) + (kk / 4) * Sm90::kBlockN * 128 + (kk % 4) * 32;
-    ptx::warpgroup::wgmma_ss<Sm90::kBlockN, Traits::kBf16>(s, ptx::warpgroup::make_desc(qa, 16, 1024),
-                                                          ptx::warpgroup::make_desc(ka, 16, 1024), kk > 0);
+    const u64 da = ptx::warpgroup::make_desc(qa, 16, 1024), db = ptx::warpgroup::make_desc(ka, 16, 1024);
+    if constexpr (Sm90::kFp8) {
+      ptx::warpgroup::wgmma_ss_e4m3<Sm90::kBlockN>(s, da, db, kk > 0);
+    } else {
+      ptx::warpgroup::wgmma_ss<Sm90::kBlockN, Traits::kBf16>(s, da, db, kk > 0);
+    }
   }
   ptx::warpgroup::commit();
   ptx::warpgroup::fence_operand(s);
@@ -37,13 +44,31 @@ FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, in
 
 // Converts probabilities (S accumulator layout) into wgmma A fragments: two adjacent n8 tiles of
 // the accumulator are one k16 step of A.
+// FP8: a k32 A fragment wants keys 4t..4t+3 (and 16 + 4t..) of its row in one register, the
+// accumulator gives the lane keys 8j + 2t, 8j + 2t + 1 of n8 tiles j. Rather than move bytes
+// between lanes, the register takes the lane's own keys {2t, 2t+1, 8+2t, 8+2t+1} (and 16 more for
+// the second half), and fp8_vt.cu stores V's keys in that same order within each group of 32 keys:
+// the product sums the same pairs, and no shuffle or byte permute is needed here.
 FC_DEVICE void pack_p(u32 (&pa)[kK16][4], const float (&p)[kN8][4]) {
+  if constexpr (Sm90::kFp8) {
 #pragma unroll
-  for (int kk = 0; kk < kK16; ++kk) {
-    pa[kk][0] = ptx::pack2<Traits::kBf16>(p[2 * kk][0], p[2 * kk][1]);
-    pa[kk][1] = ptx::pack2<Traits::kBf16>(p[2 * kk][2], p[2 * kk][3]);
-    pa[kk][2] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][0], p[2 * kk + 1][1]);
-    pa[kk][3] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+    for (int kk = 0; kk < kK16; ++kk) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float(&a)[4] = p[4 * kk + 2 * h];
+        const float(&b)[4] = p[4 * kk + 2 * h + 1];
+        pa[kk][2 * h] = ptx::pack4_e4m3(a[0], a[1], b[0], b[1]);      // row g
+        pa[kk][2 * h + 1] = ptx::pack4_e4m3(a[2], a[3], b[2], b[3]);  // row g + 8
+      }
+    }
+  } else {
+#pragma unroll
+    for (int kk = 0; kk < kK16; ++kk) {
+      pa[kk][0] = ptx::pack2<Traits::kBf16>(p[2 * kk][0], p[2 * kk][1]);
+      pa[kk][1] = ptx::pack2<Traits::kBf16>(p[2 * kk][2], p[2 * kk][3]);
+      pa[kk][2] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][0], p[2 * kk + 1][1]);
+      pa[kk][3] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+    }
   }
 }
 
@@ -55,9 +80,15 @@ FC_DEVICE void gemm_pv(float (&o)[kD8][4], u32 (&pa)[kK16][4], const Sm90Smem& s
   ptx::warpgroup::fence();
 #pragma unroll
   for (int kk = 0; kk < kK16; ++kk) {
-    const u32 va = sm.v(stage) + kk * 16 * 128;
-    ptx::warpgroup::wgmma_rs<Sm90::kHeadDim, Traits::kBf16, 1>(
-        o, pa[kk], ptx::warpgroup::make_desc(va, Sm90::kBlockN * 128, 1024));
+    if constexpr (Sm90::kFp8) {
+      // Transposed V, K-major: [key block of 128][d][128 keys], a k32 step is 32 bytes of a row.
+      const u32 va = sm.v(stage) + (kk / 4) * Sm90::kHeadDim * 128 + (kk % 4) * 32;
+      ptx::warpgroup::wgmma_rs_e4m3<Sm90::kHeadDim>(o, pa[kk], ptx::warpgroup::make_desc(va, 16, 1024));
+    } else {
+      const u32 va = sm.v(stage) + kk * 16 * 128;
+      ptx::warpgroup::wgmma_rs<Sm90::kHeadDim, Traits::kBf16, 1>(
+          o, pa[kk], ptx::warpgroup::make_desc(va, Sm90::kBlockN * 128, 1024));
+    }
   }
   ptx::warpgroup::commit();
   ptx::warpgroup::fence_operand(o);
@@ -91,6 +122,11 @@ struct Mainloop {
   FC_DEVICE int seqlen_k() const { return Traits::kInfer ? seqlen_k_ : f.seqlen_k; }
   FC_DEVICE int causal_offset() const { return Traits::kInfer ? causal_offset_ : f.causal_offset; }
   FC_DEVICE int window_left() const { return Traits::kInfer ? window_left_ : f.window_offset_left; }
+  // scale_log2 of this warp's rows: FP8 folds the q descale (and k's unless per block) in.
+  float sl2;
+  // FP8 block quantization of k: key block j's descale at kd_blk[j * f.k_descale_stride_blk]; null
+  // otherwise.
+  const float* kd_blk;
 
   FC_DEVICE int stage(int j) const { return (it0 + j) % Sm90::kStages; }
 
@@ -109,6 +145,18 @@ struct Mainloop {
   // Scores of block j as logits (softcap) and masked where the ragged end or one of this warp's
   // diagonals cuts the block.
   FC_DEVICE void mask(float (&s)[kN8][4], int j) const {
+    if constexpr (Sm90::kFp8) {
+      // Block-quantized k: each key block has its own descale (a multiply per score; per tensor or
+      // per head it is folded into sl2 instead).
+      if (kd_blk != nullptr) {
+        const float kd = kd_blk[(n_block0() + j) * f.k_descale_stride_blk];
+#pragma unroll
+        for (int i = 0; i < kN8; ++i) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[i][e] *= kd;
+        }
+      }
+    }
     if constexpr (Traits::kSoftcap) attn::apply_softcap(s, f.softcap_pre);
     const int n0 = (n_block0() + j) * Sm90::kBlockN;
     const bool need = attn::block_needs_mask<Traits::kCausal, Traits::kLocal>(n0, Sm90::kBlockN, warp_row0, seqlen_k(),
@@ -135,7 +183,7 @@ struct Mainloop {
       ptx::mbar_arrive(sm.k_empty(s));
       mask(sc, j);
       float alpha[2];
-      softmax.update(sc, f.scale_log2, alpha);
+      softmax.update(sc, sl2, alpha);
       rescale(o, alpha);
       u32 pa[kK16][4];
       pack_p(pa, sc);
@@ -165,7 +213,7 @@ struct Mainloop {
     ptx::warpgroup::fence_operand(sc);
     ptx::mbar_arrive(sm.k_empty(stage(0)));
     mask(sc, 0);
-    softmax.update(sc, f.scale_log2, alpha);  // O is still 0: alpha has nothing to rescale
+    softmax.update(sc, sl2, alpha);  // O is still 0: alpha has nothing to rescale
     pack_p(pa, sc);
     for (int j = 1; j < n_blocks; ++j) {
       const int s = stage(j), sp = stage(j - 1);
@@ -179,7 +227,7 @@ struct Mainloop {
       ptx::warpgroup::fence_operand(sc);
       ptx::mbar_arrive(sm.k_empty(s));
       mask(sc, j);
-      softmax.update(sc, f.scale_log2, alpha);
+      softmax.update(sc, sl2, alpha);
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(o);
       ptx::warpgroup::fence_operand(pa);

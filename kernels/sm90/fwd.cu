@@ -12,6 +12,22 @@
 #include "scheduler.cuh"
 #include "smem.cuh"
 
+// FP8: this warp's descale factors (its 16 rows are one head and one 128-row q block). q's and,
+// unless k is block-quantized, k's go into the softmax scale; v's multiplies the output.
+FC_DEVICE void fp8_descales(const FwdParams& f, const sm90::Tile& x, int head, int row0, float& sl2, float& vd,
+                            const float*& kd_blk) {
+  const float* qd = reinterpret_cast<const float*>(f.q_descale);
+  const float* kd = reinterpret_cast<const float*>(f.k_descale) + x.b * f.k_descale_stride_b + x.hk * f.k_descale_stride_h;
+  const float* vdp = reinterpret_cast<const float*>(f.v_descale);
+  sl2 *= qd[x.b * f.q_descale_stride_b + head * f.q_descale_stride_h + (row0 / 128) * f.q_descale_stride_blk];
+  if (f.k_descale_stride_blk != 0) {
+    kd_blk = kd;
+  } else {
+    sl2 *= kd[0];
+  }
+  vd = vdp[x.b * f.v_descale_stride_b + x.hk * f.v_descale_stride_h];
+}
+
 extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(const __grid_constant__ Sm90Params p) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const Sm90Smem sm(smem_raw);
@@ -69,9 +85,12 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
 #pragma unroll
     for (int i = 0; i < kD8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
-    const sm90::consumer::Mainloop mainloop{f,          sm,         sm.q(slot),      wg,           lane, warp_row0,
-                                            x.n_blocks, it0,        x.n_block0,      x.seqlen_k,   x.causal_offset,
-                                            x.window_left};
+    float sl2 = f.scale_log2, vd = 1.f;
+    const float* kd_blk = nullptr;
+    if constexpr (Sm90::kFp8) fp8_descales(f, x, head, warp_row0, sl2, vd, kd_blk);
+    const sm90::consumer::Mainloop mainloop{
+        f,   sm,         sm.q(slot), wg,         lane,          warp_row0, x.n_blocks,
+        it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk};
     if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o);
     } else {
@@ -81,7 +100,8 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
     ptx::mbar_arrive(sm.q_empty(slot));
 
     float inv_l[2], lse[2];
-    softmax.finish(f.scale_log2, inv_l, lse);
+    softmax.finish(sl2, inv_l, lse);
+    if constexpr (Sm90::kFp8) inv_l[0] *= vd, inv_l[1] *= vd;
     if constexpr (Traits::kInfer) {
       // Packed (varlen) q/o and LSE rows start at the sequence's offset; LSE rows are the split
       // partials' row index too (params.cuh).

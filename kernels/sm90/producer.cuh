@@ -7,7 +7,7 @@
 
 namespace sm90::producer {
 
-// One K or V block (keys n0 .. n0 + block_n - 1 of the tile's sequence) into `dst`. Contiguous and
+// One K block, or a 16-bit V block (keys n0 .. n0 + block_n - 1 of the tile's sequence), into `dst`. Contiguous and
 // varlen K/V take one box per d block; a paged pool takes one box per page the block spans
 // (kPagedBox rows each, p.base.page_size <= block_n), at pool row page * page_size + offset. The
 // byte count is always a full block: TMA counts the zero-filled rows of a box past the tensor.
@@ -25,7 +25,7 @@ FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const T
       const int row = page * f.page_size + key % f.page_size;
 #pragma unroll
       for (int db = 0; db < Sm90::kDBlocks; ++db) {
-        ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128 + r * 128, map, db * 64, row, x.hk, 0, bar);
+        ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128 + r * 128, map, db * Sm90::kDBlockElems, row, x.hk, 0, bar);
       }
     }
     return;
@@ -34,7 +34,7 @@ FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const T
   const int batch = Traits::kInfer && f.cu_seqlens_k != 0 ? 0 : x.b;
 #pragma unroll
   for (int db = 0; db < Sm90::kDBlocks; ++db) {
-    ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128, map, db * 64, row, x.hk, batch, bar);
+    ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128, map, db * Sm90::kDBlockElems, row, x.hk, batch, bar);
   }
 }
 
@@ -71,7 +71,8 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
     const int q_batch = Traits::kInfer && f.cu_seqlens_q != 0 ? 0 : x.b;
 #pragma unroll
     for (int db = 0; db < Sm90::kDBlocks; ++db) {
-      ptx::tma_load_4d(sm.q(slot) + db * Sm90::kBlockM * 128, &p.tma_q, db * 64, q_row, x.h, q_batch, sm.q_full(slot));
+      ptx::tma_load_4d(sm.q(slot) + db * Sm90::kBlockM * 128, &p.tma_q, db * Sm90::kDBlockElems, q_row, x.h, q_batch,
+                       sm.q_full(slot));
     }
     for (int j = 0; j < x.n_blocks; ++j, ++it) {
       const int s = it % Sm90::kStages;
@@ -79,11 +80,19 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       const u32 reuse_parity = ((it / Sm90::kStages) - 1) & 1;
       const int n0 = (x.n_block0 + j) * Sm90::kBlockN;
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
-      ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKVBytes);
+      ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKBytes);
       load_kv(sm.k(s), &p.tma_k, p, x, n0, sm.k_full(s));
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
-      ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kKVBytes);
-      load_kv(sm.v(s), &p.tma_v, p, x, n0, sm.v_full(s));
+      ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kVBytes);
+      if constexpr (Sm90::kFp8) {
+        // Transposed V [b][kv head][d][key]: one box of head_dim rows by 128 keys per key block.
+#pragma unroll
+        for (int kb = 0; kb < Sm90::kBlockN / 128; ++kb) {
+          ptx::tma_load_4d(sm.v(s) + kb * Sm90::kHeadDim * 128, &p.tma_v, n0 + kb * 128, 0, x.hk, x.b, sm.v_full(s));
+        }
+      } else {
+        load_kv(sm.v(s), &p.tma_v, p, x, n0, sm.v_full(s));
+      }
     }
   }
 }

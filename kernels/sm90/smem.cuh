@@ -6,7 +6,7 @@
 
 struct Sm90Smem {
   u32 q0;       // Q slot s at q0 + s*kQBytes: [d block][block_m rows][128 B]
-  u32 kv;       // stage s: K at kv + s*2*kKVBytes, V right after
+  u32 kv;       // stage s: K at kv + s*kKVBytes, V right after (kKBytes later)
   u32 o;        // TMA-store epilogue: consumer warpgroup w stages its output at o + w*kOBytesPerWg
   u32 bars;     // q_full[Q], q_empty[Q], then k_full[S], v_full[S], k_empty[S], v_empty[S]
   // Per Q slot: [0] the tile index the producer took, [1] K/V blocks loaded before it; published
@@ -18,14 +18,14 @@ struct Sm90Smem {
     const u32 base = (ptx::smem_addr(raw) + 1023u) & ~1023u;
     q0 = base;
     kv = base + Sm90::kQStages * Sm90::kQBytes;
-    o = kv + Sm90::kStages * 2 * Sm90::kKVBytes;
+    o = kv + Sm90::kStages * Sm90::kKVBytes;
     bars = base + Sm90::kSmemTiles;
     tile = reinterpret_cast<int*>(raw + (bars - ptx::smem_addr(raw)) + 8 * (kFirstKV + 4 * Sm90::kStages));
   }
   static constexpr int kFirstKV = 2 * Sm90::kQStages;  // mbarrier index of k_full[0]
   FC_DEVICE u32 q(int slot) const { return q0 + slot * Sm90::kQBytes; }
-  FC_DEVICE u32 k(int s) const { return kv + s * 2 * Sm90::kKVBytes; }
-  FC_DEVICE u32 v(int s) const { return k(s) + Sm90::kKVBytes; }
+  FC_DEVICE u32 k(int s) const { return kv + s * Sm90::kKVBytes; }
+  FC_DEVICE u32 v(int s) const { return k(s) + Sm90::kKBytes; }
   FC_DEVICE u32 q_full(int slot) const { return bars + 8 * slot; }
   // The consumers release a Q slot once their last Q·Kᵀ of its tile has read it.
   FC_DEVICE u32 q_empty(int slot) const { return bars + 8 * (Sm90::kQStages + slot); }

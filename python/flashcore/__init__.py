@@ -8,6 +8,7 @@ contiguous or paged KV cache) and `merge` (combine two partial attentions by the
 
 from ._native import FlashCoreError, LibraryNotFoundError, UnsupportedError, __version__
 from ._runtime import info
+from .fp8 import attention_fp8, dequantize_fp8, hadamard_qk, quantize_fp8
 from .functional import attention, attention_varlen, attention_with_kvcache, merge
 from .nn import FlashCoreAttention
 from .patch import fallback_counts, patch_pytorch, patched, reset_fallback_counts, unpatch_pytorch
@@ -22,11 +23,15 @@ __all__ = [
     "attention",
     "attention_varlen",
     "attention_with_kvcache",
+    "attention_fp8",
+    "dequantize_fp8",
     "fallback_counts",
+    "hadamard_qk",
     "info",
     "merge",
     "patch_pytorch",
     "patched",
+    "quantize_fp8",
     "register_transformers",
     "reset_fallback_counts",
     "unpatch_pytorch",

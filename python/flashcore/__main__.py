@@ -2,7 +2,7 @@
 
     python -m flashcore info
     python -m flashcore validate [--suite quick|full|edge|bwd|bwd-edge|...] [--json out.json]
-    python -m flashcore bench [--suite all|seed|fa|gqa|long|bwd|bwd-edge|decode|varlen] [--json out.json] [--plot out.png]
+    python -m flashcore bench [--suite all|seed|fa|gqa|long|bwd|bwd-edge|decode|varlen|fp8] [--json out.json] [--plot out.png]
                               [--iters 30] [--only NAME] [--no-peers]
 
 Suites `bwd` and `bwd-edge` (and the backward rows of `quick`/`full`) check and time the backward:
@@ -49,6 +49,11 @@ def main(argv=None) -> int:
             _bench.write_json(recs, a.json)
         print(f"{sum(r['passed'] for r in recs)}/{len(recs)} rows within the bar")
         return _bench.exit_code(recs, validate=True)
+    if a.suite == "fp8":
+        recs = _bench.run_fp8(iters=max(a.iters, 20), only=a.only)
+        if a.json:
+            _bench.write_json(recs, a.json)
+        return _bench.exit_code(recs, validate=False)
     suites = _bench.BENCH_SUITES if a.suite == "all" else [a.suite]
     backends = ["flashcore"] + ([] if a.no_peers else list(_bench.sdpa_backends()))
     if a.suite in _bench.INFER_SUITES:

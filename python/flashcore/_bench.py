@@ -583,3 +583,62 @@ def run_infer(suite: str, backends: Sequence[str], iters: int = 30, only: Option
     if suite == "decode":
         return run_decode(backends, iters, only, log)
     return run_varlen(iters, only, log)
+
+
+def run_fp8(iters: int = 30, only: Optional[str] = None, log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    """`bench --suite fp8`: FA3's outlier test (N(0,1), 0.1% of entries from N(0, 10^2)) at B·S = 16K
+    tokens, H = 2048 / D, D 64/128/256, S 1K..16K, causal and not: our bf16 kernel, FP8 per tensor
+    and FP8 block + Hadamard, timed in one process (FP8 times are the kernel call on quantized
+    inputs), RMSE against float64 on sampled rows of the unquantized inputs."""
+    from .fp8 import attention_fp8, hadamard_qk, quantize_fp8
+
+    dev = torch.device("cuda")
+    name = torch.cuda.get_device_name()
+    flush = torch.empty(FLUSH_BYTES, dtype=torch.uint8, device=dev)
+    records: List[Dict[str, Any]] = []
+    log(f"{'name':<24} {'backend':<16} {'ms':>9} {'TF/s':>8} {'x bf16':>7} {'rmse':>9}")
+    for d in (64, 128, 256):
+        for s in (1024, 2048, 4096, 8192, 16384):
+            for causal in (False, True):
+                r = dict(name=f"fp8-d{d}-s{s}{'-causal' if causal else ''}", mode="fwd", dtype="bf16", b=16384 // s,
+                         h=2048 // d, hkv=2048 // d, sq=s, sk=s, d=d, mask="causal" if causal else "none",
+                         layout="bhsd")
+                if only and only not in r["name"]:
+                    continue
+
+                def outliers() -> torch.Tensor:
+                    x = torch.randn(r["b"], r["h"], s, d, device=dev)
+                    return torch.where(torch.rand_like(x) < 1e-3, 10 * torch.randn_like(x), x)
+
+                q, k, v = outliers(), outliers(), outliers()
+                rows = torch.unique(torch.cat([torch.tensor([0, s - 1]), torch.randint(0, s, (64,))])).to(dev)
+                ref = reference_rows(q, k, v, r["mask"], rows)
+                qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
+                qh, kh = hadamard_qk(q, k, seed=s + d)
+                modes = {
+                    "flashcore_bf16": (lambda: _flashcore_call(r, qb, kb, vb)),
+                    "flashcore_fp8": (lambda: _fp8_call(attention_fp8, causal, *(quantize_fp8(t) for t in (q, k, v)))),
+                    "flashcore_fp8_bh": (lambda: _fp8_call(
+                        attention_fp8, causal, quantize_fp8(qh, "block"), quantize_fp8(kh, "block"),
+                        quantize_fp8(v, "head"))),
+                }
+                ms16 = float("nan")
+                for backend, make in modes.items():
+                    fn = make()
+                    out = fn()
+                    ms = time_ms(fn, flush, iters)
+                    ms16 = ms if backend == "flashcore_bf16" else ms16
+                    got = out[:, :, rows].double()
+                    rmse = float(((got - ref) ** 2).mean().sqrt())
+                    rec = _record(r, name, backend, ms, float((got - ref).abs().max()), float("nan"), float("nan"),
+                                  not torch.isnan(got).any().item(), rmse=rmse, speedup_vs_bf16=ms16 / ms)
+                    log(f"{r['name']:<24} {backend:<16} {ms:>9.4f} {rec['tflops']:>8.1f} {ms16 / ms:>7.2f} {rmse:>9.2e}")
+                    records.append(rec)
+                del q, k, v, qb, kb, vb, qh, kh
+                torch.cuda.empty_cache()
+    return records
+
+
+def _fp8_call(attention_fp8, causal, qq, kq, vq):
+    (q8, qd), (k8, kd), (v8, vd) = qq, kq, vq
+    return lambda: attention_fp8(q8, k8, v8, qd, kd, vd, causal=causal)

@@ -16,6 +16,7 @@ __all__ = [
     "forward_ext_cuda",
     "merge_cuda",
     "supported_page_size",
+    "forward_fp8_cuda",
     "supported_head_dim",
     "supported_backward_head_dim",
     "info",
@@ -99,6 +100,21 @@ def merge_cuda(
     lse_out: int,
 ) -> None: ...
 def supported_page_size(p: int) -> bool: ...
+def forward_fp8_cuda(
+    device: int,
+    stream: int,
+    out_dtype: str,
+    q: _Tensor4,
+    k: _Tensor4,
+    v: _Tensor4,
+    q_descale: Tuple[int, str],
+    k_descale: Tuple[int, str],
+    v_descale: Tuple[int, str],
+    out: _Tensor4,
+    lse: int,
+    mask: str,
+    scale: Optional[float],
+) -> None: ...
 def supported_head_dim(d: int) -> bool: ...
 def supported_backward_head_dim(d: int) -> bool: ...
 def info(open_device: Optional[int] = None) -> Dict[str, Any]: ...

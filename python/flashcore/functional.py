@@ -148,6 +148,9 @@ def attention(
     deterministic: bool = False,
     window: Window = None,
     softcap: Optional[float] = None,
+    q_descale: Optional[Tensor] = None,
+    k_descale: Optional[Tensor] = None,
+    v_descale: Optional[Tensor] = None,
 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """Exact softmax attention, softmax(scale · q kᵀ) v, with gradients for q, k and v.
 
@@ -183,7 +186,26 @@ def attention(
     The LSE is only computed when a gradient may be needed or `return_lse` asks for it.
     With a window or a softcap the backward runs PyTorch math from the saved LSE (exact, O(rows ×
     Sk) memory per chunk; warned once) until the native backward serves them.
+
+    FP8: torch.float8_e4m3fn q, k, v (CUDA, Hopper, head dims 64/128/256, forward only) run the FP8
+    kernel with fp32 descales q_descale, k_descale, v_descale (None = 1; shapes [1], [B, H] or, for
+    q and k, [B, H, ceil(S / 128)]; see `flashcore.quantize_fp8`); the output is bf16
+    (`flashcore.attention_fp8` takes `out_dtype`).
     """
+    if isinstance(q, Tensor) and q.dtype == torch.float8_e4m3fn:
+        from .fp8 import attention_fp8
+
+        if window is not None:
+            raise _invalid("window", "the FP8 forward has no sliding window", UnsupportedError)
+        if softcap is not None:
+            raise _invalid("softcap", "the FP8 forward has no softcap", UnsupportedError)
+
+        return attention_fp8(
+            q, k, v, q_descale, k_descale, v_descale, causal=causal, scale=scale, return_lse=return_lse, layout=layout
+        )
+    for name, t in (("q_descale", q_descale), ("k_descale", k_descale), ("v_descale", v_descale)):
+        if t is not None:
+            raise _invalid(name, "descales go with float8_e4m3fn inputs only")
     check_inputs(q, k, v, layout)
     mask = mask_name(causal)
     scale = scale_value(scale, q.shape[-1])

@@ -23,6 +23,9 @@ _log = logging.getLogger("flashcore.patch")
 _ORIGINAL = None  # the SDPA function object found when patching, restored by unpatch_pytorch()
 _COUNTS: "collections.Counter[str]" = collections.Counter()
 _HANDLER: Optional[logging.Handler] = None
+# patch_pytorch(fp8=True): bf16/fp16 CUDA calls that need no gradient run in FP8 (quantized per
+# (batch, head) on the fly) on Hopper for head dims 64, 128, 256.
+_FP8 = False
 
 # Why a call went to the original SDPA. Each is tested in python/tests/test_patch.py.
 REASONS = {
@@ -124,12 +127,26 @@ def scaled_dot_product_attention(
     reason, mask = fallback_reason(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     if reason is None:
         causal = {"none": False, "causal": True, "causal_br": "bottom_right"}[mask]
+        if _FP8 and _fp8_serves(query, key, value):
+            from .fp8 import attention_fp8, quantize_fp8
+
+            (q8, qd), (k8, kd), (v8, vd) = (quantize_fp8(t, "head") for t in (query, key, value))
+            return attention_fp8(q8, k8, v8, qd, kd, vd, causal=causal, scale=scale, out_dtype=query.dtype)
         return attention(query, key, value, causal=causal, scale=scale)
     _record(reason)
     kwargs = {"enable_gqa": True} if enable_gqa else {}  # torch < 2.5 has no enable_gqa
     return _original()(
         query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, **kwargs
     )
+
+
+def _fp8_serves(query: Tensor, key: Tensor, value: Tensor) -> bool:
+    """The FP8 opt-in takes inference calls (no gradient) on Hopper at head dims 64, 128, 256."""
+    if query.device.type != "cuda" or query.dtype not in (torch.bfloat16, torch.float16):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value)):
+        return False
+    return query.shape[-1] in (64, 128, 256) and torch.cuda.get_device_capability(query.device) == (9, 0)
 
 
 def _original():
@@ -140,13 +157,19 @@ def is_patched() -> bool:
     return F.scaled_dot_product_attention is scaled_dot_product_attention
 
 
-def patch_pytorch(debug: bool = False) -> None:
+def patch_pytorch(debug: bool = False, fp8: bool = False) -> None:
     """Send `F.scaled_dot_product_attention` calls to flashcore. Idempotent.
 
     With `debug=True`, each fallback to PyTorch is logged (logger `flashcore.patch`, DEBUG level,
-    to stderr unless the application configured a handler).
+    to stderr unless the application configured a handler). With `fp8=True` (off by default),
+    bf16/fp16 calls that need no gradient run the FP8 kernel on Hopper (head dims 64, 128, 256):
+    q, k, v are quantized per (batch, head) on the fly and the output keeps the input dtype; FP8's
+    error is ~10x bf16's (README, "FP8").
     """
-    global _ORIGINAL, _HANDLER
+    global _ORIGINAL, _HANDLER, _FP8
+    if not isinstance(fp8, bool):
+        raise TypeError(f"invalid argument `fp8`: expected a bool, got {type(fp8).__name__}")
+    _FP8 = fp8
     if debug:
         _log.setLevel(logging.DEBUG)
         if not _log.handlers and not logging.getLogger().handlers:
@@ -160,7 +183,8 @@ def patch_pytorch(debug: bool = False) -> None:
 
 def unpatch_pytorch() -> None:
     """Restore the exact SDPA object that patch_pytorch() replaced. Idempotent."""
-    global _ORIGINAL, _HANDLER
+    global _ORIGINAL, _HANDLER, _FP8
+    _FP8 = False
     if not is_patched():
         return
     F.scaled_dot_product_attention = _ORIGINAL
@@ -172,10 +196,10 @@ def unpatch_pytorch() -> None:
 
 
 @contextlib.contextmanager
-def patched(debug: bool = False) -> Iterator[None]:
+def patched(debug: bool = False, fp8: bool = False) -> Iterator[None]:
     """`with flashcore.patched(): ...` patches for the block; leaves an outer patch in place."""
     was = is_patched()
-    patch_pytorch(debug=debug)
+    patch_pytorch(debug=debug, fp8=fp8)
     try:
         yield
     finally:

@@ -36,7 +36,8 @@ def test_py_typed_is_shipped():
 
 def test_native_functions_have_docs():
     for f in (
-        _native.forward_cpu, _native.forward_cuda, _native.backward_cuda, _native.info, _native.supported_head_dim,
+        _native.forward_cpu, _native.forward_cuda, _native.backward_cuda, _native.forward_fp8_cuda, _native.info,
+        _native.supported_head_dim,
         _native.supported_backward_head_dim,
     ):
         assert inspect.getdoc(f), f.__name__

@@ -9,6 +9,9 @@ import pathlib
 OUT = pathlib.Path(__file__).resolve().parents[2] / "kernels/common/ptx/wgmma_ops.cuh"
 NS = [64, 80, 96, 128, 160, 176, 192, 256]
 TYPES = {"bf16": "Bf16", "f16": "F16"}
+# e4m3 (FP8 forward): Q·Kᵀ at N = block_n and P·V at N = head dim. FP8 wgmma has K = 32 and no
+# transpose: both operands K-major.
+NS_E4M3 = [64, 128, 256]
 
 
 def regs(lo, hi):
@@ -52,6 +55,50 @@ FC_DEVICE void wgmma_rs_m64n{n}k16_{t}(float (&d)[{n // 8}][4], const u32 (&a)[4
 """
 
 
+def ss_e4m3(n):
+    r = n // 2
+    return f"""
+// D (64 x {n}, f32) {{=, +=}} A (64 x 32, smem) * B (32 x {n}, smem), e4m3 inputs, both K-major.
+FC_DEVICE void wgmma_ss_m64n{n}k32_e4m3(float (&d)[{n // 8}][4], u64 desc_a, u64 desc_b, int accumulate) {{
+  asm volatile(
+      "{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{r + 2}, 0;\\n"
+      "wgmma.mma_async.sync.aligned.m64n{n}k32.f32.e4m3.e4m3 "
+      "{{{regs(0, r)}}}, %{r}, %{r + 1}, p, 1, 1;\\n}}\\n"
+      : {acc_operands(n)}
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}}
+"""
+
+
+def rs_e4m3(n):
+    r = n // 2
+    return f"""
+// D (64 x {n}, f32) += A (64 x 32, registers: 4 e4m3 per u32) * B (32 x {n}, smem, K-major), e4m3.
+FC_DEVICE void wgmma_rs_m64n{n}k32_e4m3(float (&d)[{n // 8}][4], const u32 (&a)[4], u64 desc_b) {{
+  asm volatile(
+      "{{\\n.reg .pred p;\\nsetp.ne.b32 p, 1, 0;\\n"
+      "wgmma.mma_async.sync.aligned.m64n{n}k32.f32.e4m3.e4m3 "
+      "{{{regs(0, r)}}}, {{%{r}, %{r + 1}, %{r + 2}, %{r + 3}}}, %{r + 4}, p, 1, 1;\\n}}\\n"
+      : {acc_operands(n)}
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));
+}}
+"""
+
+
+def dispatch_e4m3():
+    out = ["\n// e4m3 shape dispatch."]
+    out.append("template <int N>\nFC_DEVICE void wgmma_ss_e4m3(float (&d)[N / 8][4], u64 a, u64 b, int accumulate) {")
+    for n in NS_E4M3:
+        out.append(f"  if constexpr (N == {n}) wgmma_ss_m64n{n}k32_e4m3(d, a, b, accumulate);")
+    cond = " || ".join(f"N == {n}" for n in NS_E4M3)
+    out.append(f'  static_assert({cond}, "e4m3 wgmma N not generated");\n}}')
+    out.append("template <int N>\nFC_DEVICE void wgmma_rs_e4m3(float (&d)[N / 8][4], const u32 (&a)[4], u64 b) {")
+    for n in NS_E4M3:
+        out.append(f"  if constexpr (N == {n}) wgmma_rs_m64n{n}k32_e4m3(d, a, b);")
+    out.append(f'  static_assert({cond}, "e4m3 wgmma N not generated");\n}}')
+    return "\n".join(out)
+
+
 def dispatch():
     out = ["\n// Shape/type dispatch: N and the dtype are compile-time."]
     out.append(
@@ -87,6 +134,10 @@ def main():
             body.append(ss(n, t))
             body.append(rs(n, t))
     body.append(dispatch())
+    for n in NS_E4M3:
+        body.append(ss_e4m3(n))
+        body.append(rs_e4m3(n))
+    body.append(dispatch_e4m3())
     body.append("\n}  // namespace ptx::warpgroup")
     OUT.write_text("\n".join(body) + "\n")
     print(f"wrote {OUT}")

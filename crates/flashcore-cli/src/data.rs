@@ -10,6 +10,7 @@ pub fn nan_bits(dt: DType) -> u16 {
     match dt {
         DType::F16 => 0x7e00,
         DType::Bf16 => 0x7fc0,
+        DType::E4m3 => 0x7f,
     }
 }
 
@@ -17,6 +18,7 @@ pub fn to_bits(x: f32, dt: DType) -> u16 {
     match dt {
         DType::F16 => half::f16::from_f32(x).to_bits(),
         DType::Bf16 => half::bf16::from_f32(x).to_bits(),
+        DType::E4m3 => flashcore::fp8::f32_to_e4m3(x) as u16,
     }
 }
 
@@ -24,6 +26,7 @@ pub fn from_bits(b: u16, dt: DType) -> f64 {
     match dt {
         DType::F16 => half::f16::from_bits(b).to_f64(),
         DType::Bf16 => half::bf16::from_bits(b).to_f64(),
+        DType::E4m3 => flashcore::fp8::e4m3_to_f32(b as u8) as f64,
     }
 }
 

@@ -129,6 +129,7 @@ pub fn run_shape(
                 (qb.reinterpret_cast(), kb.reinterpret_cast(), vb.reinterpret_cast());
             references(q, k, v, &qd, &kd, mask, scale, &rows, dt)?
         }
+        flashcore::DType::E4m3 => return Err(flashcore::Error::Unsupported("FP8 rows run in `flashcore fp8`".into())),
     };
     // GPU values at the checked rows, in the reference's [B, rows, H, D] / [B, H, rows] order.
     let mut got = Vec::with_capacity(want.out.len());
@@ -283,6 +284,7 @@ pub fn run_shape_bwd(
             let c = |x: &[u16]| -> Vec<half::bf16> { x.reinterpret_cast::<half::bf16>().to_vec() };
             bwd_references(&c(&qb), &c(&kb), &c(&vb), &c(&db), &qd, &kd, s.mask(), scale, &groups, dt)?
         }
+        flashcore::DType::E4m3 => return Err(flashcore::Error::Unsupported("the backward takes no FP8 inputs".into())),
     };
     // The checked groups' values, GPU (by its strides) and reference (contiguous [B, S, H, D]).
     let heads_per_group = s.h / s.hkv();

@@ -2,6 +2,7 @@
 
 mod cpu;
 mod data;
+mod fp8;
 mod gpu;
 mod infer;
 mod info;
@@ -73,6 +74,19 @@ enum Cmd {
         #[arg(long)]
         only: Option<String>,
     },
+    /// FP8 forward (sm_90a): inputs with outliers, RMSE against the f64 reference beside our bf16
+    /// kernel, each quantization mode checked against the naive FP8 bar (`--bench`: the timed
+    /// FA3-style matrix, D 64/128/256, S 1K..16K). FLASHCORE_FP8_P_LOG2 picks P's scale.
+    Fp8 {
+        #[arg(long)]
+        bench: bool,
+        #[arg(long)]
+        json: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Time the kernels (CUDA events, warm-up, median, L2 flushed before each run).
     Bench {
         #[arg(long, default_value = "all")]
@@ -109,6 +123,7 @@ fn main() {
             })
         }
         Cmd::Validate { quick: _, full, json, only } => validate::validate(full, json.as_deref(), only.as_deref()),
+        Cmd::Fp8 { bench, json, iters, only } => fp8::run(bench, only.as_deref(), json.as_deref(), iters),
         Cmd::Bench { suite, json, iters, only } => validate::bench(&suite, json.as_deref(), iters, only.as_deref()),
     };
     std::process::exit(code);

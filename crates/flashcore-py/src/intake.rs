@@ -337,3 +337,46 @@ pub fn merge_cuda(
     });
     r.map_err(|e| to_py(py, e))
 }
+
+/// FP8 (e4m3) forward on device `device`, on the raw CUDA stream `stream`: q, k, v float8_e4m3fn,
+/// each descale `(data_ptr, granularity)` of fp32 factors ("tensor" [1], "head" [B, H], "block"
+/// [B, H, ceil(S / 128)]; flashcore.fp8 checked their shapes); `out` bf16 or fp16 (`out_dtype`) with
+/// q's shape; `lse` fp32 [B, H, Sq] or 0.
+#[pyfunction]
+#[pyo3(signature = (device, stream, out_dtype, q, k, v, q_descale, k_descale, v_descale, out, lse, mask, scale))]
+#[allow(clippy::too_many_arguments)]
+pub fn forward_fp8_cuda(
+    py: Python<'_>,
+    device: usize,
+    stream: usize,
+    out_dtype: &str,
+    q: Tensor4,
+    k: Tensor4,
+    v: Tensor4,
+    q_descale: (u64, String),
+    k_descale: (u64, String),
+    v_descale: (u64, String),
+    out: Tensor4,
+    lse: u64,
+    mask: &str,
+    scale: Option<f32>,
+) -> PyResult<()> {
+    use flashcore::fp8::{Descale, Granularity};
+    let odt: DType = out_dtype.parse().map_err(|why: String| invalid_arg(py, "out_dtype", why))?;
+    let mask = parse_mask(py, mask)?;
+    let gran = |arg: &'static str, d: &(u64, String)| -> PyResult<Descale> {
+        let g: Granularity = d.1.parse().map_err(|why: String| invalid_arg(py, arg, why))?;
+        Ok(Descale { ptr: d.0, granularity: g })
+    };
+    let descales = [gran("q_descale", &q_descale)?, gran("k_descale", &k_descale)?, gran("v_descale", &v_descale)?];
+    let opts = AttnOptions { mask, scale, return_lse: lse != 0, ..Default::default() };
+    let rt = runtimes::get(py, device)?;
+    let raw = |t: &Tensor4, dt| RawTensor { ptr: t.0, desc: desc(t, dt) };
+    let (rq, rk, rv, ro) = (raw(&q, DType::E4m3), raw(&k, DType::E4m3), raw(&v, DType::E4m3), raw(&out, odt));
+    let r = py.detach(|| {
+        // SAFETY: as forward_cuda; the descale pointers are data_ptr() of live fp32 CUDA tensors of
+        // `device` holding as many factors as their granularity needs (checked by flashcore.fp8).
+        unsafe { rt.forward_fp8_raw(rq, rk, rv, descales, ro, lse, &opts, stream) }
+    });
+    r.map_err(|e| to_py(py, e))
+}

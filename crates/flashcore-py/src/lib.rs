@@ -80,6 +80,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(intake::forward_ext_cuda, m)?)?;
     m.add_function(wrap_pyfunction!(intake::merge_cuda, m)?)?;
     m.add_function(wrap_pyfunction!(supported_page_size, m)?)?;
+    m.add_function(wrap_pyfunction!(intake::forward_fp8_cuda, m)?)?;
     m.add_function(wrap_pyfunction!(supported_head_dim, m)?)?;
     m.add_function(wrap_pyfunction!(supported_backward_head_dim, m)?)?;
     m.add_function(wrap_pyfunction!(info, m)?)?;

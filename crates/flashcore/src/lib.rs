@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod error;
+pub mod fp8;
 pub mod jit;
 pub mod launch;
 pub mod plan;

@@ -91,6 +91,7 @@ fn round(x: f32, dt: DType) -> f32 {
     match dt {
         DType::F16 => half::f16::from_f32(x).to_f32(),
         DType::Bf16 => half::bf16::from_f32(x).to_f32(),
+        DType::E4m3 => crate::fp8::e4m3_to_f32(crate::fp8::f32_to_e4m3(x)),
     }
 }
 

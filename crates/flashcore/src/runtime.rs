@@ -80,6 +80,15 @@ impl Runtime {
         })
     }
 
+    /// A zeroed tile counter for one persistent sm90 launch on `stream` (the ring's next slot).
+    pub(crate) fn tile_counter(&self, stream: &CudaStream) -> Result<u64> {
+        let slot = self.next_counter.fetch_add(1, Ordering::Relaxed) % TILE_COUNTERS;
+        let counter = self.tile_counters_ptr + 4 * slot as u64;
+        // SAFETY: `counter` is inside the ring, which `self._tile_counters` keeps alive.
+        unsafe { launch::zero_u32_async(counter, stream) }?;
+        Ok(counter)
+    }
+
     pub fn info(&self) -> &DeviceInfo {
         &self.info
     }
@@ -284,8 +293,10 @@ impl Runtime {
             | KernelKind::BwdSm80
             | KernelKind::BwdPost
             | KernelKind::BwdSm90
-            | KernelKind::Combine => {
-                Err(Error::Unsupported(format!("{variant} is a backward kernel, planned for a forward call")))
+            | KernelKind::Combine
+            | KernelKind::FwdSm90Fp8
+            | KernelKind::Fp8Vt => {
+                Err(Error::Unsupported(format!("{variant} is not a 16-bit forward kernel, planned for a forward call")))
             }
         }
     }
@@ -587,7 +598,7 @@ impl Runtime {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn fwd_params(
+pub(crate) fn fwd_params(
     p: &Problem,
     q: &RawTensor,
     k: &RawTensor,

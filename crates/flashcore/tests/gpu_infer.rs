@@ -26,12 +26,14 @@ fn bits(x: f32, dt: DType) -> u16 {
     match dt {
         DType::F16 => half::f16::from_f32(x).to_bits(),
         DType::Bf16 => half::bf16::from_f32(x).to_bits(),
+        DType::E4m3 => unreachable!("the inference paths take 16-bit inputs"),
     }
 }
 fn val(b: u16, dt: DType) -> f64 {
     match dt {
         DType::F16 => half::f16::from_bits(b).to_f64(),
         DType::Bf16 => half::bf16::from_bits(b).to_f64(),
+        DType::E4m3 => unreachable!("the inference paths take 16-bit inputs"),
     }
 }
 fn rand_bits(n: usize, dt: DType, rng: &mut StdRng) -> Vec<u16> {

@@ -170,6 +170,7 @@ fn naive_same_dtype_error_is_small_but_nonzero() {
             .map(|x| match dt {
                 DType::F16 => half::f16::from_f64(*x).to_f32(),
                 DType::Bf16 => half::bf16::from_f64(*x).to_f32(),
+                DType::E4m3 => flashcore::fp8::e4m3_to_f32(flashcore::fp8::f32_to_e4m3(*x as f32)),
             })
             .collect();
         let t = HostTensor::bshd(&q, [b, s, h, d]).unwrap();
@@ -253,6 +254,7 @@ fn rounded(x: &[f64], dt: DType) -> Vec<f64> {
         .map(|v| match dt {
             DType::F16 => half::f16::from_f64(*v).to_f64(),
             DType::Bf16 => half::bf16::from_f64(*v).to_f64(),
+            DType::E4m3 => flashcore::fp8::e4m3_to_f32(flashcore::fp8::f32_to_e4m3(*v as f32)) as f64,
         })
         .collect()
 }

@@ -31,6 +31,17 @@ FC_DEVICE void unpack2(u32 x, float& lo, float& hi) {
   }
 }
 
+// Four floats to four e4m3 bytes (a in the lowest), rounded to nearest, saturating at +-448: the
+// register A fragment of an FP8 wgmma holds four consecutive K values per 32-bit register.
+FC_DEVICE u32 pack4_e4m3(float a, float b, float c, float d) {
+  u32 r;
+  asm("{\n.reg .b16 lo, hi;\ncvt.rn.satfinite.e4m3x2.f32 lo, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 hi, %4, %3;\n"
+      "mov.b32 %0, {lo, hi};\n}\n"
+      : "=r"(r)
+      : "f"(a), "f"(b), "f"(c), "f"(d));
+  return r;
+}
+
 // ex2.approx (MUFU.EX2): 2 ulp, flushes denormals; exp2(-inf) = +0, which masking relies on.
 FC_DEVICE float exp2f_fast(float x) {
   float r;

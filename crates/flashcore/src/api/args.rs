@@ -9,16 +9,24 @@ pub enum DType {
     F16,
     #[serde(rename = "bf16")]
     Bf16,
+    /// FP8 E4M3 (torch.float8_e4m3fn): inputs of the FP8 forward only ([`crate::fp8`]), whose
+    /// output is bf16 or fp16.
+    #[serde(rename = "e4m3")]
+    E4m3,
 }
 
 impl DType {
     pub fn size_bytes(self) -> usize {
-        2
+        match self {
+            DType::F16 | DType::Bf16 => 2,
+            DType::E4m3 => 1,
+        }
     }
     pub fn name(self) -> &'static str {
         match self {
             DType::F16 => "fp16",
             DType::Bf16 => "bf16",
+            DType::E4m3 => "e4m3",
         }
     }
 }
@@ -29,7 +37,8 @@ impl std::str::FromStr for DType {
         match s {
             "fp16" | "f16" | "float16" | "half" => Ok(DType::F16),
             "bf16" | "bfloat16" => Ok(DType::Bf16),
-            _ => Err(format!("unknown dtype `{s}` (expected fp16 or bf16)")),
+            "e4m3" | "fp8" | "float8_e4m3fn" => Ok(DType::E4m3),
+            _ => Err(format!("unknown dtype `{s}` (expected fp16, bf16 or e4m3)")),
         }
     }
 }

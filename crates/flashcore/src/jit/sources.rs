@@ -50,6 +50,7 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "sm90/bwd_consumer.cuh",
     "sm90/bwd.cu",
     "attn/combine.cu",
+    "sm90/fp8_vt.cu",
 );
 
 pub fn lookup(path: &str) -> Option<&'static str> {

@@ -4,7 +4,7 @@ use super::tma::TensorMap;
 use cudarc::driver::DeviceRepr;
 
 /// Forward parameters, passed by value as a `__grid_constant__` kernel argument.
-/// Layout must match `struct FwdParams` in kernels/common/params.cuh (both sides assert 272 bytes).
+/// Layout must match `struct FwdParams` in kernels/common/params.cuh (both sides assert 360 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FwdParams {
@@ -59,9 +59,24 @@ pub struct FwdParams {
     pub window_offset_left: i32,
     /// Softcap: scores become tanh(s * softcap_pre), softcap_pre = scale / cap (FC_SOFTCAP).
     pub softcap_pre: f32,
+    // ---- FP8 forward (issue 7); params.cuh documents the indexing. ----
+    /// fp32 descale factors of q, k, v (true value = e4m3 value x descale); 0 outside the FP8 path.
+    pub q_descale: u64,
+    pub k_descale: u64,
+    pub v_descale: u64,
+    pub q_descale_stride_b: i64,
+    pub q_descale_stride_h: i64,
+    /// Per 128-row block of q (block quantization); 0 = one factor for all rows.
+    pub q_descale_stride_blk: i64,
+    pub k_descale_stride_b: i64,
+    pub k_descale_stride_h: i64,
+    pub k_descale_stride_blk: i64,
+    pub v_descale_stride_b: i64,
+    pub v_descale_stride_h: i64,
 }
 
-const _: () = assert!(std::mem::size_of::<FwdParams>() == 272);
+const _: () = assert!(std::mem::size_of::<FwdParams>() == 360);
+const _: () = assert!(std::mem::offset_of!(FwdParams, q_descale) == 272);
 const _: () = assert!(std::mem::offset_of!(FwdParams, cu_seqlens_q) == 176);
 const _: () = assert!(std::mem::offset_of!(FwdParams, page_size) == 256);
 const _: () = assert!(std::mem::offset_of!(FwdParams, batch) == 136);
@@ -72,7 +87,7 @@ const _: () = assert!(std::mem::offset_of!(FwdParams, scale_log2) == 168);
 unsafe impl DeviceRepr for FwdParams {}
 
 /// Hopper forward parameters: the common ones plus TMA maps of q, k, v.
-/// Twin of `struct Sm90Params` in kernels/common/params.cuh (both assert 832 bytes).
+/// Twin of `struct Sm90Params` in kernels/common/params.cuh (both assert 896 bytes).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sm90Params {
@@ -90,10 +105,10 @@ pub struct Sm90Params {
     pub tma_o: TensorMap,
 }
 
-const _: () = assert!(std::mem::size_of::<Sm90Params>() == 832);
-const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 272);
-const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 320);
-const _: () = assert!(std::mem::offset_of!(Sm90Params, total_k) == 284);
+const _: () = assert!(std::mem::size_of::<Sm90Params>() == 896);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 360);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, total_k) == 372);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 384);
 
 // SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
 unsafe impl DeviceRepr for Sm90Params {}
@@ -230,3 +245,26 @@ const _: () = assert!(std::mem::offset_of!(CombineParams, batch) == 152);
 
 // SAFETY: #[repr(C)] plain integers with the layout the kernel declares (asserted above and in params.cuh).
 unsafe impl DeviceRepr for CombineParams {}
+
+/// FP8 V transpose parameters (kernels/sm90/fp8_vt.cu). Twin of `struct VtParams` in
+/// kernels/common/params.cuh (both assert 64 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct VtParams {
+    pub v: u64,
+    pub vt: u64,
+    pub v_stride_b: i64,
+    pub v_stride_s: i64,
+    pub v_stride_h: i64,
+    pub batch: i32,
+    pub kv_heads: i32,
+    pub seqlen_k: i32,
+    pub seqlen_pad: i32,
+    pub head_dim: i32,
+    pub reserved: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<VtParams>() == 64);
+
+// SAFETY: #[repr(C)] plain integers with the layout the kernel declares (asserted above and in params.cuh).
+unsafe impl DeviceRepr for VtParams {}

@@ -12,19 +12,21 @@ pub struct TensorMap(pub [u64; 16]);
 const _: () = assert!(std::mem::size_of::<TensorMap>() == 128);
 const _: () = assert!(std::mem::size_of::<TensorMap>() == std::mem::size_of::<sys::CUtensorMap>());
 
-/// A 4-d map over a 16-bit tensor at `ptr` described by `desc` ([B, S, H, D], element strides),
-/// with dims ordered (D, S, H, B) innermost first, a box of 64 head-dim values by `box_rows`
-/// sequence rows by `box_heads` heads, and the 128-byte swizzle the wgmma descriptors expect. Rows
-/// past the end of the sequence read as zeros (and are dropped by stores).
+/// A 4-d map over a 16-bit (or e4m3) tensor at `ptr` described by `desc` ([B, S, H, D], element
+/// strides), with dims ordered (D, S, H, B) innermost first, a box of 128 bytes of head dim (64
+/// 16-bit values, 128 e4m3) by `box_rows` sequence rows by `box_heads` heads, and the 128-byte
+/// swizzle the wgmma descriptors expect. Rows past the end of the sequence read as zeros (and are
+/// dropped by stores).
 pub fn encode_bshd(arg: &'static str, ptr: u64, desc: &TensorDesc, box_rows: u32, box_heads: u32) -> Result<TensorMap> {
     let [b, s, h, d] = desc.shape;
     let dims: [u64; 4] = [d as u64, s as u64, h as u64, b as u64];
+    let esize = desc.dtype.size_bytes() as u64;
     // A size-1 dim's stride is never used; TMA still wants it 16-byte aligned and non-zero.
     let safe = |n: usize, st: i64| -> u64 {
         if n <= 1 {
             16
         } else {
-            st as u64 * 2
+            st as u64 * esize
         }
     };
     let strides: [u64; 3] = [safe(s, desc.strides[1]), safe(h, desc.strides[2]), safe(b, desc.strides[0])];
@@ -34,8 +36,33 @@ pub fn encode_bshd(arg: &'static str, ptr: u64, desc: &TensorDesc, box_rows: u32
             format!("strides {:?} are not TMA-compatible (16-byte multiples below 2^40)", desc.strides),
         ));
     }
-    let boxes: [u32; 4] = [64, box_rows, box_heads, 1];
+    let boxes: [u32; 4] = [128 / esize as u32, box_rows, box_heads, 1];
+    encode(arg, ptr, esize, dims, strides, boxes)
+}
+
+/// The FP8 forward's transposed V: e4m3 [B, Hkv, D, seqlen_pad] contiguous (kernels/sm90/fp8_vt.cu),
+/// dims (key, D, Hkv, B) innermost first, a box of 128 keys by all D rows.
+pub fn encode_vt(ptr: u64, batch: usize, kv_heads: usize, head_dim: usize, seqlen_pad: usize) -> Result<TensorMap> {
+    let dims: [u64; 4] = [seqlen_pad as u64, head_dim as u64, kv_heads as u64, batch as u64];
+    let row = seqlen_pad as u64;
+    let strides: [u64; 3] = [row, row * head_dim as u64, row * (head_dim * kv_heads) as u64];
+    encode("v", ptr, 1, dims, strides, [128, head_dim as u32, 1, 1])
+}
+
+fn encode(
+    arg: &'static str,
+    ptr: u64,
+    esize: u64,
+    dims: [u64; 4],
+    strides: [u64; 3],
+    boxes: [u32; 4],
+) -> Result<TensorMap> {
     let elem: [u32; 4] = [1; 4];
+    let dtype = if esize == 1 {
+        sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8
+    } else {
+        sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT16
+    };
     let mut map = sys::CUtensorMap { opaque: [0; 16] };
     // SAFETY: every array has the rank (4, or 3 for strides) the call reads; `ptr` is a device
     // address the caller vouches for (the runtime's raw-pointer contract); encoding only reads host
@@ -43,7 +70,7 @@ pub fn encode_bshd(arg: &'static str, ptr: u64, desc: &TensorDesc, box_rows: u32
     let r = unsafe {
         sys::cuTensorMapEncodeTiled(
             &mut map,
-            sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT16,
+            dtype,
             4,
             ptr as *mut std::ffi::c_void,
             dims.as_ptr(),

@@ -40,6 +40,9 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_BWD_PIPE=1`: the Hopper backward issues step i's dQ GEMM with step i+1's Sᵀ
     /// and dPᵀ (default off; shared-memory dQ path only).
     pub sm90_bwd_pipe: bool,
+    /// `FLASHCORE_FP8_P_LOG2=n` (0..=8): the FP8 forward multiplies P by 2^n before its e4m3 cast
+    /// (default 8; kernels/common/config.cuh FC_FP8_P_LOG2).
+    pub fp8_p_log2: Option<u32>,
 }
 
 impl Knobs {
@@ -61,6 +64,7 @@ impl Knobs {
             sm90_bwd_dq_smem: var("FLASHCORE_SM90_BWD_DQ_SMEM").is_none_or(|v| v != "0"),
             sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),
             sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(false),
+            fp8_p_log2: var("FLASHCORE_FP8_P_LOG2").and_then(|v| v.parse().ok()).filter(|n| *n <= 8),
         }
     }
 }

@@ -17,7 +17,7 @@ pub struct Launch {
 /// [`sm90_pack`]).
 pub fn rows_per_head(v: &Variant, p: &Problem) -> usize {
     let bm = v.tile.block_m();
-    if v.kind == KernelKind::FwdSm90 {
+    if matches!(v.kind, KernelKind::FwdSm90 | KernelKind::FwdSm90Fp8) {
         bm / sm90_pack(bm, p)
     } else {
         bm
@@ -26,7 +26,7 @@ pub fn rows_per_head(v: &Variant, p: &Problem) -> usize {
 
 pub fn forward_launch(v: &Variant, p: &Problem, sm_count: u32) -> Launch {
     let bm = v.tile.block_m();
-    if v.kind == KernelKind::FwdSm90 {
+    if matches!(v.kind, KernelKind::FwdSm90 | KernelKind::FwdSm90Fp8) {
         // Persistent: one CTA per SM (registers allow no more), each walking tiles
         // (kernels/sm90/scheduler.cuh); fewer when there are fewer tiles than SMs. A tile holds
         // `pack` query heads of one GQA group when their queries are few.

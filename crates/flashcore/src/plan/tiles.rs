@@ -226,3 +226,40 @@ pub fn parse_tile(s: &str) -> Result<TileConfig> {
     let (m, n) = mn.split_once('x').ok_or_else(bad)?;
     TileConfig::new(m.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?, occ, stages)
 }
+
+/// The FP8 forward's tile (kernels/sm90/config.cuh: block_n is one 128-key row of the transposed V
+/// and one k descale block), from H100 runs (bench/NOTES.md "FP8 forward"): d 64 and d 128 on three
+/// consumer warpgroups (192 rows; d128 at S4K 855 TF/s against 800 on 128x128, S16K 951 against
+/// 879), except d 128 causal with at most 1K keys (128x128: 386 against 358 TF/s, the 192-row
+/// tile's diagonal waste); d 256 on two.
+/// `FLASHCORE_SM90_FP8_TILE=MxNsS` overrides (block_n must stay 128), for tuning runs.
+pub fn tile_config_sm90_fp8(head_dim: usize, mask: Mask, seqlen_k: usize) -> Result<TileConfig> {
+    if let Ok(s) = std::env::var("FLASHCORE_SM90_FP8_TILE") {
+        let t = parse_tile(&s)?;
+        if t.block_n() != 128 || t.block_m() % 64 != 0 || t.block_m() > 192 {
+            return Err(Error::arg("FLASHCORE_SM90_FP8_TILE", format!("{s} is not an FP8 tile (Mx128, M 64..192)")));
+        }
+        return Ok(t);
+    }
+    match head_dim {
+        64 => TileConfig::new(192, 128, 1, 2),
+        128 if mask.is_causal() && seqlen_k <= 1024 => TileConfig::new(128, 128, 1, 2),
+        128 => TileConfig::new(192, 128, 1, 2),
+        256 => TileConfig::new(128, 128, 1, 2),
+        _ => Err(Error::Unsupported(format!("head dim {head_dim} on the FP8 forward (64, 128 or 256)"))),
+    }
+}
+
+/// Q slots of the FP8 forward: two at every head dim (its tiles are half the bytes of 16-bit ones).
+pub fn sm90_fp8_q_stages() -> usize {
+    super::knobs::knobs().sm90_q_stages.unwrap_or(2)
+}
+
+/// kernels/sm90/config.cuh `kSmemBytes` with FC_FP8: Q slots and K in 128-byte rows of 128 head-dim
+/// values, the transposed V as block_n x head_dim bytes, plus 2 KiB (alignment and mbarriers).
+pub fn sm90_fp8_smem_bytes(t: &TileConfig, head_dim: usize) -> usize {
+    let dblocks = head_dim.div_ceil(128);
+    sm90_fp8_q_stages() * dblocks * t.block_m() * 128
+        + t.stages() * (dblocks * t.block_n() * 128 + t.block_n() * head_dim)
+        + 2048
+}

@@ -13,6 +13,9 @@ use crate::api::args::{DType, Mask, Problem};
 pub const COMBINE_THREADS: usize = 256;
 use crate::error::{Error, Result};
 
+/// Threads per CTA of the FP8 V transpose (kernels/sm90/fp8_vt.cu kVtThreads).
+pub const FP8_VT_THREADS: usize = 256;
+
 /// Which kernel source a variant compiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KernelKind {
@@ -30,6 +33,10 @@ pub enum KernelKind {
     BwdSm90,
     /// kernels/attn/combine.cu: split-KV partials -> output (or, `ext.merge`, two outputs merged).
     Combine,
+    /// kernels/sm90/fwd.cu with FC_FP8: e4m3 q, k, v (`dtype` is the output's), sm_90a only.
+    FwdSm90Fp8,
+    /// kernels/sm90/fp8_vt.cu: the FP8 forward's transposed V.
+    Fp8Vt,
 }
 
 impl KernelKind {
@@ -42,6 +49,8 @@ impl KernelKind {
             KernelKind::BwdPost => "bwd/post.cu",
             KernelKind::BwdSm90 => "sm90/bwd.cu",
             KernelKind::Combine => "attn/combine.cu",
+            KernelKind::FwdSm90Fp8 => "sm90/fwd.cu",
+            KernelKind::Fp8Vt => "sm90/fp8_vt.cu",
         }
     }
     pub fn entry_symbol(self) -> &'static str {
@@ -53,6 +62,8 @@ impl KernelKind {
             KernelKind::BwdPost => "fc_bwd_post",
             KernelKind::BwdSm90 => "fc_bwd_sm90",
             KernelKind::Combine => "fc_combine",
+            KernelKind::FwdSm90Fp8 => "fc_fwd_sm90",
+            KernelKind::Fp8Vt => "fc_fp8_vt",
         }
     }
 }
@@ -250,13 +261,14 @@ impl Variant {
         match self.kind {
             KernelKind::FwdSm80 => self.tile.threads(),
             // One producer warpgroup plus one consumer warpgroup per 64 query rows.
-            KernelKind::FwdSm90 => 128 * (self.tile.block_m() / 64 + 1),
+            KernelKind::FwdSm90 | KernelKind::FwdSm90Fp8 => 128 * (self.tile.block_m() / 64 + 1),
             // 16 keys per warp.
             KernelKind::BwdSm80 => self.tile.block_n() / 16 * 32,
             // One producer warpgroup plus one consumer warpgroup per 64 keys.
             KernelKind::BwdSm90 => 128 * (self.tile.block_n() / 64 + 1),
             KernelKind::BwdPrep | KernelKind::BwdPost => super::backward::BWD_AUX_THREADS,
             KernelKind::Combine => COMBINE_THREADS,
+            KernelKind::Fp8Vt => FP8_VT_THREADS,
         }
     }
 
@@ -272,7 +284,8 @@ impl Variant {
             }
             KernelKind::BwdSm80 => super::backward::bwd_smem_bytes(&self.tile, self.head_dim),
             KernelKind::BwdSm90 => super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim, self.tma_store),
-            KernelKind::BwdPrep | KernelKind::BwdPost | KernelKind::Combine => 0,
+            KernelKind::BwdPrep | KernelKind::BwdPost | KernelKind::Combine | KernelKind::Fp8Vt => 0,
+            KernelKind::FwdSm90Fp8 => super::tiles::sm90_fp8_smem_bytes(&self.tile, self.head_dim),
         }
     }
 
@@ -305,7 +318,14 @@ impl Variant {
         if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.pipe {
             d.push(("FC_SM90_BWD_PIPE", "1".to_string()));
         }
-        if self.kind == KernelKind::FwdSm90 {
+        if self.kind == KernelKind::FwdSm90Fp8 {
+            d.push(("FC_FP8", "1".to_string()));
+            d.push(("FC_SM90_Q_STAGES", super::tiles::sm90_fp8_q_stages().to_string()));
+            if let Some(n) = knobs().fp8_p_log2 {
+                d.push(("FC_FP8_P_LOG2", n.to_string()));
+            }
+        }
+        if matches!(self.kind, KernelKind::FwdSm90 | KernelKind::FwdSm90Fp8) {
             // Tuning knob: force the intra-warpgroup overlap on (1) or off (0); default per head dim.
             if let Some(on) = knobs().sm90_overlap {
                 d.push(("FC_SM90_OVERLAP", u8::from(on).to_string()));
@@ -313,7 +333,9 @@ impl Variant {
             if self.tma_store {
                 d.push(("FC_SM90_TMA_STORE", "1".to_string()));
             }
-            d.push(("FC_SM90_Q_STAGES", super::tiles::sm90_q_stages(self.head_dim).to_string()));
+            if self.kind == KernelKind::FwdSm90 {
+                d.push(("FC_SM90_Q_STAGES", super::tiles::sm90_q_stages(self.head_dim).to_string()));
+            }
             if let Some(k) = knobs().exp2_poly {
                 d.push(("FC_EXP2_POLY", k.to_string()));
             }
@@ -362,6 +384,9 @@ impl Variant {
         }
         out.extend(Variant::backward_set(arch));
         out.extend(Variant::inference_set(arch));
+        if arch == Arch::SM90 {
+            out.extend(Variant::fp8_set());
+        }
         out
     }
 
@@ -428,6 +453,63 @@ impl Variant {
         }
         out
     }
+
+    /// The FP8 forward (sm_90a): e4m3 q, k, v and `out_dtype` output, on its tile.
+    pub fn fp8_forward(
+        head_dim: usize,
+        out_dtype: DType,
+        mask: Mask,
+        seqlen_k: usize,
+        max_smem: usize,
+    ) -> Result<Variant> {
+        if !matches!(out_dtype, DType::Bf16 | DType::F16) {
+            return Err(Error::arg("out", format!("the FP8 forward writes bf16 or fp16, not {}", out_dtype.name())));
+        }
+        let tile = super::tiles::tile_config_sm90_fp8(head_dim, mask, seqlen_k)?;
+        let v = Variant {
+            kind: KernelKind::FwdSm90Fp8,
+            arch: Arch::SM90,
+            head_dim,
+            dtype: out_dtype,
+            causal: mask.is_causal(),
+            tile,
+            tma_store: false,
+            bwd_overlap: Sm90BwdOverlap::default(),
+            ext: FwdExt::default(),
+        };
+        if v.smem_bytes() > max_smem {
+            return Err(Error::Unsupported(format!("{v} needs {} bytes of shared memory", v.smem_bytes())));
+        }
+        Ok(v)
+    }
+
+    /// The V transpose that runs before an FP8 forward (one per head dim; mask and dtype do not matter).
+    pub fn fp8_vt(&self) -> Variant {
+        Variant { kind: KernelKind::Fp8Vt, causal: false, dtype: DType::Bf16, ..*self }
+    }
+
+    /// Every FP8 variant: head dims 64, 128, 256, both output dtypes, causal and not, plus the V
+    /// transposes.
+    pub fn fp8_set() -> Vec<Variant> {
+        let max_smem = Arch::SM90.max_smem_per_block();
+        let mut out = Vec::new();
+        for d in [64, 128, 256] {
+            for dt in [DType::Bf16, DType::F16] {
+                for mask in [Mask::None, Mask::CausalTopLeft] {
+                    for sk in [1, LONG_ROWS] {
+                        if let Ok(v) = Variant::fp8_forward(d, dt, mask, sk, max_smem) {
+                            for v in [v.fp8_vt(), v] {
+                                if !out.contains(&v) {
+                                    out.push(v);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 impl std::fmt::Display for Variant {
@@ -442,6 +524,8 @@ impl std::fmt::Display for Variant {
             KernelKind::BwdSm90 => "bwd_sm90",
             KernelKind::Combine if self.ext.merge => "merge",
             KernelKind::Combine => "combine",
+            KernelKind::FwdSm90Fp8 => "fwd_sm90_fp8",
+            KernelKind::Fp8Vt => "fp8_vt",
         };
         if self.kind == KernelKind::Combine {
             return write!(f, "{kind}-{}-d{}-{}", self.arch.nvrtc_arch(), self.head_dim, self.dtype.name());

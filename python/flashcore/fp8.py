@@ -1,0 +1,195 @@
+"""FP8 (E4M3) attention forward on Hopper, and the helpers that feed it.
+
+`quantize_fp8(x, granularity)` turns a bf16/fp16/fp32 tensor into (float8_e4m3fn tensor, fp32
+descale) with x ~= x_fp8 * descale; `attention_fp8` (also reached through `flashcore.attention` with
+float8_e4m3fn inputs) runs the FP8 kernel: both GEMMs in FP8 with fp32 accumulation, output in bf16
+or fp16. `hadamard_qk` is incoherent processing: a random-sign Hadamard transform of q and k along
+the head dim, which leaves q kᵀ unchanged and spreads outliers before quantization.
+
+Descale shapes: "tensor" [1]; "head" [B, H] (k and v: [B, Hkv]); "block" [B, H, ceil(S / 128)]
+(q and k only). Forward only: inputs that require grad are rejected.
+"""
+
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from . import _native, _ops
+
+FP8 = torch.float8_e4m3fn
+E4M3_MAX = 448.0
+BLOCK_ROWS = 128
+GRANULARITIES = ("tensor", "head", "block")
+
+
+def _invalid(arg: str, why: str, exc: type = ValueError) -> Exception:
+    e = exc(f"invalid argument `{arg}`: {why}")
+    e.arg = arg
+    return e
+
+
+def _bhsd(x: Tensor, layout: str) -> Tensor:
+    if layout not in ("bhsd", "bshd"):
+        raise _invalid("layout", f"expected 'bhsd' or 'bshd', got {layout!r}")
+    return x if layout == "bhsd" else x.transpose(1, 2)
+
+
+def quantize_fp8(x: Tensor, granularity: str = "tensor", layout: str = "bhsd") -> Tuple[Tensor, Tensor]:
+    """(x_fp8, descale): x in float8_e4m3fn (same shape and layout) and fp32 factors with
+    x ~= x_fp8.float() * descale. Each group's largest magnitude maps to 448, e4m3's largest finite
+    value. granularity: "tensor" (descale [1]), "head" ([B, H]) or "block" (one factor per 128 rows
+    of each head: [B, H, ceil(S / 128)])."""
+    if not isinstance(x, Tensor):
+        raise _invalid("x", f"expected a torch.Tensor, got {type(x).__name__}", TypeError)
+    if x.dim() != 4:
+        raise _invalid("x", f"expected a 4-d tensor ({layout.upper()}), got {x.dim()} dims")
+    if not x.is_floating_point() or x.dtype == FP8:
+        raise _invalid("x", f"expected a floating-point tensor to quantize, got {x.dtype}", TypeError)
+    if granularity not in GRANULARITIES:
+        raise _invalid("granularity", f"expected one of {GRANULARITIES}, got {granularity!r}")
+    xb = _bhsd(x, layout).float()
+    b, h, s, d = xb.shape
+    if granularity == "tensor":
+        amax = xb.abs().amax().reshape(1)
+        per_row = amax.reshape(1, 1, 1, 1)
+    elif granularity == "head":
+        amax = xb.abs().amax(dim=(2, 3))
+        per_row = amax[:, :, None, None]
+    else:
+        nb = max(1, math.ceil(s / BLOCK_ROWS))
+        padded = torch.nn.functional.pad(xb.abs(), (0, 0, 0, nb * BLOCK_ROWS - s))
+        amax = padded.reshape(b, h, nb, BLOCK_ROWS * d).amax(dim=3)
+        per_row = amax.repeat_interleave(BLOCK_ROWS, dim=2)[:, :, :s, None]
+    descale = torch.where(amax > 0, amax / E4M3_MAX, torch.ones_like(amax)).float()
+    scale_rows = torch.where(per_row > 0, per_row / E4M3_MAX, torch.ones_like(per_row))
+    # Clamped: the division may land a hair above 448, which the cast would not saturate.
+    q = (xb / scale_rows).clamp(-E4M3_MAX, E4M3_MAX).to(FP8)
+    return (q if layout == "bhsd" else q.transpose(1, 2)), descale.contiguous()
+
+
+def dequantize_fp8(x: Tensor, descale: Tensor, layout: str = "bhsd") -> Tensor:
+    """x_fp8 * descale in fp32 (the values the FP8 kernel computes with)."""
+    xb = _bhsd(x, layout).float()
+    b, h, s, d = xb.shape
+    g = _granularity("descale", descale, b, h, s, block_ok=True)
+    if g == "tensor":
+        f = descale.reshape(1, 1, 1, 1)
+    elif g == "head":
+        f = descale[:, :, None, None]
+    else:
+        f = descale.repeat_interleave(BLOCK_ROWS, dim=2)[:, :, :s, None]
+    out = xb * f.float()
+    return out if layout == "bhsd" else out.transpose(1, 2)
+
+
+def hadamard_qk(q: Tensor, k: Tensor, seed: int = 0, layout: str = "bhsd") -> Tuple[Tensor, Tensor]:
+    """Incoherent processing: q and k times diag(random signs) · H / sqrt(D) along the head dim (H the
+    Walsh-Hadamard matrix; D a power of two). q kᵀ is unchanged; an outlier is spread over all D
+    entries, so per-tensor FP8 scales lose less. Returns fp32 tensors in the same layout."""
+    d = q.shape[-1]
+    if d & (d - 1) or k.shape[-1] != d:
+        raise _invalid("q", f"head dim {d} must be a power of two, equal for q and k")
+    gen = torch.Generator().manual_seed(seed)
+    signs = (torch.randint(0, 2, (d,), generator=gen) * 2 - 1).to(q.device, torch.float32)
+
+    def fwht(x: Tensor) -> Tensor:
+        x = x.float() * signs
+        shape = x.shape
+        n = 1
+        while n < d:
+            x = x.reshape(-1, d // (2 * n), 2, n)
+            x = torch.stack((x[:, :, 0] + x[:, :, 1], x[:, :, 0] - x[:, :, 1]), dim=2)
+            n *= 2
+        return x.reshape(shape) / math.sqrt(d)
+
+    return fwht(q), fwht(k)
+
+
+def _granularity(arg: str, t: Tensor, b: int, h: int, s: int, block_ok: bool) -> str:
+    if t.numel() == 1:
+        return "tensor"
+    if tuple(t.shape) == (b, h):
+        return "head"
+    if tuple(t.shape) == (b, h, max(1, math.ceil(s / BLOCK_ROWS))):
+        if not block_ok:
+            raise _invalid(arg, "block granularity is supported for q and k only")
+        return "block"
+    raise _invalid(
+        arg, f"shape {tuple(t.shape)} is none of [1], [{b}, {h}] or [{b}, {h}, {max(1, math.ceil(s / BLOCK_ROWS))}]"
+    )
+
+
+def _descale(arg: str, t: Optional[Tensor], like: Tensor, block_ok: bool) -> Tuple[Tensor, str]:
+    if t is None:
+        t = torch.ones(1, device=like.device)
+    if not isinstance(t, Tensor):
+        raise _invalid(arg, f"expected a torch.Tensor of fp32 factors, got {type(t).__name__}", TypeError)
+    if t.dtype != torch.float32:
+        raise _invalid(arg, f"expected float32, got {t.dtype}", TypeError)
+    if t.device != like.device:
+        raise _invalid(arg, f"is on {t.device}, the inputs are on {like.device}")
+    b, h, s, _ = like.shape
+    g = _granularity(arg, t, b, h, s, block_ok)
+    return t.contiguous(), g
+
+
+def attention_fp8(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    q_descale: Optional[Tensor] = None,
+    k_descale: Optional[Tensor] = None,
+    v_descale: Optional[Tensor] = None,
+    *,
+    causal: Union[bool, str] = False,
+    scale: Optional[float] = None,
+    return_lse: bool = False,
+    layout: str = "bhsd",
+    out_dtype: torch.dtype = torch.bfloat16,
+) -> Union[Tensor, Tuple[Tensor, Tensor]]:
+    """FP8 attention forward: softmax(scale · (q·dq)(k·dk)ᵀ)(v·dv) from float8_e4m3fn q, k, v and
+    fp32 descales (None = 1), on CUDA (Hopper). Output in `out_dtype` (bf16 or fp16), q's layout."""
+    from .functional import mask_name
+
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor):
+            raise _invalid(name, f"expected a torch.Tensor, got {type(t).__name__}", TypeError)
+        if t.dtype != FP8:
+            raise _invalid(name, f"expected torch.float8_e4m3fn, got {t.dtype}", TypeError)
+        if t.dim() != 4:
+            raise _invalid(name, f"expected a 4-d tensor ({layout.upper()}), got {t.dim()} dims")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.device.type != "cuda":
+            raise _invalid(name, "the FP8 forward runs on CUDA (Hopper) only")
+        if t.device != q.device:
+            raise _invalid(name, f"is on {t.device}, q is on {q.device}")
+        if t.requires_grad:
+            raise _invalid(name, "the FP8 path is forward only; it takes no tensor that requires grad")
+    if out_dtype not in (torch.bfloat16, torch.float16):
+        raise _invalid("out_dtype", f"expected torch.bfloat16 or torch.float16, got {out_dtype}", TypeError)
+    if not isinstance(return_lse, bool):
+        raise _invalid("return_lse", f"expected a bool, got {type(return_lse).__name__}", TypeError)
+    if scale is not None and (not isinstance(scale, (int, float)) or isinstance(scale, bool)):
+        raise _invalid("scale", f"expected a float, got {type(scale).__name__}", TypeError)
+    if scale is not None and not (0 < scale < float("inf")):
+        raise _invalid("scale", f"must be a positive finite number, got {scale}")
+    mask = mask_name(causal)
+    qb, kb, vb = _bhsd(q, layout), _bhsd(k, layout), _bhsd(v, layout)
+    qd, qg = _descale("q_descale", q_descale, qb, True)
+    kd, kg = _descale("k_descale", k_descale, kb, True)
+    vd, vg = _descale("v_descale", v_descale, vb, False)
+    b, h, sq, d = qb.shape
+    out = torch.empty((b, sq, h, d) if layout == "bshd" else (b, h, sq, d), dtype=out_dtype, device=q.device)
+    out_b = _bhsd(out, layout)
+    lse = torch.empty((b, h, sq) if return_lse else (0,), dtype=torch.float32, device=q.device)
+    _ops.ensure_nvrtc_path()
+    with torch.cuda.device(q.device):
+        stream = torch.cuda.current_stream(q.device).cuda_stream
+        _native.forward_fp8_cuda(
+            q.device.index, stream, _ops.CUDA_DTYPES[out_dtype], _ops._bshd(qb), _ops._bshd(kb), _ops._bshd(vb),
+            (qd.data_ptr(), qg), (kd.data_ptr(), kg), (vd.data_ptr(), vg), _ops._bshd(out_b),
+            lse.data_ptr() if return_lse else 0, mask, None if scale is None else float(scale),
+        )
+    return (out, lse) if return_lse else out
