@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Whole-tree check on the GPU machine after scripts/gpu/build.sh and build_wheel.sh staged .stage/
+# (carry `.stage`): Rust GPU tests (dense + FP8, inference paths on both kernels), every Python GPU
+# test, the quick validation, and the forward `fa` bench beside SDPA (a regression check of the dense
+# kernels after a merge). Logs and JSON go to $OUT (or ./out).
+set -uo pipefail
+out=${OUT:-out}
+mkdir -p "$out"
+export FLASHCORE_CACHE_DIR=${FLASHCORE_CACHE_DIR:-/tmp/flashcore-cache}
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/fcpy${PYTHONPATH:+:$PYTHONPATH}
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 | tr ' ' '-' | tr -cd '[:alnum:]-')
+day=$(date +%F)
+rc=0
+step() { echo "== $1"; shift; "$@" > "$out/$log.log" 2>&1 || rc=1; tail -n 3 "$out/$log.log"; }
+log=rust-gpu-tests step "Rust GPU tests" .stage/gpu-tests --test-threads 1
+log=rust-gpu-infer step "inference paths, planner's kernel" .stage/gpu-infer-tests --test-threads 1
+log=rust-gpu-infer-sm80 step "inference paths, portable kernel" env FLASHCORE_FORCE_SM80=1 .stage/gpu-infer-tests --test-threads 1
+python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)" || exit 1
+log=py-gpu-tests step "Python GPU tests" python3 -m pytest -p no:cacheprovider -q python/tests -m gpu -ra
+log=validate-quick step "validate --quick" .stage/flashcore validate --quick --json "$out/validate-quick.json"
+log=bench-fa step "bench fa" python3 -m flashcore bench --suite fa --json "$out/$day-$gpu-python-fa.json"
+grep -E "^(fa|name)" "$out/bench-fa.log" | head -60
+exit $rc
