@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod ext;
+mod fp8;
 pub use ext::{ExtPlan, KvArrays};
 
 /// A tensor in device memory: 16-bit elements (fp16 or bf16 bits) and their description.
