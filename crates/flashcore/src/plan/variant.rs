@@ -101,10 +101,6 @@ pub struct FwdExt {
     pub merge: bool,
 }
 
-/// Whether the sm80 kernel implements FwdExt (window, softcap, inference paths): it does
-/// (kernels/sm80/fwd.cu, same FwdParams contract; split grid sized in runtime/ext.rs).
-pub const SM80_EXT: bool = true;
-
 /// The Hopper kernel serves sm_90a unless `FLASHCORE_SM90=0` (or `FLASHCORE_FORCE_SM80=1`) asks for
 /// the portable kernel. It passed `flashcore validate --full` (59 rows) on an H100 on 2026-11-26.
 fn sm90_enabled() -> bool {
@@ -151,13 +147,8 @@ impl Variant {
             let tma_store = knobs().sm90_tma_store && p.head_dim <= 128 && !infer;
             return Variant::sm90_tile(p.head_dim, p.dtype, p.mask, tile, max_smem, tma_store).map(with);
         }
-        if ext != FwdExt::default() && !SM80_EXT {
-            return Err(Error::Unsupported(format!(
-                "window, softcap, varlen, paged and split-KV calls need the Hopper kernel (sm_90a, head dim 64, 96, \
-                 128 or 256); this call is {arch} with head dim {}",
-                p.head_dim
-            )));
-        }
+        // The portable kernel serves every FwdExt feature too (kernels/sm80/fwd.cu reads the same
+        // FwdParams; runtime/ext.rs sizes its split grid).
         Variant::sm80(arch, p.head_dim, p.dtype, p.mask, p.seqlen_k, max_smem).map(with)
     }
 
