@@ -10,7 +10,7 @@ use crate::launch::{self, tma, DeviceInfo, Kernel, StreamScratch};
 use crate::plan::{
     backward_launches, forward_launch, rows_per_head, BwdLaunches, BwdPath, KernelKind, Launch, Variant,
 };
-use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
+use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, SyncOnDrop};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -178,29 +178,16 @@ impl Runtime {
         opts: &AttnOptions,
     ) -> Result<()> {
         for (name, t) in [("q", q), ("k", k), ("v", v), ("out", &*out)] {
-            if t.desc.span().unwrap_or(u64::MAX) > t.buf.len() as u64 {
-                return Err(Error::arg(name, "buffer is smaller than its shape and strides span"));
-            }
+            check_span(name, &t.desc, t.buf.len())?;
         }
         let [b, sq, h, _] = q.desc.shape;
-        if let Some(l) = &lse {
-            if l.len() < b * h * sq {
-                return Err(Error::arg("lse", format!("needs {} floats, buffer has {}", b * h * sq, l.len())));
-            }
-        }
         let s = &self.stream;
+        let (lp, _g5) = lse_out(lse, b * h * sq, s)?;
         let (qp, _g1) = q.buf.device_ptr(s);
         let (kp, _g2) = k.buf.device_ptr(s);
         let (vp, _g3) = v.buf.device_ptr(s);
         let odesc = out.desc;
         let (op, _g4) = out.buf.device_ptr_mut(s);
-        let (lp, _g5) = match lse {
-            Some(l) => {
-                let (p, g) = l.device_ptr_mut(s);
-                (p, Some(g))
-            }
-            None => (0, None),
-        };
         let raw = |ptr, desc| RawTensor { ptr, desc };
         // SAFETY: every pointer comes from a live CudaSlice of this context whose length was checked
         // against its description above; the guards keep cudarc's stream ordering for them.
@@ -376,9 +363,7 @@ impl Runtime {
         for (name, t) in
             [("q", q), ("k", k), ("v", v), ("out", out), ("dout", dout), ("dq", &*dq), ("dk", &*dk), ("dv", &*dv)]
         {
-            if t.desc.span().unwrap_or(u64::MAX) > t.buf.len() as u64 {
-                return Err(Error::arg(name, "buffer is smaller than its shape and strides span"));
-            }
+            check_span(name, &t.desc, t.buf.len())?;
         }
         let [b, sq, h, _] = q.desc.shape;
         if lse.len() < b * h * sq {
@@ -595,6 +580,32 @@ impl Runtime {
 
     pub fn synchronize(&self) -> Result<()> {
         Ok(self.stream.synchronize()?)
+    }
+}
+
+/// Fails naming `arg` when a buffer of `len` elements is smaller than what `desc`'s shape and
+/// strides span (or the span overflows).
+pub(crate) fn check_span(arg: &'static str, desc: &TensorDesc, len: usize) -> Result<()> {
+    if desc.span().unwrap_or(u64::MAX) > len as u64 {
+        return Err(Error::arg(arg, "buffer is smaller than its shape and strides span"));
+    }
+    Ok(())
+}
+
+/// The device address of an optional fp32 LSE output (0 for none), after checking that it holds
+/// `rows` floats, with the guard that keeps cudarc's stream ordering for it until the launch is queued.
+pub(crate) fn lse_out<'a>(
+    lse: Option<&'a mut CudaSlice<f32>>,
+    rows: usize,
+    s: &'a CudaStream,
+) -> Result<(u64, Option<SyncOnDrop<'a>>)> {
+    match lse {
+        None => Ok((0, None)),
+        Some(l) if l.len() < rows => Err(Error::arg("lse", format!("needs {rows} floats, buffer has {}", l.len()))),
+        Some(l) => {
+            let (p, g) = l.device_ptr_mut(s);
+            Ok((p, Some(g)))
+        }
     }
 }
 

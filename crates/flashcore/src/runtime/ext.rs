@@ -2,7 +2,7 @@
 //! per-sequence lengths, paged K/V and split-KV (partials merged by the combine kernel), and the
 //! merge of two attention outputs over disjoint key sets.
 
-use super::{fwd_params, DeviceTensor, RawTensor, Runtime, TILE_COUNTERS};
+use super::{check_span, fwd_params, lse_out, DeviceTensor, RawTensor, Runtime, TILE_COUNTERS};
 use crate::api::args::{AttnOptions, KvSpec, LseOut, TensorDesc};
 use crate::api::check::{check_ext, check_gpu_alignment, ExtProblem};
 use crate::error::{Error, Result};
@@ -126,9 +126,7 @@ impl Runtime {
         opts: &AttnOptions,
     ) -> Result<()> {
         for (name, t) in [("q", q), ("k", k), ("v", v), ("out", &*out)] {
-            if t.desc.span().unwrap_or(u64::MAX) > t.buf.len() as u64 {
-                return Err(Error::arg(name, "buffer is smaller than its shape and strides span"));
-            }
+            check_span(name, &t.desc, t.buf.len())?;
         }
         let s = &self.stream;
         let mut ext = *spec;
@@ -156,23 +154,12 @@ impl Runtime {
         let packed = ext.varlen.is_some_and(|vl| vl.cu_seqlens_q != 0);
         let (rows, lse_strides) =
             if packed { (h * sq, (0, sq as i64)) } else { (b * h * sq, ((h * sq) as i64, sq as i64)) };
-        if let Some(l) = &lse {
-            if l.len() < rows {
-                return Err(Error::arg("lse", format!("needs {rows} floats, buffer has {}", l.len())));
-            }
-        }
+        let (lp, _g5) = lse_out(lse, rows, s)?;
         let (qp, _g1) = q.buf.device_ptr(s);
         let (kp, _g2) = k.buf.device_ptr(s);
         let (vp, _g3) = v.buf.device_ptr(s);
         let odesc = out.desc;
         let (op, _g4) = out.buf.device_ptr_mut(s);
-        let (lp, _g5) = match lse {
-            Some(l) => {
-                let (p, g) = l.device_ptr_mut(s);
-                (p, Some(g))
-            }
-            None => (0, None),
-        };
         let raw = |ptr, desc| RawTensor { ptr, desc };
         let lse = LseOut { ptr: lp, stride_b: lse_strides.0, stride_h: lse_strides.1 };
         // SAFETY: every pointer comes from a live CudaSlice of this context whose length was checked
@@ -370,9 +357,7 @@ impl Runtime {
         let [b, sq, h, _] = o_a.desc.shape;
         let rows = b * h * sq;
         for (name, t) in [("o_a", o_a), ("o_b", o_b)] {
-            if t.desc.span().unwrap_or(u64::MAX) > t.buf.len() as u64 {
-                return Err(Error::arg(name, "buffer is smaller than its shape and strides span"));
-            }
+            check_span(name, &t.desc, t.buf.len())?;
         }
         for (name, l) in [("lse_a", lse_a), ("lse_b", lse_b)] {
             if l.len() < rows {

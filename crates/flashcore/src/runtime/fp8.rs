@@ -7,7 +7,7 @@ use crate::fp8::{check_fp8, check_fp8_alignment, Descale, Fp8DeviceTensor, Quant
 use crate::launch::params::{Sm90Params, VtParams};
 use crate::launch::{self, tma, StreamScratch};
 use crate::plan::{forward_launch, rows_per_head, Arch, Launch, Variant};
-use crate::runtime::{fwd_params, DeviceTensor, RawTensor, Runtime};
+use crate::runtime::{check_span, fwd_params, lse_out, DeviceTensor, RawTensor, Runtime};
 use cudarc::driver::{sys, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 
 impl Runtime {
@@ -47,24 +47,16 @@ impl Runtime {
         opts: &AttnOptions,
     ) -> Result<()> {
         for (name, t) in [("q", q), ("k", k), ("v", v)] {
-            if t.desc.span().unwrap_or(u64::MAX) > t.buf.len() as u64 {
-                return Err(Error::arg(name, "buffer is smaller than its shape and strides span"));
-            }
+            check_span(name, &t.desc, t.buf.len())?;
             let [b, s, h, _] = t.desc.shape;
             if t.descale.len() < t.granularity.len(b, s, h) {
                 return Err(Error::arg(name, format!("needs {} descale factors", t.granularity.len(b, s, h))));
             }
         }
-        if out.desc.span().unwrap_or(u64::MAX) > out.buf.len() as u64 {
-            return Err(Error::arg("out", "buffer is smaller than its shape and strides span"));
-        }
+        check_span("out", &out.desc, out.buf.len())?;
         let [b, sq, h, _] = q.desc.shape;
-        if let Some(l) = &lse {
-            if l.len() < b * h * sq {
-                return Err(Error::arg("lse", format!("needs {} floats, buffer has {}", b * h * sq, l.len())));
-            }
-        }
         let s = self.stream();
+        let (lp, _g8) = lse_out(lse, b * h * sq, s)?;
         let (qp, _g1) = q.buf.device_ptr(s);
         let (kp, _g2) = k.buf.device_ptr(s);
         let (vp, _g3) = v.buf.device_ptr(s);
@@ -73,13 +65,6 @@ impl Runtime {
         let (vd, _g6) = v.descale.device_ptr(s);
         let odesc = out.desc;
         let (op, _g7) = out.buf.device_ptr_mut(s);
-        let (lp, _g8) = match lse {
-            Some(l) => {
-                let (p, g) = l.device_ptr_mut(s);
-                (p, Some(g))
-            }
-            None => (0, None),
-        };
         let raw = |ptr, desc| RawTensor { ptr, desc };
         let descales = [
             Descale { ptr: qd, granularity: q.granularity },
