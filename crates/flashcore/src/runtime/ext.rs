@@ -42,35 +42,24 @@ impl Runtime {
         let per_seq = ext.per_sequence() || ext.paged.is_some();
         let arch = self.info.arch;
         let smem = self.info.max_smem_per_block;
-        // The split decision needs the Hopper tile; other kernels never split.
-        let hopper = Variant::forward_ext(arch, p, true, smem).ok().filter(|v| v.kind == KernelKind::FwdSm90);
-        let (splits, tiles) = match hopper {
-            Some(v) => {
-                let l = forward_launch(&v, p, self.info.sm_count);
-                let pack = v.tile.block_m() / rows_per_head(&v, p);
-                let tiles = l.num_m_blocks as usize * (p.heads / pack) * p.batch;
-                // Keys one tile streams: the window's span when it has both edges, else all.
-                let span = match (p.window.left, p.mask.is_causal().then_some(0).or(p.window.right)) {
-                    (Some(l), Some(r)) => (l + r + rows_per_head(&v, p)).min(p.seqlen_k),
-                    _ => p.seqlen_k,
-                };
-                let blocks = span.div_ceil(v.tile.block_n());
-                (ext.num_splits.unwrap_or_else(|| num_splits(self.info.sm_count as usize, tiles, blocks)), tiles)
-            }
+        // The split decision is made on the kernel and tile the call would run with FC_INFER.
+        let v = Variant::forward_ext(arch, p, true, smem)?;
+        let l = forward_launch(&v, p, self.info.sm_count);
+        let (tiles, blocks) = if v.kind == KernelKind::FwdSm90 {
+            let pack = v.tile.block_m() / rows_per_head(&v, p);
+            // Keys one tile streams: the window's span when it has both edges, else all.
+            let span = match (p.window.left, p.mask.is_causal().then_some(0).or(p.window.right)) {
+                (Some(l), Some(r)) => (l + r + rows_per_head(&v, p)).min(p.seqlen_k),
+                _ => p.seqlen_k,
+            };
+            (l.num_m_blocks as usize * (p.heads / pack) * p.batch, span.div_ceil(v.tile.block_n()))
+        } else {
             // The portable kernel: one CTA per (query block, head, sequence), several per SM; split
             // when those CTAs cannot cover the SMs (same rule, CTAs for tiles).
-            None => match Variant::forward_ext(arch, p, true, smem) {
-                Ok(v) => {
-                    let l = forward_launch(&v, p, self.info.sm_count);
-                    let ctas = l.num_m_blocks as usize * p.heads * p.batch;
-                    let blocks = p.seqlen_k.div_ceil(v.tile.block_n());
-                    (ext.num_splits.unwrap_or_else(|| num_splits(self.info.sm_count as usize, ctas, blocks)), ctas)
-                }
-                Err(_) => (ext.num_splits.unwrap_or(1), 0),
-            },
+            (l.num_m_blocks as usize * p.heads * p.batch, p.seqlen_k.div_ceil(v.tile.block_n()))
         };
-        let infer = per_seq || splits > 1;
-        let variant = Variant::forward_ext(arch, p, infer, smem)?;
+        let splits = ext.num_splits.unwrap_or_else(|| num_splits(self.info.sm_count as usize, tiles, blocks));
+        let variant = if per_seq || splits > 1 { v } else { Variant::forward_ext(arch, p, false, smem)? };
         let mut launch = forward_launch(&variant, p, self.info.sm_count);
         if variant.kind == KernelKind::FwdSm90 {
             launch.grid.0 = (tiles * splits).min(self.info.sm_count.max(1) as usize).max(1) as u32;
