@@ -379,7 +379,7 @@ fn backward_matches_reference_across_dtypes_masks_head_dims_and_gqa() {
 #[test]
 fn backward_bhsd_layout_custom_scale_longer_rows_and_mqa() {
     let mut rng = seeded();
-    let opts = |mask, scale| BwdOptions { mask, scale, deterministic: false };
+    let opts = |mask, scale| BwdOptions { mask, scale, ..Default::default() };
     let qd = TensorDesc::contiguous_bhsd(2, 300, 4, 128, DType::Bf16);
     let kd = TensorDesc::contiguous_bhsd(2, 700, 1, 128, DType::Bf16);
     check_bwd_case(qd, kd, opts(Mask::CausalBottomRight, Some(0.3)), &mut rng);
@@ -450,11 +450,11 @@ fn hopper_backward_matches_reference_on_ragged_gqa_and_causal_shapes() {
     check_bwd_case(
         qd,
         kd,
-        BwdOptions { mask: Mask::CausalBottomRight, scale: Some(0.3), deterministic: false },
+        BwdOptions { mask: Mask::CausalBottomRight, scale: Some(0.3), ..Default::default() },
         &mut rng,
     );
     let qd = TensorDesc::contiguous_bhsd(1, 1000, 2, 64, DType::F16);
-    check_bwd_case(qd, qd, BwdOptions { mask: Mask::CausalTopLeft, scale: None, deterministic: false }, &mut rng);
+    check_bwd_case(qd, qd, BwdOptions { mask: Mask::CausalTopLeft, ..Default::default() }, &mut rng);
 }
 
 #[test]
@@ -465,7 +465,7 @@ fn deterministic_backward_is_bitwise_reproducible_and_accurate() {
     {
         let qd = TensorDesc::contiguous_bshd(2, sq, 4, 128, DType::Bf16);
         let kd = TensorDesc::contiguous_bshd(2, sk, hkv, 128, DType::Bf16);
-        let opts = BwdOptions { mask, scale: None, deterministic: true };
+        let opts = BwdOptions { mask, deterministic: true, ..Default::default() };
         for path in bwd_paths() {
             // Accuracy on fresh inputs, then two runs on the same inputs compared bit for bit.
             check_bwd_case_on(path, qd, kd, opts, &mut rng);
