@@ -498,7 +498,10 @@ fn windowed_backward_matches_reference_on_both_paths() {
         (Mask::None, win(Some(40), Some(17))),
         (Mask::CausalBottomRight, win(Some(64), None)),
         (Mask::CausalTopLeft, win(Some(300), Some(0))),
-        (Mask::None, win(Some(0), Some(0))),
+        // Three keys per row at most. (The diagonal alone is no test of the bar: with one visible key
+        // P = 1 and dK is 0 analytically, so the naive error is exactly 0 and the bar becomes 1e-5
+        // against the kernel's fp32 rounding of D = rowsum(dO ∘ O); device run 2026-11-26.)
+        (Mask::None, win(Some(1), Some(1))),
         (Mask::None, win(None, Some(5))),
     ];
     let shapes = [
