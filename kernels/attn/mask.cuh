@@ -47,10 +47,12 @@ FC_DEVICE void apply_mask(float (&s)[N8][4], int n0, int row0, int seqlen_k, int
 
 // The backward's transposed block: s holds one warp's 16 keys x (8*N8) queries in the mma C layout
 // (rows key0 + g and key0 + g + 8, columns q0 + 8j + 2t + {0,1}). Same rule as apply_mask: a key
-// past the end, or (causal) a key after query + causal_offset, becomes -inf. Queries past the end
-// need no mask here: their LSE is +inf, which makes P = 0.
-template <bool Causal, int N8>
-FC_DEVICE void apply_mask_kq(float (&s)[N8][4], int key0, int q0, int seqlen_k, int causal_offset, int lane) {
+// past the end, (Causal) a key after query + causal_offset or (Local) a key before query +
+// window_offset_left becomes -inf. Queries past the end need no mask here: their LSE is +inf,
+// which makes P = 0.
+template <bool Causal, bool Local, int N8>
+FC_DEVICE void apply_mask_kq(float (&s)[N8][4], int key0, int q0, int seqlen_k, int causal_offset,
+                             int window_offset_left, int lane) {
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int j = 0; j < N8; ++j) {
@@ -60,9 +62,21 @@ FC_DEVICE void apply_mask_kq(float (&s)[N8][4], int key0, int q0, int seqlen_k, 
       const int query = q0 + 8 * j + 2 * t + (e & 1);
       bool masked = key >= seqlen_k;
       if constexpr (Causal) masked = masked || key > query + causal_offset;
+      if constexpr (Local) masked = masked || key < query + window_offset_left;
       if (masked) s[j][e] = kNegInf;
     }
   }
+}
+
+// Whether the backward's block of 16 keys (key0 ..) x block_m queries (q0 ..) needs apply_mask_kq:
+// it crosses seqlen_k or one of the diagonals somewhere in it. Warp-uniform.
+template <bool Causal, bool Local>
+FC_DEVICE bool block_needs_mask_kq(int key0, int q0, int block_m, int seqlen_k, int causal_offset,
+                                   int window_offset_left) {
+  bool need = key0 + 15 >= seqlen_k;
+  if constexpr (Causal) need = need || key0 + 15 > q0 + causal_offset;
+  if constexpr (Local) need = need || key0 < q0 + block_m - 1 + window_offset_left;
+  return need;
 }
 
 }  // namespace attn

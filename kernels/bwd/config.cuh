@@ -26,6 +26,7 @@ struct BwdTraits {
   static constexpr int kBlockN = Traits::kBlockN;  // keys per CTA
   static constexpr bool kBf16 = Traits::kBf16;
   static constexpr bool kCausal = Traits::kCausal;
+  static constexpr bool kLocal = Traits::kLocal;  // the sliding window's lower bound (FC_LOCAL)
   static constexpr int kMinBlocksPerSm = Traits::kMinBlocksPerSm;
   // Q/dO ring depth (with LSE and D of the block): step i+1 loads while step i computes.
   static constexpr int kStages = Traits::kStages;
@@ -49,6 +50,28 @@ struct BwdTraits {
   // over 4 different 32-byte bank groups. Query blocks start at multiples of 4 rows, so the
   // accumulator's row index works as the tile's.
   static FC_DEVICE int dq_chunk(int chunk, int row) { return kDqSmem ? chunk ^ (row & 3) : chunk; }
+
+  // The query blocks [m_begin, m_end) that see some key of the key block starting at n0 (kBlockN
+  // keys): query i sees key j only if j <= i + causal_offset (kCausal; the window's right edge) and
+  // j >= i + window_offset_left (kLocal). Both ends only grow with n0, so the key blocks that visit
+  // query block m are a contiguous run starting at first_n_block(m). m_end <= m_begin: no work.
+  static FC_DEVICE int m_begin(int n0, int num_m_blocks, int causal_offset) {
+    return kCausal ? min(num_m_blocks, max(0, n0 - causal_offset) / kBlockM) : 0;
+  }
+  static FC_DEVICE int m_end(int n0, int num_m_blocks, int window_offset_left) {
+    if (!kLocal) return num_m_blocks;
+    const int last_query = n0 + kBlockN - 1 - window_offset_left;  // the last that sees key n0 + kBlockN - 1
+    return last_query < 0 ? 0 : min(num_m_blocks, last_query / kBlockM + 1);
+  }
+  // The first key block whose range holds query block m: the smallest n with m_end(n * kBlockN) > m,
+  // i.e. n * kBlockN >= m * kBlockM + window_offset_left - kBlockN + 1. The deterministic mode's
+  // turn of key block n in query block m is n - first_n_block(m): it must match the walk exactly,
+  // or a CTA waits for a turn that never comes.
+  static FC_DEVICE int first_n_block(int m, int window_offset_left) {
+    if (!kLocal) return 0;
+    const int x = m * kBlockM + window_offset_left - kBlockN + 1;
+    return x <= 0 ? 0 : (x + kBlockN - 1) / kBlockN;
+  }
 
   static_assert(kStages == 2, "the backward's Q/dO ring has two stages");
   static_assert(kHeadDim <= 128,

@@ -131,7 +131,8 @@ struct BwdParams {
   i64 dk_stride_b, dk_stride_s, dk_stride_h;
   i64 dv_stride_b, dv_stride_s, dv_stride_h;
   i32 batch, heads, kv_heads, seqlen_q, seqlen_k, head_dim;
-  // Key j is visible to query i iff j <= i + causal_offset.
+  // Key j is visible to query i only if j <= i + causal_offset (FC_CAUSAL: the causal mask or the
+  // window's right edge) and j >= i + window_offset_left (FC_LOCAL), as in FwdParams.
   i32 causal_offset;
   i32 num_m_blocks, num_n_blocks;
   // softmax_scale * log2(e) (recomputing P) and softmax_scale (dQ and dK).
@@ -142,7 +143,7 @@ struct BwdParams {
   // heads. Above 1 the main kernel writes fp32 partial dK (scaled) and dV to dkv_accum
   // [2][kv_splits][B, Hkv, num_n_blocks * block_n, D] and bwd/post.cu sums them in split order.
   i32 kv_splits;
-  i32 reserved;
+  i32 window_offset_left;
   u64 dkv_accum;
 };
 static_assert(sizeof(BwdParams) == 360, "BwdParams layout drifted from launch/params.rs");

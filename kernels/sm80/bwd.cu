@@ -40,9 +40,10 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
   const int group = p.heads / p.kv_heads;
   const int seqlen_q_pad = p.num_m_blocks * T::kBlockM;
 
-  // Causal: query blocks wholly before the first query that sees key n0 contribute nothing.
-  const int m_begin = T::kCausal ? min(p.num_m_blocks, max(0, n0 - p.causal_offset) / T::kBlockM) : 0;
-  const int m_count = p.num_m_blocks - m_begin;
+  // Query blocks wholly before the first query that sees key n0 (causal) or wholly after the last
+  // that sees key n0 + kBlockN - 1 (window) contribute nothing.
+  const int m_begin = T::m_begin(n0, p.num_m_blocks, p.causal_offset);
+  const int m_count = max(0, T::m_end(n0, p.num_m_blocks, p.window_offset_left) - m_begin);
   const int steps = m_count * group;  // (query head, query block) pairs, query block fastest
 
   const u16* k = reinterpret_cast<const u16*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h + n0 * p.k_stride_s;
@@ -111,8 +112,10 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
     sm80::gemm_qk<KVTile, QTile, T::kBf16>(s, sk, kva, sq, qb);    // Sᵀ = K_w Qᵀ
     sm80::gemm_qk<KVTile, QTile, T::kBf16>(dp, sv, kva, sdo, qb);  // dPᵀ = V_w dOᵀ
     // Warp-uniform: only the ragged last key block and blocks crossing the diagonal pay for masking.
-    const bool need_mask = key0 + 15 >= p.seqlen_k || (T::kCausal && key0 + 15 > m0 + p.causal_offset);
-    if (need_mask) attn::apply_mask_kq<T::kCausal>(s, key0, m0, p.seqlen_k, p.causal_offset, lane);
+    if (attn::block_needs_mask_kq<T::kCausal, T::kLocal>(key0, m0, T::kBlockM, p.seqlen_k, p.causal_offset,
+                                                         p.window_offset_left)) {
+      attn::apply_mask_kq<T::kCausal, T::kLocal>(s, key0, m0, p.seqlen_k, p.causal_offset, p.window_offset_left, lane);
+    }
     sm80::bwd::probs(s, lse2, p.scale_log2, lane);
     sm80::gemm_pv<QTile, T::kBf16>(dv, s, sdo, qt);  // dV += Pᵀ dO
     sm80::bwd::dscores(dp, s, dsum, lane);
@@ -129,10 +132,11 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
                  dq_slice * T::kDqCols;
     u32* sem = reinterpret_cast<u32*>(p.dq_sem) + bh * p.num_m_blocks + m0 / T::kBlockM;
     if (p.deterministic) {
-      // Key blocks 0..n_block-1 all see this query block too (visibility only grows towards lower
-      // keys), and their CTAs were launched earlier (lower linear index): wait for all of them.
+      // The key blocks first_n_block .. n_block - 1 all visit this query block too (BwdTraits::m_begin),
+      // and their CTAs were launched earlier (lower linear index): wait for all of them.
+      const u32 turn = (u32)(n_block - T::first_n_block(m0 / T::kBlockM, p.window_offset_left));
       if (tid == 0) {
-        while (ptx::ld_acquire_u32(sem) != (u32)n_block) {
+        while (ptx::ld_acquire_u32(sem) != turn) {
         }
       }
       __syncthreads();

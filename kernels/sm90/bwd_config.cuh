@@ -10,6 +10,7 @@ struct Sm90Bwd {
   static constexpr int kBlockN = BwdTraits::kBlockN;  // keys per CTA: 64 per consumer warpgroup
   static constexpr bool kBf16 = BwdTraits::kBf16;
   static constexpr bool kCausal = BwdTraits::kCausal;
+  static constexpr bool kLocal = BwdTraits::kLocal;
   static constexpr int kConsumers = kBlockN / 64;
   static constexpr int kThreads = 128 * (kConsumers + 1);  // warpgroup 0 produces
   // Q/dO ring depth: step i+1's tiles land while step i computes.
@@ -83,9 +84,9 @@ struct Work {
     split = blockIdx.y % p.kv_splits;
     b = blockIdx.z;
     n0 = n_block * Sm90Bwd::kBlockN;
-    // Causal: query blocks wholly before the first query that sees key n0 contribute nothing.
-    m_begin = Sm90Bwd::kCausal ? min(p.num_m_blocks, max(0, n0 - p.causal_offset) / Sm90Bwd::kBlockM) : 0;
-    m_count = p.num_m_blocks - m_begin;
+    // Only the query blocks that see some key of the block (BwdTraits::m_begin / m_end).
+    m_begin = BwdTraits::m_begin(n0, p.num_m_blocks, p.causal_offset);
+    m_count = max(0, BwdTraits::m_end(n0, p.num_m_blocks, p.window_offset_left) - m_begin);
     const int heads_per_cta = p.heads / p.kv_heads / p.kv_splits;
     h0 = hk * (p.heads / p.kv_heads) + split * heads_per_cta;
     steps = m_count * heads_per_cta;

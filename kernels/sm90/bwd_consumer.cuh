@@ -280,8 +280,11 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
     wg::wait<1>();  // groups retire in order: Sᵀ is done, dPᵀ may still run
     wg::fence_operand(sc);
     // Warp-uniform: only the ragged last key block and blocks crossing the diagonal pay for masking.
-    const bool need_mask = key0 + 15 >= f.seqlen_k || (Sm90Bwd::kCausal && key0 + 15 > m0 + f.causal_offset);
-    if (need_mask) attn::apply_mask_kq<Sm90Bwd::kCausal>(sc, key0, m0, f.seqlen_k, f.causal_offset, lane);
+    if (attn::block_needs_mask_kq<Sm90Bwd::kCausal, Sm90Bwd::kLocal>(key0, m0, Sm90Bwd::kBlockM, f.seqlen_k,
+                                                                     f.causal_offset, f.window_offset_left)) {
+      attn::apply_mask_kq<Sm90Bwd::kCausal, Sm90Bwd::kLocal>(sc, key0, m0, f.seqlen_k, f.causal_offset,
+                                                             f.window_offset_left, lane);
+    }
     sm80::bwd::probs(sc, sm.lse2_ptr(s), f.scale_log2, lane);
     wg::wait<0>();
     wg::fence_operand(dp);
@@ -347,10 +350,11 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
                     dq_col0;
       u32* sem = reinterpret_cast<u32*>(f.dq_sem) + bh * f.num_m_blocks + m0 / Sm90Bwd::kBlockM;
       if (f.deterministic) {
-        // Key blocks 0 .. n_block - 1 see this query block too (visibility only grows towards lower
-        // keys) and their CTAs were launched earlier (key block fastest): wait for all of them.
+        // Key blocks first_n_block .. n_block - 1 visit this query block too (BwdTraits::m_begin)
+        // and their CTAs were launched earlier (key block fastest): wait for all of them.
+        const u32 turn = (u32)(work.n_block - BwdTraits::first_n_block(m0 / Sm90Bwd::kBlockM, f.window_offset_left));
         if (tw == 0 && w == 0) {
-          while (ptx::ld_acquire_u32(sem) != (u32)work.n_block) {
+          while (ptx::ld_acquire_u32(sem) != turn) {
           }
         }
         ptx::named_bar_sync(kBarDqTurn, kThreads);
@@ -416,8 +420,11 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
     if (i > 0) dq_reduce(f, sm, i - 1, prev_bh, prev_m0, w, tw);
     wg::wait<1>();  // Sᵀ is done, dPᵀ may still run
     wg::fence_operand(sc);
-    const bool need_mask = key0 + 15 >= f.seqlen_k || (Sm90Bwd::kCausal && key0 + 15 > m0 + f.causal_offset);
-    if (need_mask) attn::apply_mask_kq<Sm90Bwd::kCausal>(sc, key0, m0, f.seqlen_k, f.causal_offset, lane);
+    if (attn::block_needs_mask_kq<Sm90Bwd::kCausal, Sm90Bwd::kLocal>(key0, m0, Sm90Bwd::kBlockM, f.seqlen_k,
+                                                                     f.causal_offset, f.window_offset_left)) {
+      attn::apply_mask_kq<Sm90Bwd::kCausal, Sm90Bwd::kLocal>(sc, key0, m0, f.seqlen_k, f.causal_offset,
+                                                             f.window_offset_left, lane);
+    }
     sm80::bwd::probs(sc, sm.lse2_ptr(s), f.scale_log2, lane);
     wg::wait<0>();
     wg::fence_operand(dp);

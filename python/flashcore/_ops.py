@@ -212,7 +212,7 @@ def bwd(
     dq, dk, dv = grad_like(q), grad_like(k), grad_like(v)
     reason = recompute_reason(q, dlse, window_left, window_right, softcap)
     if reason is None:
-        _native_backward(dout, q, k, v, out, lse, dq, dk, dv, mask, scale, deterministic)
+        _native_backward(dout, q, k, v, out, lse, dq, dk, dv, mask, scale, deterministic, window_left, window_right)
         return dq, dk, dv
     if q.device.type == "cuda":
         _warn_recompute(reason)
@@ -234,8 +234,8 @@ def _bwd_fake(
 RECOMPUTE_REASONS = {
     "head_dim": "head dims above 128 (the native backward serves multiples of 16 up to 128)",
     "dlse": "a gradient flows into the LSE (return_lse=True and the LSE is used in the loss)",
-    "window_softcap": "a sliding window or a logit softcap (the native backward serves neither yet; "
-    "this path holds O(rows x Sk) score chunks)",
+    "softcap": "a logit softcap (the native backward does not serve it yet; this path holds O(rows x Sk) "
+    "score chunks)",
 }
 _WARNED: Set[str] = set()
 
@@ -247,8 +247,8 @@ def recompute_reason(
     or a key of RECOMPUTE_REASONS)."""
     if q.device.type != "cuda":
         return "cpu"
-    if window_left >= 0 or window_right >= 0 or softcap != 0.0:
-        return "window_softcap"
+    if softcap != 0.0:
+        return "softcap"
     if not supported_backward_head_dim(q.shape[-1]):
         return "head_dim"
     if dlse is not None:
@@ -269,7 +269,7 @@ def _warn_recompute(reason: str) -> None:
 
 def _native_backward(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dk: Tensor, dv: Tensor,
-    mask: str, scale: float, deterministic: bool,
+    mask: str, scale: float, deterministic: bool, window_left: int = -1, window_right: int = -1,
 ) -> None:
     """The CUDA kernels on torch's current stream, writing dq, dk, dv (fresh `grad_like` buffers).
 
@@ -284,7 +284,7 @@ def _native_backward(
         stream = torch.cuda.current_stream(q.device).cuda_stream
         _native.backward_cuda(
             q.device.index, stream, CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v), _bshd(out), _bshd(dout),
-            lse.data_ptr(), _bshd(dq), _bshd(dk), _bshd(dv), mask, scale, deterministic,
+            lse.data_ptr(), _bshd(dq), _bshd(dk), _bshd(dv), mask, scale, deterministic, window_left, window_right,
         )
 
 

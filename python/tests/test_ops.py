@@ -234,9 +234,13 @@ def test_recompute_reason():
     assert _ops.recompute_reason(cuda(128), None) is None
     assert _ops.recompute_reason(cuda(144), None) == "head_dim"
     assert _ops.recompute_reason(cuda(64), rand(1, 1, 1)) == "dlse"
-    assert _ops.recompute_reason(cuda(64), None, 16, -1) == "window_softcap"
-    assert _ops.recompute_reason(cuda(64), None, -1, -1, 30.0) == "window_softcap"
-    assert set(_ops.RECOMPUTE_REASONS) == {"head_dim", "dlse", "window_softcap"}
+    # Windows run the native backward (head dims it serves); a softcap still recomputes.
+    assert _ops.recompute_reason(cuda(64), None, 16, -1) is None
+    assert _ops.recompute_reason(cuda(128), None, 16, 4) is None
+    assert _ops.recompute_reason(cuda(144), None, 16, -1) == "head_dim"
+    assert _ops.recompute_reason(cuda(64), None, -1, -1, 30.0) == "softcap"
+    assert _ops.recompute_reason(cuda(64), None, 16, 0, 30.0) == "softcap"
+    assert set(_ops.RECOMPUTE_REASONS) == {"head_dim", "dlse", "softcap"}
 
 
 def test_supported_backward_head_dim_mirrors_native():

@@ -251,7 +251,7 @@ pub fn run_shape_bwd(
     let (db, dout) = random_input(rt, qd, dt, seed, 3)?;
     // FLASHCORE_BENCH_DETERMINISTIC=1 times the deterministic mode (its cost: bench/NOTES.md).
     let deterministic = std::env::var("FLASHCORE_BENCH_DETERMINISTIC").is_ok_and(|v| v == "1");
-    let opts = BwdOptions { mask: s.mask(), scale: None, deterministic };
+    let opts = BwdOptions { mask: s.mask(), scale: None, deterministic, ..Default::default() };
     let (out, lse) = rt.forward(&q, &k, &v, &opts.forward())?;
     let lse = lse.ok_or_else(|| flashcore::Error::Unsupported("the forward returned no LSE".into()))?;
     let (dqd, dkvd) = (qd.like(), kd.like());

@@ -168,12 +168,24 @@ pub fn forward_cuda(
     r.map_err(|e| to_py(py, e))
 }
 
+/// FlashAttention's signed window sides: -1 (unbounded) or a key count.
+fn check_window(py: Python<'_>, window_left: i64, window_right: i64) -> PyResult<()> {
+    for (arg, w) in [("window_left", window_left), ("window_right", window_right)] {
+        if w < -1 {
+            return Err(invalid_arg(py, arg, format!("{w}: expected -1 (unbounded) or a key count >= 0")));
+        }
+    }
+    Ok(())
+}
+
 /// CUDA attention backward on device `device`, launched on the raw CUDA stream `stream` (torch's
 /// current stream). `out` and `lse` (fp32 [B, H, Sq], natural log) are the forward's for the same
 /// q, k, v, mask and scale; `dout` is the gradient of `out`. Writes `dq` (q's shape) and `dk`, `dv`
 /// (k's shape). With `deterministic`, dQ is summed in a fixed order (bitwise-reproducible).
+/// `window_left` / `window_right` (-1: unbounded) are the forward's sliding window.
 #[pyfunction]
-#[pyo3(signature = (device, stream, dtype, q, k, v, out, dout, lse, dq, dk, dv, mask, scale, deterministic))]
+#[pyo3(signature = (device, stream, dtype, q, k, v, out, dout, lse, dq, dk, dv, mask, scale, deterministic,
+    window_left=-1, window_right=-1))]
 #[allow(clippy::too_many_arguments)]
 pub fn backward_cuda(
     py: Python<'_>,
@@ -192,10 +204,13 @@ pub fn backward_cuda(
     mask: &str,
     scale: Option<f32>,
     deterministic: bool,
+    window_left: i64,
+    window_right: i64,
 ) -> PyResult<()> {
     let dt: DType = dtype.parse().map_err(|why: String| invalid_arg(py, "q", why))?;
     let mask = parse_mask(py, mask)?;
-    let opts = BwdOptions { mask, scale, deterministic };
+    check_window(py, window_left, window_right)?;
+    let opts = BwdOptions { mask, scale, deterministic, window: Window::from_signed(window_left, window_right) };
     let raw = |t: &Tensor4| RawTensor { ptr: t.0, desc: desc(t, dt) };
     let (rq, rk, rv, ro, rdo) = (raw(&q), raw(&k), raw(&v), raw(&out), raw(&dout));
     let (rdq, rdk, rdv) = (raw(&dq), raw(&dk), raw(&dv));
@@ -263,11 +278,7 @@ pub fn forward_ext_cuda(
 ) -> PyResult<()> {
     let dt: DType = dtype.parse().map_err(|why: String| invalid_arg(py, "q", why))?;
     let mask = parse_mask(py, mask)?;
-    for (arg, w) in [("window_left", window_left), ("window_right", window_right)] {
-        if w < -1 {
-            return Err(invalid_arg(py, arg, format!("{w}: expected -1 (unbounded) or a key count >= 0")));
-        }
-    }
+    check_window(py, window_left, window_right)?;
     let opts = AttnOptions {
         mask,
         scale,

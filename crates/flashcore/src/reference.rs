@@ -320,13 +320,14 @@ pub struct RefGrads {
 ///   P = softmax(scale q kᵀ) over visible keys, dV = Pᵀ dO, dP = dO Vᵀ,
 ///   dS = P ∘ (dP − rowsum(dO ∘ O)), dQ = scale dS K, dK = scale dSᵀ Q.
 /// For a GQA group the key/value gradients are summed over the group's query heads; a query row
-/// that sees no key contributes nothing.
+/// that sees no key contributes nothing. `mask` is a [`Mask`] or a whole [`Visibility`] (mask and
+/// sliding window).
 pub fn attention_backward<T: Element>(
     q: &HostTensor<T>,
     k: &HostTensor<T>,
     v: &HostTensor<T>,
     dout: &HostTensor<T>,
-    mask: Mask,
+    mask: impl Into<Visibility>,
     scale: f64,
 ) -> Result<RefGrads> {
     attention_backward_at(q, k, v, dout, mask, scale, Precision::F64, None)
@@ -347,11 +348,12 @@ pub fn attention_backward_at<T: Element>(
     k: &HostTensor<T>,
     v: &HostTensor<T>,
     dout: &HostTensor<T>,
-    mask: Mask,
+    mask: impl Into<Visibility>,
     scale: f64,
     precision: Precision,
     groups: Option<&[(usize, usize)]>,
 ) -> Result<RefGrads> {
+    let mask: Visibility = mask.into();
     let ([b, sq, h, d], [_, sk, hk, _]) = check_shapes(q, k, v)?;
     if dout.shape != q.shape {
         return Err(Error::arg("dout", format!("shape {:?} differs from q's {:?}", dout.shape, q.shape)));

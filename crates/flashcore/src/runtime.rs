@@ -298,7 +298,8 @@ impl Runtime {
     /// runs the sm80 kernels (only zeros to write; TMA maps cannot describe an empty tensor).
     pub fn plan_backward_on(&self, path: BwdPath, p: &Problem) -> Result<(Variant, BwdLaunches)> {
         let path = if p.seqlen_q == 0 || p.seqlen_k == 0 { BwdPath::Sm80 } else { path };
-        let v = Variant::backward_on(path, self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?;
+        let v = Variant::backward_on(path, self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?
+            .with_bwd_window(&p.window);
         Ok((v, backward_launches(&v, p, self.info.sm_count)))
     }
 
@@ -489,6 +490,7 @@ impl Runtime {
         let ((qb, qs, qh), (kb, ks, kh), (vb, vs, vh)) = (st(&q), st(&k), st(&v));
         let ((ob, os, oh), (dob, dos, doh)) = (st(&out), st(&dout));
         let ((dqb, dqs, dqh), (dkb, dks, dkh), (dvb, dvs, dvh)) = (st(&dq), st(&dk), st(&dv));
+        let vis = p.visibility();
         let params = BwdParams {
             q: q.ptr,
             k: k.ptr,
@@ -533,14 +535,14 @@ impl Runtime {
             seqlen_q: p.seqlen_q as i32,
             seqlen_k: p.seqlen_k as i32,
             head_dim: p.head_dim as i32,
-            causal_offset: p.mask.causal_offset(p.seqlen_q, p.seqlen_k) as i32,
+            causal_offset: clamp_offset(vis.upper_offset(p.seqlen_q, p.seqlen_k).unwrap_or(0)),
             num_m_blocks: l.num_m_blocks as i32,
             num_n_blocks: l.num_n_blocks as i32,
             scale_log2: p.scale * std::f32::consts::LOG2_E,
             scale: p.scale,
             deterministic: i32::from(opts.deterministic),
             kv_splits: l.kv_splits as i32,
-            reserved: 0,
+            window_offset_left: clamp_offset(vis.lower_offset(p.seqlen_q, p.seqlen_k).unwrap_or(0)),
             dkv_accum: if l.kv_splits > 1 { at(4) } else { 0 },
         };
         // The Hopper kernel's tensor maps first: a tensor TMA rejects returns before anything is queued.
@@ -609,6 +611,13 @@ pub(crate) fn lse_out<'a>(
     }
 }
 
+/// A visibility offset as the kernels take it. Offsets past +-2^29 are as good as unbounded for any
+/// sequence the kernels index, and leave the kernels' i + offset (the forward's per-sequence shift,
+/// the backward's block-range arithmetic) far from i32 overflow.
+pub(crate) fn clamp_offset(x: i64) -> i32 {
+    x.clamp(-(1 << 29), 1 << 29) as i32
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fwd_params(
     p: &Problem,
@@ -625,9 +634,7 @@ pub(crate) fn fwd_params(
     let (kb, ks, kh) = st(k);
     let (vb, vs, vh) = st(v);
     let (ob, os, oh) = st(o);
-    // Offsets past +-2^29 are as good as unbounded for any sequence the kernels index, and leave the
-    // kernel's i + offset (and its per-sequence shift) far from i32 overflow.
-    let clamp = |x: i64| x.clamp(-(1 << 29), 1 << 29) as i32;
+    let clamp = clamp_offset;
     let vis = p.visibility();
     let (scale_log2, softcap_pre) = match p.softcap {
         // tanh(s * scale / cap) in the kernel; the softmax then multiplies by cap·log2(e).

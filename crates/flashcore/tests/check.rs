@@ -136,4 +136,14 @@ fn backward_checks_name_each_gradient_and_input() {
     assert_eq!(arg_of(check_backward(&q, &k, &k, &bshd(2, 100, 8, 32), &q, &q, &k, &k, &opts)), "out");
     let bad_scale = BwdOptions { scale: Some(-1.0), ..opts };
     assert_eq!(arg_of(check_backward(&q, &k, &k, &q, &q, &q, &k, &k, &bad_scale)), "scale");
+    // A window as the forward takes it: a causal mask is its right edge at 0.
+    let window = |left, right| flashcore::Window { left, right };
+    let causal_right = BwdOptions { window: window(Some(16), Some(1)), ..opts };
+    assert_eq!(arg_of(check_backward(&q, &k, &k, &q, &q, &q, &k, &k, &causal_right)), "window");
+    for w in [window(Some(16), Some(0)), window(Some(0), None)] {
+        let p = check_backward(&q, &k, &k, &q, &q, &q, &k, &k, &BwdOptions { window: w, ..opts }).unwrap();
+        assert_eq!(p.window, w);
+    }
+    let sides = BwdOptions { mask: Mask::None, window: window(Some(3), Some(9)), ..opts };
+    assert_eq!(check_backward(&q, &k, &k, &q, &q, &q, &k, &k, &sides).unwrap().window, window(Some(3), Some(9)));
 }

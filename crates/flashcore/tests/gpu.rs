@@ -4,11 +4,12 @@
 //! outputs poisoned with NaN before the launch.
 #![cfg(feature = "gpu")]
 
+use flashcore::api::args::Visibility;
 use flashcore::cudarc::driver::{DevicePtr, DevicePtrMut};
 use flashcore::plan::KernelKind;
 use flashcore::reference::{attention, attention_backward_at, compare, within_bar, HostTensor, Precision};
 use flashcore::{
-    AttnOptions, BwdOptions, BwdPath, DType, DeviceTensor, Error, Mask, Problem, RawTensor, Runtime, TensorDesc,
+    AttnOptions, BwdOptions, BwdPath, DType, DeviceTensor, Error, Mask, Problem, RawTensor, Runtime, TensorDesc, Window,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -338,8 +339,9 @@ fn check_bwd_case_on(path: BwdPath, qd: TensorDesc, kd: TensorDesc, opts: BwdOpt
         host(&values(&vb, dt), &kd),
         host(&values(&db, dt), &qd),
     );
-    let want = attention_backward_at(&qh, &kh, &vh, &dh, opts.mask, sc, Precision::F64, None).unwrap();
-    let naive = attention_backward_at(&qh, &kh, &vh, &dh, opts.mask, sc, Precision::Naive(dt), None).unwrap();
+    let vis = Visibility { mask: opts.mask, window: opts.window };
+    let want = attention_backward_at(&qh, &kh, &vh, &dh, vis, sc, Precision::F64, None).unwrap();
+    let naive = attention_backward_at(&qh, &kh, &vh, &dh, vis, sc, Precision::Naive(dt), None).unwrap();
     for (name, bits, desc, w, n) in [
         ("dq", &g.dq, &dq_desc, &want.dq, &naive.dq),
         ("dk", &g.dk, &dkv_desc, &want.dk, &naive.dk),
@@ -379,7 +381,7 @@ fn backward_matches_reference_across_dtypes_masks_head_dims_and_gqa() {
 #[test]
 fn backward_bhsd_layout_custom_scale_longer_rows_and_mqa() {
     let mut rng = seeded();
-    let opts = |mask, scale| BwdOptions { mask, scale, deterministic: false };
+    let opts = |mask, scale| BwdOptions { mask, scale, ..Default::default() };
     let qd = TensorDesc::contiguous_bhsd(2, 300, 4, 128, DType::Bf16);
     let kd = TensorDesc::contiguous_bhsd(2, 700, 1, 128, DType::Bf16);
     check_bwd_case(qd, kd, opts(Mask::CausalBottomRight, Some(0.3)), &mut rng);
@@ -450,11 +452,11 @@ fn hopper_backward_matches_reference_on_ragged_gqa_and_causal_shapes() {
     check_bwd_case(
         qd,
         kd,
-        BwdOptions { mask: Mask::CausalBottomRight, scale: Some(0.3), deterministic: false },
+        BwdOptions { mask: Mask::CausalBottomRight, scale: Some(0.3), ..Default::default() },
         &mut rng,
     );
     let qd = TensorDesc::contiguous_bhsd(1, 1000, 2, 64, DType::F16);
-    check_bwd_case(qd, qd, BwdOptions { mask: Mask::CausalTopLeft, scale: None, deterministic: false }, &mut rng);
+    check_bwd_case(qd, qd, BwdOptions { mask: Mask::CausalTopLeft, ..Default::default() }, &mut rng);
 }
 
 #[test]
@@ -465,7 +467,7 @@ fn deterministic_backward_is_bitwise_reproducible_and_accurate() {
     {
         let qd = TensorDesc::contiguous_bshd(2, sq, 4, 128, DType::Bf16);
         let kd = TensorDesc::contiguous_bshd(2, sk, hkv, 128, DType::Bf16);
-        let opts = BwdOptions { mask, scale: None, deterministic: true };
+        let opts = BwdOptions { mask, deterministic: true, ..Default::default() };
         for path in bwd_paths() {
             // Accuracy on fresh inputs, then two runs on the same inputs compared bit for bit.
             check_bwd_case_on(path, qd, kd, opts, &mut rng);
@@ -478,6 +480,79 @@ fn deterministic_backward_is_bitwise_reproducible_and_accurate() {
             let b = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
             let (_, variant) = bwd_variant(path, qd, kd, &opts);
             assert!(a.dq == b.dq && a.dk == b.dk && a.dv == b.dv, "{variant} {mask:?}: deterministic runs differ");
+        }
+    }
+}
+
+/// Sliding windows in the backward (FC_LOCAL, the window's right edge as the causal bound): left
+/// only, left and right, causal with a left edge (both alignments), and the diagonal alone, on the
+/// planner's path (Hopper kernel at d 64 / 128 on sm_90a) and the sm80 kernel; ragged lengths,
+/// Sq != Sk both ways, GQA and MQA, windows narrower than a key block (key blocks and query rows
+/// that see nothing) and wider than several.
+#[test]
+fn windowed_backward_matches_reference_on_both_paths() {
+    let mut rng = seeded();
+    let win = |l: Option<usize>, r: Option<usize>| Window { left: l, right: r };
+    let cases = [
+        (Mask::None, win(Some(50), None)),
+        (Mask::None, win(Some(40), Some(17))),
+        (Mask::CausalBottomRight, win(Some(64), None)),
+        (Mask::CausalTopLeft, win(Some(300), Some(0))),
+        // Three keys per row at most. (The diagonal alone is no test of the bar: with one visible key
+        // P = 1 and dK is 0 analytically, so the naive error is exactly 0 and the bar becomes 1e-5
+        // against the kernel's fp32 rounding of D = rowsum(dO ∘ O); device run 2026-11-26.)
+        (Mask::None, win(Some(1), Some(1))),
+        (Mask::None, win(None, Some(5))),
+    ];
+    let shapes = [
+        (1, 300, 300, 4, 2, 64, DType::Bf16),
+        (2, 200, 333, 4, 1, 128, DType::F16),
+        (1, 333, 150, 2, 2, 128, DType::Bf16),
+        (1, 257, 513, 6, 2, 64, DType::F16),
+    ];
+    for &(b, sq, sk, h, hkv, d, dt) in &shapes {
+        for &(mask, window) in &cases {
+            let qd = TensorDesc::contiguous_bshd(b, sq, h, d, dt);
+            let kd = TensorDesc::contiguous_bshd(b, sk, hkv, d, dt);
+            let opts = BwdOptions { mask, window, ..Default::default() };
+            for path in bwd_paths() {
+                check_bwd_case_on(path, qd, kd, opts, &mut rng);
+            }
+        }
+    }
+    // A causal mask with a window's right edge past the diagonal is an argument error.
+    let qd = TensorDesc::contiguous_bshd(1, 8, 1, 64, DType::Bf16);
+    let opts = BwdOptions { mask: Mask::CausalTopLeft, window: win(Some(4), Some(2)), ..Default::default() };
+    let e = flashcore::api::check::check_backward(&qd, &qd, &qd, &qd, &qd, &qd, &qd, &qd, &opts).unwrap_err();
+    assert!(e.to_string().contains("window"), "{e}");
+}
+
+/// The deterministic mode with windows: each key block waits for the key blocks before it that
+/// visit the same query block, which start at the window's first one (not key block 0), so a
+/// wrong count hangs or races. Bitwise equal across runs and within the bar, on both paths.
+#[test]
+fn deterministic_windowed_backward_is_bitwise_reproducible_and_accurate() {
+    let mut rng = seeded();
+    let win = |l: Option<usize>, r: Option<usize>| Window { left: l, right: r };
+    for (mask, window, (sq, sk), hkv, d) in [
+        (Mask::None, win(Some(100), Some(30)), (600, 600), 2, 128),
+        (Mask::CausalBottomRight, win(Some(200), None), (300, 700), 1, 64),
+        (Mask::CausalTopLeft, win(Some(129), Some(0)), (513, 513), 4, 128),
+    ] {
+        let qd = TensorDesc::contiguous_bshd(2, sq, 4, d, DType::Bf16);
+        let kd = TensorDesc::contiguous_bshd(2, sk, hkv, d, DType::Bf16);
+        let opts = BwdOptions { mask, window, deterministic: true, ..Default::default() };
+        for path in bwd_paths() {
+            check_bwd_case_on(path, qd, kd, opts, &mut rng);
+            let rt = rt();
+            let up = |desc: TensorDesc, rng: &mut StdRng| {
+                rt.upload(&rand_bits(desc.span().unwrap() as usize, desc.dtype, rng), desc).unwrap()
+            };
+            let (q, k, v, dout) = (up(qd, &mut rng), up(kd, &mut rng), up(kd, &mut rng), up(qd, &mut rng));
+            let a = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
+            let b = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
+            let (_, variant) = bwd_variant(path, qd, kd, &opts);
+            assert!(a.dq == b.dq && a.dk == b.dk && a.dv == b.dv, "{variant} {window:?}: deterministic runs differ");
         }
     }
 }

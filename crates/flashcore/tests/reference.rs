@@ -1,7 +1,8 @@
 //! The CPU reference against an independent dense implementation, plus its mask, GQA and layout rules.
 
-use flashcore::reference::{attention, compare, within_bar, HostTensor, Precision};
-use flashcore::{DType, Mask};
+use flashcore::api::args::Visibility;
+use flashcore::reference::{attention, attention_scored, compare, within_bar, HostTensor, Precision, Scoring};
+use flashcore::{DType, Mask, Window};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -196,19 +197,38 @@ fn compare_counts_unwritten_nans() {
 
 /// loss = sum(out * dout) through the forward reference, for finite differences.
 #[allow(clippy::too_many_arguments)]
-fn loss(q: &[f64], k: &[f64], v: &[f64], dout: &[f64], qs: [usize; 4], ks: [usize; 4], mask: Mask, scale: f64) -> f64 {
+fn loss(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    dout: &[f64],
+    qs: [usize; 4],
+    ks: [usize; 4],
+    vis: Visibility,
+    scale: f64,
+) -> f64 {
     let qt = HostTensor::bshd(q, qs).unwrap();
     let kt = HostTensor::bshd(k, ks).unwrap();
     let vt = HostTensor::bshd(v, ks).unwrap();
-    let o = attention(&qt, &kt, &vt, mask, scale, None, Precision::F64).unwrap().out;
+    let o = attention_scored(&qt, &kt, &vt, Scoring { vis, softcap: None }, scale, None, Precision::F64).unwrap().out;
     o.iter().zip(dout).map(|(a, b)| a * b).sum()
 }
 
 #[test]
-fn backward_matches_finite_differences_over_masks_and_gqa() {
+fn backward_matches_finite_differences_over_masks_windows_and_gqa() {
     let mut rng = StdRng::seed_from_u64(seed());
+    let win = |mask, left, right| Visibility { mask, window: Window { left, right } };
+    let visibilities = [
+        Mask::None.into(),
+        Mask::CausalTopLeft.into(),
+        Mask::CausalBottomRight.into(),
+        win(Mask::None, Some(2), None),
+        win(Mask::None, Some(1), Some(2)),
+        win(Mask::CausalBottomRight, Some(3), None),
+        win(Mask::CausalTopLeft, Some(1), Some(0)),
+    ];
     for &(b, sq, sk, h, hkv, d) in &[(1, 6, 6, 2, 2, 4), (2, 5, 9, 4, 2, 4), (1, 9, 4, 2, 1, 8)] {
-        for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
+        for mask in visibilities {
             let (qs, ks) = ([b, sq, h, d], [b, sk, hkv, d]);
             let q = randn(b * sq * h * d, &mut rng);
             let k = randn(b * sk * hkv * d, &mut rng);

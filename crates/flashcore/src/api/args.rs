@@ -201,12 +201,14 @@ pub struct BwdOptions {
     /// Add the dQ contributions of the key blocks in a fixed order, so the gradients are bitwise
     /// identical across runs (CTAs wait for their turn: slower).
     pub deterministic: bool,
+    /// The forward's sliding window (default: none).
+    pub window: Window,
 }
 
 impl BwdOptions {
     /// The forward options these gradients belong to.
     pub fn forward(&self) -> AttnOptions {
-        AttnOptions { mask: self.mask, scale: self.scale, return_lse: true, ..Default::default() }
+        AttnOptions { mask: self.mask, scale: self.scale, return_lse: true, window: self.window, ..Default::default() }
     }
 }
 

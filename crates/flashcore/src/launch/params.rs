@@ -175,7 +175,8 @@ pub struct BwdParams {
     /// Hopper backward: CTAs per (key block, kv head, batch), each over group / kv_splits query
     /// heads; above 1, fp32 partial dK (scaled) and dV go to `dkv_accum` and the post kernel sums them.
     pub kv_splits: i32,
-    pub reserved: i32,
+    /// Sliding window: key j visible to query i only if j >= i + window_offset_left (FC_LOCAL).
+    pub window_offset_left: i32,
     /// fp32 [2][kv_splits][B, Hkv, Sk_pad, D] (dK then dV) when kv_splits > 1, else 0.
     pub dkv_accum: u64,
 }

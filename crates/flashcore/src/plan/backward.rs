@@ -5,8 +5,8 @@ use super::arch::Arch;
 use super::knobs::knobs;
 use super::schedule::Launch;
 use super::tiles::TileConfig;
-use super::variant::{KernelKind, Variant};
-use crate::api::args::{DType, Mask, Problem};
+use super::variant::{FwdExt, KernelKind, Variant};
+use crate::api::args::{DType, Mask, Problem, Window};
 use crate::error::{Error, Result};
 
 /// Head dims the backward serves: multiples of 16 (the MMA's K step) from 16 to 128. A warp keeps
@@ -243,6 +243,20 @@ impl Variant {
         })
     }
 
+    /// The same backward main kernel for a sliding window: its right edge is the upper bound the
+    /// causal variant applies (FC_CAUSAL with the window's offset), its left edge the lower bound
+    /// FC_LOCAL adds, as in the forward ([`Variant::forward_ext`]). Without a window: unchanged.
+    pub fn with_bwd_window(self, window: &Window) -> Variant {
+        if !matches!(self.kind, KernelKind::BwdSm80 | KernelKind::BwdSm90) || window.is_none() {
+            return self;
+        }
+        Variant {
+            causal: self.causal || window.right.is_some(),
+            ext: FwdExt { local: window.left.is_some(), ..FwdExt::default() },
+            ..self
+        }
+    }
+
     /// The prep (`BwdPrep`) or post (`BwdPost`) kernel that goes with a backward main kernel: same head
     /// dim, dtype and tile (its block_m pads the scratch rows); the mask does not matter to them, so
     /// causal and full calls share one compiled kernel.
@@ -254,6 +268,7 @@ impl Variant {
             causal: false,
             tma_store: self.bwd_dq_smem() && kind == KernelKind::BwdPost,
             bwd_overlap: Sm90BwdOverlap::default(),
+            ext: FwdExt::default(),
             ..*self
         }
     }
@@ -263,7 +278,8 @@ impl Variant {
     /// 99 KiB part (sm_86/89), plus on sm_90a the Hopper backward (enabled or not) with both dQ
     /// paths and, on the shared-memory one, each overlap knob (`FLASHCORE_SM90_BWD_PINGPONG`,
     /// `FLASHCORE_SM90_BWD_PIPE`, both), so every tile and knob setting the planner can pick is
-    /// compile-checked.
+    /// compile-checked. Sliding windows add, for head dims 64 and 128 and both dtypes, the planner's
+    /// main kernel with a left edge (FC_LOCAL) under a right edge (FC_CAUSAL) or none, on both paths.
     pub fn backward_set(arch: Arch) -> Vec<Variant> {
         let mut out = Vec::new();
         for d in (16..=128).filter(|d| supported_bwd_head_dim(*d)) {
@@ -286,6 +302,20 @@ impl Variant {
                     for main in sm80.into_iter().chain(sm90) {
                         let Ok(main) = main else { continue };
                         for v in [main, main.bwd_aux(KernelKind::BwdPrep), main.bwd_aux(KernelKind::BwdPost)] {
+                            if !out.contains(&v) {
+                                out.push(v);
+                            }
+                        }
+                    }
+                }
+                if d == 64 || d == 128 {
+                    let smem = arch.max_smem_per_block();
+                    let left = Window { left: Some(1), right: None };
+                    let paths = [BwdPath::Sm80, BwdPath::Auto];
+                    for (path, mask) in paths.into_iter().flat_map(|p| [(p, Mask::None), (p, Mask::CausalTopLeft)]) {
+                        let Ok(main) = Variant::backward_on(path, arch, d, dtype, mask, smem) else { continue };
+                        // The deterministic mode's main kernel too (red.global dQ, Runtime::backward).
+                        for v in [main, main.bwd_without_dq_smem()].map(|m| m.with_bwd_window(&left)) {
                             if !out.contains(&v) {
                                 out.push(v);
                             }
