@@ -134,8 +134,8 @@ pub struct Sm90BwdOverlap {
     /// batches (named barriers, as the forward's ping-pong), so one's exp/dS work runs while the
     /// other's GEMMs use the tensor cores.
     pub pingpong: bool,
-    /// `FLASHCORE_SM90_BWD_PIPE=1`: step i's dQ GEMM is issued with step i+1's Sᵀ and dPᵀ and its
-    /// tile stored to shared memory while those run (needs the shared-memory dQ path).
+    /// Step i's dQ GEMM is issued with step i+1's Sᵀ and dPᵀ and its tile stored to shared memory
+    /// while those run (needs the shared-memory dQ path); on unless `FLASHCORE_SM90_BWD_PIPE=0`.
     pub pipe: bool,
 }
 

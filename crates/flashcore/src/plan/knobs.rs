@@ -37,8 +37,9 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_BWD_PINGPONG=1`: the Hopper backward's consumer warpgroups take turns
     /// issuing GEMMs (default off; plan/backward.rs `Sm90BwdOverlap`).
     pub sm90_bwd_pingpong: bool,
-    /// `FLASHCORE_SM90_BWD_PIPE=1`: the Hopper backward issues step i's dQ GEMM with step i+1's Sᵀ
-    /// and dPᵀ (default off; shared-memory dQ path only).
+    /// The Hopper backward issues step i's dQ GEMM with step i+1's Sᵀ and dPᵀ (shared-memory dQ
+    /// path only): on by default (+1-6% on the S4K rows, A B A B on the H100, bench/NOTES.md);
+    /// `FLASHCORE_SM90_BWD_PIPE=0` turns it off.
     pub sm90_bwd_pipe: bool,
     /// `FLASHCORE_FP8_P_LOG2=n` (0..=8): the FP8 forward multiplies P by 2^n before its e4m3 cast
     /// (default 8; kernels/common/config.cuh FC_FP8_P_LOG2).
@@ -63,7 +64,7 @@ impl Knobs {
             sm90_bwd_split: var("FLASHCORE_SM90_BWD_SPLIT").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_dq_smem: var("FLASHCORE_SM90_BWD_DQ_SMEM").is_none_or(|v| v != "0"),
             sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),
-            sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(false),
+            sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(true),
             fp8_p_log2: var("FLASHCORE_FP8_P_LOG2").and_then(|v| v.parse().ok()).filter(|n| *n <= 8),
         }
     }
