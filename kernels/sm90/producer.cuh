@@ -61,6 +61,10 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
     published[0] = t;
     published[1] = it;
     if (t >= sched.num_tiles) {
+      // Every CTA's producer takes exactly one ticket past the last tile, so the largest of those
+      // is the launch's last atomic on the counter: its holder zeroes it for the next launch that
+      // gets this slot (no memset node before every launch; the host zeroes the ring once).
+      if (t == sched.num_tiles + (int)(gridDim.x * gridDim.y * gridDim.z) - 1) atomicExch(counter, 0u);
       // No tile left: a plain arrival completes q_full's phase and tells the consumers to stop.
       ptx::mbar_arrive(sm.q_full(slot));
       break;

@@ -123,16 +123,6 @@ pub unsafe fn borrow_stream(ctx: &Arc<CudaContext>, raw: sys::CUstream) -> Arc<C
     unsafe { ctx.wrap_borrowed_stream(raw) }
 }
 
-/// Zeroes one u32 at `ptr` on `stream` (the sm90 scheduler's tile counter, before each launch).
-///
-/// # Safety
-/// `ptr` must point at 4 writable bytes of device memory of `stream`'s context.
-pub unsafe fn zero_u32_async(ptr: u64, stream: &CudaStream) -> Result<()> {
-    // SAFETY: forwarded contract; a 4-byte memset on the caller's stream.
-    unsafe { cudarc::driver::result::memset_d8_async(ptr, 0, 4, stream.cu_stream()) }?;
-    Ok(())
-}
-
 /// Device memory allocated and freed in stream order on one stream (cuMemAllocAsync, and
 /// cuMemFreeAsync on drop): the backward's fp32 scratch. Freed after the work queued before the
 /// drop, so kernels that use it may still be in flight; safe with launches on other streams (each

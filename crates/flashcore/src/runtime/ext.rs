@@ -2,7 +2,7 @@
 //! per-sequence lengths, paged K/V and split-KV (partials merged by the combine kernel), and the
 //! merge of two attention outputs over disjoint key sets.
 
-use super::{check_span, fwd_params, lse_out, DeviceTensor, RawTensor, Runtime, TILE_COUNTERS};
+use super::{check_span, fwd_params, lse_out, DeviceTensor, RawTensor, Runtime};
 use crate::api::args::{AttnOptions, KvSpec, LseOut, TensorDesc};
 use crate::api::check::{check_ext, check_gpu_alignment, ExtProblem};
 use crate::error::{Error, Result};
@@ -11,7 +11,6 @@ use crate::launch::{self, tma, StreamScratch};
 use crate::plan::split::num_splits;
 use crate::plan::{forward_launch, rows_per_head, KernelKind, Launch, Variant};
 use cudarc::driver::{sys, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
-use std::sync::atomic::Ordering;
 
 /// What the planner chose for an inference-path call.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -237,8 +236,7 @@ impl Runtime {
             }
             None => tma::encode_bshd(arg, t.ptr, &t.desc, bn as u32, 1),
         };
-        let slot = self.next_counter.fetch_add(1, Ordering::Relaxed) % TILE_COUNTERS;
-        let counter = self.tile_counters_ptr + 4 * slot as u64;
+        let counter = self.tile_counter();
         // The portable kernel (kernels/sm80/fwd.cu) takes the same FwdParams, without tensor maps.
         let p90 = if !hopper {
             None
@@ -269,11 +267,9 @@ impl Runtime {
         self.ctx.bind_to_thread()?;
         match &p90 {
             Some(p90) => {
-                // SAFETY: `counter` is inside the ring that `self._tile_counters` keeps alive.
-                unsafe { launch::zero_u32_async(counter, stream) }?;
                 // SAFETY: descriptions checked by check_ext(); pointer validity is this function's
-                // contract; the partials' scratch is freed (in stream order) after the combine
-                // kernel reads it.
+                // contract; `counter` is inside the ring that `self._tile_counters` keeps alive; the
+                // partials' scratch is freed (in stream order) after the combine kernel reads it.
                 unsafe { launch::launch_forward(&kernel.0, stream, &plan.launch, p90) }?;
             }
             // SAFETY: as above; the grid is (query blocks x splits, heads, sequences) (plan_ext).

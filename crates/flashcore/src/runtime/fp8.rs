@@ -191,7 +191,7 @@ impl Runtime {
             total_q: 0,
             total_k: 0,
         };
-        let p90 = Sm90Params { tile_counter: self.tile_counter(stream)?, ..p90 };
+        let p90 = Sm90Params { tile_counter: self.tile_counter(), ..p90 };
         // SAFETY: v was checked against its description; vt holds B·Hkv·D·sk_pad bytes.
         unsafe { launch::launch_forward(&vt_kernel.0, stream, &vt_launch, &vtp) }?;
         // SAFETY: descriptions checked above; pointer validity is this function's contract; the
