@@ -39,7 +39,9 @@ FC_DEVICE float warp_sum(float x) {
 
 }  // namespace combine
 
-extern "C" __global__ void __launch_bounds__(256) fc_combine(const __grid_constant__ CombineParams p) {
+// (256, 1): without a minimum-blocks hint ptxas held this kernel to 32 registers and spilled once
+// the sink joined the sum.
+extern "C" __global__ void __launch_bounds__(256, 1) fc_combine(const __grid_constant__ CombineParams p) {
   using namespace combine;
   const int lane = threadIdx.x & 31;
   const i64 w = (i64)blockIdx.x * kRowsPerCta + (threadIdx.x >> 5);
@@ -99,15 +101,27 @@ extern "C" __global__ void __launch_bounds__(256) fc_combine(const __grid_consta
       if (s < p.num_splits) m = fmaxf(m, lse_acc[s * p.accum_split_rows + lse_row]);
     }
     m = warp_max(m);
-    if (m == kNegInf) {
-      lse_total = kNegInf;
-    } else {
-      float sum = 0.f;
+    float sum = 0.f;
+    if (m != kNegInf) {
       for (int s0 = 0; s0 < p.num_splits; s0 += 32) {
         const int s = s0 + lane;
         if (s < p.num_splits) sum += __expf(lse_acc[s * p.accum_split_rows + lse_row] - m);
       }
       sum = warp_sum(sum);
+    }
+    if (p.sinks != 0) {
+      // An attention sink joins the sum as one more part whose O is 0 (params.cuh FwdParams::sinks).
+      // Read after the splits' loop so it holds no register across it.
+      const float sink = reinterpret_cast<const float*>(p.sinks)[h];
+      const float m2 = fmaxf(m, sink);
+      if (m2 != kNegInf) {
+        sum = (m == kNegInf ? 0.f : sum * __expf(m - m2)) + __expf(sink - m2);
+        m = m2;
+      }
+    }
+    if (m == kNegInf) {
+      lse_total = kNegInf;
+    } else {
       lse_total = m + __logf(sum);
       for (int s = 0; s < p.num_splits; ++s) {
         const float ls = lse_acc[s * p.accum_split_rows + lse_row];

@@ -73,4 +73,19 @@ struct OnlineSoftmax {
   }
 };
 
+// Attention sink (params.cuh FwdParams::sinks): a logit `sink`, in the LSE's natural-log units,
+// that joins the row's softmax denominator with a zero value. O scales by e^lse / (e^lse + e^sink)
+// and the LSE becomes log(e^lse + e^sink); a row that saw no key keeps O = 0 and gets LSE = sink.
+// A NaN row stays NaN.
+FC_DEVICE void add_sink(float sink, float (&inv_l)[2], float (&lse)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float m = fmaxf(lse[r], sink);
+    if (m == kNegInf) continue;  // no visible key and a -inf sink: nothing to add
+    const float total = m + __logf(__expf(lse[r] - m) + __expf(sink - m));
+    inv_l[r] *= __expf(lse[r] - total);
+    lse[r] = total;
+  }
+}
+
 }  // namespace attn

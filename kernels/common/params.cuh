@@ -69,14 +69,20 @@ struct FwdParams {
   i64 q_descale_stride_b, q_descale_stride_h, q_descale_stride_blk;
   i64 k_descale_stride_b, k_descale_stride_h, k_descale_stride_blk;
   i64 v_descale_stride_b, v_descale_stride_h;
+
+  // ---- Attention sinks (inference paths, FC_INFER): fp32 [heads], one logit per query head that
+  // joins every row's softmax denominator with a zero value (the row's weights then sum to less
+  // than 1), and the LSE includes it; 0 = none. With splits the combine kernel adds it, once. ----
+  u64 sinks;
 };
-static_assert(sizeof(FwdParams) == 360, "FwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(FwdParams) == 368, "FwdParams layout drifted from launch/params.rs");
 
 // Hopper forward: the common params plus TMA descriptors of q, k, v (boxes of 64 head-dim values
 // by block_m query rows or block_n key rows) and o. Twin of launch/params.rs `Sm90Params`.
 struct Sm90Params {
   FwdParams base;
-  // A u32 in device memory, zeroed before the launch: the next tile to hand out (scheduler.cuh).
+  // A u32 in device memory, zero when the launch starts (the previous launch that used it reset it
+  // at its end, producer.cuh): the next tile to hand out (scheduler.cuh).
   u64 tile_counter;
   // FC_INFER: rows of the packed q/o (varlen; else seqlen_q) and of k/v (varlen: total keys; paged:
   // num_pages * page_size; else seqlen_k). The kernel clamps cu_seqlens and page indices to them, so
@@ -90,7 +96,7 @@ struct Sm90Params {
 };
 static_assert(sizeof(Sm90Params) == 896, "Sm90Params layout drifted from launch/params.rs");
 
-// Combine / merge (attn/combine.cu). Twin of launch/params.rs `CombineParams` (both assert 176 bytes).
+// Combine / merge (attn/combine.cu). Twin of launch/params.rs `CombineParams` (both assert 184 bytes).
 // Split combine: in_o[0] / in_lse[0] are FwdParams o_accum / lse_accum (fp32, split-major); row r of
 // (b, h, i) is b * lse_stride_b + h * lse_stride_h + i (varlen: h * lse_stride_h + cu_seqlens_q[b] + i).
 // Merge (FC_COMBINE_MERGE): in_o[0..1] are two 16-bit outputs with their own strides and in_lse[0..1]
@@ -106,8 +112,10 @@ struct CombineParams {
   // seqlen_q: the longest sequence (varlen) or every sequence's length; total_q: rows of the packed
   // output (varlen), which cu_seqlens_q is clamped to.
   i32 batch, heads, seqlen_q, total_q, num_splits, reserved;
+  // Split combine: FwdParams::sinks (fp32 [heads], 0 = none), added to every row's sum of parts.
+  u64 sinks;
 };
-static_assert(sizeof(CombineParams) == 176, "CombineParams layout drifted from launch/params.rs");
+static_assert(sizeof(CombineParams) == 184, "CombineParams layout drifted from launch/params.rs");
 
 // Backward (bwd/prep.cu, sm80/bwd.cu, bwd/post.cu). Twin of launch/params.rs `BwdParams` (both
 // assert 360 bytes). Scratch buffers (fp32, from the host's stream-ordered allocation) are laid out

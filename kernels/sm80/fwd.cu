@@ -182,6 +182,8 @@ extern "C" __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlock
     const int row0 = g.m0 + warp * 16;
     // Row i of this (sequence, head) has LSE index lse_row + i (params.cuh); split partials use the same.
     const i64 lse_row = (p.cu_seqlens_q != 0 ? (i64)g.q_row0 : b * p.lse_stride_b) + h * p.lse_stride_h;
+    // Split partials stay sink-free: the combine adds the sink once per row.
+    if (p.sinks != 0 && p.num_splits == 1) attn::add_sink(reinterpret_cast<const float*>(p.sinks)[h], inv_l, lse);
     if (p.num_splits > 1) {
       // A split that saw no key writes O = 0 and LSE = -inf, so the combine weighs it 0.
       const i64 row = g.split * p.accum_split_rows + lse_row;

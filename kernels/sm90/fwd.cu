@@ -108,6 +108,8 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
       const bool packed = f.cu_seqlens_q != 0;
       const i64 lse_row0 = (packed ? (i64)x.q_row0 : x.b * f.lse_stride_b) + head * f.lse_stride_h;
       const int rows_valid = x.seqlen_q - warp_row0;
+      // Split partials stay sink-free: the combine adds the sink once per row.
+      if (f.sinks != 0 && f.num_splits == 1) attn::add_sink(reinterpret_cast<const float*>(f.sinks)[head], inv_l, lse);
       if (f.num_splits > 1) {
         const i64 r0 = x.split * f.accum_split_rows + lse_row0;
         float* acc = reinterpret_cast<float*>(f.o_accum) + (r0 + warp_row0) * Sm90::kHeadDim;

@@ -269,6 +269,7 @@ fn setup(rt: &Runtime, s: &InferShape, seed: u64) -> Result<Setup> {
             _ => None,
         },
         num_splits: s.splits,
+        sinks: 0,
     };
     Ok(Setup { q, k, v, out, lse, host_q, host_k, host_v, cu_q, cu_k, table, stride, arrays, spec })
 }
@@ -279,6 +280,7 @@ fn run(rt: &Runtime, s: &InferShape, st: &mut Setup, splits: Option<usize>) -> R
         cu_seqlens_k: st.arrays[1].as_ref(),
         seqused_k: st.arrays[2].as_ref(),
         block_table: st.arrays[3].as_ref(),
+        sinks: None,
     };
     let spec = KvSpec { num_splits: splits.or(st.spec.num_splits), ..st.spec };
     let opts =

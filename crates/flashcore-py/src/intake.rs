@@ -242,12 +242,13 @@ pub fn backward_cuda(
 /// unbounded), logit softcap (0.0: none), packed varlen batches (`cu_seqlens_*` int32 pointers,
 /// 0 = absent; q/out [1, total_q, H, D], k/v [1, total_k, Hkv, D]), per-sequence key counts
 /// (`seqused_k`), paged K/V (`block_table` int32 [batch, block_table_stride], k/v page pools
-/// [num_pages, page_size, Hkv, D]) and split-KV (`num_splits` 0 = the planner's choice). `lse` is
+/// [num_pages, page_size, Hkv, D]), split-KV (`num_splits` 0 = the planner's choice) and attention
+/// sinks (`sinks`: fp32 [H] pointer, 0 = none). `lse` is
 /// an fp32 pointer (0 = none) with element strides (b, h); varlen uses (0, total_q), i.e. [H, total_q].
 #[pyfunction]
 #[pyo3(signature = (device, stream, dtype, q, k, v, out, lse, lse_strides, mask, scale, window_left, window_right,
     softcap, cu_seqlens_q, cu_seqlens_k, seqused_k, batch, max_seqlen_q, max_seqlen_k, block_table,
-    block_table_stride, page_size, num_splits))]
+    block_table_stride, page_size, num_splits, sinks=0))]
 #[allow(clippy::too_many_arguments)]
 pub fn forward_ext_cuda(
     py: Python<'_>,
@@ -275,6 +276,7 @@ pub fn forward_ext_cuda(
     block_table_stride: usize,
     page_size: usize,
     num_splits: usize,
+    sinks: u64,
 ) -> PyResult<()> {
     let dt: DType = dtype.parse().map_err(|why: String| invalid_arg(py, "q", why))?;
     let mask = parse_mask(py, mask)?;
@@ -305,6 +307,7 @@ pub fn forward_ext_cuda(
             seqlen_k: max_seqlen_k,
         }),
         num_splits: (num_splits != 0).then_some(num_splits),
+        sinks,
     };
     let lse = LseOut { ptr: lse, stride_b: lse_strides.0, stride_h: lse_strides.1 };
     let rt = runtimes::get(py, device)?;
@@ -313,7 +316,8 @@ pub fn forward_ext_cuda(
     let r = py.detach(|| {
         // SAFETY: as forward_cuda; the int32 arrays are data_ptr() of live int32 CUDA tensors of
         // `device` with batch + 1 (cu_seqlens), batch (seqused_k) and batch x stride (block_table)
-        // elements, kept referenced by flashcore._ops until the kernels are enqueued.
+        // elements, and `sinks` of a live fp32 CUDA tensor of H values, kept referenced by
+        // flashcore._ops until the kernels are enqueued.
         unsafe { rt.forward_ext_raw(rq, rk, rv, ro, lse, &ext, &opts, stream) }
     });
     r.map_err(|e| to_py(py, e))

@@ -149,6 +149,9 @@ fn inference_arguments_are_named() {
         arg_of(check_ext(&q, &dense, &dense, &q, &KvSpec { seqused_k: 0x301, ..Default::default() }, &o)),
         "seqused_k"
     );
+    // Attention sinks: an fp32 array.
+    assert_eq!(arg_of(check_ext(&q, &dense, &dense, &q, &KvSpec { sinks: 0x402, ..Default::default() }, &o)), "sinks");
+    assert!(check_ext(&q, &dense, &dense, &q, &KvSpec { sinks: 0x400, ..Default::default() }, &o).is_ok());
     // Split counts.
     for n in [0, 129] {
         let s = KvSpec { num_splits: Some(n), ..Default::default() };

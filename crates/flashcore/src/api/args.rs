@@ -366,6 +366,11 @@ pub struct KvSpec {
     pub paged: Option<Paged>,
     /// Split-KV: key chunks per tile merged by the combine kernel; None = the planner's choice.
     pub num_splits: Option<usize>,
+    /// Attention sinks: fp32 [heads] device array, one logit per query head (in the units of the
+    /// scaled scores and the LSE) that joins every row's softmax denominator with a zero value, as
+    /// gpt-oss uses them: out = Σ_j e^{s_j} v_j / (e^{sink} + Σ_j e^{s_j}), and the LSE includes
+    /// e^{sink}. 0 = none. Not softcapped.
+    pub sinks: u64,
 }
 
 impl KvSpec {

@@ -206,6 +206,9 @@ pub fn check_ext(
     check_i32_array("cu_seqlens_q", vl.cu_seqlens_q)?;
     check_i32_array("cu_seqlens_k", vl.cu_seqlens_k)?;
     check_i32_array("seqused_k", ext.seqused_k)?;
+    if ext.sinks % 4 != 0 {
+        return Err(Error::arg("sinks", format!("device pointer {:#x} is not 4-byte aligned (fp32 array)", ext.sinks)));
+    }
     if ext.varlen.is_some() && !q_packed && !k_packed {
         return Err(Error::arg("cu_seqlens_q", "varlen needs cu_seqlens_q or cu_seqlens_k"));
     }

@@ -4,7 +4,7 @@ use super::tma::TensorMap;
 use cudarc::driver::DeviceRepr;
 
 /// Forward parameters, passed by value as a `__grid_constant__` kernel argument.
-/// Layout must match `struct FwdParams` in kernels/common/params.cuh (both sides assert 360 bytes).
+/// Layout must match `struct FwdParams` in kernels/common/params.cuh (both sides assert 368 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FwdParams {
@@ -73,9 +73,12 @@ pub struct FwdParams {
     pub k_descale_stride_blk: i64,
     pub v_descale_stride_b: i64,
     pub v_descale_stride_h: i64,
+    /// Attention sinks (inference paths): fp32 [heads] logits joining each row's softmax
+    /// denominator with a zero value; 0 = none.
+    pub sinks: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<FwdParams>() == 360);
+const _: () = assert!(std::mem::size_of::<FwdParams>() == 368);
 const _: () = assert!(std::mem::offset_of!(FwdParams, q_descale) == 272);
 const _: () = assert!(std::mem::offset_of!(FwdParams, cu_seqlens_q) == 176);
 const _: () = assert!(std::mem::offset_of!(FwdParams, page_size) == 256);
@@ -92,7 +95,8 @@ unsafe impl DeviceRepr for FwdParams {}
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sm90Params {
     pub base: FwdParams,
-    /// Device address of a zeroed u32: the persistent scheduler's next-tile counter.
+    /// Device address of a u32 that is zero when the launch starts: the persistent scheduler's
+    /// next-tile counter (the launch resets it at its end).
     pub tile_counter: u64,
     /// Inference paths: rows of packed q/o and of k/v (pool rows when paged); the kernel clamps the
     /// int32 arrays' values to them (params.cuh).
@@ -106,8 +110,8 @@ pub struct Sm90Params {
 }
 
 const _: () = assert!(std::mem::size_of::<Sm90Params>() == 896);
-const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 360);
-const _: () = assert!(std::mem::offset_of!(Sm90Params, total_k) == 372);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 368);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, total_k) == 380);
 const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 384);
 
 // SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
@@ -214,7 +218,7 @@ const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_do) == 768);
 unsafe impl DeviceRepr for Sm90BwdParams {}
 
 /// Combine of split-KV partials and merge of two outputs (kernels/attn/combine.cu). Twin of
-/// `struct CombineParams` in kernels/common/params.cuh (both assert 176 bytes).
+/// `struct CombineParams` in kernels/common/params.cuh (both assert 184 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CombineParams {
@@ -239,9 +243,11 @@ pub struct CombineParams {
     pub total_q: i32,
     pub num_splits: i32,
     pub reserved: i32,
+    /// Split combine: the forward's attention sinks (fp32 [heads]), 0 = none.
+    pub sinks: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<CombineParams>() == 176);
+const _: () = assert!(std::mem::size_of::<CombineParams>() == 184);
 const _: () = assert!(std::mem::offset_of!(CombineParams, batch) == 152);
 
 // SAFETY: #[repr(C)] plain integers with the layout the kernel declares (asserted above and in params.cuh).

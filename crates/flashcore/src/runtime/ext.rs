@@ -32,6 +32,8 @@ pub struct KvArrays<'a> {
     pub cu_seqlens_k: Option<&'a CudaSlice<i32>>,
     pub seqused_k: Option<&'a CudaSlice<i32>>,
     pub block_table: Option<&'a CudaSlice<i32>>,
+    /// Attention sinks, fp32 [heads] ([`KvSpec::sinks`]).
+    pub sinks: Option<&'a CudaSlice<f32>>,
 }
 
 impl Runtime {
@@ -58,7 +60,9 @@ impl Runtime {
             (l.num_m_blocks as usize * p.heads * p.batch, p.seqlen_k.div_ceil(v.tile.block_n()))
         };
         let splits = ext.num_splits.unwrap_or_else(|| num_splits(self.info.sm_count as usize, tiles, blocks));
-        let variant = if per_seq || splits > 1 { v } else { Variant::forward_ext(arch, p, false, smem)? };
+        // Sinks are added in the inference epilogue (and the combine), so they take FC_INFER too.
+        let variant =
+            if per_seq || splits > 1 || ext.sinks != 0 { v } else { Variant::forward_ext(arch, p, false, smem)? };
         let mut launch = forward_launch(&variant, p, self.info.sm_count);
         if variant.kind == KernelKind::FwdSm90 {
             launch.grid.0 = (tiles * splits).min(self.info.sm_count.max(1) as usize).max(1) as u32;
@@ -78,8 +82,9 @@ impl Runtime {
     /// # Safety
     /// As [`Runtime::forward_raw`]; the int32 arrays in `ext` must be device allocations of this
     /// device of at least batch + 1 (cu_seqlens), batch (seqused_k) and batch x stride
-    /// (block_table) elements. Their values are trusted for meaning, not for memory safety: the
-    /// kernel clamps what it reads to the tensors' bounds.
+    /// (block_table) elements, and `ext.sinks` (when not 0) of at least H fp32 values. The int32
+    /// values are trusted for meaning, not for memory safety: the kernel clamps what it reads to
+    /// the tensors' bounds.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn forward_ext_raw(
         &self,
@@ -139,6 +144,11 @@ impl Runtime {
             pg.block_table = need("block_table", arrays.block_table, batch * pg.stride)?;
         }
         let [b, sq, h, _] = q.desc.shape;
+        ext.sinks = match arrays.sinks {
+            None => 0,
+            Some(x) if x.len() >= h => x.device_ptr(s).0,
+            Some(x) => return Err(Error::arg("sinks", format!("needs {h} fp32 values, buffer has {}", x.len()))),
+        };
         let packed = ext.varlen.is_some_and(|vl| vl.cu_seqlens_q != 0);
         let (rows, lse_strides) =
             if packed { (h * sq, (0, sq as i64)) } else { (b * h * sq, ((h * sq) as i64, sq as i64)) };
@@ -201,6 +211,7 @@ impl Runtime {
         params.lse_stride_b = lse_sb;
         params.lse_stride_h = lse_sh;
         params.num_splits = plan.num_splits as i32;
+        params.sinks = ext.sinks;
         if let Some(pg) = ext.paged {
             params.block_table = pg.block_table;
             params.block_table_stride_b = pg.stride as i64;
@@ -295,6 +306,7 @@ impl Runtime {
                 seqlen_q: p.seqlen_q as i32,
                 total_q: ep.total_q as i32,
                 num_splits: plan.num_splits as i32,
+                sinks: ext.sinks,
                 ..Default::default()
             };
             // SAFETY: as above; reads the partials the forward just wrote (stream order).
