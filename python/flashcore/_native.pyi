@@ -61,6 +61,8 @@ def backward_cuda(
     mask: str,
     scale: Optional[float],
     deterministic: bool,
+    window_left: int = ...,
+    window_right: int = ...,
 ) -> None: ...
 def forward_ext_cuda(
     device: int,
@@ -87,6 +89,7 @@ def forward_ext_cuda(
     block_table_stride: int,
     page_size: int,
     num_splits: int,
+    sinks: int = ...,
 ) -> None: ...
 def merge_cuda(
     device: int,

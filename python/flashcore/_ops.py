@@ -103,10 +103,16 @@ def _stream(device: torch.device) -> int:
     return torch.cuda.current_stream(device).cuda_stream
 
 
+def _sinks_ptr(sinks: Optional[Tensor]) -> int:
+    """The device address of an fp32 [H] sinks tensor (checked by flashcore.functional), 0 for none."""
+    return 0 if sinks is None else sinks.data_ptr()
+
+
 @torch.library.custom_op("flashcore::fwd", mutates_args=())
 def fwd(
     q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float, keep_lse: bool = True, lse_grad: bool = True,
     deterministic: bool = False, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
+    sinks: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
     """out [B, H, Sq, D] (q's layout) and lse [B, H, Sq] (natural log; -inf for rows seeing no key).
 
@@ -114,12 +120,13 @@ def fwd(
     result needs no gradient and whose caller did not ask for the LSE. lse_grad=False marks the LSE
     non-differentiable (the caller never sees it, so its gradient is zero). `deterministic` only
     travels to the backward (the forward is always deterministic). window_left / window_right
-    (-1: unbounded) and softcap (0.0: none) as in `visible` and `scores`.
+    (-1: unbounded) and softcap (0.0: none) as in `visible` and `scores`. sinks: fp32 [H] attention
+    sinks (one logit per query head in every row's softmax denominator; the LSE includes it).
     """
     b, h, sq, d = q.shape
     out = out_like(q)
     lse = _lse_buffer(q, keep_lse)
-    ext = window_left >= 0 or window_right >= 0 or softcap != 0.0
+    ext = window_left >= 0 or window_right >= 0 or softcap != 0.0 or sinks is not None
     if q.device.type == "cuda":
         ensure_nvrtc_path()
         with torch.cuda.device(q.device):
@@ -127,7 +134,7 @@ def fwd(
                 _native.forward_ext_cuda(
                     q.device.index, _stream(q.device), CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v),
                     _bshd(out), lse.data_ptr() if keep_lse else 0, (h * sq, sq), mask, scale, window_left,
-                    window_right, softcap, 0, 0, 0, b, sq, k.shape[2], 0, 0, 0, 0,
+                    window_right, softcap, 0, 0, 0, b, sq, k.shape[2], 0, 0, 0, 0, sinks=_sinks_ptr(sinks),
                 )
             else:
                 _native.forward_cuda(
@@ -136,7 +143,9 @@ def fwd(
                 )
     elif ext:
         # The native CPU reference has no window or softcap: the same math in float64 torch.
-        o64, lse64 = math_forward(q, k, v, visible(mask, sq, k.shape[2], window_left, window_right), scale, softcap)
+        o64, lse64 = math_forward(
+            q, k, v, visible(mask, sq, k.shape[2], window_left, window_right), scale, softcap, sinks
+        )
         out.copy_(o64)
         if keep_lse:
             lse.copy_(lse64)
@@ -156,6 +165,7 @@ def fwd(
 def _fwd_fake(
     q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float, keep_lse: bool = True, lse_grad: bool = True,
     deterministic: bool = False, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
+    sinks: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
     return out_like(q), _lse_buffer(q, keep_lse)
 
@@ -186,16 +196,21 @@ def scores(q: Tensor, k: Tensor, scale: float, softcap: float) -> Tensor:
     return softcap * torch.tanh(s / softcap) if softcap != 0.0 else s
 
 
-def math_forward(q: Tensor, k: Tensor, v: Tensor, vis: Tensor, scale: float, softcap: float) -> Tuple[Tensor, Tensor]:
+def math_forward(
+    q: Tensor, k: Tensor, v: Tensor, vis: Tensor, scale: float, softcap: float, sinks: Optional[Tensor] = None
+) -> Tuple[Tensor, Tensor]:
     """Attention in float64 torch on q [B, H, Sq, D], k/v [B, Hkv, Sk, D] with visibility vis
     [Sq, Sk] (or [B, 1, Sq, Sk]): the CPU path of the options the native reference lacks. Rows that
-    see no key give 0 and LSE -inf. Returns float64 (out [B, H, Sq, D], lse [B, H, Sq])."""
+    see no key give 0 and LSE -inf (the sink's logit with `sinks` [H]: it joins every row's
+    denominator with a zero value). Returns float64 (out [B, H, Sq, D], lse [B, H, Sq])."""
     g = q.shape[1] // k.shape[1]
     q64 = q.to(torch.float64)
     k64 = k.to(torch.float64).repeat_interleave(g, 1)
     v64 = v.to(torch.float64).repeat_interleave(g, 1)
     s = scores(q64, k64, scale, softcap).masked_fill(~vis, float("-inf"))
     lse = torch.logsumexp(s, -1)
+    if sinks is not None:
+        lse = torch.logaddexp(lse, sinks.to(device=lse.device, dtype=torch.float64)[None, :, None])
     seen = torch.isfinite(lse)
     p = torch.exp(s - torch.where(seen, lse, torch.zeros_like(lse)).unsqueeze(-1))
     return torch.matmul(p, v64), lse
@@ -349,9 +364,9 @@ def _backward_impl(
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    q, k, v, mask, scale, keep_lse, lse_grad, deterministic, window_left, window_right, softcap = inputs
+    q, k, v, mask, scale, keep_lse, lse_grad, deterministic, window_left, window_right, softcap, sinks = inputs
     out, lse = output
-    ctx.save_for_backward(q, k, v, out, lse)
+    ctx.save_for_backward(q, k, v, out, lse, sinks)
     ctx.mask, ctx.scale, ctx.keep_lse, ctx.lse_grad, ctx.deterministic = mask, scale, keep_lse, lse_grad, deterministic
     ctx.window, ctx.softcap = (window_left, window_right), softcap
     if not lse_grad:
@@ -364,12 +379,12 @@ def _setup_context(ctx, inputs, output) -> None:
 
 
 def _backward(ctx, dout: Optional[Tensor], dlse: Optional[Tensor]):
-    q, k, v, out, lse = ctx.saved_tensors
+    q, k, v, out, lse, sinks = ctx.saved_tensors
     if not ctx.lse_grad:
         dlse = None
     nones = (None,) * 8
     if dout is None and dlse is None:
-        return (None, None, None) + nones
+        return (None, None, None) + nones + (None,)
     if dout is None:
         dout = torch.zeros_like(out)
     wl, wr = ctx.window
@@ -377,12 +392,30 @@ def _backward(ctx, dout: Optional[Tensor], dlse: Optional[Tensor]):
         # The forward skipped the LSE because no gradient was expected (autograd disagreed, e.g.
         # a tensor gained requires_grad after the check): run the forward again for it.
         out, lse = torch.ops.flashcore.fwd(
-            q, k, v, ctx.mask, ctx.scale, window_left=wl, window_right=wr, softcap=ctx.softcap
+            q, k, v, ctx.mask, ctx.scale, window_left=wl, window_right=wr, softcap=ctx.softcap, sinks=sinks
         )
+    # With sinks the saved LSE includes them, so P = exp(S - lse) are the true probabilities and
+    # dq, dk, dv need nothing else: the sink's value is 0, so dO·O still equals rowsum(dP ∘ P).
     dq, dk, dv = torch.ops.flashcore.bwd(
         dout, q, k, v, out, lse, dlse, ctx.mask, ctx.scale, ctx.deterministic, wl, wr, ctx.softcap
     )
-    return (dq, dk, dv) + nones
+    dsinks = None
+    if sinks is not None and ctx.needs_input_grad[11]:
+        dsinks = sinks_grad(dout, out, lse, dlse, sinks)
+    return (dq, dk, dv) + nones + (dsinks,)
+
+
+def sinks_grad(dout: Tensor, out: Tensor, lse: Tensor, dlse: Optional[Tensor], sinks: Tensor) -> Tensor:
+    """d loss / d sinks for out [B, H, S, D], lse [B, H, S] (with the sinks): the sink of head h has
+    probability p_i = exp(sink_h - lse_i) in row i and value 0, so its logit's gradient is
+    sum_i p_i (0 - rowsum(dO ∘ O)_i) over the rows of head h, plus sum_i p_i dlse_i for a gradient
+    flowing into the LSE."""
+    ct = torch.float64 if out.dtype == torch.float64 else torch.float32
+    delta = (dout.to(ct) * out.to(ct)).sum(-1)
+    if dlse is not None:
+        delta = delta - dlse.to(ct)
+    p = torch.exp(sinks.to(ct)[None, :, None] - lse.to(ct))
+    return -(p * delta).sum((0, 2)).to(sinks.dtype)
 
 
 torch.library.register_autograd("flashcore::fwd", _backward, setup_context=_setup_context)
@@ -415,7 +448,7 @@ def _varlen_lse(q: Tensor, keep_lse: bool) -> Tensor:
 def fwd_varlen(
     q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k: Tensor, max_seqlen_q: int,
     max_seqlen_k: int, causal: bool, scale: float, window_left: int, window_right: int, softcap: float,
-    keep_lse: bool,
+    keep_lse: bool, sinks: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
     """Packed sequences: q [total_q, H, D], k/v [total_k, Hkv, D]; sequence b owns rows
     cu_seqlens_q[b] .. cu_seqlens_q[b + 1] of q (likewise k/v). causal is bottom-right per sequence.
@@ -430,7 +463,7 @@ def fwd_varlen(
                 q.device.index, _stream(q.device), CUDA_DTYPES[q.dtype], _packed(q), _packed(k), _packed(v),
                 _packed(out), lse.data_ptr() if keep_lse else 0, (0, q.shape[0]), mask, scale, window_left,
                 window_right, softcap, cu_seqlens_q.data_ptr(), cu_seqlens_k.data_ptr(), 0,
-                cu_seqlens_q.shape[0] - 1, max_seqlen_q, max_seqlen_k, 0, 0, 0, 0,
+                cu_seqlens_q.shape[0] - 1, max_seqlen_q, max_seqlen_k, 0, 0, 0, 0, sinks=_sinks_ptr(sinks),
             )
         return out, lse
     cq, ck = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
@@ -439,7 +472,7 @@ def fwd_varlen(
         vis = visible(mask, q1 - q0, k1 - k0, window_left, window_right)
         o64, l64 = math_forward(
             q[q0:q1].transpose(0, 1)[None], k[k0:k1].transpose(0, 1)[None], v[k0:k1].transpose(0, 1)[None], vis,
-            scale, softcap,
+            scale, softcap, sinks,
         )
         out[q0:q1] = o64[0].transpose(0, 1).to(q.dtype)
         if keep_lse:
@@ -451,7 +484,7 @@ def fwd_varlen(
 def _fwd_varlen_fake(
     q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k: Tensor, max_seqlen_q: int,
     max_seqlen_k: int, causal: bool, scale: float, window_left: int, window_right: int, softcap: float,
-    keep_lse: bool,
+    keep_lse: bool, sinks: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
     return torch.empty(q.shape, dtype=q.dtype, device=q.device), _varlen_lse(q, keep_lse)
 
@@ -465,6 +498,7 @@ def _cache_lse(q: Tensor, keep_lse: bool) -> Tensor:
 def fwd_kvcache(
     q: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Optional[Tensor], causal: bool,
     scale: float, window_left: int, window_right: int, softcap: float, num_splits: int, keep_lse: bool,
+    sinks: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
     """q [B, Sq, H, D] against the first cache_seqlens[b] keys of sequence b's cache: k_cache /
     v_cache [B, S_cache, Hkv, D], or page pools [num_pages, page_size, Hkv, D] with block_table
@@ -486,7 +520,7 @@ def fwd_kvcache(
                 _t4(out), lse.data_ptr() if keep_lse else 0, (h * sq, sq), mask, scale, window_left, window_right,
                 softcap, 0, 0, cache_seqlens.data_ptr(), b, sq, max_k,
                 block_table.data_ptr() if block_table is not None else 0,
-                block_table.stride(0) if block_table is not None else 0, page, num_splits,
+                block_table.stride(0) if block_table is not None else 0, page, num_splits, sinks=_sinks_ptr(sinks),
             )
         return out, lse
     for i, n in enumerate(cache_seqlens.tolist()):
@@ -497,7 +531,7 @@ def fwd_kvcache(
             kb, vb = k_cache[i, :n], v_cache[i, :n]
         vis = visible(mask, sq, n, window_left, window_right)
         o64, l64 = math_forward(
-            q[i].transpose(0, 1)[None], kb.transpose(0, 1)[None], vb.transpose(0, 1)[None], vis, scale, softcap
+            q[i].transpose(0, 1)[None], kb.transpose(0, 1)[None], vb.transpose(0, 1)[None], vis, scale, softcap, sinks
         )
         out[i] = o64[0].transpose(0, 1).to(q.dtype)
         if keep_lse:
@@ -509,6 +543,7 @@ def fwd_kvcache(
 def _fwd_kvcache_fake(
     q: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Optional[Tensor], causal: bool,
     scale: float, window_left: int, window_right: int, softcap: float, num_splits: int, keep_lse: bool,
+    sinks: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
     return torch.empty(q.shape, dtype=q.dtype, device=q.device), _cache_lse(q, keep_lse)
 

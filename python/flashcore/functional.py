@@ -151,6 +151,7 @@ def attention(
     q_descale: Optional[Tensor] = None,
     k_descale: Optional[Tensor] = None,
     v_descale: Optional[Tensor] = None,
+    sinks: Optional[Tensor] = None,
 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """Exact softmax attention, softmax(scale · q kᵀ) v, with gradients for q, k and v.
 
@@ -174,6 +175,10 @@ def attention(
             causal mask right must be 0 or unbounded (the mask is the right edge). Key blocks
             outside every row's window are skipped, not just masked.
         softcap: logit softcap c (Gemma 2): the logits scale·q kᵀ become c·tanh(scale·q kᵀ / c).
+        sinks: attention sinks (gpt-oss), a float tensor [H] on q's device: one logit per query head
+            that joins every row's softmax denominator with a zero value, so a row's weights sum to
+            less than 1: out = Σ_j e^{s_j} v_j / (e^{sinks[h]} + Σ_j e^{s_j}); the LSE includes it.
+            Differentiable (its gradient is computed from the saved output and LSE).
 
     CUDA tensors (fp16/bf16) run the flashcore kernels on torch's current stream; any strides with
     a contiguous head dim are used as they are (16-byte aligned rows). CPU tensors (fp32/fp64/fp16/
@@ -184,8 +189,8 @@ def attention(
     kernel), each laid out like its input. Head dims above 128, and a gradient flowing into the
     returned LSE, use PyTorch math from the saved LSE instead (same results, slower; warned once).
     The LSE is only computed when a gradient may be needed or `return_lse` asks for it.
-    With a window or a softcap the backward runs PyTorch math from the saved LSE (exact, O(rows ×
-    Sk) memory per chunk; warned once) until the native backward serves them.
+    Sliding windows run the native backward; with a softcap the backward runs PyTorch math from the
+    saved LSE (exact, O(rows × Sk) memory per chunk; warned once) until the native backward serves it.
 
     FP8: torch.float8_e4m3fn q, k, v (CUDA, Hopper, head dims 64/128/256, forward only) run the FP8
     kernel with fp32 descales q_descale, k_descale, v_descale (None = 1; shapes [1], [B, H] or, for
@@ -199,6 +204,8 @@ def attention(
             raise _invalid("window", "the FP8 forward has no sliding window", UnsupportedError)
         if softcap is not None:
             raise _invalid("softcap", "the FP8 forward has no softcap", UnsupportedError)
+        if sinks is not None:
+            raise _invalid("sinks", "the FP8 forward has no attention sinks", UnsupportedError)
 
         return attention_fp8(
             q, k, v, q_descale, k_descale, v_descale, causal=causal, scale=scale, return_lse=return_lse, layout=layout
@@ -211,22 +218,43 @@ def attention(
     scale = scale_value(scale, q.shape[-1])
     window_left, window_right = window_pair(window, mask != "none")
     cap = softcap_value(softcap)
+    heads = q.shape[2] if layout == "bshd" else q.shape[1]
+    sinks = sinks_value(sinks, heads, q)
     if not isinstance(return_lse, bool):
         raise _invalid("return_lse", f"expected a bool, got {type(return_lse).__name__}", TypeError)
     if not isinstance(deterministic, bool):
         raise _invalid("deterministic", f"expected a bool, got {type(deterministic).__name__}", TypeError)
     deterministic = deterministic or torch.are_deterministic_algorithms_enabled()
     # The LSE is what the backward needs; an inference call that does not return it skips it.
-    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    needs_grad = torch.is_grad_enabled() and (
+        q.requires_grad or k.requires_grad or v.requires_grad or (sinks is not None and sinks.requires_grad)
+    )
     if layout == "bshd":
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
     out, lse = torch.ops.flashcore.fwd(
         q, k, v, mask, scale, keep_lse=return_lse or needs_grad, lse_grad=return_lse,
-        deterministic=deterministic, window_left=window_left, window_right=window_right, softcap=cap,
+        deterministic=deterministic, window_left=window_left, window_right=window_right, softcap=cap, sinks=sinks,
     )
     if layout == "bshd":
         out = out.transpose(1, 2)
     return (out, lse) if return_lse else out
+
+
+def sinks_value(sinks: Optional[Tensor], heads: int, q: Tensor) -> Optional[Tensor]:
+    """Checks attention sinks (a float tensor [H] on q's device) and returns them as the kernels
+    take them: contiguous fp32 (float64 beside float64 CPU inputs), still differentiable."""
+    if sinks is None:
+        return None
+    if not isinstance(sinks, Tensor):
+        raise _invalid("sinks", f"expected a torch.Tensor [H] or None, got {type(sinks).__name__}", TypeError)
+    if not sinks.is_floating_point() or sinks.dtype == torch.float8_e4m3fn:
+        raise _invalid("sinks", f"expected a float tensor, got {sinks.dtype}", TypeError)
+    if tuple(sinks.shape) != (heads,):
+        raise _invalid("sinks", f"expected shape [{heads}] (one logit per query head), got {list(sinks.shape)}")
+    if sinks.device != q.device:
+        raise _invalid("sinks", f"is on {sinks.device}, q is on {q.device}")
+    dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    return sinks.to(dtype).contiguous()
 
 
 def _check_dense(name: str, t: Tensor, dims: int, what: str) -> None:
@@ -315,6 +343,7 @@ def attention_varlen(
     window: Window = None,
     softcap: Optional[float] = None,
     return_lse: bool = False,
+    sinks: Optional[Tensor] = None,
 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """Attention over a batch of sequences of different lengths packed without padding.
 
@@ -326,7 +355,7 @@ def attention_varlen(
             launch; the kernels never read the lengths on the host, so the call is CUDA-graph safe).
         causal: bottom-right per sequence (FlashAttention's convention): query i of a sequence with
             Sq queries and Sk keys sees keys j <= i + Sk - Sq.
-        scale, window, softcap: as in `attention` (the window's diagonal is bottom-right).
+        scale, window, softcap, sinks: as in `attention` (the window's diagonal is bottom-right).
         return_lse: also return the LSE, fp32 [H, total_q].
 
     Inference only (no backward). On CUDA the index tensors are trusted for their values (checked
@@ -354,7 +383,10 @@ def attention_varlen(
     cap = softcap_value(softcap)
     if not isinstance(return_lse, bool):
         raise _invalid("return_lse", f"expected a bool, got {type(return_lse).__name__}", TypeError)
-    _inference_only("attention_varlen", (("q", q), ("k", k), ("v", v)))
+    sinks = sinks_value(sinks, q.shape[1], q)
+    _inference_only(
+        "attention_varlen", (("q", q), ("k", k), ("v", v)) + ((("sinks", sinks),) if sinks is not None else ())
+    )
     # Index values are only checked where they are on the host and concrete (not while tracing).
     if q.device.type == "cpu" and not torch.compiler.is_compiling():
         for name, cu, total, mx in (("cu_seqlens_q", cu_seqlens_q, q.shape[0], max_seqlen_q),
@@ -367,7 +399,7 @@ def attention_varlen(
                 raise _invalid("max_seqlen_" + name[-1], f"{mx} is below the longest sequence ({max(lengths)})")
     out, lse = torch.ops.flashcore.fwd_varlen(
         q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal, scale, window_left, window_right,
-        cap, return_lse,
+        cap, return_lse, sinks,
     )
     return (out, lse) if return_lse else out
 
@@ -385,6 +417,7 @@ def attention_with_kvcache(
     softcap: Optional[float] = None,
     num_splits: int = 0,
     return_lse: bool = False,
+    sinks: Optional[Tensor] = None,
 ) -> Union[Tensor, Tuple[Tensor, Tensor]]:
     """Attention of new queries against a KV cache (decode and chunked prefill), inference only.
 
@@ -397,7 +430,7 @@ def attention_with_kvcache(
             block_table[b, j // page_size], slot j % page_size.
         causal: bottom-right against each sequence's cache length: query i of Sq sees keys
             j <= i + cache_seqlens[b] - Sq (the new tokens are the cache's last ones).
-        scale, window, softcap: as in `attention` (the window's diagonal is bottom-right).
+        scale, window, softcap, sinks: as in `attention` (the window's diagonal is bottom-right).
         num_splits: split each row's keys over this many CTAs and merge (0: the planner decides).
         return_lse: also return the LSE, fp32 [B, H, Sq].
 
@@ -443,7 +476,11 @@ def attention_with_kvcache(
     _check_int("num_splits", num_splits)
     if not isinstance(return_lse, bool):
         raise _invalid("return_lse", f"expected a bool, got {type(return_lse).__name__}", TypeError)
-    _inference_only("attention_with_kvcache", (("q", q), ("k_cache", k_cache), ("v_cache", v_cache)))
+    sinks = sinks_value(sinks, h, q)
+    _inference_only(
+        "attention_with_kvcache",
+        (("q", q), ("k_cache", k_cache), ("v_cache", v_cache)) + ((("sinks", sinks),) if sinks is not None else ()),
+    )
     # Index values are only checked where they are on the host and concrete (not while tracing).
     if q.device.type == "cpu" and not torch.compiler.is_compiling():
         n = cache_seqlens.tolist()
@@ -456,7 +493,7 @@ def attention_with_kvcache(
                 raise _invalid("block_table", f"page indices must lie in 0 .. {k_cache.shape[0] - 1}")
     out, lse = torch.ops.flashcore.fwd_kvcache(
         q, k_cache, v_cache, cache_seqlens, block_table, causal, scale, window_left, window_right, cap, num_splits,
-        return_lse,
+        return_lse, sinks,
     )
     return (out, lse) if return_lse else out
 

@@ -25,9 +25,13 @@ def visible_loops(sq, sk, causal="none", window=(None, None)):
     return vis
 
 
-def attend(q, k, v, vis, scale=None, softcap=None, dtype=torch.float64):
+def attend(q, k, v, vis, scale=None, softcap=None, dtype=torch.float64, sinks=None):
     """q [H, Sq, D], k/v [Hkv, Sk, D] -> (out [H, Sq, D] in `dtype`, lse [H, Sq] float64-ish).
-    In a 16-bit dtype: scores in the dtype, softcap and softmax in fp32, P rounded to the dtype."""
+    In a 16-bit dtype: scores in the dtype, softcap and softmax in fp32, P rounded to the dtype.
+    sinks [H]: one more always-visible logit per head whose value row is 0 (softmax over the keys
+    and the sink, the sink's column dropped)."""
+    if sinks is not None:
+        return _attend_sinks(q, k, v, vis, scale, softcap, dtype, sinks)
     q, k, v = (t.to(dtype) for t in (q, k, v))
     g = q.shape[0] // k.shape[0]
     k, v = k.repeat_interleave(g, 0), v.repeat_interleave(g, 0)
@@ -42,6 +46,22 @@ def attend(q, k, v, vis, scale=None, softcap=None, dtype=torch.float64):
     lse = torch.logsumexp(s, -1).masked_fill(~seen[..., 0], float("-inf"))
     p = torch.softmax(s, -1) * seen
     return p.to(dtype) @ v, lse
+
+
+def _attend_sinks(q, k, v, vis, scale, softcap, dtype, sinks):
+    q, k, v = (t.to(dtype) for t in (q, k, v))
+    g = q.shape[0] // k.shape[0]
+    k, v = k.repeat_interleave(g, 0), v.repeat_interleave(g, 0)
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    s = (q @ k.transpose(-1, -2)) * scale
+    s = s if dtype == torch.float64 else s.float()
+    if softcap:
+        s = softcap * torch.tanh(s / softcap)
+    s = s.masked_fill(~vis.to(q.device), float("-inf"))
+    col = sinks.to(device=s.device, dtype=s.dtype).view(-1, 1, 1).expand(s.shape[0], s.shape[1], 1)
+    s = torch.cat([s, col], -1)
+    p = torch.softmax(s, -1)[..., :-1]
+    return p.to(dtype) @ v, torch.logsumexp(s, -1)
 
 
 def max_err(a, b):

@@ -18,12 +18,17 @@ def rnd(*shape, dtype=BF16):
     return torch.randn(*shape, device=DEV, dtype=dtype)
 
 
-def _check(got, q, k, v, vis, softcap=None):
-    """got/q [H, Sq, D], k/v [Hkv, Sk, D] (one sequence)."""
-    want, _ = attend(q.cpu(), k.cpu(), v.cpu(), vis, softcap=softcap)
-    naive, _ = attend(q.cpu(), k.cpu(), v.cpu(), vis, softcap=softcap, dtype=q.dtype)
+def _check(got, q, k, v, vis, softcap=None, sinks=None, lse=None):
+    """got/q [H, Sq, D], k/v [Hkv, Sk, D] (one sequence); lse [H, Sq] checked too when given."""
+    sinks = None if sinks is None else sinks.cpu()
+    want, want_lse = attend(q.cpu(), k.cpu(), v.cpu(), vis, softcap=softcap, sinks=sinks)
+    naive, _ = attend(q.cpu(), k.cpu(), v.cpu(), vis, softcap=softcap, dtype=q.dtype, sinks=sinks)
     assert not torch.isnan(got).any()
     assert_bar(got.cpu(), want, naive)
+    if lse is not None:
+        fin = torch.isfinite(want_lse)
+        assert torch.equal(torch.isinf(lse.cpu()), ~fin)
+        assert max_err(lse.cpu()[fin], want_lse[fin]) < 1e-3
 
 
 @pytest.mark.parametrize("causal,window,softcap", [
@@ -148,6 +153,78 @@ def test_kvcache_window_softcap(page):
     for i, n in enumerate(lengths):
         t = lambda x: x.transpose(0, 1)  # noqa: E731
         _check(t(out[i]), t(q[i]), t(kc[i, :n]), t(vc[i, :n]), visible_loops(2, n, "bottom_right", (256, 0)), 30.0)
+
+
+@pytest.mark.parametrize("causal,window", [(False, None), (True, None), ("bottom_right", (100, 0))], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float16, BF16])
+def test_attention_sinks_forward_and_backward(causal, window, dtype):
+    """Sinks (one logit per head in every row's denominator) on `attention`: O and LSE against
+    float64, and the gradients of q, k, v (native backward: the saved LSE includes the sinks) and
+    of the sinks themselves, each within the bar."""
+    import warnings
+
+    sq, sk, d, h = 300, 700, 128, 8
+    q = rnd(2, h, sq, d, dtype=dtype).requires_grad_()
+    k, v = (rnd(2, 2, sk, d, dtype=dtype).requires_grad_() for _ in range(2))
+    # Around the rows' LSEs (~5-8 here), so the sinks take a real share of the weight; head 1 none.
+    sinks = (torch.randn(h, device=DEV) * 2 + 6).index_fill(0, torch.tensor([1], device=DEV), float("-inf"))
+    sinks.requires_grad_()
+    dout = rnd(2, h, sq, d, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the native backward serves it (no recompute warning)
+        out, lse = flashcore.attention(q, k, v, causal=causal, window=window, sinks=sinks, return_lse=True)
+        out.backward(dout)
+    name = {False: "none", True: "top_left", "bottom_right": "bottom_right"}[causal]
+    vis = visible_loops(sq, sk, name, window or (None, None))
+    want_ds, naive_ds = 0.0, 0.0
+    for b in range(2):
+        _check(out[b].detach(), q[b].detach(), k[b].detach(), v[b].detach(), vis, sinks=sinks.detach(),
+               lse=lse[b].detach())
+
+        def grads(dt):
+            leaves = [t.detach()[b].cpu().to(dt).requires_grad_() for t in (q, k, v)]
+            sk_leaf = sinks.detach().cpu().double().requires_grad_()
+            o, _ = attend(*leaves, vis, dtype=dt, sinks=sk_leaf)
+            return torch.autograd.grad(o, leaves + [sk_leaf], dout[b].cpu().to(dt))
+
+        w, n = grads(torch.float64), grads(dtype)
+        for got, wv, nv in zip((q.grad, k.grad, v.grad), w[:3], n[:3]):
+            assert not torch.isnan(got[b]).any()
+            assert_bar(got[b].cpu(), wv, nv)
+        want_ds, naive_ds = want_ds + w[3], naive_ds + n[3]
+    fin = torch.isfinite(sinks.detach().cpu())
+    assert_bar(sinks.grad.cpu()[fin], want_ds[fin], naive_ds[fin])
+
+
+@pytest.mark.parametrize("page,num_splits", [(0, 0), (0, 4), (64, 3), (16, 1)])
+def test_kvcache_sinks(page, num_splits):
+    b, h, hkv, d, s_cache = 3, 16, 4, 128, 1024
+    kc, vc, kk, vv, table = _make_cache(b, s_cache, hkv, d, page)
+    lengths = [1, 517, 1024]
+    sinks = torch.randn(h, device=DEV) * 2 + 6
+    q = rnd(b, 1, h, d)
+    out, lse = flashcore.attention_with_kvcache(q, kk, vv, torch.tensor(lengths, dtype=torch.int32, device=DEV),
+                                                table, causal=True, num_splits=num_splits, sinks=sinks,
+                                                return_lse=True)
+    for i, n in enumerate(lengths):
+        t = lambda x: x.transpose(0, 1)  # noqa: E731
+        _check(t(out[i]), t(q[i]), t(kc[i, :n]), t(vc[i, :n]), visible_loops(1, n, "bottom_right"), sinks=sinks,
+               lse=lse[i])
+
+
+def test_varlen_sinks():
+    lq, lk = [1, 300, 77], [500, 300, 200]
+    q, k, v = rnd(sum(lq), 8, 64), rnd(sum(lk), 2, 64), rnd(sum(lk), 2, 64)
+    cq = torch.tensor([0] + torch.tensor(lq).cumsum(0).tolist(), dtype=torch.int32, device=DEV)
+    ck = torch.tensor([0] + torch.tensor(lk).cumsum(0).tolist(), dtype=torch.int32, device=DEV)
+    sinks = torch.randn(8, device=DEV) * 2 + 5
+    out, lse = flashcore.attention_varlen(q, k, v, cq, ck, max(lq), max(lk), causal=True, window=(64, 0),
+                                          sinks=sinks, return_lse=True)
+    for b in range(len(lq)):
+        q0, q1, k0, k1 = int(cq[b]), int(cq[b + 1]), int(ck[b]), int(ck[b + 1])
+        t = lambda x: x.transpose(0, 1)  # noqa: E731
+        _check(t(out[q0:q1]), t(q[q0:q1]), t(k[k0:k1]), t(v[k0:k1]),
+               visible_loops(lq[b], lk[b], "bottom_right", (64, 0)), sinks=sinks, lse=lse[:, q0:q1])
 
 
 def test_merge():

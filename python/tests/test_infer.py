@@ -63,6 +63,74 @@ def test_attention_window_gradients_vs_oracle():
         _tight(got, ref.grad)
 
 
+@pytest.mark.parametrize("causal,window", [(False, None), (True, None), ("bottom_right", (5, None)), (False, (3, 2))],
+                         ids=str)
+@pytest.mark.parametrize("sq,sk", [(13, 29), (29, 13)])
+def test_attention_sinks_f64(causal, window, sq, sk):
+    q, k, v = rand(2, 4, sq, 32), rand(2, 2, sk, 32), rand(2, 2, sk, 32)
+    sinks = torch.tensor([0.5, float("-inf"), 3.0, -2.0], dtype=torch.float64)
+    out, lse = flashcore.attention(q, k, v, causal=causal, window=window, sinks=sinks, return_lse=True)
+    name = {False: "none", True: "top_left", "bottom_right": "bottom_right"}[causal]
+    vis = visible_loops(sq, sk, name, window or (None, None))
+    # Rows that see no key: only the sink's weight, so O = 0 and LSE = sink (head 1 has none: skip).
+    rows = vis.any(-1)
+    for b in range(2):
+        want, want_lse = attend(q[b], k[b], v[b], vis, sinks=sinks)
+        for hh in range(4):
+            r = rows if hh == 1 else torch.ones_like(rows)
+            _tight(out[b, hh][r], want[hh][r])
+            _tight(lse[b, hh][r], want_lse[hh][r])
+    # The sink lowers every row's weights: out differs from attention without it.
+    assert max_err(out, flashcore.attention(q, k, v, causal=causal, window=window)) > 1e-3
+
+
+def test_attention_sinks_gradcheck():
+    q, k, v = (rand(1, 2, s, 16, requires_grad=True) for s in (7, 9, 9))
+    sinks = torch.tensor([0.3, 1.7], dtype=torch.float64, requires_grad=True)
+    fn = lambda q, k, v, s: flashcore.attention(q, k, v, causal="bottom_right", window=(4, None), sinks=s)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (q, k, v, sinks))
+    # A gradient into the returned LSE too.
+    fn2 = lambda q, k, v, s: flashcore.attention(q, k, v, sinks=s, return_lse=True)  # noqa: E731
+    assert torch.autograd.gradcheck(lambda *a: sum(t.sum() for t in fn2(*a)), (q, k, v, sinks))
+
+
+def test_kvcache_and_varlen_sinks_f64():
+    b, h, hkv, d = 2, 4, 2, 16
+    sinks = torch.tensor([1.0, -1.0, 4.0, 0.0], dtype=torch.float64)
+    q, kc, vc = rand(b, 3, h, d), rand(b, 20, hkv, d), rand(b, 20, hkv, d)
+    lengths = [20, 9]
+    out, lse = flashcore.attention_with_kvcache(q, kc, vc, torch.tensor(lengths, dtype=torch.int32), causal=True,
+                                                sinks=sinks, return_lse=True)
+    for i, n in enumerate(lengths):
+        vis = visible_loops(3, n, "bottom_right")
+        want, want_lse = attend(q[i].transpose(0, 1), kc[i, :n].transpose(0, 1), vc[i, :n].transpose(0, 1), vis,
+                                sinks=sinks)
+        _tight(out[i].transpose(0, 1), want)
+        assert max_err(lse[i], want_lse) < 1e-5  # the cache path's LSE is fp32
+    lq, lk = [3, 5], [7, 4]
+    qv, kv, vv = rand(sum(lq), h, d), rand(sum(lk), hkv, d), rand(sum(lk), hkv, d)
+    cq, ck = _lengths_to_cu(lq), _lengths_to_cu(lk)
+    out = flashcore.attention_varlen(qv, kv, vv, cq, ck, 5, 7, sinks=sinks)
+    for i in range(2):
+        q0, q1, k0, k1 = int(cq[i]), int(cq[i + 1]), int(ck[i]), int(ck[i + 1])
+        want, _ = attend(qv[q0:q1].transpose(0, 1), kv[k0:k1].transpose(0, 1), vv[k0:k1].transpose(0, 1),
+                         visible_loops(lq[i], lk[i]), sinks=sinks)
+        _tight(out[q0:q1].transpose(0, 1), want)
+
+
+@pytest.mark.parametrize("sinks,exc,match", [
+    (torch.zeros(3, dtype=torch.float64), ValueError, "shape"),
+    (torch.zeros(4, dtype=torch.int32), TypeError, "float"),
+    ([0.0] * 4, TypeError, "Tensor"),
+])
+def test_attention_sinks_errors(sinks, exc, match):
+    q, k, v = rand(1, 4, 5, 16), rand(1, 2, 5, 16), rand(1, 2, 5, 16)
+    with pytest.raises(exc, match="sinks"):
+        flashcore.attention(q, k, v, sinks=sinks)
+    with pytest.raises(exc, match=match):
+        flashcore.attention(q, k, v, sinks=sinks)
+
+
 def _lengths_to_cu(lengths):
     return torch.tensor([0] + torch.tensor(lengths).cumsum(0).tolist(), dtype=torch.int32)
 
