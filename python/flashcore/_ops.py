@@ -18,9 +18,10 @@ allocator and the kernels run on torch's current stream (the backward's scratch 
 stream order), CUDA-graph capture works (after one warm-up call has compiled the kernels).
 """
 
+import contextlib
 import math
 import warnings
-from typing import Optional, Set, Tuple
+from typing import Iterable, Optional, Set, Tuple
 
 import torch
 from torch import Tensor
@@ -99,8 +100,37 @@ def _lse_buffer(q: Tensor, keep_lse: bool) -> Tensor:
     return q.new_empty((b, h, sq) if keep_lse else (0,), dtype=lse_dtype(q.dtype))
 
 
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
 def _stream(device: torch.device) -> int:
+    """torch's current stream on `device`, as a raw handle (the C accessor: a Stream object costs
+    several microseconds per call, which small calls feel)."""
+    if _raw_stream is not None:
+        return _raw_stream(device.index)
     return torch.cuda.current_stream(device).cuda_stream
+
+
+def _on_device(device: torch.device):
+    """Makes `device` torch's current device for the call, unless it already is (the guard costs a
+    few microseconds each way)."""
+    if device.index == torch.cuda.current_device():
+        return contextlib.nullcontext()
+    return torch.cuda.device(device)
+
+
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
+
+
+def direct_call_ok(tensors: Iterable[Optional[Tensor]]) -> bool:
+    """May an eager call run an op's implementation directly, skipping torch's dispatcher (~50 us of
+    host time per call, more than the kernel of a small shape takes)? Only where the dispatcher
+    would add nothing: not while torch.compile traces, under no Python dispatch mode or functorch
+    transform, and on plain tensors (no subclass such as FakeTensor or DTensor). Callers also need
+    no autograd record (the inference ops have none; `attention` checks requires_grad)."""
+    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0 or _functorch_active():
+        return False
+    return all(t is None or type(t) is Tensor for t in tensors)
 
 
 def _sinks_ptr(sinks: Optional[Tensor]) -> int:
@@ -108,8 +138,7 @@ def _sinks_ptr(sinks: Optional[Tensor]) -> int:
     return 0 if sinks is None else sinks.data_ptr()
 
 
-@torch.library.custom_op("flashcore::fwd", mutates_args=())
-def fwd(
+def fwd_impl(
     q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float, keep_lse: bool = True, lse_grad: bool = True,
     deterministic: bool = False, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
     sinks: Optional[Tensor] = None,
@@ -129,7 +158,7 @@ def fwd(
     ext = window_left >= 0 or window_right >= 0 or softcap != 0.0 or sinks is not None
     if q.device.type == "cuda":
         ensure_nvrtc_path()
-        with torch.cuda.device(q.device):
+        with _on_device(q.device):
             if ext:
                 _native.forward_ext_cuda(
                     q.device.index, _stream(q.device), CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v),
@@ -159,6 +188,16 @@ def fwd(
         if keep_lse:
             lse.copy_(lse64)
     return out, lse
+
+
+@torch.library.custom_op("flashcore::fwd", mutates_args=())
+def fwd(
+    q: Tensor, k: Tensor, v: Tensor, mask: str, scale: float, keep_lse: bool = True, lse_grad: bool = True,
+    deterministic: bool = False, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
+    sinks: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor]:
+    """The custom op around `fwd_impl` (autograd, torch.compile, dispatch modes)."""
+    return fwd_impl(q, k, v, mask, scale, keep_lse, lse_grad, deterministic, window_left, window_right, softcap, sinks)
 
 
 @fwd.register_fake
@@ -295,7 +334,7 @@ def _native_backward(
     dout = dout if kernel_ready(dout) else grad_like(q).copy_(dout)
     q, k, v, out = (t if kernel_ready(t) else t.contiguous() for t in (q, k, v, out))
     ensure_nvrtc_path()
-    with torch.cuda.device(q.device):
+    with _on_device(q.device):
         stream = torch.cuda.current_stream(q.device).cuda_stream
         _native.backward_cuda(
             q.device.index, stream, CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v), _bshd(out), _bshd(dout),
@@ -444,8 +483,7 @@ def _varlen_lse(q: Tensor, keep_lse: bool) -> Tensor:
     return q.new_empty((q.shape[1], q.shape[0]) if keep_lse else (0,), dtype=torch.float32)
 
 
-@torch.library.custom_op("flashcore::fwd_varlen", mutates_args=())
-def fwd_varlen(
+def fwd_varlen_impl(
     q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k: Tensor, max_seqlen_q: int,
     max_seqlen_k: int, causal: bool, scale: float, window_left: int, window_right: int, softcap: float,
     keep_lse: bool, sinks: Optional[Tensor] = None,
@@ -458,7 +496,7 @@ def fwd_varlen(
     mask = "causal_br" if causal else "none"
     if q.device.type == "cuda":
         ensure_nvrtc_path()
-        with torch.cuda.device(q.device):
+        with _on_device(q.device):
             _native.forward_ext_cuda(
                 q.device.index, _stream(q.device), CUDA_DTYPES[q.dtype], _packed(q), _packed(k), _packed(v),
                 _packed(out), lse.data_ptr() if keep_lse else 0, (0, q.shape[0]), mask, scale, window_left,
@@ -480,6 +518,19 @@ def fwd_varlen(
     return out, lse
 
 
+@torch.library.custom_op("flashcore::fwd_varlen", mutates_args=())
+def fwd_varlen(
+    q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k: Tensor, max_seqlen_q: int,
+    max_seqlen_k: int, causal: bool, scale: float, window_left: int, window_right: int, softcap: float,
+    keep_lse: bool, sinks: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor]:
+    """The custom op around `fwd_varlen_impl`."""
+    return fwd_varlen_impl(
+        q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal, scale, window_left, window_right,
+        softcap, keep_lse, sinks,
+    )
+
+
 @fwd_varlen.register_fake
 def _fwd_varlen_fake(
     q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k: Tensor, max_seqlen_q: int,
@@ -494,8 +545,7 @@ def _cache_lse(q: Tensor, keep_lse: bool) -> Tensor:
     return q.new_empty((b, h, sq) if keep_lse else (0,), dtype=torch.float32)
 
 
-@torch.library.custom_op("flashcore::fwd_kvcache", mutates_args=())
-def fwd_kvcache(
+def fwd_kvcache_impl(
     q: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Optional[Tensor], causal: bool,
     scale: float, window_left: int, window_right: int, softcap: float, num_splits: int, keep_lse: bool,
     sinks: Optional[Tensor] = None,
@@ -514,7 +564,7 @@ def fwd_kvcache(
         ensure_nvrtc_path()
         page = k_cache.shape[1] if paged else 0
         max_k = block_table.shape[1] * page if block_table is not None else k_cache.shape[1]
-        with torch.cuda.device(q.device):
+        with _on_device(q.device):
             _native.forward_ext_cuda(
                 q.device.index, _stream(q.device), CUDA_DTYPES[q.dtype], _t4(q), _t4(k_cache), _t4(v_cache),
                 _t4(out), lse.data_ptr() if keep_lse else 0, (h * sq, sq), mask, scale, window_left, window_right,
@@ -537,6 +587,19 @@ def fwd_kvcache(
         if keep_lse:
             lse[i] = l64[0].to(lse.dtype)
     return out, lse
+
+
+@torch.library.custom_op("flashcore::fwd_kvcache", mutates_args=())
+def fwd_kvcache(
+    q: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Optional[Tensor], causal: bool,
+    scale: float, window_left: int, window_right: int, softcap: float, num_splits: int, keep_lse: bool,
+    sinks: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor]:
+    """The custom op around `fwd_kvcache_impl`."""
+    return fwd_kvcache_impl(
+        q, k_cache, v_cache, cache_seqlens, block_table, causal, scale, window_left, window_right, softcap, num_splits,
+        keep_lse, sinks,
+    )
 
 
 @fwd_kvcache.register_fake

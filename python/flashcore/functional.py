@@ -231,7 +231,10 @@ def attention(
     )
     if layout == "bshd":
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    out, lse = torch.ops.flashcore.fwd(
+    # Without autograd or tracing to serve, the op's implementation runs directly (the dispatcher
+    # costs more host time than a small call's kernel; `_ops.direct_call_ok`).
+    fwd = _ops.fwd_impl if not needs_grad and _ops.direct_call_ok((q, k, v, sinks)) else torch.ops.flashcore.fwd
+    out, lse = fwd(
         q, k, v, mask, scale, keep_lse=return_lse or needs_grad, lse_grad=return_lse,
         deterministic=deterministic, window_left=window_left, window_right=window_right, softcap=cap, sinks=sinks,
     )
@@ -397,7 +400,8 @@ def attention_varlen(
                 raise _invalid(name, f"must rise from 0 to at most {total} rows, got {c}")
             if max(lengths) > mx:
                 raise _invalid("max_seqlen_" + name[-1], f"{mx} is below the longest sequence ({max(lengths)})")
-    out, lse = torch.ops.flashcore.fwd_varlen(
+    direct = _ops.direct_call_ok((q, k, v, cu_seqlens_q, cu_seqlens_k, sinks))
+    out, lse = (_ops.fwd_varlen_impl if direct else torch.ops.flashcore.fwd_varlen)(
         q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal, scale, window_left, window_right,
         cap, return_lse, sinks,
     )
@@ -491,7 +495,8 @@ def attention_with_kvcache(
             pages = torch.cat(used) if used else block_table.new_empty(0)
             if pages.numel() and (int(pages.min()) < 0 or int(pages.max()) >= k_cache.shape[0]):
                 raise _invalid("block_table", f"page indices must lie in 0 .. {k_cache.shape[0] - 1}")
-    out, lse = torch.ops.flashcore.fwd_kvcache(
+    direct = _ops.direct_call_ok((q, k_cache, v_cache, cache_seqlens, block_table, sinks))
+    out, lse = (_ops.fwd_kvcache_impl if direct else torch.ops.flashcore.fwd_kvcache)(
         q, k_cache, v_cache, cache_seqlens, block_table, causal, scale, window_left, window_right, cap, num_splits,
         return_lse, sinks,
     )

@@ -279,3 +279,30 @@ def test_compiled_backward_sees_no_lse_gradient_unless_the_lse_leaves_the_graph(
         lambda q, k, v: flashcore.attention(q, k, v, return_lse=True)[0].sum(), fullgraph=True, backend="aot_eager"
     )
     assert _bwd_calls(lambda: f2(q, k, v).backward()) == [None]
+
+
+def test_direct_call_only_where_the_dispatcher_adds_nothing():
+    """Eager calls without autograd skip torch's dispatcher (`_ops.direct_call_ok`); a Python
+    dispatch mode (here one that records the ops it sees) still sees flashcore::fwd, with the same
+    result."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from flashcore import _ops
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    q, k, v = (torch.randn(1, 2, 5, 16, dtype=torch.float64) for _ in range(3))
+    assert _ops.direct_call_ok((q, k, v, None))
+    direct = flashcore.attention(q, k, v, causal=True)
+    with Record() as rec:
+        assert not _ops.direct_call_ok((q, k, v))
+        dispatched = flashcore.attention(q, k, v, causal=True)
+    assert any("flashcore.fwd" in op for op in rec.ops), rec.ops
+    assert torch.equal(direct, dispatched)
