@@ -30,16 +30,13 @@ def attend(q, k, v, vis, scale=None, softcap=None, dtype=torch.float64, sinks=No
     In a 16-bit dtype: scores in the dtype, softcap and softmax in fp32, P rounded to the dtype.
     sinks [H]: one more always-visible logit per head whose value row is 0 (softmax over the keys
     and the sink, the sink's column dropped)."""
+    s, v = _logits(q, k, v, scale, softcap, dtype)
     if sinks is not None:
-        return _attend_sinks(q, k, v, vis, scale, softcap, dtype, sinks)
-    q, k, v = (t.to(dtype) for t in (q, k, v))
-    g = q.shape[0] // k.shape[0]
-    k, v = k.repeat_interleave(g, 0), v.repeat_interleave(g, 0)
-    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
-    s = (q @ k.transpose(-1, -2)) * scale
-    s = s if dtype == torch.float64 else s.float()
-    if softcap:
-        s = softcap * torch.tanh(s / softcap)
+        s = s.masked_fill(~vis.to(q.device), float("-inf"))
+        col = sinks.to(device=s.device, dtype=s.dtype).view(-1, 1, 1).expand(s.shape[0], s.shape[1], 1)
+        s = torch.cat([s, col], -1)
+        p = torch.softmax(s, -1)[..., :-1]
+        return p.to(dtype) @ v, torch.logsumexp(s, -1)
     vis = vis.to(q.device)
     seen = vis.any(-1, keepdim=True)
     s = s.masked_fill(~vis, float("-inf")).masked_fill(~seen, 0.0)
@@ -48,7 +45,8 @@ def attend(q, k, v, vis, scale=None, softcap=None, dtype=torch.float64, sinks=No
     return p.to(dtype) @ v, lse
 
 
-def _attend_sinks(q, k, v, vis, scale, softcap, dtype, sinks):
+def _logits(q, k, v, scale, softcap, dtype):
+    """The scores softmax sees ([H, Sq, Sk]; fp32 below float64) and v repeated per query head."""
     q, k, v = (t.to(dtype) for t in (q, k, v))
     g = q.shape[0] // k.shape[0]
     k, v = k.repeat_interleave(g, 0), v.repeat_interleave(g, 0)
@@ -57,11 +55,7 @@ def _attend_sinks(q, k, v, vis, scale, softcap, dtype, sinks):
     s = s if dtype == torch.float64 else s.float()
     if softcap:
         s = softcap * torch.tanh(s / softcap)
-    s = s.masked_fill(~vis.to(q.device), float("-inf"))
-    col = sinks.to(device=s.device, dtype=s.dtype).view(-1, 1, 1).expand(s.shape[0], s.shape[1], 1)
-    s = torch.cat([s, col], -1)
-    p = torch.softmax(s, -1)[..., :-1]
-    return p.to(dtype) @ v, torch.logsumexp(s, -1)
+    return s, v
 
 
 def max_err(a, b):

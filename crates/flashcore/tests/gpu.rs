@@ -469,19 +469,24 @@ fn deterministic_backward_is_bitwise_reproducible_and_accurate() {
         let kd = TensorDesc::contiguous_bshd(2, sk, hkv, 128, DType::Bf16);
         let opts = BwdOptions { mask, deterministic: true, ..Default::default() };
         for path in bwd_paths() {
-            // Accuracy on fresh inputs, then two runs on the same inputs compared bit for bit.
-            check_bwd_case_on(path, qd, kd, opts, &mut rng);
-            let rt = rt();
-            let up = |desc: TensorDesc, rng: &mut StdRng| {
-                rt.upload(&rand_bits(desc.span().unwrap() as usize, desc.dtype, rng), desc).unwrap()
-            };
-            let (q, k, v, dout) = (up(qd, &mut rng), up(kd, &mut rng), up(kd, &mut rng), up(qd, &mut rng));
-            let a = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
-            let b = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
-            let (_, variant) = bwd_variant(path, qd, kd, &opts);
-            assert!(a.dq == b.dq && a.dk == b.dk && a.dv == b.dv, "{variant} {mask:?}: deterministic runs differ");
+            check_deterministic_on(path, qd, kd, opts, &mut rng);
         }
     }
+}
+
+/// The deterministic mode on one path: accuracy on fresh inputs, then two runs on the same inputs
+/// compared bit for bit.
+fn check_deterministic_on(path: BwdPath, qd: TensorDesc, kd: TensorDesc, opts: BwdOptions, rng: &mut StdRng) {
+    check_bwd_case_on(path, qd, kd, opts, rng);
+    let rt = rt();
+    let up = |desc: TensorDesc, rng: &mut StdRng| {
+        rt.upload(&rand_bits(desc.span().unwrap() as usize, desc.dtype, rng), desc).unwrap()
+    };
+    let (q, k, v, dout) = (up(qd, rng), up(kd, rng), up(kd, rng), up(qd, rng));
+    let a = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
+    let b = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
+    let (_, variant) = bwd_variant(path, qd, kd, &opts);
+    assert!(a.dq == b.dq && a.dk == b.dk && a.dv == b.dv, "{variant} {opts:?}: deterministic runs differ");
 }
 
 /// Sliding windows in the backward (FC_LOCAL, the window's right edge as the causal bound): left
@@ -543,16 +548,7 @@ fn deterministic_windowed_backward_is_bitwise_reproducible_and_accurate() {
         let kd = TensorDesc::contiguous_bshd(2, sk, hkv, d, DType::Bf16);
         let opts = BwdOptions { mask, window, deterministic: true, ..Default::default() };
         for path in bwd_paths() {
-            check_bwd_case_on(path, qd, kd, opts, &mut rng);
-            let rt = rt();
-            let up = |desc: TensorDesc, rng: &mut StdRng| {
-                rt.upload(&rand_bits(desc.span().unwrap() as usize, desc.dtype, rng), desc).unwrap()
-            };
-            let (q, k, v, dout) = (up(qd, &mut rng), up(kd, &mut rng), up(kd, &mut rng), up(qd, &mut rng));
-            let a = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
-            let b = run_backward_on(path, &q, &k, &v, &dout, qd, kd, &opts);
-            let (_, variant) = bwd_variant(path, qd, kd, &opts);
-            assert!(a.dq == b.dq && a.dk == b.dk && a.dv == b.dv, "{variant} {window:?}: deterministic runs differ");
+            check_deterministic_on(path, qd, kd, opts, &mut rng);
         }
     }
 }
