@@ -120,6 +120,8 @@ def _on_device(device: torch.device):
 
 
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
+# Without this accessor (another torch version) the dispatch stack cannot be seen: take the op path.
+_dispatch_depth = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 1)
 
 
 def direct_call_ok(tensors: Iterable[Optional[Tensor]]) -> bool:
@@ -128,7 +130,7 @@ def direct_call_ok(tensors: Iterable[Optional[Tensor]]) -> bool:
     would add nothing: not while torch.compile traces, under no Python dispatch mode or functorch
     transform, and on plain tensors (no subclass such as FakeTensor or DTensor). Callers also need
     no autograd record (the inference ops have none; `attention` checks requires_grad)."""
-    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0 or _functorch_active():
+    if torch.compiler.is_compiling() or _dispatch_depth() > 0 or _functorch_active():
         return False
     return all(t is None or type(t) is Tensor for t in tensors)
 
