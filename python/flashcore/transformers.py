@@ -7,9 +7,12 @@ transformers 5 reads any implementation name containing "flash" as a FlashAttent
 then also registers the alias "fcore" and returns that. Older versions use "flashcore" itself.
 
 Masks are built by transformers' SDPA mask function, which returns no mask when a batch has no
-padding (the causal pattern is then flashcore's `causal=True`). Calls carrying a mask (padding),
-attention dropout, a position bias, softcapping, or inputs flashcore cannot take fall back to
-transformers' own SDPA implementation, counted under `flashcore.fallback_counts()`.
+padding (the causal pattern is then flashcore's `causal=True`). Attention sinks (`s_aux`, gpt-oss)
+and logit softcapping (`softcap`, Gemma 2) go to flashcore's `sinks=` / `softcap=`. Calls carrying
+a mask (padding, or a sliding window longer than the sequence), attention dropout, a position bias,
+or inputs flashcore cannot take fall back, counted under `flashcore.fallback_counts()`: to
+transformers' SDPA implementation, or, with sinks or a softcap (which SDPA cannot express), to
+the same math in eager torch.
 """
 
 from typing import Any, Optional, Tuple
@@ -43,19 +46,47 @@ def flashcore_attention_forward(
     # transformers' rule: causal only without an explicit mask and beyond one query; top-left
     # alignment (its empty-static-cache prefill has extra, never-visible keys after the queries).
     causal = bool(query.shape[2] > 1 and attention_mask is None and causal)
-    if attention_mask is not None:
+    sinks, softcap = kwargs.get("s_aux"), kwargs.get("softcap")
+    if attention_mask is not None or kwargs.get("position_bias") is not None:
         reason: Optional[str] = "attn_mask"
-    elif kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None:
-        reason = "attn_mask"
     else:
         reason, _ = patch.fallback_reason(query, key, value, None, dropout, causal, scaling, enable_gqa=True)
     if reason is not None:
         patch._record(reason)
+        if sinks is not None or softcap is not None:
+            return _eager_attention(query, key, value, attention_mask, dropout if module.training else 0.0,
+                                    scaling, sinks, softcap)
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
         )
-    out = attention(query, key, value, causal=causal, scale=scaling)
+    out = attention(query, key, value, causal=causal, scale=scaling, sinks=sinks, softcap=softcap)
     return out.transpose(1, 2).contiguous(), None
+
+
+def _eager_attention(
+    query: Tensor, key: Tensor, value: Tensor, attention_mask: Optional[Tensor], dropout: float,
+    scaling: Optional[float], sinks: Optional[Tensor], softcap: Optional[float],
+) -> Tuple[Tensor, None]:
+    """The fallback with sinks or a softcap: softmax(softcap(scale·q kᵀ) + mask, with one more
+    column per head for the sink that is dropped afterwards) v, in torch, as transformers' eager
+    implementations compute it. q [B, H, S, D], k/v [B, Hkv, Sk, D]; returns [B, S, H, D]."""
+    g = query.shape[1] // key.shape[1]
+    key, value = key.repeat_interleave(g, 1), value.repeat_interleave(g, 1)
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    logits = torch.matmul(query, key.transpose(2, 3)) * scale
+    if softcap is not None:
+        logits = softcap * torch.tanh(logits / softcap)
+    if attention_mask is not None:
+        mask = attention_mask[:, :, :, : key.shape[2]]
+        logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
+    if sinks is not None:
+        col = sinks.to(logits.dtype).reshape(1, -1, 1, 1).expand(logits.shape[0], -1, logits.shape[2], 1)
+        logits = torch.cat([logits, col], -1)
+    probs = torch.softmax(logits, -1, dtype=torch.promote_types(logits.dtype, torch.float32)).to(query.dtype)
+    if sinks is not None:
+        probs = probs[..., :-1]
+    probs = torch.nn.functional.dropout(probs, p=dropout)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
 
 
 def _taken_for_flash_attention(name: str) -> bool:
