@@ -180,16 +180,58 @@ def attention_fp8(
     qd, qg = _descale("q_descale", q_descale, qb, True)
     kd, kg = _descale("k_descale", k_descale, kb, True)
     vd, vg = _descale("v_descale", v_descale, vb, False)
-    b, h, sq, d = qb.shape
-    out = torch.empty((b, sq, h, d) if layout == "bshd" else (b, h, sq, d), dtype=out_dtype, device=q.device)
-    out_b = _bhsd(out, layout)
-    lse = torch.empty((b, h, sq) if return_lse else (0,), dtype=torch.float32, device=q.device)
-    _ops.ensure_nvrtc_path()
-    with torch.cuda.device(q.device):
-        stream = torch.cuda.current_stream(q.device).cuda_stream
-        _native.forward_fp8_cuda(
-            q.device.index, stream, _ops.CUDA_DTYPES[out_dtype], _ops._bshd(qb), _ops._bshd(kb), _ops._bshd(vb),
-            (qd.data_ptr(), qg), (kd.data_ptr(), kg), (vd.data_ptr(), vg), _ops._bshd(out_b),
-            lse.data_ptr() if return_lse else 0, mask, None if scale is None else float(scale),
-        )
+    args = (qb, kb, vb, qd, kd, vd, qg, kg, vg, mask, None if scale is None else float(scale), layout == "bshd",
+            out_dtype, return_lse)
+    # Eager calls run the implementation directly; torch.compile and dispatch modes see the op.
+    direct = _ops.direct_call_ok((qb, kb, vb, qd, kd, vd))
+    out, lse = fwd_fp8_impl(*args) if direct else torch.ops.flashcore.fwd_fp8(*args)
     return (out, lse) if return_lse else out
+
+
+def _fp8_outputs(q: Tensor, out_bshd: bool, out_dtype: torch.dtype, keep_lse: bool) -> Tuple[Tensor, Tensor]:
+    b, h, sq, d = q.shape
+    out = torch.empty((b, sq, h, d) if out_bshd else (b, h, sq, d), dtype=out_dtype, device=q.device)
+    lse = torch.empty((b, h, sq) if keep_lse else (0,), dtype=torch.float32, device=q.device)
+    return out, lse
+
+
+def fwd_fp8_impl(
+    q: Tensor, k: Tensor, v: Tensor, q_descale: Tensor, k_descale: Tensor, v_descale: Tensor, q_gran: str,
+    k_gran: str, v_gran: str, mask: str, scale: Optional[float], out_bshd: bool, out_dtype: torch.dtype,
+    keep_lse: bool,
+) -> Tuple[Tensor, Tensor]:
+    """The FP8 forward on checked arguments: q, k, v as [B, H, S, D] views (e4m3), contiguous fp32
+    descales with their granularities; out in q's layout (`out_bshd`) and `out_dtype`, lse fp32
+    [B, H, Sq] (empty unless keep_lse)."""
+    out, lse = _fp8_outputs(q, out_bshd, out_dtype, keep_lse)
+    out_b = out.transpose(1, 2) if out_bshd else out
+    _ops.ensure_nvrtc_path()
+    with _ops._on_device(q.device):
+        _native.forward_fp8_cuda(
+            q.device.index, _ops._stream(q.device), _ops.CUDA_DTYPES[out_dtype], _ops._bshd(q), _ops._bshd(k),
+            _ops._bshd(v), (q_descale.data_ptr(), q_gran), (k_descale.data_ptr(), k_gran),
+            (v_descale.data_ptr(), v_gran), _ops._bshd(out_b), lse.data_ptr() if keep_lse else 0, mask, scale,
+        )
+    return out, lse
+
+
+@torch.library.custom_op("flashcore::fwd_fp8", mutates_args=())
+def fwd_fp8(
+    q: Tensor, k: Tensor, v: Tensor, q_descale: Tensor, k_descale: Tensor, v_descale: Tensor, q_gran: str,
+    k_gran: str, v_gran: str, mask: str, scale: Optional[float], out_bshd: bool, out_dtype: torch.dtype,
+    keep_lse: bool,
+) -> Tuple[Tensor, Tensor]:
+    """The custom op around `fwd_fp8_impl` (forward only), so torch.compile traces FP8 calls
+    without a graph break."""
+    return fwd_fp8_impl(
+        q, k, v, q_descale, k_descale, v_descale, q_gran, k_gran, v_gran, mask, scale, out_bshd, out_dtype, keep_lse
+    )
+
+
+@fwd_fp8.register_fake
+def _fwd_fp8_fake(
+    q: Tensor, k: Tensor, v: Tensor, q_descale: Tensor, k_descale: Tensor, v_descale: Tensor, q_gran: str,
+    k_gran: str, v_gran: str, mask: str, scale: Optional[float], out_bshd: bool, out_dtype: torch.dtype,
+    keep_lse: bool,
+) -> Tuple[Tensor, Tensor]:
+    return _fp8_outputs(q, out_bshd, out_dtype, keep_lse)

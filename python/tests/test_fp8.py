@@ -121,3 +121,34 @@ def test_patch_pytorch_fp8_mode():
     e16 = ((out16.cpu().double() - want) ** 2).mean().sqrt().item()
     # The FP8 path ran (its error is FP8's, far above bf16's) and stays FP8-accurate.
     assert e16 < e8 < 0.05, (e16, e8)
+
+
+@pytest.mark.parametrize("layout", ["bhsd", "bshd"])
+def test_fp8_goes_through_its_custom_op_when_traced(layout):
+    """Under a dispatch mode (here FakeTensorMode, as torch.compile traces) the FP8 path calls the
+    custom op flashcore::fwd_fp8, whose fake implementation gives the output's shape, layout and
+    dtype without a GPU; eager calls run the implementation directly."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        shape_q = (2, 4, 300, 64) if layout == "bhsd" else (2, 300, 4, 64)
+        shape_k = (2, 2, 77, 64) if layout == "bhsd" else (2, 77, 2, 64)
+        q = torch.empty(shape_q, device="cuda", dtype=torch.float8_e4m3fn)
+        k = torch.empty(shape_k, device="cuda", dtype=torch.float8_e4m3fn)
+        kd = torch.ones(2, 2, device="cuda")
+        out, lse = flashcore.attention(q, k, k, causal=True, k_descale=kd, return_lse=True, layout=layout)
+        assert out.shape == q.shape and out.dtype == torch.bfloat16 and out.device.type == "cuda"
+        assert lse.shape == (2, 4, 300) and lse.dtype == torch.float32
+        o16 = fp8.attention_fp8(q, k, k, layout=layout, out_dtype=torch.float16)
+        assert o16.shape == q.shape and o16.dtype == torch.float16
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not GPU, reason="the FP8 forward needs an sm_90 GPU")
+def test_fp8_torch_compile_fullgraph_matches_eager():
+    torch._dynamo.reset()
+    q, k, v = (outliers(1, 4, 256, 128, device="cuda", seed=i) for i in range(3))
+    (q8, qd), (k8, kd), (v8, vd) = (flashcore.quantize_fp8(t, "head") for t in (q, k, v))
+    fn = lambda q, k, v: flashcore.attention(q, k, v, causal=True, q_descale=qd, k_descale=kd, v_descale=vd)  # noqa: E731
+    got = torch.compile(fn, fullgraph=True)(q8, k8, v8)
+    assert torch.equal(got, fn(q8, k8, v8))
