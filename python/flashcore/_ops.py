@@ -257,8 +257,7 @@ def math_forward(
     return torch.matmul(p, v64), lse
 
 
-@torch.library.custom_op("flashcore::bwd", mutates_args=())
-def bwd(
+def bwd_impl(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dlse: Optional[Tensor], mask: str,
     scale: float, deterministic: bool = False, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
 ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -276,6 +275,15 @@ def bwd(
     for r, g in zip((dq, dk, dv), grads):
         r.copy_(g)
     return dq, dk, dv
+
+
+@torch.library.custom_op("flashcore::bwd", mutates_args=())
+def bwd(
+    dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dlse: Optional[Tensor], mask: str,
+    scale: float, deterministic: bool = False, window_left: int = -1, window_right: int = -1, softcap: float = 0.0,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """The custom op around `bwd_impl`."""
+    return bwd_impl(dout, q, k, v, out, lse, dlse, mask, scale, deterministic, window_left, window_right, softcap)
 
 
 @bwd.register_fake
@@ -437,9 +445,9 @@ def _backward(ctx, dout: Optional[Tensor], dlse: Optional[Tensor]):
         )
     # With sinks the saved LSE includes them, so P = exp(S - lse) are the true probabilities and
     # dq, dk, dv need nothing else: the sink's value is 0, so dO·O still equals rowsum(dP ∘ P).
-    dq, dk, dv = torch.ops.flashcore.bwd(
-        dout, q, k, v, out, lse, dlse, ctx.mask, ctx.scale, ctx.deterministic, wl, wr, ctx.softcap
-    )
+    # Eager backward runs the implementation directly (`direct_call_ok`); a traced one sees the op.
+    bwd_fn = bwd_impl if direct_call_ok((dout, q, k, v, out, lse, dlse)) else torch.ops.flashcore.bwd
+    dq, dk, dv = bwd_fn(dout, q, k, v, out, lse, dlse, ctx.mask, ctx.scale, ctx.deterministic, wl, wr, ctx.softcap)
     dsinks = None
     if sinks is not None and ctx.needs_input_grad[11]:
         dsinks = sinks_grad(dout, out, lse, dlse, sinks)
