@@ -59,35 +59,15 @@ def check_inputs(q: Tensor, k: Tensor, v: Tensor, layout: str) -> None:
             raise _invalid(name, f"expected a 4-d tensor ({layout.upper()}), got {t.dim()} dims")
         if t.is_nested or t.layout != torch.strided:
             raise _invalid(name, "expected a dense (strided) tensor")
-        if t.device != q.device:
-            raise _invalid(name, f"is on {t.device}, q is on {q.device}")
-        if t.dtype != q.dtype:
-            raise _invalid(name, f"dtype {t.dtype} differs from q's {q.dtype}", TypeError)
-        if t.shape[-1] > 1 and t.stride(-1) != 1:
-            raise _invalid(name, f"the head dim must be contiguous (stride 1), got stride {t.stride(-1)}")
-    dev = q.device.type
-    if dev == "cuda":
-        if q.dtype not in _ops.CUDA_DTYPES:
-            raise _invalid("q", f"dtype {q.dtype} is not supported on CUDA (use float16 or bfloat16)", TypeError)
-    elif dev in ("cpu", "meta"):
-        if q.dtype not in _ops.CPU_DTYPES:
-            raise _invalid("q", f"dtype {q.dtype} is not supported (float32/64, float16, bfloat16)", TypeError)
-    else:
-        raise _invalid("q", f"device {q.device} is not supported (cuda or cpu)")
+    _check_qkv_family((("q", q), ("k", k), ("v", v)), q)
     s_dim = 2 if layout == "bhsd" else 1
     h_dim = 3 - s_dim
     b, h, d = q.shape[0], q.shape[h_dim], q.shape[3]
     if k.shape[0] != b:
         raise _invalid("k", f"batch {k.shape[0]} differs from q's batch {b}")
-    if k.shape[3] != d:
-        raise _invalid("k", f"head dim {k.shape[3]} differs from q's head dim {d}")
     if v.shape != k.shape:
         raise _invalid("v", f"shape {tuple(v.shape)} differs from k's shape {tuple(k.shape)}")
-    hkv = k.shape[h_dim]
-    if hkv == 0 or h % hkv != 0:
-        raise _invalid("k", f"query heads ({h}) must be a multiple of key/value heads ({hkv})")
-    if not supported_head_dim(d):
-        raise _invalid("q", f"head dim {d} is not supported: multiples of 16 from 16 to 256", UnsupportedError)
+    _check_heads(h, k.shape[h_dim], d, k.shape[3])
 
 
 def window_pair(window: Window, causal: bool) -> Tuple[int, int]:
