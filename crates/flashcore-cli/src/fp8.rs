@@ -253,25 +253,38 @@ fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) 
             "-",
             variant16
         );
-        records.push(Fp8Record {
-            device: rt.info().name.clone(),
-            mode: "bf16".into(),
-            p_log2,
-            b: sh.b,
-            h: sh.h,
-            hkv: sh.hkv,
-            s: sh.s,
-            d: sh.d,
-            causal: sh.causal,
-            ms: ms16,
-            tflops: flops / ms16 / 1e9,
-            speedup_vs_bf16: 1.0,
-            rmse: r16,
-            max_err: f64::NAN,
-            naive_max_err: f64::NAN,
-            passed: got16.iter().all(|x| x.is_finite()),
-            variant: variant16.to_string(),
-        });
+        // One row of the JSON: this shape with one mode's time and errors (speedup against bf16's ms16).
+        let record =
+            |mode: &str, ms: f64, rmse: f64, max_err: f64, naive_max_err: f64, passed: bool, variant: String| {
+                Fp8Record {
+                    device: rt.info().name.clone(),
+                    mode: mode.into(),
+                    p_log2,
+                    b: sh.b,
+                    h: sh.h,
+                    hkv: sh.hkv,
+                    s: sh.s,
+                    d: sh.d,
+                    causal: sh.causal,
+                    ms,
+                    tflops: flops / ms / 1e9,
+                    speedup_vs_bf16: ms16 / ms,
+                    rmse,
+                    max_err,
+                    naive_max_err,
+                    passed,
+                    variant,
+                }
+            };
+        records.push(record(
+            "bf16",
+            ms16,
+            r16,
+            f64::NAN,
+            f64::NAN,
+            got16.iter().all(|x| x.is_finite()),
+            variant16.to_string(),
+        ));
         drop((qb, kb, vb));
 
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
@@ -343,25 +356,7 @@ fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) 
                 variant,
                 if unwritten > 0 { format!(" ({unwritten} unwritten)") } else { String::new() }
             );
-            records.push(Fp8Record {
-                device: rt.info().name.clone(),
-                mode: mode.name.into(),
-                p_log2,
-                b: sh.b,
-                h: sh.h,
-                hkv: sh.hkv,
-                s: sh.s,
-                d: sh.d,
-                causal: sh.causal,
-                ms,
-                tflops: flops / ms / 1e9,
-                speedup_vs_bf16: ms16 / ms,
-                rmse: r,
-                max_err: kmax,
-                naive_max_err: nmax,
-                passed: ok,
-                variant: variant.to_string(),
-            });
+            records.push(record(mode.name, ms, r, kmax, nmax, ok, variant.to_string()));
         }
     }
     if let Some(path) = json {
