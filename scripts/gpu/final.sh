@@ -5,12 +5,8 @@
 # "fa": the forward rows, a regression check of the dense kernels after a merge; also "decode", "bwd",
 # "varlen"), each bounded by BENCH_TIMEOUT seconds. Logs and JSON go to $OUT (or ./out).
 set -uo pipefail
-out=${OUT:-out}
-mkdir -p "$out"
-export FLASHCORE_CACHE_DIR=${FLASHCORE_CACHE_DIR:-/tmp/flashcore-cache}
-export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/fcpy${PYTHONPATH:+:$PYTHONPATH}
-gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 | tr ' ' '-' | tr -cd '[:alnum:]-')
-day=$(date +%F)
+# shellcheck source=scripts/gpu/env.sh
+. "$(dirname "$0")/env.sh"
 rc=0
 step() { echo "== $1"; shift; "$@" > "$out/$log.log" 2>&1 || rc=1; tail -n 3 "$out/$log.log"; }
 log=rust-gpu-tests step "Rust GPU tests" .stage/gpu-tests --test-threads 1
