@@ -4,46 +4,21 @@
 //! outputs poisoned with NaN before the launch.
 #![cfg(feature = "gpu")]
 
+mod common;
+
+use common::{bits, rand_bits, rt, seeded, val, values};
 use flashcore::api::args::Visibility;
 use flashcore::cudarc::driver::{DevicePtr, DevicePtrMut};
 use flashcore::plan::KernelKind;
 use flashcore::reference::{attention, attention_backward_at, compare, within_bar, HostTensor, Precision};
 use flashcore::{
-    AttnOptions, BwdOptions, BwdPath, DType, DeviceTensor, Error, Mask, Problem, RawTensor, Runtime, TensorDesc, Window,
+    AttnOptions, BwdOptions, BwdPath, DType, DeviceTensor, Error, Mask, Problem, RawTensor, TensorDesc, Window,
 };
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use std::sync::OnceLock;
+use rand::Rng;
 
-fn rt() -> &'static Runtime {
-    static RT: OnceLock<Runtime> = OnceLock::new();
-    RT.get_or_init(|| Runtime::new(0).expect("these tests need a CUDA GPU"))
-}
-
-fn bits(x: f32, dt: DType) -> u16 {
-    match dt {
-        DType::F16 => half::f16::from_f32(x).to_bits(),
-        DType::Bf16 => half::bf16::from_f32(x).to_bits(),
-        DType::E4m3 => flashcore::fp8::f32_to_e4m3(x) as u16,
-    }
-}
-fn val(b: u16, dt: DType) -> f64 {
-    match dt {
-        DType::F16 => half::f16::from_bits(b).to_f64(),
-        DType::Bf16 => half::bf16::from_bits(b).to_f64(),
-        DType::E4m3 => flashcore::fp8::e4m3_to_f32(b as u8) as f64,
-    }
-}
 fn nan(dt: DType) -> u16 {
     bits(f32::NAN, dt)
-}
-
-fn rand_bits(n: usize, dt: DType, rng: &mut StdRng) -> Vec<u16> {
-    (0..n).map(|_| bits(rng.random_range(-3.0f32..3.0), dt)).collect()
-}
-
-fn values(b: &[u16], dt: DType) -> Vec<f64> {
-    b.iter().map(|x| val(*x, dt)).collect()
 }
 
 fn host(v: &[f64], d: &TensorDesc) -> HostTensor<'static, f64> {
@@ -91,12 +66,6 @@ fn check_case(qd: TensorDesc, kd: TensorDesc, mask: Mask, scale: Option<f32>, rn
         let g = *g as f64;
         assert!(g == *w || (g - w).abs() < 1e-3, "lse {g} vs {w}");
     }
-}
-
-fn seeded() -> StdRng {
-    let s: u64 = rand::rng().random();
-    eprintln!("seed {s}");
-    StdRng::seed_from_u64(s)
 }
 
 #[test]

@@ -6,50 +6,21 @@
 //! 2 x naive error + 1e-5).
 #![cfg(feature = "gpu")]
 
+mod common;
+
+use common::{bits, rand_bits, rt, seeded, values};
 use flashcore::cudarc::driver::CudaSlice;
 use flashcore::reference::{attention_scored, compare, within_bar, HostTensor, Precision, Scoring};
 use flashcore::{
-    AttnOptions, DType, DeviceTensor, Error, KvArrays, KvSpec, Mask, Paged, Runtime, TensorDesc, Varlen, Visibility,
-    Window,
+    AttnOptions, DType, DeviceTensor, Error, KvArrays, KvSpec, Mask, Paged, TensorDesc, Varlen, Visibility, Window,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use std::sync::OnceLock;
+use rand::Rng;
 
-fn rt() -> &'static Runtime {
-    static RT: OnceLock<Runtime> = OnceLock::new();
-    RT.get_or_init(|| Runtime::new(0).expect("these tests need a CUDA GPU"))
-}
-
-fn bits(x: f32, dt: DType) -> u16 {
-    match dt {
-        DType::F16 => half::f16::from_f32(x).to_bits(),
-        DType::Bf16 => half::bf16::from_f32(x).to_bits(),
-        DType::E4m3 => unreachable!("the inference paths take 16-bit inputs"),
-    }
-}
-fn val(b: u16, dt: DType) -> f64 {
-    match dt {
-        DType::F16 => half::f16::from_bits(b).to_f64(),
-        DType::Bf16 => half::bf16::from_bits(b).to_f64(),
-        DType::E4m3 => unreachable!("the inference paths take 16-bit inputs"),
-    }
-}
-fn rand_bits(n: usize, dt: DType, rng: &mut StdRng) -> Vec<u16> {
-    (0..n).map(|_| bits(rng.random_range(-3.0f32..3.0), dt)).collect()
-}
-fn values(b: &[u16], dt: DType) -> Vec<f64> {
-    b.iter().map(|x| val(*x, dt)).collect()
-}
 fn host(v: Vec<f64>, shape: [usize; 4]) -> HostTensor<'static, f64> {
     let leaked: &'static [f64] = Box::leak(v.into_boxed_slice());
     HostTensor::bshd(leaked, shape).unwrap()
-}
-fn seeded() -> StdRng {
-    let s: u64 = rand::rng().random();
-    eprintln!("seed {s}");
-    StdRng::seed_from_u64(s)
 }
 
 /// How the keys are laid out on the device.
