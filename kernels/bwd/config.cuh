@@ -27,6 +27,7 @@ struct BwdTraits {
   static constexpr bool kBf16 = Traits::kBf16;
   static constexpr bool kCausal = Traits::kCausal;
   static constexpr bool kLocal = Traits::kLocal;  // the sliding window's lower bound (FC_LOCAL)
+  static constexpr bool kSoftcap = Traits::kSoftcap;  // tanh logit cap (FC_SOFTCAP): dS carries 1 − tanh²
   static constexpr int kMinBlocksPerSm = Traits::kMinBlocksPerSm;
   // Q/dO ring depth (with LSE and D of the block): step i+1 loads while step i computes.
   static constexpr int kStages = Traits::kStages;

@@ -1,5 +1,6 @@
 // Backward, step 1 of 3 (before sm80/bwd.cu): per query row, in fp32,
-//   dsum = rowsum(dO ∘ O)                    (the D_i of dS = P ∘ (dP − D_i)),
+//   dsum = rowsum(dO ∘ O) − dlse             (the D_i of dS = P ∘ (dP − D_i); dlse, the loss
+//                                            gradient of the LSE, when given, since ∂LSE/∂s = P),
 //   lse2 = LSE · log2(e), or +inf for a row that saw no key (LSE −inf) and for padding rows, so
 //          the main kernel's P = exp2(S · scale · log2 e − lse2) is exactly 0 there,
 // and zeroes the row's fp32 dQ accumulator and, for the first row of a query block, that block's
@@ -59,7 +60,8 @@ extern "C" __global__ void __launch_bounds__(kPrepThreads) fc_bwd_prep(const __g
     if (row >= seqlen_q_pad) continue;
     const i64 at = bh * seqlen_q_pad + row;
     if (chunk == 0) {
-      reinterpret_cast<float*>(p.dsum)[at] = real ? acc : 0.f;
+      const float dlse = real && p.dlse != 0 ? reinterpret_cast<const float*>(p.dlse)[bh * p.seqlen_q + row] : 0.f;
+      reinterpret_cast<float*>(p.dsum)[at] = real ? acc - dlse : 0.f;
       const float l = real ? lse[row] : kNegInf;
       reinterpret_cast<float*>(p.lse2)[at] = l == kNegInf ? __int_as_float(0x7f800000) : l * 1.4426950408889634f;
       if (p.deterministic && row % BwdTraits::kBlockM == 0) {

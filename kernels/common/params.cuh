@@ -1,5 +1,5 @@
 // C twin of crates/flashcore/src/launch/params.rs. Field order, types and the size assert must match;
-// both sides assert sizeof == 360 so a drift fails at compile time on each side.
+// both sides assert each struct's size so a drift fails at compile time on each side.
 #pragma once
 #include "ptx/tma.cuh"
 #include "types.cuh"
@@ -118,7 +118,7 @@ struct CombineParams {
 static_assert(sizeof(CombineParams) == 184, "CombineParams layout drifted from launch/params.rs");
 
 // Backward (bwd/prep.cu, sm80/bwd.cu, bwd/post.cu). Twin of launch/params.rs `BwdParams` (both
-// assert 360 bytes). Scratch buffers (fp32, from the host's stream-ordered allocation) are laid out
+// assert 376 bytes). Scratch buffers (fp32, from the host's stream-ordered allocation) are laid out
 // per (batch, head) over seqlen_q_pad = num_m_blocks * block_m rows, so the main kernel loads LSE
 // and D of a whole query block without bounds checks.
 struct BwdParams {
@@ -153,8 +153,14 @@ struct BwdParams {
   i32 kv_splits;
   i32 window_offset_left;
   u64 dkv_accum;
+  // fp32 [B, H, Sq], the loss gradient of the forward's LSE, or 0: D = rowsum(dO ∘ O) − dlse
+  // (bwd/prep.cu), since ∂LSE/∂s = P.
+  u64 dlse;
+  // FC_SOFTCAP: scale / cap, what tanh's argument is (scale_log2 is then cap · log2 e), as FwdParams.
+  float softcap_pre;
+  i32 reserved;
 };
-static_assert(sizeof(BwdParams) == 360, "BwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(BwdParams) == 376, "BwdParams layout drifted from launch/params.rs");
 
 // Hopper backward (sm90/bwd.cu): the common backward params plus TMA descriptors of q and dout
 // (boxes of 64 head-dim values by block_m query rows) and k, v (64 by block_n key rows). Twin of

@@ -9,6 +9,7 @@
 // Deterministic mode: the CTAs of one (batch, kv head) add into query block i in key-block order,
 // each waiting for a per-(batch, head, query block) counter to reach its key block.
 #include "../attn/mask.cuh"
+#include "../attn/softcap.cuh"
 #include "../bwd/config.cuh"
 #include "../common/params.cuh"
 #include "bwd_mainloop.cuh"
@@ -111,6 +112,8 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
     float s[kM8][4], dp[kM8][4];
     sm80::gemm_qk<KVTile, QTile, T::kBf16>(s, sk, kva, sq, qb);    // Sᵀ = K_w Qᵀ
     sm80::gemm_qk<KVTile, QTile, T::kBf16>(dp, sv, kva, sdo, qb);  // dPᵀ = V_w dOᵀ
+    // The cap goes on before the mask: tanh(−inf) would be −1, not −inf.
+    if constexpr (T::kSoftcap) attn::apply_softcap(s, p.softcap_pre);
     // Warp-uniform: only the ragged last key block and blocks crossing the diagonal pay for masking.
     if (attn::block_needs_mask_kq<T::kCausal, T::kLocal>(key0, m0, T::kBlockM, p.seqlen_k, p.causal_offset,
                                                          p.window_offset_left)) {
@@ -118,7 +121,7 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
     }
     sm80::bwd::probs(s, lse2, p.scale_log2, lane);
     sm80::gemm_pv<QTile, T::kBf16>(dv, s, sdo, qt);  // dV += Pᵀ dO
-    sm80::bwd::dscores(dp, s, dsum, lane);
+    sm80::bwd::dscores<T::kSoftcap>(dp, s, dsum, lane, lse2, 1.f / p.scale_log2);
     sm80::bwd::store_ds<DsTile, T::kBf16>(dp, smem + (sds - sbase), warp, lane);
     sm80::gemm_pv<QTile, T::kBf16>(dk, dp, sq, qt);  // dK += dSᵀ Q
     // dSᵀ complete; also the last read of this stage, so step + 1 may refill it.

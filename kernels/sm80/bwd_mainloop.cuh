@@ -27,16 +27,30 @@ FC_DEVICE void probs(float (&s)[M8][4], const float* lse2, float scale_log2, int
 }
 
 // dPᵀ -> dSᵀ in place: dS = P ∘ (dP − D[query]), D = rowsum(dO ∘ O) from bwd/prep.cu.
-template <int M8>
-FC_DEVICE void dscores(float (&dp)[M8][4], const float (&p)[M8][4], const float* dsum, int lane) {
+//
+// Softcap (FC_SOFTCAP): the logits were c·tanh(S·scale/c), so dS also carries their derivative
+// 1 − t², t = tanh(S·scale/c) (the softmax scale itself goes on dQ and dK at the end, as without a
+// cap). t is recovered from P = exp2(t · scale_log2 − lse2) (scale_log2 = c·log2 e then), not kept:
+// a second score-sized array does not fit beside dK and dV in the registers. Where P underflowed to
+// 0 the log is −inf (NaN on padded rows, lse2 = +inf); the clamp to [−1, 1] gives a factor of 0
+// there, and dS is 0 anyway.
+template <bool Softcap = false, int M8>
+FC_DEVICE void dscores(float (&dp)[M8][4], const float (&p)[M8][4], const float* dsum, int lane,
+                       const float* lse2 = nullptr, float inv_scale_log2 = 0.f) {
   const int t = lane & 3;
 #pragma unroll
   for (int j = 0; j < M8; ++j) {
     const float2 d = *reinterpret_cast<const float2*>(dsum + 8 * j + 2 * t);
-    dp[j][0] = p[j][0] * (dp[j][0] - d.x);
-    dp[j][1] = p[j][1] * (dp[j][1] - d.y);
-    dp[j][2] = p[j][2] * (dp[j][2] - d.x);
-    dp[j][3] = p[j][3] * (dp[j][3] - d.y);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float ds = p[j][e] * (dp[j][e] - (e & 1 ? d.y : d.x));
+      if constexpr (Softcap) {
+        const float l = lse2[8 * j + 2 * t + (e & 1)];
+        const float th = fminf(fmaxf((ptx::log2f_fast(p[j][e]) + l) * inv_scale_log2, -1.f), 1.f);
+        ds *= fmaf(-th, th, 1.f);
+      }
+      dp[j][e] = ds;
+    }
   }
 }
 

@@ -11,6 +11,7 @@ struct Sm90Bwd {
   static constexpr bool kBf16 = BwdTraits::kBf16;
   static constexpr bool kCausal = BwdTraits::kCausal;
   static constexpr bool kLocal = BwdTraits::kLocal;
+  static constexpr bool kSoftcap = BwdTraits::kSoftcap;
   static constexpr int kConsumers = kBlockN / 64;
   static constexpr int kThreads = 128 * (kConsumers + 1);  // warpgroup 0 produces
   // Q/dO ring depth: step i+1's tiles land while step i computes.

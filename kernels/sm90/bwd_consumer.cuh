@@ -12,6 +12,7 @@
 //                                          bulk reduce: FlashAttention-3's dQ path).
 #pragma once
 #include "../attn/mask.cuh"
+#include "../attn/softcap.cuh"
 #include "../common/params.cuh"
 #include "../common/ptx/atomic.cuh"
 #include "../common/ptx/cvt.cuh"
@@ -280,6 +281,8 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
     wg::wait<1>();  // groups retire in order: Sᵀ is done, dPᵀ may still run
     wg::fence_operand(sc);
     // Warp-uniform: only the ragged last key block and blocks crossing the diagonal pay for masking.
+    // The cap goes on before the mask: tanh(−inf) would be −1, not −inf.
+    if constexpr (Sm90Bwd::kSoftcap) attn::apply_softcap(sc, f.softcap_pre);
     if (attn::block_needs_mask_kq<Sm90Bwd::kCausal, Sm90Bwd::kLocal>(key0, m0, Sm90Bwd::kBlockM, f.seqlen_k,
                                                                      f.causal_offset, f.window_offset_left)) {
       attn::apply_mask_kq<Sm90Bwd::kCausal, Sm90Bwd::kLocal>(sc, key0, m0, f.seqlen_k, f.causal_offset,
@@ -288,7 +291,7 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
     sm80::bwd::probs(sc, sm.lse2_ptr(s), f.scale_log2, lane);
     wg::wait<0>();
     wg::fence_operand(dp);
-    sm80::bwd::dscores(dp, sc, sm.dsum_ptr(s), lane);
+    sm80::bwd::dscores<Sm90Bwd::kSoftcap>(dp, sc, sm.dsum_ptr(s), lane, sm.lse2_ptr(s), 1.f / f.scale_log2);
 
     u32 pa[kM16][4], dsa[kM16][4];
     pack(pa, sc);
@@ -420,6 +423,8 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
     if (i > 0) dq_reduce(f, sm, i - 1, prev_bh, prev_m0, w, tw);
     wg::wait<1>();  // Sᵀ is done, dPᵀ may still run
     wg::fence_operand(sc);
+    // The cap goes on before the mask: tanh(−inf) would be −1, not −inf.
+    if constexpr (Sm90Bwd::kSoftcap) attn::apply_softcap(sc, f.softcap_pre);
     if (attn::block_needs_mask_kq<Sm90Bwd::kCausal, Sm90Bwd::kLocal>(key0, m0, Sm90Bwd::kBlockM, f.seqlen_k,
                                                                      f.causal_offset, f.window_offset_left)) {
       attn::apply_mask_kq<Sm90Bwd::kCausal, Sm90Bwd::kLocal>(sc, key0, m0, f.seqlen_k, f.causal_offset,
@@ -428,7 +433,7 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
     sm80::bwd::probs(sc, sm.lse2_ptr(s), f.scale_log2, lane);
     wg::wait<0>();
     wg::fence_operand(dp);
-    sm80::bwd::dscores(dp, sc, sm.dsum_ptr(s), lane);
+    sm80::bwd::dscores<Sm90Bwd::kSoftcap>(dp, sc, sm.dsum_ptr(s), lane, sm.lse2_ptr(s), 1.f / f.scale_log2);
 
     u32 pa[kM16][4], dsa[kM16][4];
     pack(pa, sc);

@@ -63,6 +63,8 @@ def backward_cuda(
     deterministic: bool,
     window_left: int = ...,
     window_right: int = ...,
+    softcap: Optional[float] = ...,
+    dlse: int = ...,
 ) -> None: ...
 def forward_ext_cuda(
     device: int,

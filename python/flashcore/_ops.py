@@ -265,9 +265,11 @@ def bwd_impl(
     optionally, dlse. CUDA: the native kernels unless `recompute_reason` names a case they do not
     serve; CPU: `_backward_impl`."""
     dq, dk, dv = grad_like(q), grad_like(k), grad_like(v)
-    reason = recompute_reason(q, dlse, window_left, window_right, softcap)
+    reason = recompute_reason(q)
     if reason is None:
-        _native_backward(dout, q, k, v, out, lse, dq, dk, dv, mask, scale, deterministic, window_left, window_right)
+        _native_backward(
+            dout, q, k, v, out, lse, dq, dk, dv, mask, scale, deterministic, window_left, window_right, softcap, dlse
+        )
         return dq, dk, dv
     if q.device.type == "cuda":
         _warn_recompute(reason)
@@ -297,26 +299,17 @@ def _bwd_fake(
 # Why a CUDA backward runs the recompute path instead of the native kernels.
 RECOMPUTE_REASONS = {
     "head_dim": "head dims above 128 (the native backward serves multiples of 16 up to 128)",
-    "dlse": "a gradient flows into the LSE (return_lse=True and the LSE is used in the loss)",
-    "softcap": "a logit softcap (the native backward does not serve it yet; this path holds O(rows x Sk) "
-    "score chunks)",
 }
 _WARNED: Set[str] = set()
 
 
-def recompute_reason(
-    q: Tensor, dlse: Optional[Tensor], window_left: int = -1, window_right: int = -1, softcap: float = 0.0
-) -> Optional[str]:
+def recompute_reason(q: Tensor) -> Optional[str]:
     """None when the native CUDA backward serves this call, else why not ("cpu" for CPU tensors,
-    or a key of RECOMPUTE_REASONS)."""
+    or a key of RECOMPUTE_REASONS). Windows, softcaps and a gradient into the LSE all run natively."""
     if q.device.type != "cuda":
         return "cpu"
-    if softcap != 0.0:
-        return "softcap"
     if not supported_backward_head_dim(q.shape[-1]):
         return "head_dim"
-    if dlse is not None:
-        return "dlse"
     return None
 
 
@@ -334,14 +327,18 @@ def _warn_recompute(reason: str) -> None:
 def _native_backward(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dq: Tensor, dk: Tensor, dv: Tensor,
     mask: str, scale: float, deterministic: bool, window_left: int = -1, window_right: int = -1,
+    softcap: float = 0.0, dlse: Optional[Tensor] = None,
 ) -> None:
     """The CUDA kernels on torch's current stream, writing dq, dk, dv (fresh `grad_like` buffers).
 
     The gradient autograd hands over may be any tensor (an expanded one from `.sum()`, a view
     with odd strides): one the kernel cannot read as it is gets copied. q, k, v and out passed the
-    forward's checks and are read in place.
+    forward's checks and are read in place. dlse, the LSE's gradient, goes in as fp32 [B, H, Sq]
+    contiguous, like the LSE itself.
     """
     dout = dout if kernel_ready(dout) else grad_like(q).copy_(dout)
+    if dlse is not None:
+        dlse = dlse.to(device=q.device, dtype=torch.float32).contiguous()
     q, k, v, out = (t if kernel_ready(t) else t.contiguous() for t in (q, k, v, out))
     ensure_nvrtc_path()
     with _on_device(q.device):
@@ -349,6 +346,7 @@ def _native_backward(
         _native.backward_cuda(
             q.device.index, stream, CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v), _bshd(out), _bshd(dout),
             lse.data_ptr(), _bshd(dq), _bshd(dk), _bshd(dv), mask, scale, deterministic, window_left, window_right,
+            softcap if softcap != 0.0 else None, dlse.data_ptr() if dlse is not None else 0,
         )
 
 

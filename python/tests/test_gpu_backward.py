@@ -4,6 +4,8 @@ head dims, both causal alignments, GQA/MQA, Sq != Sk, odd lengths and strided in
 the gradients; deterministic mode; the recompute cases (head dim > 128, a gradient into the LSE);
 streams, CUDA graphs and torch.compile with backward."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -129,16 +131,21 @@ def test_head_dim_256_uses_the_recompute_path_with_a_warning():
     assert_grads_within_bar(got, q, k, v, dout, "causal")
 
 
-def test_lse_gradient_uses_the_recompute_path():
-    q, k, v = qkv(2, 4, 2, 64, 80, 64, dtype=torch.bfloat16, device=DEV)
-    dout, dlse = rand(2, 4, 64, 64, dtype=torch.bfloat16, device=DEV), rand(2, 4, 64, device=DEV)
-    leaves = [t.detach().requires_grad_() for t in (q, k, v)]
-    _ops._WARNED.discard("dlse")
-    with NativeSpy() as spy, pytest.warns(UserWarning, match="gradient flows into the LSE"):
-        out, lse = flashcore.attention(*leaves, causal=True, return_lse=True)
-        torch.autograd.backward([out, lse], [dout, dlse])
-    assert (spy.native, spy.recompute) == (0, 1)
-    assert_grads_within_bar([t.grad for t in leaves], q, k, v, dout, "causal", dlse=dlse)
+@pytest.mark.parametrize("d,causal", [(64, True), (128, False)])
+def test_lse_gradient_runs_natively(d, causal):
+    # dlse enters the prep kernel as D = rowsum(dO ∘ O) − dlse; no recompute, no warning. The
+    # LSE's gradient arrives as an expanded view when the loss sums the LSE: copied to fp32 rows.
+    mask = "causal" if causal else "none"
+    q, k, v = qkv(2, 4, 2, 100, 130, d, dtype=torch.bfloat16, device=DEV)
+    dout, dlse = rand(2, 4, 100, d, dtype=torch.bfloat16, device=DEV), rand(2, 4, 100, device=DEV)
+    for g in (dlse, torch.full((1, 1, 1), 0.7, device=DEV).expand(2, 4, 100)):
+        leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+        with NativeSpy() as spy, warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out, lse = flashcore.attention(*leaves, causal=causal, return_lse=True)
+            torch.autograd.backward([out, lse], [dout, g])
+        assert (spy.native, spy.recompute) == (1, 0)
+        assert_grads_within_bar([t.grad for t in leaves], q, k, v, dout, mask, dlse=g.contiguous())
 
 
 def test_returned_but_unused_lse_keeps_the_native_path():

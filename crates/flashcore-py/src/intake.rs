@@ -185,7 +185,7 @@ fn check_window(py: Python<'_>, window_left: i64, window_right: i64) -> PyResult
 /// `window_left` / `window_right` (-1: unbounded) are the forward's sliding window.
 #[pyfunction]
 #[pyo3(signature = (device, stream, dtype, q, k, v, out, dout, lse, dq, dk, dv, mask, scale, deterministic,
-    window_left=-1, window_right=-1))]
+    window_left=-1, window_right=-1, softcap=None, dlse=0))]
 #[allow(clippy::too_many_arguments)]
 pub fn backward_cuda(
     py: Python<'_>,
@@ -206,11 +206,14 @@ pub fn backward_cuda(
     deterministic: bool,
     window_left: i64,
     window_right: i64,
+    softcap: Option<f32>,
+    dlse: u64,
 ) -> PyResult<()> {
     let dt: DType = dtype.parse().map_err(|why: String| invalid_arg(py, "q", why))?;
     let mask = parse_mask(py, mask)?;
     check_window(py, window_left, window_right)?;
-    let opts = BwdOptions { mask, scale, deterministic, window: Window::from_signed(window_left, window_right) };
+    let window = Window::from_signed(window_left, window_right);
+    let opts = BwdOptions { mask, scale, deterministic, window, softcap };
     let raw = |t: &Tensor4| RawTensor { ptr: t.0, desc: desc(t, dt) };
     let (rq, rk, rv, ro, rdo) = (raw(&q), raw(&k), raw(&v), raw(&out), raw(&dout));
     let (rdq, rdk, rdv) = (raw(&dq), raw(&dk), raw(&dv));
@@ -233,7 +236,7 @@ pub fn backward_cuda(
         // caching allocator keeps their memory for work queued on the current stream); dq, dk and dv
         // are fresh tensors that overlap neither each other nor any input; `stream` is torch's
         // current stream of `device`.
-        unsafe { rt.backward_raw(rq, rk, rv, ro, rdo, lse, rdq, rdk, rdv, &opts, stream) }
+        unsafe { rt.backward_raw(rq, rk, rv, ro, rdo, lse, dlse, rdq, rdk, rdv, &opts, stream) }
     });
     r.map_err(|e| to_py(py, e))
 }

@@ -140,6 +140,18 @@ impl Scoring {
     }
 }
 
+impl From<Visibility> for Scoring {
+    fn from(vis: Visibility) -> Scoring {
+        Scoring { vis, softcap: None }
+    }
+}
+
+impl From<Mask> for Scoring {
+    fn from(mask: Mask) -> Scoring {
+        Scoring { vis: mask.into(), softcap: None }
+    }
+}
+
 /// [`attention`] with a window and softcap.
 pub fn attention_scored<T: Element>(
     q: &HostTensor<T>,
@@ -319,18 +331,19 @@ pub struct RefGrads {
 /// The oracle of the backward kernels: for the loss L = sum(out * dout),
 ///   P = softmax(scale q kᵀ) over visible keys, dV = Pᵀ dO, dP = dO Vᵀ,
 ///   dS = P ∘ (dP − rowsum(dO ∘ O)), dQ = scale dS K, dK = scale dSᵀ Q.
+/// With a softcap the logits are c·tanh(scale q kᵀ / c) and dS also carries 1 − tanh².
 /// For a GQA group the key/value gradients are summed over the group's query heads; a query row
-/// that sees no key contributes nothing. `mask` is a [`Mask`] or a whole [`Visibility`] (mask and
-/// sliding window).
+/// that sees no key contributes nothing. `scoring` is a [`Mask`], a whole [`Visibility`] (mask and
+/// sliding window) or a [`Scoring`] (with a softcap).
 pub fn attention_backward<T: Element>(
     q: &HostTensor<T>,
     k: &HostTensor<T>,
     v: &HostTensor<T>,
     dout: &HostTensor<T>,
-    mask: impl Into<Visibility>,
+    scoring: impl Into<Scoring>,
     scale: f64,
 ) -> Result<RefGrads> {
-    attention_backward_at(q, k, v, dout, mask, scale, Precision::F64, None)
+    attention_backward_at(q, k, v, dout, scoring, scale, Precision::F64, None)
 }
 
 /// [`attention_backward`] at a given precision, for all (batch, kv head) groups or only the listed
@@ -339,7 +352,8 @@ pub fn attention_backward<T: Element>(
 /// in [`RefGrads`]; entries of groups not computed stay 0.
 ///
 /// `Precision::Naive(dt)` is what a plain same-dtype implementation (PyTorch's math path) computes:
-/// S, P, dP and dS each rounded to the dtype, D = rowsum(dP ∘ P) as softmax's backward takes it,
+/// S, the capped logits, P, dP and dS each rounded to the dtype (and tanh's backward, with a
+/// softcap), D = rowsum(dP ∘ P) as softmax's backward takes it,
 /// matmuls accumulated in fp32 and rounded once, and GQA's per-head dK/dV rounded before their
 /// sum. Its error against F64 sets the bar for the backward kernels.
 #[allow(clippy::too_many_arguments)]
@@ -348,12 +362,12 @@ pub fn attention_backward_at<T: Element>(
     k: &HostTensor<T>,
     v: &HostTensor<T>,
     dout: &HostTensor<T>,
-    mask: impl Into<Visibility>,
+    scoring: impl Into<Scoring>,
     scale: f64,
     precision: Precision,
     groups: Option<&[(usize, usize)]>,
 ) -> Result<RefGrads> {
-    let mask: Visibility = mask.into();
+    let Scoring { vis: mask, softcap } = scoring.into();
     let ([b, sq, h, d], [_, sk, hk, _]) = check_shapes(q, k, v)?;
     if dout.shape != q.shape {
         return Err(Error::arg("dout", format!("shape {:?} differs from q's {:?}", dout.shape, q.shape)));
@@ -399,14 +413,14 @@ pub fn attention_backward_at<T: Element>(
                             .into_par_iter()
                             .map(|i| {
                                 let keys: Vec<usize> = (0..sk).filter(|&j| mask.visible(i, j, sq, sk)).collect();
-                                row_backward_f64(&qr[i], &dor[i], &kr, &vr, &keys, scale)
+                                row_backward_f64(&qr[i], &dor[i], &kr, &vr, &keys, scale, softcap.map(f64::from))
                             })
                             .collect();
                         let kv: Vec<(Vec<f64>, Vec<f64>)> = (0..sk)
                             .into_par_iter()
                             .map(|j| {
                                 let rows = (0..sq).filter(|&i| mask.visible(i, j, sq, sk));
-                                key_backward_f64(&kr[j], &vr[j], &qr, &dor, rows, &stats, scale)
+                                key_backward_f64(&kr[j], &vr[j], &qr, &dor, rows, &stats, scale, softcap.map(f64::from))
                             })
                             .collect();
                         for (j, (dkj, dvj)) in kv.into_iter().enumerate() {
@@ -426,7 +440,7 @@ pub fn attention_backward_at<T: Element>(
                             .into_par_iter()
                             .map(|i| {
                                 let keys: Vec<usize> = (0..sk).filter(|&j| mask.visible(i, j, sq, sk)).collect();
-                                row_backward_naive(&qr[i], &dor[i], &k32, &v32, &keys, scale as f32, dt)
+                                row_backward_naive(&qr[i], &dor[i], &k32, &v32, &keys, scale as f32, softcap, dt)
                             })
                             .collect();
                         // One head's dK and dV, each accumulated in fp32 over the query rows and
@@ -435,7 +449,7 @@ pub fn attention_backward_at<T: Element>(
                             .into_par_iter()
                             .map(|j| {
                                 let rows = (0..sq).filter(|&i| mask.visible(i, j, sq, sk));
-                                key_backward_naive(&k32[j], &v32[j], &qr, &dor, rows, &stats, scale as f32, dt)
+                                key_backward_naive(&k32[j], &v32[j], &qr, &dor, rows, &stats, scale as f32, softcap, dt)
                             })
                             .collect();
                         for (j, (dkj, dvj)) in kv.into_iter().enumerate() {
@@ -490,13 +504,15 @@ fn row_backward_f64(
     vr: &[Vec<f64>],
     keys: &[usize],
     scale: f64,
+    cap: Option<f64>,
 ) -> (RowStats<f64>, Vec<f64>) {
     let d = qi.len();
     let mut dqi = vec![0.0; d];
     if keys.is_empty() {
         return (RowStats { m: f64::NEG_INFINITY, l: 0.0, d: 0.0 }, dqi);
     }
-    let s: Vec<f64> = keys.iter().map(|&j| scale * kr[j].iter().zip(qi).map(|(x, y)| x * y).sum::<f64>()).collect();
+    let raw: Vec<f64> = keys.iter().map(|&j| scale * kr[j].iter().zip(qi).map(|(x, y)| x * y).sum::<f64>()).collect();
+    let s: Vec<f64> = raw.iter().map(|&x| logit_f64(x, cap).0).collect();
     let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
     let l: f64 = e.iter().sum();
@@ -509,9 +525,9 @@ fn row_backward_f64(
         }
     }
     let di: f64 = doi.iter().zip(&oi).map(|(x, y)| x * y).sum();
-    for (pj, &j) in p.iter().zip(keys) {
+    for ((pj, &j), &x) in p.iter().zip(keys).zip(&raw) {
         let dp: f64 = doi.iter().zip(&vr[j]).map(|(x, y)| x * y).sum();
-        let ds = pj * (dp - di);
+        let ds = pj * (dp - di) * logit_f64(x, cap).1;
         for x in 0..d {
             dqi[x] += scale * ds * kr[j][x];
         }
@@ -519,7 +535,32 @@ fn row_backward_f64(
     (RowStats { m, l, d: di }, dqi)
 }
 
+/// A scaled score's logit and the logit's derivative by it: (c·tanh(x/c), 1 − tanh²(x/c)) with a
+/// softcap c, else (x, 1).
+fn logit_f64(x: f64, cap: Option<f64>) -> (f64, f64) {
+    match cap {
+        Some(c) => {
+            let t = (x / c).tanh();
+            (c * t, 1.0 - t * t)
+        }
+        None => (x, 1.0),
+    }
+}
+
+/// The naive logit in the dtype (the capped value rounded, as a same-dtype tanh gives it) and
+/// tanh's derivative 1 − t² as the dtype's tanh backward computes it, from the rounded t.
+fn logit_naive(x: f32, cap: Option<f32>, dt: DType) -> (f32, f32) {
+    match cap {
+        Some(c) => {
+            let t = round((x / c).tanh(), dt);
+            (round(c * t, dt), 1.0 - t * t)
+        }
+        None => (x, 1.0),
+    }
+}
+
 /// Key pass of the f64 backward: key j's dk and dv over the query rows that see it.
+#[allow(clippy::too_many_arguments)]
 fn key_backward_f64(
     kj: &[f64],
     vj: &[f64],
@@ -528,15 +569,16 @@ fn key_backward_f64(
     rows: impl Iterator<Item = usize>,
     stats: &[(RowStats<f64>, Vec<f64>)],
     scale: f64,
+    cap: Option<f64>,
 ) -> (Vec<f64>, Vec<f64>) {
     let d = kj.len();
     let (mut dk, mut dv) = (vec![0.0; d], vec![0.0; d]);
     for i in rows {
         let st = stats[i].0;
-        let s = scale * kj.iter().zip(&qr[i]).map(|(x, y)| x * y).sum::<f64>();
+        let (s, ds_dx) = logit_f64(scale * kj.iter().zip(&qr[i]).map(|(x, y)| x * y).sum::<f64>(), cap);
         let p = (s - st.m).exp() / st.l;
         let dp: f64 = dor[i].iter().zip(vj).map(|(x, y)| x * y).sum();
-        let ds = p * (dp - st.d);
+        let ds = p * (dp - st.d) * ds_dx;
         for x in 0..d {
             dv[x] += p * dor[i][x];
             dk[x] += scale * ds * qr[i][x];
@@ -551,6 +593,7 @@ fn dot32(a: &[f32], b: &[f32]) -> f32 {
 
 /// Row pass of the naive same-dtype backward (see [`attention_backward_at`]): statistics and dq,
 /// rounded to the dtype.
+#[allow(clippy::too_many_arguments)]
 fn row_backward_naive(
     qi: &[f32],
     doi: &[f32],
@@ -558,13 +601,16 @@ fn row_backward_naive(
     vr: &[Vec<f32>],
     keys: &[usize],
     scale: f32,
+    cap: Option<f32>,
     dt: DType,
 ) -> (RowStats<f32>, Vec<f64>) {
     let d = qi.len();
     if keys.is_empty() {
         return (RowStats { m: f32::NEG_INFINITY, l: 0.0, d: 0.0 }, vec![0.0; d]);
     }
-    let s: Vec<f32> = keys.iter().map(|&j| round(round(dot32(&kr[j], qi), dt) * scale, dt)).collect();
+    let sc: Vec<(f32, f32)> =
+        keys.iter().map(|&j| logit_naive(round(round(dot32(&kr[j], qi), dt) * scale, dt), cap, dt)).collect();
+    let s: Vec<f32> = sc.iter().map(|x| x.0).collect();
     let m = s.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = s.iter().map(|x| (x - m).exp()).collect();
     let l: f32 = e.iter().sum();
@@ -572,8 +618,8 @@ fn row_backward_naive(
     let dp: Vec<f32> = keys.iter().map(|&j| round(dot32(doi, &vr[j]), dt)).collect();
     let sum: f32 = p.iter().zip(&dp).map(|(a, b)| a * b).sum();
     let mut dqi = vec![0f32; d];
-    for ((pj, dpj), &j) in p.iter().zip(&dp).zip(keys) {
-        let ds = round(round(pj * (dpj - sum), dt) * scale, dt);
+    for (((pj, dpj), &j), (_, dl)) in p.iter().zip(&dp).zip(keys).zip(&sc) {
+        let ds = round(round(round(pj * (dpj - sum), dt) * dl, dt) * scale, dt);
         for x in 0..d {
             dqi[x] += ds * kr[j][x];
         }
@@ -592,16 +638,17 @@ fn key_backward_naive(
     rows: impl Iterator<Item = usize>,
     stats: &[(RowStats<f32>, Vec<f64>)],
     scale: f32,
+    cap: Option<f32>,
     dt: DType,
 ) -> (Vec<f32>, Vec<f32>) {
     let d = kj.len();
     let (mut dk, mut dv) = (vec![0f32; d], vec![0f32; d]);
     for i in rows {
         let st = stats[i].0;
-        let s = round(round(dot32(kj, &qr[i]), dt) * scale, dt);
+        let (s, dl) = logit_naive(round(round(dot32(kj, &qr[i]), dt) * scale, dt), cap, dt);
         let p = round((s - st.m).exp() / st.l, dt);
         let dp = round(dot32(&dor[i], vj), dt);
-        let ds = round(round(p * (dp - st.d), dt) * scale, dt);
+        let ds = round(round(round(p * (dp - st.d), dt) * dl, dt) * scale, dt);
         for x in 0..d {
             dv[x] += p * dor[i][x];
             dk[x] += ds * qr[i][x];

@@ -298,7 +298,7 @@ impl Runtime {
     pub fn plan_backward_on(&self, path: BwdPath, p: &Problem) -> Result<(Variant, BwdLaunches)> {
         let path = if p.seqlen_q == 0 || p.seqlen_k == 0 { BwdPath::Sm80 } else { path };
         let v = Variant::backward_on(path, self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?
-            .with_bwd_window(&p.window);
+            .with_bwd_ext(&p.window, p.softcap.is_some());
         Ok((v, backward_launches(&v, p, self.info.sm_count)))
     }
 
@@ -389,6 +389,7 @@ impl Runtime {
                 path,
                 [raw(qp, q.desc), raw(kp, k.desc), raw(vp, v.desc), raw(op, out.desc), raw(dop, dout.desc)],
                 lp,
+                0,
                 [raw(dqp, dqd), raw(dkp, dkd), raw(dvp, dvd)],
                 opts,
                 s,
@@ -398,7 +399,8 @@ impl Runtime {
 
     /// Attention backward on raw device pointers, on a stream owned by the caller (PyTorch's current
     /// stream). `out` and `lse` (B·H·Sq fp32 values laid out [B, H, Sq], natural log) come from the
-    /// forward of the same q, k, v, mask and scale; `dout` is the gradient of `out`. Writes dq (shaped
+    /// forward of the same q, k, v, mask and scale; `dout` is the gradient of `out`, and `dlse` (0 for
+    /// none, else B·H·Sq fp32 values laid out like `lse`) the loss gradient of the LSE. Writes dq (shaped
     /// like q) and dk, dv (shaped like k). Scratch memory (fp32, about B·H·Sq·(D+2)·4 bytes) is
     /// allocated and freed in stream order on `stream`, so the call may be captured in a CUDA graph.
     ///
@@ -416,6 +418,7 @@ impl Runtime {
         out: RawTensor,
         dout: RawTensor,
         lse: u64,
+        dlse: u64,
         dq: RawTensor,
         dk: RawTensor,
         dv: RawTensor,
@@ -425,15 +428,17 @@ impl Runtime {
         // SAFETY: the caller guarantees the stream is live on this device.
         let s = unsafe { launch::borrow_stream(&self.ctx, stream as sys::CUstream) };
         // SAFETY: forwarded contract.
-        unsafe { self.backward_on(BwdPath::Auto, [q, k, v, out, dout], lse, [dq, dk, dv], opts, &s) }
+        unsafe { self.backward_on(BwdPath::Auto, [q, k, v, out, dout], lse, dlse, [dq, dk, dv], opts, &s) }
     }
 
     /// inputs = [q, k, v, out, dout], grads = [dq, dk, dv].
+    #[allow(clippy::too_many_arguments)]
     unsafe fn backward_on(
         &self,
         path: BwdPath,
         inputs: [RawTensor; 5],
         lse: u64,
+        dlse: u64,
         grads: [RawTensor; 3],
         opts: &BwdOptions,
         stream: &CudaStream,
@@ -458,6 +463,9 @@ impl Runtime {
         }
         if lse % 4 != 0 {
             return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
+        }
+        if dlse % 4 != 0 {
+            return Err(Error::arg("dlse", "pointer is not 4-byte aligned"));
         }
         let (mut main, mut l) = self.plan_backward_on(path, &p)?;
         if opts.deterministic && main.bwd_dq_smem() {
@@ -490,6 +498,7 @@ impl Runtime {
         let ((ob, os, oh), (dob, dos, doh)) = (st(&out), st(&dout));
         let ((dqb, dqs, dqh), (dkb, dks, dkh), (dvb, dvs, dvh)) = (st(&dq), st(&dk), st(&dv));
         let vis = p.visibility();
+        let (scale_log2, softcap_pre) = softmax_factors(&p);
         let params = BwdParams {
             q: q.ptr,
             k: k.ptr,
@@ -537,12 +546,15 @@ impl Runtime {
             causal_offset: clamp_offset(vis.upper_offset(p.seqlen_q, p.seqlen_k).unwrap_or(0)),
             num_m_blocks: l.num_m_blocks as i32,
             num_n_blocks: l.num_n_blocks as i32,
-            scale_log2: p.scale * std::f32::consts::LOG2_E,
+            scale_log2,
             scale: p.scale,
             deterministic: i32::from(opts.deterministic),
             kv_splits: l.kv_splits as i32,
             window_offset_left: clamp_offset(vis.lower_offset(p.seqlen_q, p.seqlen_k).unwrap_or(0)),
             dkv_accum: if l.kv_splits > 1 { at(4) } else { 0 },
+            dlse,
+            softcap_pre,
+            reserved: 0,
         };
         // The Hopper kernel's tensor maps first: a tensor TMA rejects returns before anything is queued.
         let p90 = if main.kind == KernelKind::BwdSm90 {
@@ -617,6 +629,16 @@ pub(crate) fn clamp_offset(x: i64) -> i32 {
     x.clamp(-(1 << 29), 1 << 29) as i32
 }
 
+/// (scale_log2, softcap_pre) of the kernels' params: what the softmax multiplies a score by in the
+/// log2 domain and, with a softcap, what tanh's argument is: tanh(s · scale / cap) in the kernel,
+/// then the softmax multiplies by cap · log2(e).
+fn softmax_factors(p: &Problem) -> (f32, f32) {
+    match p.softcap {
+        Some(cap) => (cap * std::f32::consts::LOG2_E, p.scale / cap),
+        None => (p.scale * std::f32::consts::LOG2_E, 0.0),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fwd_params(
     p: &Problem,
@@ -635,11 +657,7 @@ pub(crate) fn fwd_params(
     let (ob, os, oh) = st(o);
     let clamp = clamp_offset;
     let vis = p.visibility();
-    let (scale_log2, softcap_pre) = match p.softcap {
-        // tanh(s * scale / cap) in the kernel; the softmax then multiplies by cap·log2(e).
-        Some(cap) => (cap * std::f32::consts::LOG2_E, p.scale / cap),
-        None => (p.scale * std::f32::consts::LOG2_E, 0.0),
-    };
+    let (scale_log2, softcap_pre) = softmax_factors(p);
     FwdParams {
         q: q.ptr,
         k: k.ptr,

@@ -10,7 +10,7 @@ use common::{bits, rand_bits, rt, seeded, val, values};
 use flashcore::api::args::Visibility;
 use flashcore::cudarc::driver::{DevicePtr, DevicePtrMut};
 use flashcore::plan::KernelKind;
-use flashcore::reference::{attention, attention_backward_at, compare, within_bar, HostTensor, Precision};
+use flashcore::reference::{attention, attention_backward_at, compare, within_bar, HostTensor, Precision, Scoring};
 use flashcore::{
     AttnOptions, BwdOptions, BwdPath, DType, DeviceTensor, Error, Mask, Problem, RawTensor, TensorDesc, Window,
 };
@@ -308,7 +308,7 @@ fn check_bwd_case_on(path: BwdPath, qd: TensorDesc, kd: TensorDesc, opts: BwdOpt
         host(&values(&vb, dt), &kd),
         host(&values(&db, dt), &qd),
     );
-    let vis = Visibility { mask: opts.mask, window: opts.window };
+    let vis = Scoring { vis: Visibility { mask: opts.mask, window: opts.window }, softcap: opts.softcap };
     let want = attention_backward_at(&qh, &kh, &vh, &dh, vis, sc, Precision::F64, None).unwrap();
     let naive = attention_backward_at(&qh, &kh, &vh, &dh, vis, sc, Precision::Naive(dt), None).unwrap();
     for (name, bits, desc, w, n) in [
@@ -501,6 +501,50 @@ fn windowed_backward_matches_reference_on_both_paths() {
     assert!(e.to_string().contains("window"), "{e}");
 }
 
+/// Logit softcap in the backward (FC_SOFTCAP): tanh on the recomputed scores and 1 − tanh² on dS,
+/// with t recovered from P in the kernels. Against the f64 backward of the capped logits on both
+/// paths: a tight cap (1.5, scores of a few units sit in tanh's bend) and a loose one (20), every
+/// mask, with a window, GQA and MQA, ragged lengths; and the deterministic mode, bitwise.
+#[test]
+fn softcap_backward_matches_reference_on_both_paths() {
+    let mut rng = seeded();
+    let win = |l: Option<usize>, r: Option<usize>| Window { left: l, right: r };
+    let cases = [
+        (Mask::None, Window::default(), 1.5),
+        (Mask::CausalTopLeft, Window::default(), 20.0),
+        (Mask::CausalBottomRight, Window::default(), 1.5),
+        (Mask::None, win(Some(40), Some(17)), 1.5),
+    ];
+    let shapes = [
+        (1, 300, 300, 4, 2, 64, DType::Bf16),
+        (2, 200, 333, 4, 1, 128, DType::F16),
+        (1, 257, 513, 6, 2, 64, DType::F16),
+        (1, 333, 150, 2, 2, 128, DType::Bf16),
+    ];
+    for &(b, sq, sk, h, hkv, d, dt) in &shapes {
+        for &(mask, window, cap) in &cases {
+            let qd = TensorDesc::contiguous_bshd(b, sq, h, d, dt);
+            let kd = TensorDesc::contiguous_bshd(b, sk, hkv, d, dt);
+            let opts = BwdOptions { mask, window, softcap: Some(cap), ..Default::default() };
+            for path in bwd_paths() {
+                let (_, name) = bwd_variant(path, qd, kd, &opts);
+                assert!(name.contains("softcap"), "{name}");
+                check_bwd_case_on(path, qd, kd, opts, &mut rng);
+            }
+        }
+    }
+    let qd = TensorDesc::contiguous_bshd(2, 513, 4, 128, DType::Bf16);
+    let kd = TensorDesc::contiguous_bshd(2, 513, 2, 128, DType::Bf16);
+    let opts = BwdOptions { mask: Mask::CausalTopLeft, softcap: Some(1.5), deterministic: true, ..Default::default() };
+    for path in bwd_paths() {
+        check_deterministic_on(path, qd, kd, opts, &mut rng);
+    }
+    // A bad cap is an argument error naming it.
+    let opts = BwdOptions { softcap: Some(-1.0), ..Default::default() };
+    let e = flashcore::api::check::check_backward(&qd, &kd, &kd, &qd, &qd, &qd, &kd, &kd, &opts).unwrap_err();
+    assert!(matches!(e, Error::InvalidArg { arg: "softcap", .. }), "{e:?}");
+}
+
 /// The deterministic mode with windows: each key block waits for the key blocks before it that
 /// visit the same query block, which start at the window's first one (not key block 0), so a
 /// wrong count hangs or races. Bitwise equal across runs and within the bar, on both paths.
@@ -578,6 +622,7 @@ fn backward_raw_on_a_non_default_stream_with_fused_qkv_views() {
                 RawTensor { ptr: op, desc: plain },
                 RawTensor { ptr: dop, desc: plain },
                 lp,
+                0,
                 raw(gbase, 0),
                 raw(gbase, 1),
                 raw(gbase, 2),
@@ -641,12 +686,15 @@ fn backward_errors_name_the_argument_and_large_head_dims_are_unsupported() {
     let r = RawTensor { ptr: p, desc: qd };
     let o = RawTensor { ptr: gp, desc: qd };
     // SAFETY: rejected by the argument checks before anything is launched.
-    let e = unsafe { rt.backward_raw(r, r, r, r, r, 0, o, o, o, &opts, 0) };
+    let e = unsafe { rt.backward_raw(r, r, r, r, r, 0, 0, o, o, o, &opts, 0) };
     assert!(matches!(e, Err(Error::InvalidArg { arg: "lse", .. })), "{e:?}");
     let off = RawTensor { ptr: gp + 2, desc: qd };
     // SAFETY: as above (alignment check).
-    let e = unsafe { rt.backward_raw(r, r, r, r, r, 256, off, o, o, &opts, 0) };
+    let e = unsafe { rt.backward_raw(r, r, r, r, r, 256, 0, off, o, o, &opts, 0) };
     assert!(matches!(e, Err(Error::InvalidArg { arg: "dq", .. })), "{e:?}");
+    // SAFETY: as above (alignment check of the LSE gradient).
+    let e = unsafe { rt.backward_raw(r, r, r, r, r, 256, 258, o, o, o, &opts, 0) };
+    assert!(matches!(e, Err(Error::InvalidArg { arg: "dlse", .. })), "{e:?}");
     // Head dim 256: a clear Unsupported error, not a spilling kernel.
     let big = TensorDesc::contiguous_bshd(1, 16, 1, 256, dt);
     let t = rt.alloc_filled(big, bits(0.5, dt)).unwrap();

@@ -203,12 +203,14 @@ pub struct BwdOptions {
     pub deterministic: bool,
     /// The forward's sliding window (default: none).
     pub window: Window,
+    /// The forward's logit softcap (default: none): dS also carries the cap's derivative 1 − tanh².
+    pub softcap: Option<f32>,
 }
 
 impl BwdOptions {
     /// The forward options these gradients belong to.
     pub fn forward(&self) -> AttnOptions {
-        AttnOptions { mask: self.mask, scale: self.scale, return_lse: true, window: self.window, ..Default::default() }
+        AttnOptions { mask: self.mask, scale: self.scale, return_lse: true, window: self.window, softcap: self.softcap }
     }
 }
 

@@ -119,7 +119,7 @@ unsafe impl DeviceRepr for Sm90Params {}
 
 /// Backward parameters, shared by the prep, main and post kernels (kernels/bwd/prep.cu,
 /// kernels/sm80/bwd.cu, kernels/bwd/post.cu). Layout must match `struct BwdParams` in
-/// kernels/common/params.cuh (both sides assert 360 bytes).
+/// kernels/common/params.cuh (both sides assert 376 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BwdParams {
@@ -183,14 +183,21 @@ pub struct BwdParams {
     pub window_offset_left: i32,
     /// fp32 [2][kv_splits][B, Hkv, Sk_pad, D] (dK then dV) when kv_splits > 1, else 0.
     pub dkv_accum: u64,
+    /// fp32 [B, H, Sq]: the loss gradient of the forward's LSE (the prep kernel subtracts it from
+    /// rowsum(dO ∘ O)), or 0 for none.
+    pub dlse: u64,
+    /// FC_SOFTCAP: scale / cap (tanh's argument; `scale_log2` is then cap · log2 e), as in FwdParams.
+    pub softcap_pre: f32,
+    pub reserved: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<BwdParams>() == 360);
+const _: () = assert!(std::mem::size_of::<BwdParams>() == 376);
 const _: () = assert!(std::mem::offset_of!(BwdParams, q_stride_b) == 104);
 const _: () = assert!(std::mem::offset_of!(BwdParams, batch) == 296);
 const _: () = assert!(std::mem::offset_of!(BwdParams, scale_log2) == 332);
 const _: () = assert!(std::mem::offset_of!(BwdParams, deterministic) == 340);
 const _: () = assert!(std::mem::offset_of!(BwdParams, dkv_accum) == 352);
+const _: () = assert!(std::mem::offset_of!(BwdParams, softcap_pre) == 368);
 
 // SAFETY: BwdParams is #[repr(C)], made only of plain integers and floats, with the exact layout the
 // kernels declare (asserted above and by static_assert in params.cuh).

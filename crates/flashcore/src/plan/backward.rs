@@ -243,16 +243,18 @@ impl Variant {
         })
     }
 
-    /// The same backward main kernel for a sliding window: its right edge is the upper bound the
-    /// causal variant applies (FC_CAUSAL with the window's offset), its left edge the lower bound
-    /// FC_LOCAL adds, as in the forward ([`Variant::forward_ext`]). Without a window: unchanged.
-    pub fn with_bwd_window(self, window: &Window) -> Variant {
-        if !matches!(self.kind, KernelKind::BwdSm80 | KernelKind::BwdSm90) || window.is_none() {
+    /// The same backward main kernel for the forward's sliding window and logit softcap. The
+    /// window's right edge is the upper bound the causal variant applies (FC_CAUSAL with the window's
+    /// offset), its left edge the lower bound FC_LOCAL adds, as in the forward
+    /// ([`Variant::forward_ext`]); a softcap adds FC_SOFTCAP (tanh on the recomputed scores, its
+    /// derivative 1 − tanh² on dS). Without either: unchanged.
+    pub fn with_bwd_ext(self, window: &Window, softcap: bool) -> Variant {
+        if !matches!(self.kind, KernelKind::BwdSm80 | KernelKind::BwdSm90) || (window.is_none() && !softcap) {
             return self;
         }
         Variant {
             causal: self.causal || window.right.is_some(),
-            ext: FwdExt { local: window.left.is_some(), ..FwdExt::default() },
+            ext: FwdExt { local: window.left.is_some(), softcap, ..FwdExt::default() },
             ..self
         }
     }
@@ -278,8 +280,9 @@ impl Variant {
     /// 99 KiB part (sm_86/89), plus on sm_90a the Hopper backward (enabled or not) with both dQ
     /// paths and, on the shared-memory one, each overlap knob (`FLASHCORE_SM90_BWD_PINGPONG`,
     /// `FLASHCORE_SM90_BWD_PIPE`, both), so every tile and knob setting the planner can pick is
-    /// compile-checked. Sliding windows add, for head dims 64 and 128 and both dtypes, the planner's
-    /// main kernel with a left edge (FC_LOCAL) under a right edge (FC_CAUSAL) or none, on both paths.
+    /// compile-checked. Sliding windows and softcaps add, for head dims 64 and 128 and both dtypes,
+    /// the planner's main kernel with a left edge (FC_LOCAL) under a right edge (FC_CAUSAL) or none,
+    /// and with a softcap (FC_SOFTCAP), on both paths.
     pub fn backward_set(arch: Arch) -> Vec<Variant> {
         let mut out = Vec::new();
         for d in (16..=128).filter(|d| supported_bwd_head_dim(*d)) {
@@ -315,9 +318,11 @@ impl Variant {
                     for (path, mask) in paths.into_iter().flat_map(|p| [(p, Mask::None), (p, Mask::CausalTopLeft)]) {
                         let Ok(main) = Variant::backward_on(path, arch, d, dtype, mask, smem) else { continue };
                         // The deterministic mode's main kernel too (red.global dQ, Runtime::backward).
-                        for v in [main, main.bwd_without_dq_smem()].map(|m| m.with_bwd_window(&left)) {
-                            if !out.contains(&v) {
-                                out.push(v);
+                        for m in [main, main.bwd_without_dq_smem()] {
+                            for v in [m.with_bwd_ext(&left, false), m.with_bwd_ext(&Window::default(), true)] {
+                                if !out.contains(&v) {
+                                    out.push(v);
+                                }
                             }
                         }
                     }
