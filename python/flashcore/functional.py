@@ -166,11 +166,10 @@ def attention(
 
     Gradients: on CUDA the native backward kernels compute dq, dk, dv from the saved output and
     LSE (O(N) memory; for GQA/MQA, dk and dv are summed over each group's query heads in the
-    kernel), each laid out like its input. Head dims above 128, and a gradient flowing into the
-    returned LSE, use PyTorch math from the saved LSE instead (same results, slower; warned once).
-    The LSE is only computed when a gradient may be needed or `return_lse` asks for it.
-    Sliding windows run the native backward; with a softcap the backward runs PyTorch math from the
-    saved LSE (exact, O(rows × Sk) memory per chunk; warned once) until the native backward serves it.
+    kernel), each laid out like its input; sliding windows, softcaps and a gradient flowing into the
+    returned LSE included. Head dims above 128 use PyTorch math from the saved LSE instead (same
+    results, slower; warned once). The LSE is only computed when a gradient may be needed or
+    `return_lse` asks for it.
 
     FP8: torch.float8_e4m3fn q, k, v (CUDA, Hopper, head dims 64/128/256, forward only) run the FP8
     kernel with fp32 descales q_descale, k_descale, v_descale (None = 1; shapes [1], [B, H] or, for
