@@ -458,6 +458,15 @@ fn check_deterministic_on(path: BwdPath, qd: TensorDesc, kd: TensorDesc, opts: B
     assert!(a.dq == b.dq && a.dk == b.dk && a.dv == b.dv, "{variant} {opts:?}: deterministic runs differ");
 }
 
+/// Ragged shapes (B, Sq, Sk, H, Hkv, D, dtype) of the backward's window and softcap tests: Sq != Sk
+/// both ways, GQA and MQA, both head dims of the Hopper kernel, both dtypes.
+const BWD_EXT_SHAPES: [(usize, usize, usize, usize, usize, usize, DType); 4] = [
+    (1, 300, 300, 4, 2, 64, DType::Bf16),
+    (2, 200, 333, 4, 1, 128, DType::F16),
+    (1, 333, 150, 2, 2, 128, DType::Bf16),
+    (1, 257, 513, 6, 2, 64, DType::F16),
+];
+
 /// Sliding windows in the backward (FC_LOCAL, the window's right edge as the causal bound): left
 /// only, left and right, causal with a left edge (both alignments), and the diagonal alone, on the
 /// planner's path (Hopper kernel at d 64 / 128 on sm_90a) and the sm80 kernel; ragged lengths,
@@ -478,13 +487,7 @@ fn windowed_backward_matches_reference_on_both_paths() {
         (Mask::None, win(Some(1), Some(1))),
         (Mask::None, win(None, Some(5))),
     ];
-    let shapes = [
-        (1, 300, 300, 4, 2, 64, DType::Bf16),
-        (2, 200, 333, 4, 1, 128, DType::F16),
-        (1, 333, 150, 2, 2, 128, DType::Bf16),
-        (1, 257, 513, 6, 2, 64, DType::F16),
-    ];
-    for &(b, sq, sk, h, hkv, d, dt) in &shapes {
+    for &(b, sq, sk, h, hkv, d, dt) in &BWD_EXT_SHAPES {
         for &(mask, window) in &cases {
             let qd = TensorDesc::contiguous_bshd(b, sq, h, d, dt);
             let kd = TensorDesc::contiguous_bshd(b, sk, hkv, d, dt);
@@ -515,13 +518,7 @@ fn softcap_backward_matches_reference_on_both_paths() {
         (Mask::CausalBottomRight, Window::default(), 1.5),
         (Mask::None, win(Some(40), Some(17)), 1.5),
     ];
-    let shapes = [
-        (1, 300, 300, 4, 2, 64, DType::Bf16),
-        (2, 200, 333, 4, 1, 128, DType::F16),
-        (1, 257, 513, 6, 2, 64, DType::F16),
-        (1, 333, 150, 2, 2, 128, DType::Bf16),
-    ];
-    for &(b, sq, sk, h, hkv, d, dt) in &shapes {
+    for &(b, sq, sk, h, hkv, d, dt) in &BWD_EXT_SHAPES {
         for &(mask, window, cap) in &cases {
             let qd = TensorDesc::contiguous_bshd(b, sq, h, d, dt);
             let kd = TensorDesc::contiguous_bshd(b, sk, hkv, d, dt);
