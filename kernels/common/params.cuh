@@ -164,13 +164,16 @@ static_assert(sizeof(BwdParams) == 376, "BwdParams layout drifted from launch/pa
 
 // Hopper backward (sm90/bwd.cu): the common backward params plus TMA descriptors of q and dout
 // (boxes of 64 head-dim values by block_m query rows) and k, v (64 by block_n key rows). Twin of
-// launch/params.rs `Sm90BwdParams` (both assert 896 bytes: base padded to 384 for the 64-byte
+// launch/params.rs `Sm90BwdParams` (both assert 1152 bytes: base padded to 384 for the 64-byte
 // aligned maps).
 struct Sm90BwdParams {
   BwdParams base;
   TmaDesc tma_q, tma_k, tma_v, tma_do;
+  // dk and dv (boxes of 64 head-dim values by 64 key rows: one consumer warpgroup's keys), for the
+  // epilogue's TMA stores when the CTA owns its key block's whole group (kv_splits == 1).
+  TmaDesc tma_dk, tma_dv;
 };
-static_assert(sizeof(Sm90BwdParams) == 896, "Sm90BwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(Sm90BwdParams) == 1152, "Sm90BwdParams layout drifted from launch/params.rs");
 
 // FP8 V transpose (sm90/fp8_vt.cu): v e4m3 [B, Sk, Hkv, D] (element strides, head dim stride 1) to
 // vt [B, Hkv, D, seqlen_pad] contiguous, keys permuted within groups of 32 (see fp8_vt.cu) and zero

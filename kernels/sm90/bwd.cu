@@ -35,5 +35,5 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     return;
   }
   ptx::setmaxnreg_inc<Sm90Bwd::kConsumerRegs>();
-  sm90::bwd::consumer::run(p.base, sm, work, warpgroup - 1, threadIdx.x - 128 * warpgroup);
+  sm90::bwd::consumer::run(p, sm, work, warpgroup - 1, threadIdx.x - 128 * warpgroup);
 }

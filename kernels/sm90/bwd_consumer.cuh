@@ -151,19 +151,24 @@ FC_DEVICE void store_dq(const float (&acc)[kDq8][4], u32 buf, int row, int chunk
   }
 }
 
-// dK or dV of this warp's 16 keys (wgmma D layout), times `scale`, to global memory from registers.
-FC_DEVICE void store_rows(const float (&acc)[kD8][4], float scale, u16* out, i64 row_stride, int rows_valid,
-                          int lane) {
+// Named barriers of the epilogue: every consumer's last GEMM reading K and V has completed (their
+// tiles may be overwritten); then one per consumer warpgroup, its dK/dV rows are staged.
+constexpr int kBarKvFree = 6;
+constexpr int kBarStaged0 = 7;
+
+// dK or dV of this warp's 16 keys (wgmma D layout), times `scale`, into rows `row0` .. of a K/V
+// tile in shared memory, in the layout TMA loaded it with ([d block][row][64 values], 128-byte
+// swizzle: chunk c of row r at c ^ (r % 8)): the box layout of the dk/dv tensor maps. One store
+// covers 8 rows x 4 words at 8 distinct chunks, so the 32 lanes hit 32 different banks.
+FC_DEVICE void stage_rows(const float (&acc)[kD8][4], float scale, u32 tile, int row0, int lane) {
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const int row = g + 8 * r;
-    if (row >= rows_valid) continue;
-    u16* dst = out + row * row_stride + 2 * t;
+    const int row = row0 + g + 8 * r;
 #pragma unroll
     for (int i = 0; i < kD8; ++i) {
-      *reinterpret_cast<u32*>(dst + 8 * i) =
-          ptx::pack2<Sm90Bwd::kBf16>(acc[i][2 * r] * scale, acc[i][2 * r + 1] * scale);
+      const u32 at = tile + (i / 8) * Sm90Bwd::kBlockN * 128 + row * 128 + (((i % 8) ^ (row & 7)) << 4) + 4 * t;
+      ptx::st_shared_u32(at, ptx::pack2<Sm90Bwd::kBf16>(acc[i][2 * r] * scale, acc[i][2 * r + 1] * scale));
     }
   }
 }
@@ -206,7 +211,8 @@ FC_DEVICE void store_partial(const float (&acc)[kD8][4], float scale, float* out
 // warpgroup 0's T1 end), so warpgroup 1 reaches kBarDqFull without waiting for warpgroup 0's T2
 // or anything after it; warpgroup 1's T2 waits for warpgroup 0's T2 end, signalled before warp 0
 // waits. So every wait is for an event its waiter's partner reaches without waiting on the
-// waiter: no cycle. Barrier ids: 0 (__syncthreads), 1 to 3 above, 4 and 5 the turns; all < 16.
+// waiter: no cycle. Barrier ids: 0 (__syncthreads), 1 to 3 above, 4 and 5 the turns, 6 to 8 the
+// epilogue's (below); all < 16.
 constexpr int kBarTurn0 = 4;
 static_assert(!Sm90Bwd::kPingPong || Sm90Bwd::kConsumers == 2, "the backward's ping-pong alternates two warpgroups");
 static_assert(kBarTurn0 + Sm90Bwd::kConsumers <= 16, "named barrier ids run 0 .. 15");
@@ -478,7 +484,8 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
 }
 
 // Everything consumer warpgroup w (thread tw of it) does, from K/V landing to storing dK and dV.
-FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw) {
+FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& work, int w, int tw) {
+  const BwdParams& f = p.base;
   const int warp = tw >> 5, lane = tw & 31;
   float dk[kD8][4], dv[kD8][4];
 #pragma unroll
@@ -511,11 +518,28 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, 
     store_partial(dv, 1.f, dkp + (i64)f.kv_splits * part, lane);
     return;
   }
-  const int rows_valid = f.seqlen_k - key0;
-  u16* dkp = reinterpret_cast<u16*>(f.dk) + work.b * f.dk_stride_b + work.hk * f.dk_stride_h + key0 * f.dk_stride_s;
-  u16* dvp = reinterpret_cast<u16*>(f.dv) + work.b * f.dv_stride_b + work.hk * f.dv_stride_h + key0 * f.dv_stride_s;
-  store_rows(dk, f.scale, dkp, f.dk_stride_s, rows_valid, lane);
-  store_rows(dv, 1.f, dvp, f.dv_stride_s, rows_valid, lane);
+  // The whole group's dK and dV: staged in the K and V tiles (free once both warpgroups' last GEMMs
+  // reading them, the dQ GEMMs, have completed) and written by TMA, one box of 64 keys per
+  // warpgroup and d block. Register stores of 4 bytes were 9% of a D128 S1K backward's stall
+  // samples, and the CTA's wait for them to drain at exit another 3% (bench/NOTES.md, session 5).
+  // Keys past seqlen_k are clipped by the tensor maps.
+  ptx::named_bar_sync(kBarKvFree, kThreads);
+  stage_rows(dk, f.scale, sm.k(), w * 64 + warp * 16, lane);
+  stage_rows(dv, 1.f, sm.v(), w * 64 + warp * 16, lane);
+  // The copy engine (async proxy) reads what these generic stores wrote: fence, then meet.
+  ptx::fence_proxy_async_smem();
+  ptx::named_bar_sync(kBarStaged0 + w, 128);
+  if (tw == 0) {
+#pragma unroll
+    for (int db = 0; db < Sm90Bwd::kDBlocks; ++db) {
+      const u32 off = db * Sm90Bwd::kBlockN * 128 + w * 64 * 128;
+      ptx::tma_store_4d(&p.tma_dk, sm.k() + off, db * 64, work.n0 + w * 64, work.hk, work.b);
+      ptx::tma_store_4d(&p.tma_dv, sm.v() + off, db * 64, work.n0 + w * 64, work.hk, work.b);
+    }
+    ptx::tma_store_commit();
+    // Shared memory must outlive the stores' reads of it.
+    ptx::tma_store_wait<0>();
+  }
 }
 
 }  // namespace sm90::bwd::consumer

@@ -565,6 +565,8 @@ impl Runtime {
                 tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn, 1)?,
                 tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn, 1)?,
                 tma_do: tma::encode_bshd("dout", dout.ptr, &dout.desc, bm, 1)?,
+                tma_dk: tma::encode_bshd("dk", dk.ptr, &dk.desc, 64, 1)?,
+                tma_dv: tma::encode_bshd("dv", dv.ptr, &dv.desc, 64, 1)?,
             })
         } else {
             None

@@ -205,7 +205,7 @@ unsafe impl DeviceRepr for BwdParams {}
 
 /// Hopper backward parameters: the common backward ones plus TMA maps of q and dout (boxes of 64
 /// head-dim values by block_m rows) and k, v (64 by block_n rows). Twin of `struct Sm90BwdParams`
-/// in kernels/common/params.cuh (both assert 896 bytes; `base` is padded to 384 bytes so the maps
+/// in kernels/common/params.cuh (both assert 1152 bytes; `base` is padded to 384 bytes so the maps
 /// stay 64-byte aligned).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -215,9 +215,13 @@ pub struct Sm90BwdParams {
     pub tma_k: TensorMap,
     pub tma_v: TensorMap,
     pub tma_do: TensorMap,
+    /// dk and dv, boxes of 64 head-dim values by 64 key rows (one consumer warpgroup's keys): the
+    /// epilogue's TMA stores.
+    pub tma_dk: TensorMap,
+    pub tma_dv: TensorMap,
 }
 
-const _: () = assert!(std::mem::size_of::<Sm90BwdParams>() == 896);
+const _: () = assert!(std::mem::size_of::<Sm90BwdParams>() == 1152);
 const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_q) == 384);
 const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_do) == 768);
 
