@@ -1,4 +1,5 @@
-//! Random inputs (fresh every run, never zeros) and 16-bit float conversions.
+//! Random inputs (fresh every run, never zeros) and NaN poison patterns (`DType::encode` and
+//! `DType::decode` convert values).
 
 use flashcore::DType;
 use rand::rngs::SmallRng;
@@ -14,22 +15,6 @@ pub fn nan_bits(dt: DType) -> u16 {
     }
 }
 
-pub fn to_bits(x: f32, dt: DType) -> u16 {
-    match dt {
-        DType::F16 => half::f16::from_f32(x).to_bits(),
-        DType::Bf16 => half::bf16::from_f32(x).to_bits(),
-        DType::E4m3 => flashcore::fp8::f32_to_e4m3(x) as u16,
-    }
-}
-
-pub fn from_bits(b: u16, dt: DType) -> f64 {
-    match dt {
-        DType::F16 => half::f16::from_bits(b).to_f64(),
-        DType::Bf16 => half::bf16::from_bits(b).to_f64(),
-        DType::E4m3 => flashcore::fp8::e4m3_to_f32(b as u8) as f64,
-    }
-}
-
 /// `n` standard-normal values rounded to `dt`, generated in parallel chunks from `seed`.
 pub fn randn_bits(n: usize, dt: DType, seed: u64) -> Vec<u16> {
     const CHUNK: usize = 1 << 20;
@@ -42,9 +27,9 @@ pub fn randn_bits(n: usize, dt: DType, seed: u64) -> Vec<u16> {
             let u2: f32 = rng.random::<f32>();
             let r = (-2.0 * u1.ln()).sqrt();
             let (s, c) = (std::f32::consts::TAU * u2).sin_cos();
-            pair[0] = to_bits(r * c, dt);
+            pair[0] = dt.encode(r * c);
             if pair.len() > 1 {
-                pair[1] = to_bits(r * s, dt);
+                pair[1] = dt.encode(r * s);
             }
         }
     });

@@ -3,7 +3,7 @@
 //! (RMSE) and, per quantization mode, against the naive FP8 oracle's bar; timed beside our bf16
 //! kernel in the same process.
 
-use crate::data::{fresh_seed, nan_bits, to_bits};
+use crate::data::{fresh_seed, nan_bits};
 use crate::gpu::time_median_ms;
 use flashcore::fp8::{self, Granularity};
 use flashcore::{AttnOptions, DType, DeviceTensor, Mask, Problem, Result, Runtime, TensorDesc};
@@ -231,7 +231,7 @@ fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) 
 
         // Our bf16 kernel on the same inputs rounded to bf16.
         let up = |x: &[f32], d: TensorDesc| -> Result<DeviceTensor> {
-            let bits: Vec<u16> = x.par_iter().map(|v| to_bits(*v, DType::Bf16)).collect();
+            let bits: Vec<u16> = x.par_iter().map(|v| DType::Bf16.encode(*v)).collect();
             rt.upload(&bits, d)
         };
         let (qb, kb, vb) = (up(&q, qd)?, up(&k, kd)?, up(&v, kd)?);

@@ -2,7 +2,7 @@
 //! (sampled) rows (forward) or (batch, kv head) groups (backward), time with CUDA events and an L2
 //! flush before every timed run.
 
-use crate::data::{fresh_seed, from_bits, nan_bits, randn_bits};
+use crate::data::{fresh_seed, nan_bits, randn_bits};
 use crate::shapes::Shape;
 use flashcore::cudarc::driver::{sys, CudaSlice};
 use flashcore::reference::{
@@ -137,7 +137,7 @@ pub fn run_shape(
         for &r in &rows {
             for hi in 0..s.h {
                 let base = bi as i64 * od.strides[0] + r as i64 * od.strides[1] + hi as i64 * od.strides[2];
-                got.extend((0..s.d).map(|di| from_bits(ob[(base + di as i64) as usize], dt)));
+                got.extend((0..s.d).map(|di| dt.decode(ob[(base + di as i64) as usize])));
             }
         }
     }
@@ -175,7 +175,7 @@ fn count_unwritten(bits: &[u16], d: &TensorDesc, dt: flashcore::DType) -> usize 
                 .map(|hi| {
                     let base =
                         (bi as i64 * d.strides[0] + si as i64 * d.strides[1] + hi as i64 * d.strides[2]) as usize;
-                    bits[base..base + dd].iter().filter(|x| from_bits(**x, dt).is_nan()).count()
+                    bits[base..base + dd].iter().filter(|x| dt.decode(**x).is_nan()).count()
                 })
                 .sum::<usize>()
         })
@@ -297,7 +297,7 @@ pub fn run_shape_bwd(
                 for si in 0..seq {
                     let base = bi as i64 * desc.strides[0] + si as i64 * desc.strides[1] + hi as i64 * desc.strides[2];
                     let at = ((bi * seq + si) * heads + hi) * d;
-                    g.extend((0..d).map(|x| from_bits(bits[(base + x as i64) as usize], dt)));
+                    g.extend((0..d).map(|x| dt.decode(bits[(base + x as i64) as usize])));
                     w.extend_from_slice(&full[at..at + d]);
                     n.extend_from_slice(&nat[at..at + d]);
                 }

@@ -2,7 +2,7 @@
 //! split-KV) checked on sampled sequences against the f64 reference, and `bench --suite decode`
 //! (achieved K/V bandwidth against a device-to-device copy measured in the same run).
 
-use crate::data::{fresh_seed, from_bits, nan_bits, randn_bits};
+use crate::data::{fresh_seed, nan_bits, randn_bits};
 use crate::gpu::time_median_ms;
 use crate::record::Record;
 use flashcore::cudarc::driver::{CudaSlice, DevicePtr};
@@ -301,7 +301,7 @@ fn check(rt: &Runtime, s: &InferShape, st: &Setup, which: &[usize]) -> Result<(E
     for &bi in which {
         let (sq, sk) = s.seqs[bi];
         let q0 = if varlen { st.cu_q[bi] } else { bi * max_q };
-        let qv: Vec<f64> = st.host_q[q0 * h * d..][..sq * h * d].iter().map(|x| from_bits(*x, dt)).collect();
+        let qv: Vec<f64> = st.host_q[q0 * h * d..][..sq * h * d].iter().map(|x| dt.decode(*x)).collect();
         // Sequence bi's keys, gathered from its layout.
         let key_row = |j: usize| -> usize {
             match s.layout {
@@ -311,7 +311,7 @@ fn check(rt: &Runtime, s: &InferShape, st: &Setup, which: &[usize]) -> Result<(E
             }
         };
         let gather = |src: &[u16]| -> Vec<f64> {
-            (0..sk).flat_map(|j| src[key_row(j) * row..][..row].iter().map(|x| from_bits(*x, dt))).collect()
+            (0..sk).flat_map(|j| src[key_row(j) * row..][..row].iter().map(|x| dt.decode(*x))).collect()
         };
         let (kv, vv) = (gather(&st.host_k), gather(&st.host_v));
         let leak = |x: Vec<f64>| -> &'static [f64] { Box::leak(x.into_boxed_slice()) };
@@ -334,7 +334,7 @@ fn check(rt: &Runtime, s: &InferShape, st: &Setup, which: &[usize]) -> Result<(E
         let w = attention_scored(&qh, &kh, &vh, sc, scale, Some(&rows), Precision::F64)?;
         let nv = attention_scored(&qh, &kh, &vh, sc, scale, Some(&rows), Precision::Naive(dt))?;
         for &r in &rows {
-            got.extend(out_bits[(q0 + r) * h * d..][..h * d].iter().map(|x| from_bits(*x, dt)));
+            got.extend(out_bits[(q0 + r) * h * d..][..h * d].iter().map(|x| dt.decode(*x)));
         }
         want.extend(w.out);
         naive.extend(nv.out);

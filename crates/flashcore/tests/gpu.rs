@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{bits, rand_bits, rt, seeded, val, values};
+use common::{rand_bits, rt, seeded, values};
 use flashcore::api::args::Visibility;
 use flashcore::cudarc::driver::{DevicePtr, DevicePtrMut};
 use flashcore::plan::KernelKind;
@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 fn nan(dt: DType) -> u16 {
-    bits(f32::NAN, dt)
+    dt.encode(f32::NAN)
 }
 
 fn host(v: &[f64], d: &TensorDesc) -> HostTensor<'static, f64> {
@@ -175,7 +175,7 @@ fn bad_buffers_and_pointers_are_errors_and_empty_is_a_no_op() {
     let rt = rt();
     let dt = DType::F16;
     let qd = TensorDesc::contiguous_bshd(1, 64, 2, 64, dt);
-    let q = rt.alloc_filled(qd, bits(0.5, dt)).unwrap();
+    let q = rt.alloc_filled(qd, dt.encode(0.5)).unwrap();
     let small = rt.alloc_filled(TensorDesc::contiguous_bshd(1, 32, 2, 64, dt), 0).unwrap();
     let small_as_q = flashcore::DeviceTensor { buf: small.buf, desc: qd };
     let mut out = rt.alloc_filled(qd, nan(dt)).unwrap();
@@ -221,7 +221,7 @@ fn logical(bits: &[u16], desc: &TensorDesc) -> Vec<f64> {
         for si in 0..s {
             for hi in 0..h {
                 let base = bi as i64 * desc.strides[0] + si as i64 * desc.strides[1] + hi as i64 * desc.strides[2];
-                out.extend((0..d).map(|x| val(bits[(base + x as i64) as usize], desc.dtype)));
+                out.extend((0..d).map(|x| desc.dtype.decode(bits[(base + x as i64) as usize])));
             }
         }
     }
@@ -655,7 +655,7 @@ fn backward_errors_name_the_argument_and_large_head_dims_are_unsupported() {
     let rt = rt();
     let dt = DType::Bf16;
     let qd = TensorDesc::contiguous_bshd(1, 64, 2, 64, dt);
-    let q = rt.alloc_filled(qd, bits(0.5, dt)).unwrap();
+    let q = rt.alloc_filled(qd, dt.encode(0.5)).unwrap();
     let (out, lse) = rt.forward(&q, &q, &q, &AttnOptions { return_lse: true, ..Default::default() }).unwrap();
     let lse = lse.unwrap();
     let opts = BwdOptions::default();
@@ -694,7 +694,7 @@ fn backward_errors_name_the_argument_and_large_head_dims_are_unsupported() {
     assert!(matches!(e, Err(Error::InvalidArg { arg: "dlse", .. })), "{e:?}");
     // Head dim 256: a clear Unsupported error, not a spilling kernel.
     let big = TensorDesc::contiguous_bshd(1, 16, 1, 256, dt);
-    let t = rt.alloc_filled(big, bits(0.5, dt)).unwrap();
+    let t = rt.alloc_filled(big, dt.encode(0.5)).unwrap();
     let (o256, l256) = rt.forward(&t, &t, &t, &AttnOptions { return_lse: true, ..Default::default() }).unwrap();
     let r = rt.backward(&t, &t, &t, &o256, &t, &l256.unwrap(), &opts);
     assert!(matches!(r, Err(Error::Unsupported(_))), "{:?}", r.err());

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{bits, rand_bits, rt, seeded, values};
+use common::{rand_bits, rt, seeded, values};
 use flashcore::cudarc::driver::CudaSlice;
 use flashcore::reference::{attention_scored, compare, within_bar, HostTensor, Precision, Scoring};
 use flashcore::{
@@ -187,7 +187,7 @@ fn run_case(c: &Case, rng: &mut StdRng) {
     let q = rt.upload(&qcat, qd).unwrap();
     let k = rt.upload(&kcat, kd).unwrap();
     let v = rt.upload(&vcat, kd).unwrap();
-    let mut out = rt.alloc_filled(qd, bits(f32::NAN, dt)).unwrap();
+    let mut out = rt.alloc_filled(qd, dt.encode(f32::NAN)).unwrap();
     let lse_len = if c.q_varlen { h * total_q } else { b * h * max_q };
     let mut lse = rt.stream().clone_htod(&vec![f32::NAN; lse_len]).unwrap();
 

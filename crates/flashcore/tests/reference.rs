@@ -331,3 +331,21 @@ fn naive_backward_error_is_small_but_nonzero_and_groups_select_exactly() {
         }
     }
 }
+
+#[test]
+fn dtype_encode_and_decode_round_values_as_the_dtype() {
+    // Exactly representable in all three dtypes: round trips unchanged.
+    for dt in [DType::F16, DType::Bf16, DType::E4m3] {
+        for x in [0.0f32, 1.0, -2.5, 0.125, 448.0] {
+            assert_eq!(dt.decode(dt.encode(x)), x as f64, "{dt:?} {x}");
+        }
+    }
+    // Otherwise the dtype's rounding, the same as the rounding helpers above.
+    let x = 0.1f32;
+    for dt in [DType::F16, DType::Bf16, DType::E4m3] {
+        assert_eq!(dt.decode(dt.encode(x)), rounded(&[x as f64], dt)[0], "{dt:?}");
+    }
+    assert_eq!(DType::Bf16.encode(1.0), 0x3f80);
+    assert_eq!(DType::F16.encode(1.0), 0x3c00);
+    assert!(DType::F16.decode(DType::F16.encode(f32::NAN)).is_nan());
+}

@@ -29,6 +29,22 @@ impl DType {
             DType::E4m3 => "e4m3",
         }
     }
+    /// `x` rounded to this dtype, as the bit pattern a device buffer holds (e4m3 in the low byte).
+    pub fn encode(self, x: f32) -> u16 {
+        match self {
+            DType::F16 => half::f16::from_f32(x).to_bits(),
+            DType::Bf16 => half::bf16::from_f32(x).to_bits(),
+            DType::E4m3 => crate::fp8::f32_to_e4m3(x) as u16,
+        }
+    }
+    /// The value of a bit pattern of this dtype (the inverse of [`DType::encode`]).
+    pub fn decode(self, bits: u16) -> f64 {
+        match self {
+            DType::F16 => half::f16::from_bits(bits).to_f64(),
+            DType::Bf16 => half::bf16::from_bits(bits).to_f64(),
+            DType::E4m3 => crate::fp8::e4m3_to_f32(bits as u8) as f64,
+        }
+    }
 }
 
 impl std::str::FromStr for DType {

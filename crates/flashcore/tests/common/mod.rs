@@ -13,28 +13,12 @@ pub fn rt() -> &'static Runtime {
     RT.get_or_init(|| Runtime::new(0).expect("these tests need a CUDA GPU"))
 }
 
-pub fn bits(x: f32, dt: DType) -> u16 {
-    match dt {
-        DType::F16 => half::f16::from_f32(x).to_bits(),
-        DType::Bf16 => half::bf16::from_f32(x).to_bits(),
-        DType::E4m3 => flashcore::fp8::f32_to_e4m3(x) as u16,
-    }
-}
-
-pub fn val(b: u16, dt: DType) -> f64 {
-    match dt {
-        DType::F16 => half::f16::from_bits(b).to_f64(),
-        DType::Bf16 => half::bf16::from_bits(b).to_f64(),
-        DType::E4m3 => flashcore::fp8::e4m3_to_f32(b as u8) as f64,
-    }
-}
-
 pub fn rand_bits(n: usize, dt: DType, rng: &mut StdRng) -> Vec<u16> {
-    (0..n).map(|_| bits(rng.random_range(-3.0f32..3.0), dt)).collect()
+    (0..n).map(|_| dt.encode(rng.random_range(-3.0f32..3.0))).collect()
 }
 
 pub fn values(b: &[u16], dt: DType) -> Vec<f64> {
-    b.iter().map(|x| val(*x, dt)).collect()
+    b.iter().map(|x| dt.decode(*x)).collect()
 }
 
 /// A generator with a fresh seed, printed so a failure can be replayed.
