@@ -114,7 +114,7 @@ FC_DEVICE void store_ds(const u32 (&dsa)[kM16][4], u32 buf, int key, int lane) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int j = 2 * kk + half;  // n8 tile: queries 8j .. 8j + 7
-      const u32 at = buf + (j / 8) * Sm90Bwd::kBlockN * 128 + r * 128 + (((j % 8) ^ (r & 7)) << 4) + 4 * t;
+      const u32 at = buf + (j / 8) * Sm90Bwd::kBlockN * 128 + ptx::swizzle128(r, j % 8) + 4 * t;
       ptx::st_shared_u32(at, dsa[kk][2 * half]);
       ptx::st_shared_u32(at + 8 * 128, dsa[kk][2 * half + 1]);
     }
@@ -167,7 +167,7 @@ FC_DEVICE void stage_rows(const float (&acc)[kD8][4], float scale, u32 tile, int
     const int row = row0 + g + 8 * r;
 #pragma unroll
     for (int i = 0; i < kD8; ++i) {
-      const u32 at = tile + (i / 8) * Sm90Bwd::kBlockN * 128 + row * 128 + (((i % 8) ^ (row & 7)) << 4) + 4 * t;
+      const u32 at = tile + (i / 8) * Sm90Bwd::kBlockN * 128 + ptx::swizzle128(row, i % 8) + 4 * t;
       ptx::st_shared_u32(at, ptx::pack2<Sm90Bwd::kBf16>(acc[i][2 * r] * scale, acc[i][2 * r + 1] * scale));
     }
   }

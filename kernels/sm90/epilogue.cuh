@@ -59,9 +59,8 @@ FC_DEVICE void store_o_tma(const float (&o)[Sm90::kHeadDim / 8][4], const float 
     const int row = warp * 16 + g + 8 * r;
 #pragma unroll
     for (int i = 0; i < Sm90::kHeadDim / 8; ++i) {
-      // Chunk i % 8 of d block i / 8, XORed with row % 8: the TMA 128-byte swizzle, which also
-      // spreads the 8 rows one store instruction writes over different bank groups.
-      const u32 addr = buf + (i / 8) * 64 * 128 + row * 128 + (((i % 8) ^ (row & 7)) << 4) + t * 4;
+      // Chunk i % 8 of d block i / 8, in the TMA 128-byte swizzle.
+      const u32 addr = buf + (i / 8) * 64 * 128 + ptx::swizzle128(row, i % 8) + t * 4;
       ptx::st_shared_u32(addr, ptx::pack2<Traits::kBf16>(o[i][2 * r] * inv_l[r], o[i][2 * r + 1] * inv_l[r]));
     }
   }

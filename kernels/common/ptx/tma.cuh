@@ -88,6 +88,11 @@ FC_DEVICE void named_bar_arrive(int id, int count) {
 
 namespace ptx {
 
+// Byte offset of 16-byte chunk `chunk` (0 .. 7) of row `row` in a 1024-byte aligned tile of 128-byte
+// rows with the TMA / wgmma 128-byte swizzle: chunk c of row r lives at c ^ (r % 8), which also
+// spreads the 8 rows of one 4-byte-per-lane store instruction over different bank groups.
+FC_DEVICE u32 swizzle128(int row, int chunk) { return (u32)(row * 128 + ((chunk ^ (row & 7)) << 4)); }
+
 FC_DEVICE void st_shared_u32(u32 addr, u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory"); }
 
 // Orders this thread's generic-proxy shared-memory writes before later async-proxy reads (a TMA
