@@ -342,9 +342,8 @@ def _native_backward(
     q, k, v, out = (t if kernel_ready(t) else t.contiguous() for t in (q, k, v, out))
     ensure_nvrtc_path()
     with _on_device(q.device):
-        stream = torch.cuda.current_stream(q.device).cuda_stream
         _native.backward_cuda(
-            q.device.index, stream, CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v), _bshd(out), _bshd(dout),
+            q.device.index, _stream(q.device), CUDA_DTYPES[q.dtype], _bshd(q), _bshd(k), _bshd(v), _bshd(out), _bshd(dout),
             lse.data_ptr(), _bshd(dq), _bshd(dk), _bshd(dv), mask, scale, deterministic, window_left, window_right,
             softcap if softcap != 0.0 else None, dlse.data_ptr() if dlse is not None else 0,
         )
