@@ -41,3 +41,30 @@ rows = [
 ]
 for name, fn in rows:
     print(f"{name:40s} {per_call(fn):8.1f} us per call (host)")
+
+# Backward (the bench's bwd rows time torch.autograd.grad of a kept graph): the whole autograd call
+# for flashcore and for SDPA's cuDNN backend, flashcore's backward without autograd, and the native
+# entry point alone. Shape of the bench's MQA row scaled down, so the GPU keeps up.
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+
+qb = torch.randn(1, 4, 128, 128, device=dev, dtype=torch.bfloat16, requires_grad=True)
+kb, vb = (torch.randn(1, 1, 128, 128, device=dev, dtype=torch.bfloat16, requires_grad=True) for _ in range(2))
+do = torch.randn_like(qb)
+out_fc = flashcore.attention(qb, kb, vb)
+with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+    out_sd = F.scaled_dot_product_attention(qb, kb, vb, enable_gqa=True)
+o2, lse2 = torch.ops.flashcore.fwd(qb.detach(), kb.detach(), vb.detach(), "none", 128**-0.5, keep_lse=True,
+                                   lse_grad=False)[:2]
+g = [torch.empty_like(t) for t in (qb, kb, vb)]
+bargs = [_ops._bshd(t) for t in (qb, kb, vb, o2, do)]
+gargs = [_ops._bshd(t) for t in g]
+brows = [
+    ("autograd.grad, SDPA cuDNN", lambda: torch.autograd.grad(out_sd, (qb, kb, vb), do, retain_graph=True)),
+    ("autograd.grad, flashcore", lambda: torch.autograd.grad(out_fc, (qb, kb, vb), do, retain_graph=True)),
+    ("_ops._native_backward", lambda: _ops._native_backward(do, qb.detach(), kb.detach(), vb.detach(), o2, lse2,
+                                                            *g, "none", 128**-0.5, False)),
+    ("_native.backward_cuda", lambda: _native.backward_cuda(0, stream, _ops.CUDA_DTYPES[qb.dtype], *bargs, lse2.data_ptr(),
+                                                            *gargs, "none", 128**-0.5, False, -1, -1, None, 0)),
+]
+for name, fn in brows:
+    print(f"{name:40s} {per_call(fn):8.1f} us per call (host)")
