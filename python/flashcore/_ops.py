@@ -467,6 +467,27 @@ def sinks_grad(dout: Tensor, out: Tensor, lse: Tensor, dlse: Optional[Tensor], s
 torch.library.register_autograd("flashcore::fwd", _backward, setup_context=_setup_context)
 
 
+class AttentionFunction(torch.autograd.Function):
+    """The eager autograd path of `flashcore::fwd` (`direct_call_ok` calls): the same forward,
+    saved state and backward as the op's registered autograd, without the dispatcher and the
+    custom-op autograd wrapper around them, which cost more host time than a small shape's
+    backward kernels (bench/NOTES.md, session 6). Traced or transformed calls keep the op."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, scale, keep_lse, lse_grad, deterministic, window_left, window_right, softcap,
+                sinks):
+        inputs = (q, k, v, mask, scale, keep_lse, lse_grad, deterministic, window_left, window_right, softcap, sinks)
+        output = fwd_impl(*inputs)
+        _setup_context(ctx, inputs, output)
+        return output
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dout, dlse):
+        # The native backward is not itself differentiable: a second derivative raises.
+        return _backward(ctx, dout, dlse)
+
+
 # ---- Inference paths: packed variable-length batches, KV caches (contiguous or paged), merge. ----
 # No autograd: flashcore.attention_varlen / attention_with_kvcache / merge refuse inputs that
 # require gradients. The int32 index tensors (cu_seqlens, cache_seqlens, block_table) stay on the

@@ -210,13 +210,17 @@ def attention(
     )
     if layout == "bshd":
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    # Without autograd or tracing to serve, the op's implementation runs directly (the dispatcher
-    # costs more host time than a small call's kernel; `_ops.direct_call_ok`).
-    fwd = _ops.fwd_impl if not needs_grad and _ops.direct_call_ok((q, k, v, sinks)) else torch.ops.flashcore.fwd
-    out, lse = fwd(
-        q, k, v, mask, scale, keep_lse=return_lse or needs_grad, lse_grad=return_lse,
-        deterministic=deterministic, window_left=window_left, window_right=window_right, softcap=cap, sinks=sinks,
-    )
+    # Without tracing to serve, eager calls skip the dispatcher (it costs more host time than a
+    # small call's kernels; `_ops.direct_call_ok`): the implementation runs directly, or under a
+    # plain autograd.Function when a gradient is needed.
+    args = (q, k, v, mask, scale, return_lse or needs_grad, return_lse, deterministic, window_left, window_right, cap,
+            sinks)
+    if not _ops.direct_call_ok((q, k, v, sinks)):
+        out, lse = torch.ops.flashcore.fwd(*args)
+    elif needs_grad:
+        out, lse = _ops.AttentionFunction.apply(*args)
+    else:
+        out, lse = _ops.fwd_impl(*args)
     if layout == "bshd":
         out = out.transpose(1, 2)
     return (out, lse) if return_lse else out

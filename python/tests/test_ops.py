@@ -1,6 +1,8 @@
 """The custom ops: torch.library's own consistency checks (schema, fake impl, autograd registration)
 and torch.compile(fullgraph=True) tracing through them."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -300,6 +302,45 @@ def test_direct_call_only_where_the_dispatcher_adds_nothing():
         dispatched = flashcore.attention(q, k, v, causal=True)
     assert any("flashcore.fwd" in op for op in rec.ops), rec.ops
     assert torch.equal(direct, dispatched)
+
+
+def test_eager_autograd_skips_the_dispatcher_with_the_same_gradients():
+    """Eager calls that need a gradient run under `_ops.AttentionFunction` (no dispatcher, no
+    custom-op autograd wrapper); under a dispatch mode they go through flashcore::fwd. Both give the
+    same output and the same gradients, sinks included, and a second derivative raises."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from flashcore import _ops
+
+    class Passthrough(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, 4, 9, 16, dtype=torch.float64) for _ in range(3))
+    k, v = k[:, :2], v[:, :2]  # GQA 4/2
+    sinks = torch.randn(4, dtype=torch.float64)
+    dout = torch.randn(2, 4, 9, 16, dtype=torch.float64)
+
+    def run(mode):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v, sinks)]
+        with mode:
+            out = flashcore.attention(*leaves[:3], causal=True, sinks=leaves[3], window=(5, 0))
+        grads = torch.autograd.grad(out, leaves, dout)
+        return out, grads
+
+    direct_out, direct_grads = run(contextlib.nullcontext())
+    op_out, op_grads = run(Passthrough())
+    assert type(flashcore.attention(*(t.requires_grad_() for t in (q.clone(), k, v))).grad_fn).__name__.startswith(
+        "AttentionFunction"
+    )
+    assert torch.equal(direct_out.detach(), op_out.detach())
+    for a, b in zip(direct_grads, op_grads):
+        assert torch.equal(a, b)
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    (g,) = torch.autograd.grad(flashcore.attention(*leaves).sum(), leaves[0], create_graph=True)
+    with pytest.raises(RuntimeError):
+        g.sum().backward()
 
 
 def test_compile_fullgraph_with_sinks_forward_and_backward():
