@@ -2,9 +2,10 @@
 of bench/shapes.toml, kept identical by a test) run through flashcore and torch SDPA's backends in
 one process.
 
-Method (the same as the Rust `flashcore bench`): CUDA events around each run, 3 warm-up calls,
-median of >= 20 timed runs, a 256 MiB buffer written before each timed run to flush L2; errors
-against float64 on sampled query rows. FLOPs = 4·B·H·Sq·Sk·D, halved when causal.
+Method (as the Rust `flashcore bench`, whose flush is 2 x L2: its host path is short): CUDA events
+around each run, 3 warm-up calls, median of >= 20 timed runs, a 1 GiB buffer written before each
+timed run to flush L2 (FLUSH_BYTES); errors against float64 on sampled query rows.
+FLOPs = 4·B·H·Sq·Sk·D, halved when causal.
 
 Backward rows (the `backward` section of shapes.toml, records with mode "bwd"): the forward runs
 once and its autograd graph is kept; the timed call is `torch.autograd.grad(out, (q, k, v), dout,
@@ -31,7 +32,12 @@ import torch.nn.functional as F
 SHAPES = pathlib.Path(__file__).with_name("shapes.toml")
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 BENCH_SUITES = ["seed", "fa", "gqa", "long", "bwd"]
-FLUSH_BYTES = 256 << 20
+# 1 GiB: far past L2 (50 MB), and ~0.35 ms of device time per write, so the host has run ahead by
+# the time the timed call's start event comes up. With 256 MiB (~0.09 ms) a call whose host path
+# (autograd, allocation, launches) outlasted the flush left the device idle after the start event,
+# and rows under ~0.3 ms timed the host instead (bench/NOTES.md, session 6: the MQA backward 0.40
+# ms against 0.14 of device time). Host time per call is reported by scripts/gpu/host_overhead.py.
+FLUSH_BYTES = 1 << 30
 
 
 def _toml_loads(text: str) -> Dict[str, Any]:
