@@ -511,8 +511,10 @@ fn row_backward_f64(
     if keys.is_empty() {
         return (RowStats { m: f64::NEG_INFINITY, l: 0.0, d: 0.0 }, dqi);
     }
-    let raw: Vec<f64> = keys.iter().map(|&j| scale * kr[j].iter().zip(qi).map(|(x, y)| x * y).sum::<f64>()).collect();
-    let s: Vec<f64> = raw.iter().map(|&x| logit_f64(x, cap).0).collect();
+    // (logit, its derivative by the scaled score) per visible key, as the naive twin computes them.
+    let sc: Vec<(f64, f64)> =
+        keys.iter().map(|&j| logit_f64(scale * kr[j].iter().zip(qi).map(|(x, y)| x * y).sum::<f64>(), cap)).collect();
+    let s: Vec<f64> = sc.iter().map(|x| x.0).collect();
     let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
     let l: f64 = e.iter().sum();
@@ -525,9 +527,9 @@ fn row_backward_f64(
         }
     }
     let di: f64 = doi.iter().zip(&oi).map(|(x, y)| x * y).sum();
-    for ((pj, &j), &x) in p.iter().zip(keys).zip(&raw) {
+    for ((pj, &j), (_, dl)) in p.iter().zip(keys).zip(&sc) {
         let dp: f64 = doi.iter().zip(&vr[j]).map(|(x, y)| x * y).sum();
-        let ds = pj * (dp - di) * logit_f64(x, cap).1;
+        let ds = pj * (dp - di) * dl;
         for x in 0..d {
             dqi[x] += scale * ds * kr[j][x];
         }

@@ -308,9 +308,9 @@ fn check_bwd_case_on(path: BwdPath, qd: TensorDesc, kd: TensorDesc, opts: BwdOpt
         host(&values(&vb, dt), &kd),
         host(&values(&db, dt), &qd),
     );
-    let vis = Scoring { vis: Visibility { mask: opts.mask, window: opts.window }, softcap: opts.softcap };
-    let want = attention_backward_at(&qh, &kh, &vh, &dh, vis, sc, Precision::F64, None).unwrap();
-    let naive = attention_backward_at(&qh, &kh, &vh, &dh, vis, sc, Precision::Naive(dt), None).unwrap();
+    let scoring = Scoring { vis: Visibility { mask: opts.mask, window: opts.window }, softcap: opts.softcap };
+    let want = attention_backward_at(&qh, &kh, &vh, &dh, scoring, sc, Precision::F64, None).unwrap();
+    let naive = attention_backward_at(&qh, &kh, &vh, &dh, scoring, sc, Precision::Naive(dt), None).unwrap();
     for (name, bits, desc, w, n) in [
         ("dq", &g.dq, &dq_desc, &want.dq, &naive.dq),
         ("dk", &g.dk, &dkv_desc, &want.dk, &naive.dk),
