@@ -64,6 +64,16 @@ struct BwdTraits {
     const int last_query = n0 + kBlockN - 1 - window_offset_left;  // the last that sees key n0 + kBlockN - 1
     return last_query < 0 ? 0 : min(num_m_blocks, last_query / kBlockM + 1);
   }
+  // The query block a CTA visits at position mi of its walk over [m_begin, m_begin + m_count).
+  // The deterministic mode walks it downwards: query block m takes its key blocks' dQ adds in
+  // ascending key-block order, and every CTA then reaches m at the same position of its walk
+  // (all walks start at the last query block, or later for a window's later key blocks), so each
+  // CTA runs one add behind the previous key block's instead of idling through the steps that
+  // CTA has before m (upwards, key block n of a causal row waits for m_begin(n) - m_begin(n - 1)
+  // more steps of its predecessor each: the CTAs of a row sat on their SMs through 2x the work).
+  static FC_DEVICE int m_at(int mi, int m_begin, int m_count, bool downwards) {
+    return downwards ? m_begin + m_count - 1 - mi : m_begin + mi;
+  }
   // The first key block whose range holds query block m: the smallest n with m_end(n * kBlockN) > m,
   // i.e. n * kBlockN >= m * kBlockM + window_offset_left - kBlockN + 1. The deterministic mode's
   // turn of key block n in query block m is n - first_n_block(m): it must match the walk exactly,

@@ -63,19 +63,20 @@ struct FwdParams {
   // ---- FP8 forward (issue 7, FC_FP8): q, k, v are e4m3 and the true values are x * descale. ----
   // fp32 descale factors: q's of (b, h, 128-row block i) at q_descale[b * q_descale_stride_b + h *
   // q_descale_stride_h + i * q_descale_stride_blk], k's likewise per kv head and 128-key block, v's
-  // per (b, kv head). Zero strides broadcast: per tensor all strides are 0, per head the block
-  // stride is 0. A block stride of k that is not 0 makes the kernel rescale each score block.
+  // per (b, kv head) and 128-key block likewise. Zero strides broadcast: per tensor all strides are
+  // 0, per head the block stride is 0. A block stride of k that is not 0 makes the kernel rescale
+  // each score block; one of v, the O accumulator between key blocks (sm90/consumer.cuh).
   u64 q_descale, k_descale, v_descale;
   i64 q_descale_stride_b, q_descale_stride_h, q_descale_stride_blk;
   i64 k_descale_stride_b, k_descale_stride_h, k_descale_stride_blk;
-  i64 v_descale_stride_b, v_descale_stride_h;
+  i64 v_descale_stride_b, v_descale_stride_h, v_descale_stride_blk;
 
   // ---- Attention sinks (inference paths, FC_INFER): fp32 [heads], one logit per query head that
   // joins every row's softmax denominator with a zero value (the row's weights then sum to less
   // than 1), and the LSE includes it; 0 = none. With splits the combine kernel adds it, once. ----
   u64 sinks;
 };
-static_assert(sizeof(FwdParams) == 368, "FwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(FwdParams) == 376, "FwdParams layout drifted from launch/params.rs");
 
 // Hopper forward: the common params plus TMA descriptors of q, k, v (boxes of 64 head-dim values
 // by block_m query rows or block_n key rows) and o. Twin of launch/params.rs `Sm90Params`.
@@ -94,7 +95,7 @@ struct Sm90Params {
   // the TMA-store epilogue.
   TmaDesc tma_o;
 };
-static_assert(sizeof(Sm90Params) == 896, "Sm90Params layout drifted from launch/params.rs");
+static_assert(sizeof(Sm90Params) == 960, "Sm90Params layout drifted from launch/params.rs");
 
 // Combine / merge (attn/combine.cu). Twin of launch/params.rs `CombineParams` (both assert 184 bytes).
 // Split combine: in_o[0] / in_lse[0] are FwdParams o_accum / lse_accum (fp32, split-major); row r of

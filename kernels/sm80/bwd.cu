@@ -54,7 +54,7 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
 
   auto load_step = [&](int step) {
     const int h = hk * group + step / m_count;
-    const int m0 = (m_begin + step % m_count) * T::kBlockM;
+    const int m0 = T::m_at(step % m_count, m_begin, m_count, p.deterministic != 0) * T::kBlockM;
     const u32 stage = sring + (step % T::kStages) * kStageBytes;
     const u16* q = reinterpret_cast<const u16*>(p.q) + b * p.q_stride_b + h * p.q_stride_h + m0 * p.q_stride_s;
     const u16* dout =
@@ -103,7 +103,7 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
     __syncthreads();
 
     const int h = hk * group + step / m_count;
-    const int m0 = (m_begin + step % m_count) * T::kBlockM;
+    const int m0 = T::m_at(step % m_count, m_begin, m_count, p.deterministic != 0) * T::kBlockM;
     const u32 sq = sring + (step % T::kStages) * kStageBytes;
     const u32 sdo = sq + QTile::kBytes;
     const float* lse2 = reinterpret_cast<const float*>(smem + (sdo + QTile::kBytes - sbase));

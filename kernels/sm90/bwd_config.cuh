@@ -78,6 +78,7 @@ namespace sm90::bwd {
 struct Work {
   int n_block, hk, b, n0, split;
   int h0, m_begin, m_count, steps;
+  bool downwards;  // the deterministic mode's walk (BwdTraits::m_at)
 
   FC_DEVICE explicit Work(const BwdParams& p) {
     n_block = blockIdx.x;
@@ -91,7 +92,10 @@ struct Work {
     const int heads_per_cta = p.heads / p.kv_heads / p.kv_splits;
     h0 = hk * (p.heads / p.kv_heads) + split * heads_per_cta;
     steps = m_count * heads_per_cta;
+    downwards = p.deterministic != 0;
   }
+  // First row of the query block at position mi of the walk.
+  FC_DEVICE int m0(int mi) const { return BwdTraits::m_at(mi, m_begin, m_count, downwards) * Sm90Bwd::kBlockM; }
 };
 
 }  // namespace sm90::bwd

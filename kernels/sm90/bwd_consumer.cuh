@@ -276,7 +276,7 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
   int h = work.h0, mi = 0;
   for (int i = 0; i < work.steps; ++i) {
     const int s = i % Sm90Bwd::kStages;
-    const int m0 = (work.m_begin + mi) * Sm90Bwd::kBlockM;
+    const int m0 = work.m0(mi);
     ptx::mbar_wait(sm.q_full(s), (i / Sm90Bwd::kStages) & 1);
 
     float sc[kM8][4], dp[kM8][4];
@@ -405,7 +405,7 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
   i64 prev_bh = 0;
   for (int i = 0; i < work.steps; ++i) {
     const int s = i % Sm90Bwd::kStages;
-    const int m0 = (work.m_begin + mi) * Sm90Bwd::kBlockM;
+    const int m0 = work.m0(mi);
     const i64 bh = (i64)work.b * f.heads + h;
     ptx::mbar_wait(sm.q_full(s), (i / Sm90Bwd::kStages) & 1);
 

@@ -30,7 +30,7 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w)
     const int s = i % Sm90Bwd::kStages;
     // Stage s was last used by step i - kStages; wait until every consumer thread released it.
     if (i >= Sm90Bwd::kStages) ptx::mbar_wait(sm.q_empty(s), ((i / Sm90Bwd::kStages) - 1) & 1);
-    const int m0 = (w.m_begin + mi) * Sm90Bwd::kBlockM;
+    const int m0 = w.m0(mi);
     ptx::mbar_arrive_expect_tx(sm.q_full(s), 2 * Sm90Bwd::kQBytes + 2 * Sm90Bwd::kVecBytes);
 #pragma unroll
     for (int db = 0; db < Sm90Bwd::kDBlocks; ++db) {

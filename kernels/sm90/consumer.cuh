@@ -127,6 +127,29 @@ struct Mainloop {
   // FP8 block quantization of k: key block j's descale at kd_blk[j * f.k_descale_stride_blk]; null
   // otherwise.
   const float* kd_blk;
+  // FP8 block quantization of v: key block j's descale at vd_blk[j * f.v_descale_stride_blk]; null
+  // otherwise. O then accumulates in units of the current block's factor: before P_j·V_j adds in,
+  // O is rescaled by vd_{j-1} / vd_j along with the softmax's alpha (so every block pays the
+  // head-dim multiplies), and the epilogue multiplies by the last block's factor (last_vd).
+  const float* vd_blk;
+
+  FC_DEVICE float vd_of(int j) const { return vd_blk[(n_block0() + j) * f.v_descale_stride_blk]; }
+  FC_DEVICE float last_vd(float vd) const {
+    if constexpr (Sm90::kFp8) {
+      if (vd_blk != nullptr && n_blocks > 0) return vd_of(n_blocks - 1);
+    }
+    return vd;
+  }
+  // alpha for the O rows before block j's P·V: the softmax's, times the change of v's factor.
+  FC_DEVICE void v_ratio(float (&alpha)[2], int j) const {
+    if constexpr (Sm90::kFp8) {
+      if (vd_blk != nullptr && j > 0) {
+        const float r = vd_of(j - 1) / vd_of(j);
+        alpha[0] *= r;
+        alpha[1] *= r;
+      }
+    }
+  }
 
   FC_DEVICE int stage(int j) const { return (it0 + j) % Sm90::kStages; }
 
@@ -184,6 +207,7 @@ struct Mainloop {
       mask(sc, j);
       float alpha[2];
       softmax.update(sc, sl2, alpha);
+      v_ratio(alpha, j);
       rescale(o, alpha);
       u32 pa[kK16][4];
       pack_p(pa, sc);
@@ -232,6 +256,7 @@ struct Mainloop {
       ptx::warpgroup::fence_operand(o);
       ptx::warpgroup::fence_operand(pa);
       ptx::mbar_arrive(sm.v_empty(sp));
+      v_ratio(alpha, j);
       rescale(o, alpha);
       pack_p(pa, sc);
     }

@@ -13,9 +13,10 @@
 #include "smem.cuh"
 
 // FP8: this warp's descale factors (its 16 rows are one head and one 128-row q block). q's and,
-// unless k is block-quantized, k's go into the softmax scale; v's multiplies the output.
+// unless k is block-quantized, k's go into the softmax scale; v's multiplies the output (per key
+// block: the mainloop rescales O between blocks, sm90/consumer.cuh).
 FC_DEVICE void fp8_descales(const FwdParams& f, const sm90::Tile& x, int head, int row0, float& sl2, float& vd,
-                            const float*& kd_blk) {
+                            const float*& kd_blk, const float*& vd_blk) {
   const float* qd = reinterpret_cast<const float*>(f.q_descale);
   const float* kd = reinterpret_cast<const float*>(f.k_descale) + x.b * f.k_descale_stride_b + x.hk * f.k_descale_stride_h;
   const float* vdp = reinterpret_cast<const float*>(f.v_descale);
@@ -25,7 +26,12 @@ FC_DEVICE void fp8_descales(const FwdParams& f, const sm90::Tile& x, int head, i
   } else {
     sl2 *= kd[0];
   }
-  vd = vdp[x.b * f.v_descale_stride_b + x.hk * f.v_descale_stride_h];
+  vdp += x.b * f.v_descale_stride_b + x.hk * f.v_descale_stride_h;
+  if (f.v_descale_stride_blk != 0) {
+    vd_blk = vdp;
+  } else {
+    vd = vdp[0];
+  }
 }
 
 extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(const __grid_constant__ Sm90Params p) {
@@ -86,11 +92,11 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
     for (int i = 0; i < kD8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
     float sl2 = f.scale_log2, vd = 1.f;
-    const float* kd_blk = nullptr;
-    if constexpr (Sm90::kFp8) fp8_descales(f, x, head, warp_row0, sl2, vd, kd_blk);
+    const float *kd_blk = nullptr, *vd_blk = nullptr;
+    if constexpr (Sm90::kFp8) fp8_descales(f, x, head, warp_row0, sl2, vd, kd_blk, vd_blk);
     const sm90::consumer::Mainloop mainloop{
         f,   sm,         sm.q(slot), wg,         lane,          warp_row0, x.n_blocks,
-        it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk};
+        it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk, vd_blk};
     if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o);
     } else {
@@ -101,7 +107,10 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
 
     float inv_l[2], lse[2];
     softmax.finish(sl2, inv_l, lse);
-    if constexpr (Sm90::kFp8) inv_l[0] *= vd, inv_l[1] *= vd;
+    if constexpr (Sm90::kFp8) {
+      vd = mainloop.last_vd(vd);
+      inv_l[0] *= vd, inv_l[1] *= vd;
+    }
     if constexpr (Traits::kInfer) {
       // Packed (varlen) q/o and LSE rows start at the sequence's offset; LSE rows are the split
       // partials' row index too (params.cuh).

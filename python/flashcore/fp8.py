@@ -7,7 +7,8 @@ or fp16. `hadamard_qk` is incoherent processing: a random-sign Hadamard transfor
 the head dim, which leaves q kᵀ unchanged and spreads outliers before quantization.
 
 Descale shapes: "tensor" [1]; "head" [B, H] (k and v: [B, Hkv]); "block" [B, H, ceil(S / 128)]
-(q and k only). Forward only: inputs that require grad are rejected.
+(k and v: [B, Hkv, ceil(Sk / 128)], one factor per key block of the kernel). Forward only: inputs
+that require grad are rejected.
 """
 
 import math
@@ -73,7 +74,7 @@ def dequantize_fp8(x: Tensor, descale: Tensor, layout: str = "bhsd") -> Tensor:
     """x_fp8 * descale in fp32 (the values the FP8 kernel computes with)."""
     xb = _bhsd(x, layout).float()
     b, h, s, d = xb.shape
-    g = _granularity("descale", descale, b, h, s, block_ok=True)
+    g = _granularity("descale", descale, b, h, s)
     if g == "tensor":
         f = descale.reshape(1, 1, 1, 1)
     elif g == "head":
@@ -107,21 +108,19 @@ def hadamard_qk(q: Tensor, k: Tensor, seed: int = 0, layout: str = "bhsd") -> Tu
     return fwht(q), fwht(k)
 
 
-def _granularity(arg: str, t: Tensor, b: int, h: int, s: int, block_ok: bool) -> str:
+def _granularity(arg: str, t: Tensor, b: int, h: int, s: int) -> str:
     if t.numel() == 1:
         return "tensor"
     if tuple(t.shape) == (b, h):
         return "head"
     if tuple(t.shape) == (b, h, max(1, math.ceil(s / BLOCK_ROWS))):
-        if not block_ok:
-            raise _invalid(arg, "block granularity is supported for q and k only")
         return "block"
     raise _invalid(
         arg, f"shape {tuple(t.shape)} is none of [1], [{b}, {h}] or [{b}, {h}, {max(1, math.ceil(s / BLOCK_ROWS))}]"
     )
 
 
-def _descale(arg: str, t: Optional[Tensor], like: Tensor, block_ok: bool) -> Tuple[Tensor, str]:
+def _descale(arg: str, t: Optional[Tensor], like: Tensor) -> Tuple[Tensor, str]:
     if t is None:
         t = torch.ones(1, device=like.device)
     if not isinstance(t, Tensor):
@@ -131,7 +130,7 @@ def _descale(arg: str, t: Optional[Tensor], like: Tensor, block_ok: bool) -> Tup
     if t.device != like.device:
         raise _invalid(arg, f"is on {t.device}, the inputs are on {like.device}")
     b, h, s, _ = like.shape
-    g = _granularity(arg, t, b, h, s, block_ok)
+    g = _granularity(arg, t, b, h, s)
     return t.contiguous(), g
 
 
@@ -177,9 +176,9 @@ def attention_fp8(
         raise _invalid("scale", f"must be a positive finite number, got {scale}")
     mask = mask_name(causal)
     qb, kb, vb = _bhsd(q, layout), _bhsd(k, layout), _bhsd(v, layout)
-    qd, qg = _descale("q_descale", q_descale, qb, True)
-    kd, kg = _descale("k_descale", k_descale, kb, True)
-    vd, vg = _descale("v_descale", v_descale, vb, False)
+    qd, qg = _descale("q_descale", q_descale, qb)
+    kd, kg = _descale("k_descale", k_descale, kb)
+    vd, vg = _descale("v_descale", v_descale, vb)
     args = (qb, kb, vb, qd, kd, vd, qg, kg, vg, mask, None if scale is None else float(scale), layout == "bshd",
             out_dtype, return_lse)
     # Eager calls run the implementation directly; torch.compile and dispatch modes see the op.

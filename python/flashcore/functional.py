@@ -172,8 +172,8 @@ def attention(
     `return_lse` asks for it.
 
     FP8: torch.float8_e4m3fn q, k, v (CUDA, Hopper, head dims 64/128/256, forward only) run the FP8
-    kernel with fp32 descales q_descale, k_descale, v_descale (None = 1; shapes [1], [B, H] or, for
-    q and k, [B, H, ceil(S / 128)]; see `flashcore.quantize_fp8`); the output is bf16
+    kernel with fp32 descales q_descale, k_descale, v_descale (None = 1; shapes [1], [B, H] or
+    [B, H, ceil(S / 128)], H and S each tensor's own; see `flashcore.quantize_fp8`); the output is bf16
     (`flashcore.attention_fp8` takes `out_dtype`).
     """
     if isinstance(q, Tensor) and q.dtype == torch.float8_e4m3fn:

@@ -24,9 +24,9 @@ struct Mode {
 const MODES: [Mode; 5] = [
     Mode { name: "fp8-tensor", qk: Granularity::Tensor, v: Granularity::Tensor, hadamard: false },
     Mode { name: "fp8-head", qk: Granularity::Head, v: Granularity::Head, hadamard: false },
-    Mode { name: "fp8-block", qk: Granularity::Block, v: Granularity::Head, hadamard: false },
+    Mode { name: "fp8-block", qk: Granularity::Block, v: Granularity::Block, hadamard: false },
     Mode { name: "fp8-tensor-had", qk: Granularity::Tensor, v: Granularity::Tensor, hadamard: true },
-    Mode { name: "fp8-block-had", qk: Granularity::Block, v: Granularity::Head, hadamard: true },
+    Mode { name: "fp8-block-had", qk: Granularity::Block, v: Granularity::Block, hadamard: true },
 ];
 
 #[derive(Clone, Copy, Debug)]

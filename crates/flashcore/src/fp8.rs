@@ -4,8 +4,8 @@
 //!
 //! Inputs are e4m3 with fp32 descale factors (true value = e4m3 value x descale); both GEMMs run in
 //! FP8 wgmma with fp32 accumulation; the output is bf16 or fp16 and the LSE fp32.
-//! Descale granularities: q and k per tensor, per (batch, head) or per 128-row block; v per tensor
-//! or per (batch, kv head).
+//! Descale granularities, each of q, k and v: per tensor, per (batch, head) or per block of 128
+//! rows (keys for k and v: the kernel's key block).
 
 use crate::api::args::{AttnOptions, DType, Problem, TensorDesc};
 use crate::api::check::check;
@@ -73,7 +73,7 @@ pub enum Granularity {
     Tensor,
     /// One per (batch, head): fp32 [B, H] (H = the tensor's own heads).
     Head,
-    /// One per (batch, head, block of [`BLOCK_ROWS`] rows): fp32 [B, H, ceil(S / 128)]. q and k only.
+    /// One per (batch, head, block of [`BLOCK_ROWS`] rows): fp32 [B, H, ceil(S / 128)].
     Block,
 }
 
@@ -296,9 +296,6 @@ pub fn check_fp8(
     if !matches!(p.head_dim, 64 | 128 | 256) {
         return Err(Error::arg("q", format!("head dim {} (the FP8 forward supports 64, 128 and 256)", p.head_dim)));
     }
-    if descales[2].granularity == Granularity::Block {
-        return Err(Error::arg("v_descale", "block granularity is supported for q and k only"));
-    }
     for (name, d) in [("q_descale", &descales[0]), ("k_descale", &descales[1]), ("v_descale", &descales[2])] {
         if d.ptr == 0 || d.ptr % 4 != 0 {
             return Err(Error::arg(name, "needs a 4-byte aligned device pointer to fp32 factors"));
@@ -383,7 +380,9 @@ mod tests {
         let (q96, o96) = (e(1, 64, 2, 96), TensorDesc::contiguous_bshd(1, 64, 2, 96, DType::Bf16));
         assert_eq!(arg_of(check_fp8(&q96, &q96, &q96, &o96, &[ok; 3], &opts)), "q");
         let block = Descale { ptr: 256, granularity: Granularity::Block };
-        assert_eq!(arg_of(check_fp8(&q, &q, &q, &out, &[ok, ok, block], &opts)), "v_descale");
+        assert!(check_fp8(&q, &q, &q, &out, &[block; 3], &opts).is_ok());
+        let misaligned = Descale { ptr: 258, granularity: Granularity::Block };
+        assert_eq!(arg_of(check_fp8(&q, &q, &q, &out, &[ok, ok, misaligned], &opts)), "v_descale");
         let null = Descale { ptr: 0, granularity: Granularity::Tensor };
         assert_eq!(arg_of(check_fp8(&q, &q, &q, &out, &[ok, null, ok], &opts)), "k_descale");
         assert_eq!(arg_of(check_fp8(&q, &e(1, 64, 3, 128), &e(1, 64, 3, 128), &out, &[ok; 3], &opts)), "k");

@@ -716,6 +716,7 @@ fn fp8_matches_reference_across_granularities_masks_and_head_dims() {
         (Granularity::Tensor, Granularity::Tensor),
         (Granularity::Head, Granularity::Head),
         (Granularity::Block, Granularity::Head),
+        (Granularity::Block, Granularity::Block),
     ];
     for &(b, sq, sk, h, hkv, d) in &[(2, 130, 130, 4, 4, 64), (1, 77, 300, 4, 2, 128), (1, 300, 257, 2, 1, 256)] {
         for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
@@ -725,8 +726,14 @@ fn fp8_matches_reference_across_granularities_masks_and_head_dims() {
                         .map(|_| rng.random_range(-3.0f32..3.0) * if rng.random::<f32>() < 0.01 { 8.0 } else { 1.0 })
                         .collect()
                 };
-                let (q, k, v) =
+                let (q, k, mut v) =
                     (gen(b * sq * h * d, &mut rng), gen(b * sk * hkv * d, &mut rng), gen(b * sk * hkv * d, &mut rng));
+                // v's magnitude steps by 4x between 128-key blocks (1/4, 1, 4, ...), so per-block v
+                // descales differ and the kernel's rescale of O between key blocks is exercised.
+                for (r, row) in v.chunks_mut(d).enumerate() {
+                    let f = [0.25f32, 1.0, 4.0][(r / hkv % sk) / 128 % 3];
+                    row.iter_mut().for_each(|x| *x *= f);
+                }
                 let (qq, kq, vq) = (
                     fp8::quantize(&q, [b, sq, h, d], gqk),
                     fp8::quantize(&k, [b, sk, hkv, d], gqk),
@@ -776,7 +783,7 @@ fn fp8_matches_reference_across_granularities_masks_and_head_dims() {
                 let en = compare(&naive, &want.out);
                 assert!(
                     within_bar(&e, &en),
-                    "fp8 {:?} {mask:?} {gqk:?}: kernel {e:?} vs naive {en:?}",
+                    "fp8 {:?} {mask:?} {gqk:?}/{gv:?}: kernel {e:?} vs naive {en:?}",
                     [b, sq, sk, h, hkv, d]
                 );
                 let lse_err = got_lse
@@ -786,7 +793,7 @@ fn fp8_matches_reference_across_granularities_masks_and_head_dims() {
                     .map(|(g, w)| (*g as f64 - w).abs())
                     .fold(0.0, f64::max);
                 eprintln!(
-                    "fp8 {:?} {mask:?} {gqk:?}: O {e:?}, naive {en:?}, max lse err {lse_err:.2e}",
+                    "fp8 {:?} {mask:?} {gqk:?}/{gv:?}: O {e:?}, naive {en:?}, max lse err {lse_err:.2e}",
                     [b, sq, sk, h, hkv, d]
                 );
                 // The LSE is a function of the scores alone, and FP8 wgmma sums its products with

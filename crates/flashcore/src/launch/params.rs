@@ -4,7 +4,7 @@ use super::tma::TensorMap;
 use cudarc::driver::DeviceRepr;
 
 /// Forward parameters, passed by value as a `__grid_constant__` kernel argument.
-/// Layout must match `struct FwdParams` in kernels/common/params.cuh (both sides assert 368 bytes).
+/// Layout must match `struct FwdParams` in kernels/common/params.cuh (both sides assert 376 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FwdParams {
@@ -73,12 +73,14 @@ pub struct FwdParams {
     pub k_descale_stride_blk: i64,
     pub v_descale_stride_b: i64,
     pub v_descale_stride_h: i64,
+    /// Per 128-key block of v (block quantization); 0 = one factor for all keys.
+    pub v_descale_stride_blk: i64,
     /// Attention sinks (inference paths): fp32 [heads] logits joining each row's softmax
     /// denominator with a zero value; 0 = none.
     pub sinks: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<FwdParams>() == 368);
+const _: () = assert!(std::mem::size_of::<FwdParams>() == 376);
 const _: () = assert!(std::mem::offset_of!(FwdParams, q_descale) == 272);
 const _: () = assert!(std::mem::offset_of!(FwdParams, cu_seqlens_q) == 176);
 const _: () = assert!(std::mem::offset_of!(FwdParams, page_size) == 256);
@@ -90,7 +92,7 @@ const _: () = assert!(std::mem::offset_of!(FwdParams, scale_log2) == 168);
 unsafe impl DeviceRepr for FwdParams {}
 
 /// Hopper forward parameters: the common ones plus TMA maps of q, k, v.
-/// Twin of `struct Sm90Params` in kernels/common/params.cuh (both assert 896 bytes).
+/// Twin of `struct Sm90Params` in kernels/common/params.cuh (both assert 960 bytes).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sm90Params {
@@ -109,10 +111,10 @@ pub struct Sm90Params {
     pub tma_o: TensorMap,
 }
 
-const _: () = assert!(std::mem::size_of::<Sm90Params>() == 896);
-const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 368);
-const _: () = assert!(std::mem::offset_of!(Sm90Params, total_k) == 380);
-const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 384);
+const _: () = assert!(std::mem::size_of::<Sm90Params>() == 960);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, tile_counter) == 376);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, total_k) == 388);
+const _: () = assert!(std::mem::offset_of!(Sm90Params, tma_q) == 448);
 
 // SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
 unsafe impl DeviceRepr for Sm90Params {}

@@ -147,13 +147,13 @@ impl Runtime {
         let [qd, kd, vd] = descales;
         let (qsb, qsh, qsk) = qd.granularity.strides(p.seqlen_q, p.heads);
         let (ksb, ksh, ksk) = kd.granularity.strides(p.seqlen_k, p.kv_heads);
-        let (vsb, vsh, _) = vd.granularity.strides(p.seqlen_k, p.kv_heads);
+        let (vsb, vsh, vsk) = vd.granularity.strides(p.seqlen_k, p.kv_heads);
         params.q_descale = qd.ptr;
         params.k_descale = kd.ptr;
         params.v_descale = vd.ptr;
         (params.q_descale_stride_b, params.q_descale_stride_h, params.q_descale_stride_blk) = (qsb, qsh, qsk);
         (params.k_descale_stride_b, params.k_descale_stride_h, params.k_descale_stride_blk) = (ksb, ksh, ksk);
-        (params.v_descale_stride_b, params.v_descale_stride_h) = (vsb, vsh);
+        (params.v_descale_stride_b, params.v_descale_stride_h, params.v_descale_stride_blk) = (vsb, vsh, vsk);
         self.context().bind_to_thread()?;
 
         // V transposed into stream-ordered scratch, keys padded to a multiple of 32 (fp8_vt.cu).
