@@ -146,9 +146,12 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
     }
     sm80::bwd::add_dq<T::kDqCols>(dq, acc, T::kHeadDim, p.seqlen_q - row0, lane);
     if (p.deterministic) {
-      ptx::fence_gpu();
+      // One cumulative gpu-scope fence in the publishing thread, after the barrier (sm90/bwd_consumer.cuh).
       __syncthreads();
-      if (tid == 0) ptx::red_release_add_u32(sem, 1u);
+      if (tid == 0) {
+        ptx::fence_gpu();
+        ptx::red_release_add_u32(sem, 1u);
+      }
     }
   }
   // Every warp has finished reading K and V (the last dQ GEMM); their tiles stage dK and dV.

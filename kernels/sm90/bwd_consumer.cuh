@@ -370,9 +370,14 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
       }
       add_dq(dq, rows, lane);
       if (f.deterministic) {
-        ptx::fence_gpu();
+        // The barrier orders every thread's adds before the releasing thread's gpu-scope fence,
+        // which is cumulative over what that thread has observed: one fence, in the one thread
+        // that publishes the turn, rather than one per thread on every warp's path.
         ptx::named_bar_sync(kBarDqTurn, kThreads);
-        if (tw == 0 && w == 0) ptx::red_release_add_u32(sem, 1u);
+        if (tw == 0 && w == 0) {
+          ptx::fence_gpu();
+          ptx::red_release_add_u32(sem, 1u);
+        }
       }
     }
     if (++mi == work.m_count) {

@@ -37,8 +37,9 @@ FC_DEVICE void red_release_add_u32(u32* addr, u32 v) {
   asm volatile("red.release.gpu.global.add.u32 [%0], %1;\n" ::"l"(addr), "r"(v) : "memory");
 }
 
-// fence.acq_rel.gpu: orders this thread's earlier writes before its later ones for every observer on
-// the GPU (what __threadfence() emits).
+// fence.acq_rel.gpu: orders this thread's earlier writes, and the writes it has observed (other
+// threads' before a barrier it passed: fences are cumulative), before its later ones for every
+// observer on the GPU (what __threadfence() emits).
 FC_DEVICE void fence_gpu() { asm volatile("fence.acq_rel.gpu;\n" ::: "memory"); }
 
 }  // namespace ptx
