@@ -9,6 +9,34 @@ namespace attn {
 constexpr float kLn2 = 0.6931471805599453f;
 
 // State for the two rows (g and g+8) a lane holds in the mma C layout.
+// Reductions over row r's values of an accumulator block (columns 2r, 2r+1 of each n8 tile), pairwise
+// over halves: depth log2(2 * N8) instead of N8. N8 need not be a power of two.
+template <int N8, int Lo = 0, int Len = N8>
+struct RowTree {
+  static FC_DEVICE float max(const float (&s)[N8][4], int r) {
+    if constexpr (Len == 1) {
+      return fmaxf(s[Lo][2 * r], s[Lo][2 * r + 1]);
+    } else {
+      return fmaxf(RowTree<N8, Lo, Len / 2>::max(s, r), RowTree<N8, Lo + Len / 2, Len - Len / 2>::max(s, r));
+    }
+  }
+  static FC_DEVICE float sum(const float (&s)[N8][4], int r) {
+    if constexpr (Len == 1) {
+      return s[Lo][2 * r] + s[Lo][2 * r + 1];
+    } else {
+      return RowTree<N8, Lo, Len / 2>::sum(s, r) + RowTree<N8, Lo + Len / 2, Len - Len / 2>::sum(s, r);
+    }
+  }
+};
+template <int N8>
+FC_DEVICE float tree_max(const float (&s)[N8][4], int r) {
+  return RowTree<N8>::max(s, r);
+}
+template <int N8>
+FC_DEVICE float tree_sum(const float (&s)[N8][4], int r) {
+  return RowTree<N8>::sum(s, r);
+}
+
 template <int N8>
 struct OnlineSoftmax {
   float m[2];  // running max of raw scores (unscaled), -inf while no key was visible
@@ -16,6 +44,12 @@ struct OnlineSoftmax {
   // FP8: probabilities come out multiplied by 2^kPShift, so that their cast to e4m3 keeps small ones
   // out of the subnormals; l carries the same factor, which cancels in O / l and is taken out of LSE.
   static constexpr float kPShift = Traits::kFp8 ? (float)Traits::kFp8PLog2 : 0.f;
+  // Row max and row sum over the lane's 2 * N8 columns as trees (depth log2(2 * N8)) rather than
+  // running chains (each of the N8 steps waits for the previous result): the chains sit on the
+  // path between a block's Q·Kᵀ and its P·V. Measured on the H100 (bench/NOTES.md, session 7):
+  // FP8 d128 +3% (its three serial consumers wait on that path), 16-bit d128 / d256 level, d64
+  // -1.5% (16-bit and FP8), where the tree's live values cost more than the shorter chain saves.
+  static constexpr bool kTree = Traits::kHeadDim >= 96;
 
   FC_DEVICE void init() {
     m[0] = m[1] = kNegInf;
@@ -28,8 +62,12 @@ struct OnlineSoftmax {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float mx = m[r];
+      if constexpr (kTree) {
+        mx = fmaxf(mx, tree_max(s, r));
+      } else {
 #pragma unroll
-      for (int j = 0; j < N8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+        for (int j = 0; j < N8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+      }
       // The 4 lanes of a quad hold one row between them.
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
@@ -37,7 +75,6 @@ struct OnlineSoftmax {
       const float base = mx == kNegInf ? 0.f : mx * scale_log2;
       alpha[r] = ptx::exp2f_fast(m[r] * scale_log2 - base);
       m[r] = mx;
-      float sum = 0.f;
       const float nb = kPShift - base;
 #pragma unroll
       for (int j = 0; j < N8; ++j) {
@@ -49,7 +86,13 @@ struct OnlineSoftmax {
           s[j][2 * r] = ptx::exp2f_fast(x0);
           s[j][2 * r + 1] = ptx::exp2f_fast(x1);
         }
-        sum += s[j][2 * r] + s[j][2 * r + 1];
+      }
+      float sum = 0.f;
+      if constexpr (kTree) {
+        sum = tree_sum(s, r);
+      } else {
+#pragma unroll
+        for (int j = 0; j < N8; ++j) sum += s[j][2 * r] + s[j][2 * r + 1];
       }
       l[r] = l[r] * alpha[r] + sum;
     }
