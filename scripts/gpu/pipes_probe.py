@@ -1,0 +1,25 @@
+"""One forward call per mode for Nsight Compute (run on the GPU machine with the wheel installed):
+    python3 scripts/gpu/pipes_probe.py fp8|bf16 [S] [D] [causal]
+runs the call three times (ncu -s 2 -c 1 -k regex:fc_fwd_sm90 then profiles the third), so a perf
+note can compare the pipes (tensor, XU/MUFU, FMA, ALU) and issue slots of the FP8 and bf16 kernels
+on the same shape. B x S = 16K tokens, H x D = 2048, as the bench."""
+import sys
+
+import torch
+
+import flashcore
+
+mode = sys.argv[1]
+s = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
+d = int(sys.argv[3]) if len(sys.argv) > 3 else 128
+causal = len(sys.argv) > 4 and sys.argv[4] == "causal"
+b, h = 16384 // s, 2048 // d
+q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+if mode == "fp8":
+    (q, qd), (k, kd), (v, vd) = (flashcore.quantize_fp8(x) for x in (q, k, v))
+    call = lambda: flashcore.attention(q, k, v, causal=causal, q_descale=qd, k_descale=kd, v_descale=vd)  # noqa: E731
+else:
+    call = lambda: flashcore.attention(q, k, v, causal=causal)  # noqa: E731
+for _ in range(3):
+    call()
+torch.cuda.synchronize()
