@@ -8,7 +8,6 @@ namespace attn {
 
 constexpr float kLn2 = 0.6931471805599453f;
 
-// State for the two rows (g and g+8) a lane holds in the mma C layout.
 // Reductions over row r's values of an accumulator block (columns 2r, 2r+1 of each n8 tile), pairwise
 // over halves: depth log2(2 * N8) instead of N8. N8 need not be a power of two.
 template <int N8, int Lo = 0, int Len = N8>
@@ -37,6 +36,7 @@ FC_DEVICE float tree_sum(const float (&s)[N8][4], int r) {
   return RowTree<N8>::sum(s, r);
 }
 
+// State for the two rows (g and g+8) a lane holds in the mma C layout.
 template <int N8>
 struct OnlineSoftmax {
   float m[2];  // running max of raw scores (unscaled), -inf while no key was visible
