@@ -19,6 +19,11 @@
 #ifndef FC_SM90_BWD_PIPE
 #define FC_SM90_BWD_PIPE 0
 #endif
+// The deterministic mode on the Hopper shared-memory dQ path: each step's bulk reduce waits for its
+// turn in the query block (plan/backward.rs `bwd_deterministic`).
+#ifndef FC_SM90_BWD_DET
+#define FC_SM90_BWD_DET 0
+#endif
 
 struct BwdTraits {
   static constexpr int kHeadDim = Traits::kHeadDim;
@@ -34,6 +39,7 @@ struct BwdTraits {
   static constexpr bool kDqSmem = FC_SM90_BWD_DQ_SMEM != 0;
   static constexpr bool kPingPong = FC_SM90_BWD_PINGPONG != 0;
   static constexpr bool kPipe = FC_SM90_BWD_PIPE != 0;
+  static constexpr bool kDet = FC_SM90_BWD_DET != 0;
   static constexpr int kWarps = kBlockN / 16;
   static constexpr int kThreads = kWarps * 32;
   // dQ = dS K is split over the warps as kRowGroups (16 query rows each) x kColSplits (head-dim

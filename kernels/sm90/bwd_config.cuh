@@ -50,6 +50,8 @@ struct Sm90Bwd {
   // GEMM is issued with step i+1's Sᵀ and dPᵀ and stored while they run (FLASHCORE_SM90_BWD_PIPE=1).
   static constexpr bool kPingPong = BwdTraits::kPingPong;
   static constexpr bool kPipe = BwdTraits::kPipe;
+  static constexpr bool kDet = BwdTraits::kDet;
+  static_assert(!kDet || (kDqSmem && !kPipe && !kPingPong), "the deterministic dQ reduce runs in the plain shared-memory loop");
   static_assert(!kPipe || kDqSmem, "the pipelined loop stores the deferred dQ tile through shared memory");
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers. Mirrored by
   // plan/backward.rs::sm90_bwd_smem_bytes.

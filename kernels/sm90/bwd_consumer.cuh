@@ -335,7 +335,6 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
 
     const i64 bh = (i64)work.b * f.heads + h;
     if constexpr (Sm90Bwd::kDqSmem) {
-      // The deterministic mode never runs this variant (runtime.rs plans the red.global one).
       // The same as dq_store + dq_reduce, inline: through the two calls ptxas keeps the wgmma
       // descriptors in per-thread registers (R2UR 55 -> 281, +232 SASS instructions at d128).
       const u32 dq_buf = sm.dq(Sm90Bwd::kDqBufs == 2 ? (i & 1) : 0);
@@ -351,8 +350,29 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
       if (issuer) {
         // Rows m0 .. m0 + block_m - 1 of (b, h) are one contiguous tile of the accumulator.
         float* tile = reinterpret_cast<float*>(f.dq_accum) + (bh * seqlen_q_pad + m0) * Sm90Bwd::kHeadDim;
+        // The query block's turn counter, formed where used (held across the reduce, it and the
+        // CTA's key block index spilled a register in the windowed d128 kernel).
+        const auto sem = [&] {
+          return reinterpret_cast<u32*>(f.dq_sem) + bh * f.num_m_blocks + m0 / Sm90Bwd::kBlockM;
+        };
+        if constexpr (Sm90Bwd::kDet) {
+          // This key block's turn in the query block (as the red.global path below): the reduce
+          // (async proxy) goes out after the acquire that saw the previous key block's release.
+          const u32 turn =
+              (u32)((int)blockIdx.x - BwdTraits::first_n_block(m0 / Sm90Bwd::kBlockM, f.window_offset_left));
+          while (ptx::ld_acquire_u32(sem()) != turn) {
+          }
+          ptx::fence_proxy_async_global();
+        }
         ptx::bulk_reduce_add_f32(tile, dq_buf, Sm90Bwd::kDqBytes);
         ptx::tma_store_commit();
+        if constexpr (Sm90Bwd::kDet) {
+          // The reduce has completed (its writes performed) before the next key block's turn is
+          // published. Only this thread waits; the other warps go on to the next step.
+          ptx::tma_store_wait<0>();
+          ptx::fence_proxy_async_global();
+          ptx::red_release_add_u32(sem(), 1u);
+        }
       }
     } else {
       float* rows = reinterpret_cast<float*>(f.dq_accum) + (bh * seqlen_q_pad + m0 + dq_row0 + warp * 16) * Sm90Bwd::kHeadDim +

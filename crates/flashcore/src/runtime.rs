@@ -469,8 +469,7 @@ impl Runtime {
         }
         let (mut main, mut l) = self.plan_backward_on(path, &p)?;
         if opts.deterministic && main.bwd_dq_smem() {
-            // The ordered dQ adds of the deterministic mode are the red.global path's.
-            main = main.bwd_without_dq_smem();
+            main = main.bwd_deterministic();
             l = backward_launches(&main, &p, self.info.sm_count);
         }
         let prep = main.bwd_aux(KernelKind::BwdPrep);

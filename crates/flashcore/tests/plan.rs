@@ -258,7 +258,7 @@ fn backward_picks_the_hopper_kernel_for_d64_and_d128_on_sm90_only() {
         assert_eq!(q.bwd_without_dq_smem(), v);
         // The main-loop overlap knobs (FLASHCORE_SM90_BWD_PINGPONG / _PIPE): main kernel only, the
         // pipe only on the shared-memory dQ path; the deterministic fallback drops both.
-        let on = |pingpong, pipe| Sm90BwdOverlap { pingpong, pipe };
+        let on = |pingpong, pipe| Sm90BwdOverlap { pingpong, pipe, det: false };
         let pp = q.with_bwd_overlap(on(true, false));
         let pipe = q.with_bwd_overlap(on(false, true));
         let both = q.with_bwd_overlap(on(true, true));

@@ -98,6 +98,9 @@ FC_DEVICE void st_shared_u32(u32 addr, u32 v) { asm volatile("st.shared.u32 [%0]
 // Orders this thread's generic-proxy shared-memory writes before later async-proxy reads (a TMA
 // store of the same bytes). Each writing thread fences, then the threads meet at a barrier.
 FC_DEVICE void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// The same between the generic proxy and the async proxy's accesses to global memory (a bulk
+// reduce ordered after an acquire, or before a release, of the generic proxy).
+FC_DEVICE void fence_proxy_async_global() { asm volatile("fence.proxy.async.global;\n" ::: "memory"); }
 
 // Stores a box from shared memory to the 4-d tensor map at (c0 .. c3); rows past the end of the
 // tensor are not written. Completion is tracked per thread with bulk async-groups.

@@ -137,6 +137,9 @@ pub struct Sm90BwdOverlap {
     /// Step i's dQ GEMM is issued with step i+1's Sᵀ and dPᵀ and its tile stored to shared memory
     /// while those run (needs the shared-memory dQ path); on unless `FLASHCORE_SM90_BWD_PIPE=0`.
     pub pipe: bool,
+    /// The deterministic mode on the shared-memory dQ path (FC_SM90_BWD_DET): each step's bulk
+    /// reduce waits for its turn in the query block; the plain loop, no pingpong or pipe.
+    pub det: bool,
 }
 
 /// Which backward kernel a call runs.
@@ -176,7 +179,7 @@ impl Variant {
     /// (`FLASHCORE_SM90_BWD_DQ_SMEM`).
     pub fn backward_sm90(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
         let k = knobs();
-        let overlap = Sm90BwdOverlap { pingpong: k.sm90_bwd_pingpong, pipe: k.sm90_bwd_pipe };
+        let overlap = Sm90BwdOverlap { pingpong: k.sm90_bwd_pingpong, pipe: k.sm90_bwd_pipe, det: false };
         Ok(Variant::backward_sm90_with(head_dim, dtype, mask, max_smem, k.sm90_bwd_dq_smem)?.with_bwd_overlap(overlap))
     }
 
@@ -211,7 +214,10 @@ impl Variant {
         if self.kind != KernelKind::BwdSm90 {
             return self;
         }
-        Variant { bwd_overlap: Sm90BwdOverlap { pingpong: o.pingpong, pipe: o.pipe && self.tma_store }, ..self }
+        Variant {
+            bwd_overlap: Sm90BwdOverlap { pingpong: o.pingpong, pipe: o.pipe && self.tma_store, det: false },
+            ..self
+        }
     }
 
     /// Does this Hopper backward (or its post kernel) add dQ through shared memory (swizzled
@@ -220,9 +226,19 @@ impl Variant {
         matches!(self.kind, KernelKind::BwdSm90 | KernelKind::BwdPost) && self.tma_store
     }
 
-    /// The same backward with dQ added by red.global from registers: the deterministic mode's
-    /// (its ordered adds are per warpgroup, from registers). The overlap knobs are dropped too, so
-    /// the deterministic mode always runs the measured, committed loop.
+    /// The deterministic mode's backward: on the shared-memory dQ path the plain loop whose
+    /// issuing thread orders each bulk reduce by the query block's turn counter
+    /// (kernels/sm90/bwd_consumer.cuh), except with a sliding window or, at head dim 64, a
+    /// softcap, where that loop spills a register (NVRTC 13.0), and on the red.global path, whose
+    /// ordered adds are per CTA from registers.
+    pub fn bwd_deterministic(&self) -> Variant {
+        if !self.bwd_dq_smem() || self.ext.local || (self.head_dim <= 64 && self.ext.softcap) {
+            return self.bwd_without_dq_smem();
+        }
+        Variant { bwd_overlap: Sm90BwdOverlap { pingpong: false, pipe: false, det: true }, ..*self }
+    }
+
+    /// The same backward with dQ added by red.global from registers (and no overlap knobs).
     pub fn bwd_without_dq_smem(&self) -> Variant {
         Variant { tma_store: false, bwd_overlap: Sm90BwdOverlap::default(), ..*self }
     }
@@ -289,7 +305,7 @@ impl Variant {
             for dtype in [DType::F16, DType::Bf16] {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
                     let overlaps = [(false, false), (true, false), (false, true), (true, true)]
-                        .map(|(pingpong, pipe)| Sm90BwdOverlap { pingpong, pipe });
+                        .map(|(pingpong, pipe)| Sm90BwdOverlap { pingpong, pipe, det: false });
                     // `pipe` without the shared-memory dQ path falls back to the plain loop
                     // (`with_bwd_overlap`); the duplicates are dropped below.
                     let sm90 = [false, true]
@@ -304,7 +320,7 @@ impl Variant {
                         .map(|smem| Variant::backward_sm80(arch, d, dtype, mask, smem));
                     for main in sm80.into_iter().chain(sm90) {
                         let Ok(main) = main else { continue };
-                        for v in [main, main.bwd_aux(KernelKind::BwdPrep), main.bwd_aux(KernelKind::BwdPost)] {
+                        for v in [main, main.bwd_deterministic(), main.bwd_aux(KernelKind::BwdPrep), main.bwd_aux(KernelKind::BwdPost)] {
                             if !out.contains(&v) {
                                 out.push(v);
                             }
@@ -317,11 +333,11 @@ impl Variant {
                     let paths = [BwdPath::Sm80, BwdPath::Auto];
                     for (path, mask) in paths.into_iter().flat_map(|p| [(p, Mask::None), (p, Mask::CausalTopLeft)]) {
                         let Ok(main) = Variant::backward_on(path, arch, d, dtype, mask, smem) else { continue };
-                        // The deterministic mode's main kernel too (red.global dQ, Runtime::backward).
-                        for m in [main, main.bwd_without_dq_smem()] {
-                            for v in [m.with_bwd_ext(&left, false), m.with_bwd_ext(&Window::default(), true)] {
-                                if !out.contains(&v) {
-                                    out.push(v);
+                        // The deterministic mode's main kernel too (Runtime::backward).
+                        for v in [main.with_bwd_ext(&left, false), main.with_bwd_ext(&Window::default(), true)] {
+                            for m in [v, v.bwd_deterministic()] {
+                                if !out.contains(&m) {
+                                    out.push(m);
                                 }
                             }
                         }

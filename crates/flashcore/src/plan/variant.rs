@@ -309,6 +309,9 @@ impl Variant {
         if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.pipe {
             d.push(("FC_SM90_BWD_PIPE", "1".to_string()));
         }
+        if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.det {
+            d.push(("FC_SM90_BWD_DET", "1".to_string()));
+        }
         if self.kind == KernelKind::FwdSm90Fp8 {
             d.push(("FC_FP8", "1".to_string()));
             d.push(("FC_SM90_Q_STAGES", super::tiles::sm90_fp8_q_stages().to_string()));
@@ -523,7 +526,7 @@ impl std::fmt::Display for Variant {
         }
         write!(
             f,
-            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}",
+            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}{}",
             self.arch.nvrtc_arch(),
             self.head_dim,
             self.dtype.name(),
@@ -536,6 +539,7 @@ impl std::fmt::Display for Variant {
             },
             if self.bwd_overlap.pingpong { "-pp" } else { "" },
             if self.bwd_overlap.pipe { "-pipe" } else { "" },
+            if self.bwd_overlap.det { "-det" } else { "" },
             if self.ext.local { "-local" } else { "" },
             if self.ext.softcap { "-softcap" } else { "" },
             if self.ext.infer { "-infer" } else { "" },
