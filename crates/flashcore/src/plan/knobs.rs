@@ -32,7 +32,8 @@ pub struct Knobs {
     /// The Hopper backward adds each step's dQ tile to the fp32 accumulator from shared memory
     /// with one bulk reduce (FlashAttention-3's dQ path) instead of red.global from registers: on by
     /// default (+31-36% at D128 S4K on the H100, bench/NOTES.md); `FLASHCORE_SM90_BWD_DQ_SMEM=0`
-    /// turns it off. The deterministic mode keeps the red.global path either way.
+    /// turns it off. The deterministic mode orders the bulk reduces on this path (plan/backward.rs
+    /// `bwd_deterministic`; red.global with a window or at d64 with a softcap).
     pub sm90_bwd_dq_smem: bool,
     /// `FLASHCORE_SM90_BWD_PINGPONG=1`: the Hopper backward's consumer warpgroups take turns
     /// issuing GEMMs (default off; plan/backward.rs `Sm90BwdOverlap`).
