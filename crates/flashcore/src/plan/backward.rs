@@ -320,7 +320,12 @@ impl Variant {
                         .map(|smem| Variant::backward_sm80(arch, d, dtype, mask, smem));
                     for main in sm80.into_iter().chain(sm90) {
                         let Ok(main) = main else { continue };
-                        for v in [main, main.bwd_deterministic(), main.bwd_aux(KernelKind::BwdPrep), main.bwd_aux(KernelKind::BwdPost)] {
+                        for v in [
+                            main,
+                            main.bwd_deterministic(),
+                            main.bwd_aux(KernelKind::BwdPrep),
+                            main.bwd_aux(KernelKind::BwdPost),
+                        ] {
                             if !out.contains(&v) {
                                 out.push(v);
                             }
