@@ -226,11 +226,11 @@ impl Variant {
         matches!(self.kind, KernelKind::BwdSm90 | KernelKind::BwdPost) && self.tma_store
     }
 
-    /// The deterministic mode's backward: on the shared-memory dQ path the plain loop whose
-    /// issuing thread orders each bulk reduce by the query block's turn counter
-    /// (kernels/sm90/bwd_consumer.cuh), except with a sliding window or, at head dim 64, a
-    /// softcap, where that loop spills a register (NVRTC 13.0), and on the red.global path, whose
-    /// ordered adds are per CTA from registers.
+    /// The deterministic mode's backward. On the shared-memory dQ path: the plain loop, whose
+    /// issuing thread orders each step's bulk reduce by the query block's turn counter
+    /// (kernels/sm90/bwd_consumer.cuh). With a sliding window, or a softcap at head dim 64, that
+    /// loop spills a register (NVRTC 13.0), so those kernels, like the red.global path, add dQ by
+    /// ordered red.global from registers instead.
     pub fn bwd_deterministic(&self) -> Variant {
         if !self.bwd_dq_smem() || self.ext.local || (self.head_dim <= 64 && self.ext.softcap) {
             return self.bwd_without_dq_smem();
