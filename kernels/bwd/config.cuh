@@ -89,6 +89,11 @@ struct BwdTraits {
     const int x = m * kBlockM + window_offset_left - kBlockN + 1;
     return x <= 0 ? 0 : (x + kBlockN - 1) / kBlockN;
   }
+  // The deterministic mode's turn of key block n_block in query block m: the count of earlier key
+  // blocks that visit m (their CTAs were launched earlier, key block fastest).
+  static FC_DEVICE u32 dq_turn(int n_block, int m, int window_offset_left) {
+    return (u32)(n_block - first_n_block(m, window_offset_left));
+  }
 
   static_assert(kStages == 2, "the backward's Q/dO ring has two stages");
   static_assert(kHeadDim <= 128,

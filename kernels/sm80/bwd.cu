@@ -46,6 +46,10 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
   const int m_begin = T::m_begin(n0, p.num_m_blocks, p.causal_offset);
   const int m_count = max(0, T::m_end(n0, p.num_m_blocks, p.window_offset_left) - m_begin);
   const int steps = m_count * group;  // (query head, query block) pairs, query block fastest
+  // First row of the query block of a step (the deterministic mode walks them downwards).
+  auto m0_of = [&](int step) {
+    return T::m_at(step % m_count, m_begin, m_count, p.deterministic != 0) * T::kBlockM;
+  };
 
   const u16* k = reinterpret_cast<const u16*>(p.k) + b * p.k_stride_b + hk * p.k_stride_h + n0 * p.k_stride_s;
   const u16* v = reinterpret_cast<const u16*>(p.v) + b * p.v_stride_b + hk * p.v_stride_h + n0 * p.v_stride_s;
@@ -54,7 +58,7 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
 
   auto load_step = [&](int step) {
     const int h = hk * group + step / m_count;
-    const int m0 = T::m_at(step % m_count, m_begin, m_count, p.deterministic != 0) * T::kBlockM;
+    const int m0 = m0_of(step);
     const u32 stage = sring + (step % T::kStages) * kStageBytes;
     const u16* q = reinterpret_cast<const u16*>(p.q) + b * p.q_stride_b + h * p.q_stride_h + m0 * p.q_stride_s;
     const u16* dout =
@@ -103,7 +107,7 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
     __syncthreads();
 
     const int h = hk * group + step / m_count;
-    const int m0 = T::m_at(step % m_count, m_begin, m_count, p.deterministic != 0) * T::kBlockM;
+    const int m0 = m0_of(step);
     const u32 sq = sring + (step % T::kStages) * kStageBytes;
     const u32 sdo = sq + QTile::kBytes;
     const float* lse2 = reinterpret_cast<const float*>(smem + (sdo + QTile::kBytes - sbase));
@@ -137,11 +141,7 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
     if (p.deterministic) {
       // The key blocks first_n_block .. n_block - 1 all visit this query block too (BwdTraits::m_begin),
       // and their CTAs were launched earlier (lower linear index): wait for all of them.
-      const u32 turn = (u32)(n_block - T::first_n_block(m0 / T::kBlockM, p.window_offset_left));
-      if (tid == 0) {
-        while (ptx::ld_acquire_u32(sem) != turn) {
-        }
-      }
+      if (tid == 0) ptx::wait_acquire_eq_u32(sem, T::dq_turn(n_block, m0 / T::kBlockM, p.window_offset_left));
       __syncthreads();
     }
     sm80::bwd::add_dq<T::kDqCols>(dq, acc, T::kHeadDim, p.seqlen_q - row0, lane);

@@ -358,10 +358,8 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
         if constexpr (Sm90Bwd::kDet) {
           // This key block's turn in the query block (as the red.global path below): the reduce
           // (async proxy) goes out after the acquire that saw the previous key block's release.
-          const u32 turn =
-              (u32)((int)blockIdx.x - BwdTraits::first_n_block(m0 / Sm90Bwd::kBlockM, f.window_offset_left));
-          while (ptx::ld_acquire_u32(sem()) != turn) {
-          }
+          ptx::wait_acquire_eq_u32(sem(),
+                                   BwdTraits::dq_turn((int)blockIdx.x, m0 / Sm90Bwd::kBlockM, f.window_offset_left));
           ptx::fence_proxy_async_global();
         }
         ptx::bulk_reduce_add_f32(tile, dq_buf, Sm90Bwd::kDqBytes);
@@ -381,10 +379,8 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
       if (f.deterministic) {
         // Key blocks first_n_block .. n_block - 1 visit this query block too (BwdTraits::m_begin)
         // and their CTAs were launched earlier (key block fastest): wait for all of them.
-        const u32 turn = (u32)(work.n_block - BwdTraits::first_n_block(m0 / Sm90Bwd::kBlockM, f.window_offset_left));
         if (tw == 0 && w == 0) {
-          while (ptx::ld_acquire_u32(sem) != turn) {
-          }
+          ptx::wait_acquire_eq_u32(sem, BwdTraits::dq_turn(work.n_block, m0 / Sm90Bwd::kBlockM, f.window_offset_left));
         }
         ptx::named_bar_sync(kBarDqTurn, kThreads);
       }

@@ -31,6 +31,12 @@ FC_DEVICE u32 ld_acquire_u32(const u32* addr) {
   return v;
 }
 
+// Spins until *addr == v, with acquire semantics on the read that sees it.
+FC_DEVICE void wait_acquire_eq_u32(const u32* addr, u32 v) {
+  while (ld_acquire_u32(addr) != v) {
+  }
+}
+
 // *addr += v with release semantics at GPU scope: everything this thread wrote (and, after a
 // bar.sync, what the CTA wrote before it) is visible to a thread that acquires the new value.
 FC_DEVICE void red_release_add_u32(u32* addr, u32 v) {
