@@ -7,25 +7,53 @@
 
 namespace sm90::producer {
 
-// One K block, or a 16-bit V block (keys n0 .. n0 + block_n - 1 of the tile's sequence), into `dst`. Contiguous and
-// varlen K/V take one box per d block; a paged pool takes one box per page the block spans
-// (kPagedBox rows each, p.base.page_size <= block_n), at pool row page * page_size + offset. The
-// byte count is always a full block: TMA counts the zero-filled rows of a box past the tensor.
-FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const Tile& x, int n0, u32 bar) {
-  const FwdParams& f = p.base;
-  if (Traits::kInfer && f.block_table != 0) {
+// Pool rows of a paged key block (keys n0 .. n0 + block_n - 1 of the tile's sequence): one box per
+// page the block spans (min(page_size, block_n) rows each), at pool row page * page_size + offset.
+// K and V share the table, so the rows are looked up once per block, before the producer waits for
+// the stage: the table loads (independent of each other) then overlap that wait instead of
+// following it on the way to the refill.
+struct PagedRows {
+  static constexpr int kMax = Sm90::kBlockN / 16;  // page_size >= 16 (checked by the host)
+  int row[kMax];
+  int box;
+
+  FC_DEVICE void lookup(const Sm90Params& p, const Tile& x, int n0) {
+    const FwdParams& f = p.base;
     const int* table = reinterpret_cast<const int*>(f.block_table) + x.b * f.block_table_stride_b;
-    const int box = min(f.page_size, Sm90::kBlockN);
+    box = min(f.page_size, Sm90::kBlockN);
+    // page_size is a power of two (checked by the host): shifts and masks, not integer divisions.
+    const int shift = __ffs(f.page_size) - 1;
     // The table has ceil(seqlen_k / page_size) valid entries per sequence (checked by the host);
     // boxes past the sequence's end re-read its last page, and their keys are masked.
-    const int last_page = (f.seqlen_k - 1) / f.page_size;
-    for (int r = 0; r < Sm90::kBlockN; r += box) {
-      const int key = n0 + r;
-      const int page = min(max(table[min(key / f.page_size, last_page)], 0), p.total_k / f.page_size - 1);
-      const int row = page * f.page_size + key % f.page_size;
+    const int last_page = (f.seqlen_k - 1) >> shift;
+    const int max_page = (p.total_k >> shift) - 1;
 #pragma unroll
-      for (int db = 0; db < Sm90::kDBlocks; ++db) {
-        ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128 + r * 128, map, db * Sm90::kDBlockElems, row, x.hk, 0, bar);
+    for (int i = 0; i < kMax; ++i) {
+      const int key = n0 + i * box;
+      if (i * box < Sm90::kBlockN) {
+        const int page = min(max(table[min(key >> shift, last_page)], 0), max_page);
+        row[i] = (page << shift) + (key & (f.page_size - 1));
+      }
+    }
+  }
+};
+
+// One K block, or a 16-bit V block, into `dst`. Contiguous and varlen K/V take one box per d block;
+// a paged pool one per d block and page (`pr`, looked up by the caller). The byte count is always
+// a full block: TMA counts the zero-filled rows of a box past the tensor.
+FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const Tile& x, int n0, const PagedRows& pr,
+                       u32 bar) {
+  const FwdParams& f = p.base;
+  if (Traits::kInfer && f.block_table != 0) {
+#pragma unroll
+    for (int i = 0; i < PagedRows::kMax; ++i) {
+      const int r = i * pr.box;
+      if (r < Sm90::kBlockN) {
+#pragma unroll
+        for (int db = 0; db < Sm90::kDBlocks; ++db) {
+          ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128 + r * 128, map, db * Sm90::kDBlockElems, pr.row[i], x.hk,
+                           0, bar);
+        }
       }
     }
     return;
@@ -50,13 +78,16 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
   unsigned* counter = reinterpret_cast<unsigned*>(p.tile_counter);
   for (int tcount = 0;; ++tcount) {
     const int slot = tcount % Sm90::kQStages;
-    // The consumers have read this slot's previous tile index and are done with its Q. With two
-    // slots that was the tile before the one they are working on now, so this rarely waits.
-    if (tcount >= Sm90::kQStages) ptx::mbar_wait(sm.q_empty(slot), ((tcount / Sm90::kQStages) - 1) & 1);
+    // The ticket first: its L2 round trip then overlaps the wait for the Q slot (with one slot,
+    // the consumers' last blocks of the current tile) instead of following it.
     int t = (int)atomicAdd(counter, 1u);
     if constexpr (Traits::kInfer) {
       while (t < sched.num_tiles && sched.empty(sched.tile(t))) t = (int)atomicAdd(counter, 1u);
     }
+    // The consumers have read this slot's previous tile index and are done with its Q (released
+    // after the tile's last Q·Kᵀ). With two slots that was the tile before the one they are
+    // working on now, so this rarely waits.
+    if (tcount >= Sm90::kQStages) ptx::mbar_wait(sm.q_empty(slot), ((tcount / Sm90::kQStages) - 1) & 1);
     int* published = sm.tile_of(slot);
     published[0] = t;
     published[1] = it;
@@ -83,9 +114,11 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       // Stage s was last used by block it - kStages; wait until every consumer released it.
       const u32 reuse_parity = ((it / Sm90::kStages) - 1) & 1;
       const int n0 = (x.n_block0 + j) * Sm90::kBlockN;
+      PagedRows pr;
+      if (Traits::kInfer && f.block_table != 0) pr.lookup(p, x, n0);
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
       ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKBytes);
-      load_kv(sm.k(s), &p.tma_k, p, x, n0, sm.k_full(s));
+      load_kv(sm.k(s), &p.tma_k, p, x, n0, pr, sm.k_full(s));
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
       ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kVBytes);
       if constexpr (Sm90::kFp8) {
@@ -95,7 +128,7 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
           ptx::tma_load_4d(sm.v(s) + kb * Sm90::kHeadDim * 128, &p.tma_v, n0 + kb * 128, 0, x.hk, x.b, sm.v_full(s));
         }
       } else {
-        load_kv(sm.v(s), &p.tma_v, p, x, n0, sm.v_full(s));
+        load_kv(sm.v(s), &p.tma_v, p, x, n0, pr, sm.v_full(s));
       }
     }
   }
