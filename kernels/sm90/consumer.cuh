@@ -20,6 +20,16 @@ constexpr int kK16 = Sm90::kBlockN / kStepK;  // P·V steps
 // Named barriers 1 .. kConsumers: consumer warpgroup w's turn to issue GEMMs is barrier 1 + w,
 // completed by the arrival of warpgroup w - 1 (cyclically) after its own issue.
 constexpr int kBarTurn0 = 1;
+// Mainloop::run_overlapped: keep P's registers allocated until the softmax is done (see there).
+// Measured on the H100 (bench/NOTES.md, session 8): d256 +1-2% (+3.5% with ping-pong off, its
+// default now), causal d64 / d128 +1-3%, non-causal d64 / d128 level to -1% (the predicated-off
+// stores are instructions too, and those rows' softmax was mostly hidden by the other warpgroup
+// already), so on for d256 and masked rows; FP8 keeps its measured loop. FC_SM90_KEEP_P=0|1 forces it.
+#ifdef FC_SM90_KEEP_P
+constexpr bool kKeepP = FC_SM90_KEEP_P != 0;
+#else
+constexpr bool kKeepP = !Sm90::kFp8 && (Sm90::kHeadDim == 256 || Traits::kCausal || Traits::kLocal);
+#endif
 
 // S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
 // the caller waits.
@@ -190,6 +200,17 @@ struct Mainloop {
     }
   }
 
+  // The softmax of one block. FC_SM90_PROBE (timing probes only; outputs are wrong): 1 runs the
+  // recurrence without the exponentials (no MUFU), 2 skips it (P = the raw scores, alpha = 1), to
+  // measure how much of a block's time the softmax holds the tensor cores up.
+  FC_DEVICE void softmax_update(attn::OnlineSoftmax<kN8>& softmax, float (&sc)[kN8][4], float (&alpha)[2]) const {
+#if defined(FC_SM90_PROBE) && FC_SM90_PROBE == 2
+    alpha[0] = alpha[1] = 1.f;
+#else
+    softmax.update(sc, sl2, alpha);
+#endif
+  }
+
   // One block at a time: Q·Kᵀ, wait, softmax, P·V, wait. The two consumer warpgroups overlap each
   // other, nothing overlaps within one.
   FC_DEVICE void run_serial(attn::OnlineSoftmax<kN8>& softmax, float (&o)[kD8][4]) const {
@@ -206,7 +227,7 @@ struct Mainloop {
       ptx::mbar_arrive(sm.k_empty(s));
       mask(sc, j);
       float alpha[2];
-      softmax.update(sc, sl2, alpha);
+      softmax_update(softmax, sc, alpha);
       v_ratio(alpha, j);
       rescale(o, alpha);
       u32 pa[kK16][4];
@@ -237,7 +258,7 @@ struct Mainloop {
     ptx::warpgroup::fence_operand(sc);
     ptx::mbar_arrive(sm.k_empty(stage(0)));
     mask(sc, 0);
-    softmax.update(sc, sl2, alpha);  // O is still 0: alpha has nothing to rescale
+    softmax_update(softmax, sc, alpha);  // O is still 0: alpha has nothing to rescale
     pack_p(pa, sc);
     for (int j = 1; j < n_blocks; ++j) {
       const int s = stage(j), sp = stage(j - 1);
@@ -251,7 +272,13 @@ struct Mainloop {
       ptx::warpgroup::fence_operand(sc);
       ptx::mbar_arrive(sm.k_empty(s));
       mask(sc, j);
-      softmax.update(sc, sl2, alpha);
+      softmax_update(softmax, sc, alpha);
+      // P_{j-1}'s registers are read by the P·V still in flight, but to ptxas's register allocator
+      // they die at the wgmma's issue: it handed them to the softmax's temporaries and then had
+      // to move the wait for P·V (WARPGROUP.DEPBAR) above the whole softmax, which so ran after
+      // this warpgroup's P·V instead of under it. A use here that ptxas cannot drop keeps them
+      // allocated until the softmax is done.
+      if constexpr (kKeepP) ptx::warpgroup::keep_live(pa, it0 < 0);
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(o);
       ptx::warpgroup::fence_operand(pa);

@@ -18,7 +18,8 @@ for pass in 1 2; do
     fi
     for o in ${ONLY:?}; do
       env ${envs//,/ } "$fc" bench --suite "${SUITE:-all}" --only "$o" --iters "${ITERS:-20}" \
-        | awk -v t="$label" -v p="$pass" '/ pass | FAIL /{printf "%-12s p%s %-22s %8s TF/s %s\n", t, p, $1, $(NF-3), (/ FAIL /?"FAIL":"")}'
+        | awk -v t="$label" -v p="$pass" '/ pass | FAIL /{for (i = 1; i <= NF; ++i) if ($i == "pass" || $i == "FAIL") break;
+            printf "%-12s p%s %-22s %8s TF/s %s\n", t, p, $1, $(i + 3), $i}'
     done
   done
 done

@@ -38,6 +38,24 @@ FC_DEVICE void fence_operand(u32 (&r)[N][4]) {
   }
 }
 
+// The empty asm above orders NVVM's code; ptxas does not see it. Its register allocator treats an
+// A-fragment register as dead once the wgmma reading it has issued, and may give it to another
+// value, which then forces the wait for that wgmma up to before the new value's first write. A
+// real use of the fragment (a shared store predicated on `never`, false at run time but not known
+// to be) keeps the registers allocated up to where this is placed. Costs one predicated-off
+// 16-byte store per 4 registers.
+template <int N>
+FC_DEVICE void keep_live(const u32 (&r)[N][4], bool never) {
+  const u32 flag = never ? 1u : 0u;
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    asm volatile(
+        "{\n .reg .pred p;\n setp.ne.b32 p, %4, 0;\n @p st.shared.v4.b32 [%5], {%0, %1, %2, %3};\n}\n" ::"r"(r[i][0]),
+        "r"(r[i][1]), "r"(r[i][2]), "r"(r[i][3]), "r"(flag), "r"(0u)
+        : "memory");
+  }
+}
+
 // Matrix descriptor (9.7.15.5.1.2) for a tile in the 128-byte swizzle layout: rows of 128 bytes
 // (64 16-bit values), 16-byte chunks XORed with (row % 8), 8-row atoms of 1024 bytes. Every tile
 // base is 1024-byte aligned, so the base-offset field stays 0.

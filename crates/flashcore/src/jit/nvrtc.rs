@@ -108,6 +108,20 @@ fn program_log(p: &Program) -> String {
     }
 }
 
+/// `FLASHCORE_DUMP_PTX=DIR` (kernel work): each freshly compiled variant's PTX also goes to
+/// DIR/<variant>.ptx, to see what ptxas was given (e.g. where a wgmma wait sits before ptxas
+/// schedules it). Best effort: a failure to write is ignored.
+fn dump_ptx(p: &Program, name: &str) {
+    let Some(dir) = std::env::var_os("FLASHCORE_DUMP_PTX") else { return };
+    // SAFETY: p.0 is a live, successfully compiled program.
+    if let Ok(raw) = unsafe { nvrtc_result::get_ptx(p.0) } {
+        let bytes: Vec<u8> = raw.iter().map(|c| *c as u8).take_while(|b| *b != 0).collect();
+        let dir = std::path::PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("{name}.ptx")), bytes);
+    }
+}
+
 /// Compiles `source` with `options` and returns the CUBIN and the compiler log.
 pub fn compile_cubin(name: &str, source: &str, options: &[String]) -> Result<(Vec<u8>, String)> {
     ensure_loaded()?;
@@ -122,6 +136,7 @@ pub fn compile_cubin(name: &str, source: &str, options: &[String]) -> Result<(Ve
     if compiled.is_err() {
         return Err(Error::Compile { variant: name.to_string(), options: options.to_vec(), log });
     }
+    dump_ptx(&prog, name);
     let mut size = 0usize;
     // SAFETY: prog.0 compiled successfully; size is a valid out-pointer.
     unsafe { nvrtc_sys::nvrtcGetCUBINSize(prog.0, &mut size) }

@@ -333,6 +333,12 @@ impl Variant {
             if let Some(k) = knobs().exp2_poly {
                 d.push(("FC_EXP2_POLY", k.to_string()));
             }
+            if let Some(on) = knobs().sm90_keep_p {
+                d.push(("FC_SM90_KEEP_P", u8::from(on).to_string()));
+            }
+            if let Some(n) = knobs().sm90_probe {
+                d.push(("FC_SM90_PROBE", n.to_string()));
+            }
             // Tuning knob: warpgroup ping-pong on (1) or off (0); default on with two consumers.
             if let Some(on) = knobs().sm90_pingpong {
                 d.push(("FC_SM90_PINGPONG", u8::from(on).to_string()));
