@@ -22,13 +22,15 @@ constexpr int kK16 = Sm90::kBlockN / kStepK;  // P·V steps
 constexpr int kBarTurn0 = 1;
 // Mainloop::run_overlapped: keep P's registers allocated until the softmax is done (see there).
 // Measured on the H100 (bench/NOTES.md, session 8): d256 +1-2% (+3.5% with ping-pong off, its
-// default now), causal d64 / d128 +1-3%, non-causal d64 / d128 level to -1% (the predicated-off
-// stores are instructions too, and those rows' softmax was mostly hidden by the other warpgroup
-// already), so on for d256 and masked rows; FP8 keeps its measured loop. FC_SM90_KEEP_P=0|1 forces it.
+// default now), causal d64 / d128 +1-3%, non-causal d64 / d96 / d128 level to -1% (the
+// predicated-off stores are instructions too, and those rows' softmax was mostly hidden by the
+// other warpgroup already); FP8 d64 causal +3%, FP8 d128's two-consumer causal tile -3%. So on
+// for 16-bit d256 and masked rows, and FP8 d64 causal. FC_SM90_KEEP_P=0|1 forces it.
 #ifdef FC_SM90_KEEP_P
 constexpr bool kKeepP = FC_SM90_KEEP_P != 0;
 #else
-constexpr bool kKeepP = !Sm90::kFp8 && (Sm90::kHeadDim == 256 || Traits::kCausal || Traits::kLocal);
+constexpr bool kKeepP = Sm90::kFp8 ? (Sm90::kHeadDim == 64 && Traits::kCausal)
+                                   : (Sm90::kHeadDim == 256 || Traits::kCausal || Traits::kLocal);
 #endif
 
 // S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
