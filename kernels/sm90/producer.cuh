@@ -79,14 +79,15 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
   for (int tcount = 0;; ++tcount) {
     const int slot = tcount % Sm90::kQStages;
     // The ticket first: its L2 round trip then overlaps the wait for the Q slot (with one slot,
-    // the consumers' last blocks of the current tile) instead of following it.
+    // d256, the consumers' whole current tile) instead of following it. Part of a session-8 try
+    // whose other half (releasing Q early) was reverted; d256 measured level with both, and every
+    // later run of that session had this order (bench/NOTES.md, session 8, item 3).
     int t = (int)atomicAdd(counter, 1u);
     if constexpr (Traits::kInfer) {
       while (t < sched.num_tiles && sched.empty(sched.tile(t))) t = (int)atomicAdd(counter, 1u);
     }
-    // The consumers have read this slot's previous tile index and are done with its Q (released
-    // after the tile's last Q·Kᵀ). With two slots that was the tile before the one they are
-    // working on now, so this rarely waits.
+    // The consumers have read this slot's previous tile index and are done with its Q. With two
+    // slots that was the tile before the one they are working on now, so this rarely waits.
     if (tcount >= Sm90::kQStages) ptx::mbar_wait(sm.q_empty(slot), ((tcount / Sm90::kQStages) - 1) & 1);
     int* published = sm.tile_of(slot);
     published[0] = t;

@@ -27,7 +27,7 @@ struct Sm90Smem {
   FC_DEVICE u32 k(int s) const { return kv + s * Sm90::kKVBytes; }
   FC_DEVICE u32 v(int s) const { return k(s) + Sm90::kKBytes; }
   FC_DEVICE u32 q_full(int slot) const { return bars + 8 * slot; }
-  // The consumers release a Q slot once their last Q·Kᵀ of its tile has read it.
+  // The consumers release a Q slot once every GEMM of its tile has completed (fwd.cu).
   FC_DEVICE u32 q_empty(int slot) const { return bars + 8 * (Sm90::kQStages + slot); }
   FC_DEVICE u32 k_full(int s) const { return bars + 8 * (kFirstKV + s); }
   FC_DEVICE u32 v_full(int s) const { return bars + 8 * (kFirstKV + Sm90::kStages + s); }

@@ -7,7 +7,8 @@ sequence's pages consecutive in the pool, the same bytes as the contiguous cache
 table runs at the contiguous speed, the paged rows lose to where the pages lie (DRAM / TLB
 locality), not to the kernel's per-page work. Two passes, alternating, L2 flushed before each call.
 
-  PYTHONPATH=/tmp/fcpy python3 scripts/gpu/paged_probe.py [--iters 30] [--json out.json]
+  python3 scripts/gpu/paged_probe.py [--iters 30] [--json out.json]
+(with the package importable, as scripts/gpu/env.sh and run_python.sh set it up)
 """
 import argparse
 import json
