@@ -73,12 +73,14 @@ struct Sm90 {
   // FP8 (bench/NOTES.md "FP8 forward"): ping-pong off except on d128's two-consumer tile (short
   // causal rows): +3-8% at d64 / d128 (three consumers) / d256 on the H100. 16-bit d256: off since
   // its overlapped loop keeps P allocated through the softmax (consumer.cuh kKeepP): 664 -> 683
-  // TF/s at S4K, causal 569 -> 573 (session 8).
+  // TF/s at S4K, causal 569 -> 573 (session 8). The same for causal rows on three consumers (d64):
+  // S4K causal 432 -> 437, S16K causal 520 -> 527.
 #ifdef FC_SM90_PINGPONG
   static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers >= 2;
 #else
   static constexpr bool kPingPong = Traits::kFp8 ? (kConsumers == 2 && kHeadDim == 128)
-                                                 : (kConsumers == 2 && kHeadDim >= 96 && kHeadDim < 256) || kConsumers == 3;
+                                                 : (kConsumers == 2 && kHeadDim >= 96 && kHeadDim < 256) ||
+                                                       (kConsumers == 3 && !Traits::kCausal);
 #endif
 #ifdef FC_SM90_OVERLAP
   static constexpr bool kOverlap = FC_SM90_OVERLAP != 0;
