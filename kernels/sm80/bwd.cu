@@ -146,12 +146,9 @@ extern "C" __global__ void __launch_bounds__(T::kThreads, T::kMinBlocksPerSm)
     }
     sm80::bwd::add_dq<T::kDqCols>(dq, acc, T::kHeadDim, p.seqlen_q - row0, lane);
     if (p.deterministic) {
-      // One cumulative gpu-scope fence in the publishing thread, after the barrier (sm90/bwd_consumer.cuh).
+      // Every thread's adds, then one fence and the release in one thread (ptx::release_next_turn).
       __syncthreads();
-      if (tid == 0) {
-        ptx::fence_gpu();
-        ptx::red_release_add_u32(sem, 1u);
-      }
+      if (tid == 0) ptx::release_next_turn(sem);
     }
   }
   // Every warp has finished reading K and V (the last dQ GEMM); their tiles stage dK and dV.

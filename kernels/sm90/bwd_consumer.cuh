@@ -386,14 +386,10 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
       }
       add_dq(dq, rows, lane);
       if (f.deterministic) {
-        // The barrier orders every thread's adds before the releasing thread's gpu-scope fence,
-        // which is cumulative over what that thread has observed: one fence, in the one thread
-        // that publishes the turn, rather than one per thread on every warp's path.
+        // Every thread's adds, then one fence and the release in one thread (ptx::release_next_turn)
+        // rather than a fence per thread on every warp's path.
         ptx::named_bar_sync(kBarDqTurn, kThreads);
-        if (tw == 0 && w == 0) {
-          ptx::fence_gpu();
-          ptx::red_release_add_u32(sem, 1u);
-        }
+        if (tw == 0 && w == 0) ptx::release_next_turn(sem);
       }
     }
     if (++mi == work.m_count) {

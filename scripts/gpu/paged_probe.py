@@ -48,7 +48,6 @@ def main() -> None:
 
         calls["sdpa_cudnn"] = cudnn
         calls["fc_contiguous"] = lambda: flashcore.attention_with_kvcache(q, k, v, seqlens)
-        pools = {}
         for page, order in ((64, "shuffled"), (64, "ordered"), (16, "shuffled"), (256, "shuffled")):
             n_pages = b * sk // page
             if order == "shuffled":
@@ -59,7 +58,6 @@ def main() -> None:
             vp = torch.empty_like(kp)
             kp[table.flatten().long()] = k.view(-1, page, hkv, d)
             vp[table.flatten().long()] = v.view(-1, page, hkv, d)
-            pools[(page, order)] = (kp, vp, table)
             calls[f"fc_paged{page}_{order}"] = (
                 lambda kp=kp, vp=vp, table=table: flashcore.attention_with_kvcache(q, kp, vp, seqlens, table)
             )
@@ -73,7 +71,7 @@ def main() -> None:
                 gbps = kv_bytes / (ms * 1e-3) / 1e9
                 print(f"pass{p} Sk{sk:<6} {name:<22} {ms:8.4f} ms {gbps:7.0f} GB/s", flush=True)
                 records.append({"pass": p, "Sk": sk, "call": name, "ms": ms, "gbps": gbps})
-        del pools, calls
+        del calls
         torch.cuda.empty_cache()
     if args.json:
         with open(args.json, "w") as fh:

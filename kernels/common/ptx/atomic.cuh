@@ -48,4 +48,13 @@ FC_DEVICE void red_release_add_u32(u32* addr, u32 v) {
 // observer on the GPU (what __threadfence() emits).
 FC_DEVICE void fence_gpu() { asm volatile("fence.acq_rel.gpu;\n" ::: "memory"); }
 
+// Publishes the next turn of a turn counter (the deterministic backward's dQ adds): the caller's
+// threads met at a barrier after their global writes, and one thread calls this. Its fence is
+// cumulative over the writes it observed through the barrier, so one fence in the publishing
+// thread orders every thread's writes before the release.
+FC_DEVICE void release_next_turn(u32* addr) {
+  fence_gpu();
+  red_release_add_u32(addr, 1u);
+}
+
 }  // namespace ptx
