@@ -83,7 +83,7 @@ struct OnlineSoftmax {
           s[j][2 * r] = ptx::exp2f_poly<Traits::kBf16>(x0);
           s[j][2 * r + 1] = ptx::exp2f_poly<Traits::kBf16>(x1);
         } else {
-#if defined(FC_SM90_PROBE) && FC_SM90_PROBE == 1
+#if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 1)
           s[j][2 * r] = x0, s[j][2 * r + 1] = x1;  // timing probe (consumer.cuh): no MUFU
 #else
           s[j][2 * r] = ptx::exp2f_fast(x0);

@@ -75,6 +75,30 @@ struct Sm90 {
   // its overlapped loop keeps P allocated through the softmax (consumer.cuh kKeepP): 664 -> 683
   // TF/s at S4K, causal 569 -> 573 (session 8). The same for causal rows on three consumers (d64):
   // S4K causal 432 -> 437, S16K causal 520 -> 527.
+  // Clusters of two CTAs on query blocks 2p and 2p + 1 of one head: each CTA's producer loads half
+  // of every K and V block (alternate 64-column d blocks) and multicasts it into both CTAs, so the
+  // pair reads each K/V block from L2 once instead of twice. A timing probe that skipped the K/V
+  // reloads altogether ran d128 S4K 4.6%, S16K 10%, d256 8% faster (bench/NOTES.md, session 9).
+  // Dense non-causal tiles only: both CTAs must stream the same key blocks in step (host: an even
+  // number of query blocks per head, no GQA packing, plan/variant.rs). The tiles go round-robin to
+  // the clusters (equal work per tile: no ticket to share between the two producers).
+#ifndef FC_SM90_CLUSTER
+#define FC_SM90_CLUSTER 1
+#endif
+  static constexpr int kCluster = FC_SM90_CLUSTER;
+  static_assert(kCluster == 1 || (kCluster == 2 && !kFp8 && !Traits::kInfer && !Traits::kCausal && !Traits::kLocal &&
+                                  kDBlocks % 2 == 0),
+                "sm90 clusters: two CTAs, dense non-causal 16-bit tiles with an even number of d blocks");
+  // Each dense non-causal tile starts its key loop at a block spread by its query block (and
+  // wraps), so the CTAs in flight on one head do not all read the same K/V lines at once. On the
+  // H100 (bench/NOTES.md, session 9): d256 S4K +1.4% alone, +2% with clusters; d128 -1 to -3%
+  // (S1K to 32K), so on for d256 only. FC_SM90_KV_ROTATE=0|1 forces it.
+#ifdef FC_SM90_KV_ROTATE
+  static constexpr bool kRotateOn = FC_SM90_KV_ROTATE != 0;
+#else
+  static constexpr bool kRotateOn = kHeadDim == 256;
+#endif
+  static constexpr bool kRotate = kRotateOn && !kFp8 && !Traits::kInfer && !Traits::kCausal && !Traits::kLocal;
 #ifdef FC_SM90_PINGPONG
   static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers >= 2;
 #else

@@ -54,6 +54,29 @@ FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, in
   ptx::warpgroup::fence_operand(s);
 }
 
+#if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 8)
+// Timing probe: Q·Kᵀ with A from registers (whatever `a` holds), accumulating onto s. Only where
+// P's fragments have Q's shape (16-bit, head dim = block_n); elsewhere the usual Q·Kᵀ.
+template <int K>
+FC_DEVICE void gemm_qk_rs(float (&s)[kN8][4], u32 (&a)[K][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
+  if constexpr (K == Sm90::kHeadDim / 16 && !Sm90::kFp8) {
+    ptx::warpgroup::fence_operand(s);
+    ptx::warpgroup::fence_operand(a);
+    ptx::warpgroup::fence();
+#pragma unroll
+    for (int kk = 0; kk < K; ++kk) {
+      const u32 ka = sm.k(stage) + (kk / 4) * Sm90::kBlockN * 128 + (kk % 4) * 32;
+      ptx::warpgroup::wgmma_rs<Sm90::kBlockN, Traits::kBf16, 0>(s, a[kk], ptx::warpgroup::make_desc(ka, 16, 1024));
+    }
+    ptx::warpgroup::commit();
+    ptx::warpgroup::fence_operand(s);
+    ptx::warpgroup::fence_operand(a);
+  } else {
+    gemm_qk(s, sm, q, wg, stage);
+  }
+}
+#endif
+
 // Converts probabilities (S accumulator layout) into wgmma A fragments: two adjacent n8 tiles of
 // the accumulator are one k16 step of A.
 // FP8: a k32 A fragment wants keys 4t..4t+3 (and 16 + 4t..) of its row in one register, the
@@ -144,6 +167,12 @@ struct Mainloop {
   // O is rescaled by vd_{j-1} / vd_j along with the softmax's alpha (so every block pays the
   // head-dim multiplies), and the epilogue multiplies by the last block's factor (last_vd).
   const float* vd_blk;
+  int rot_;  // Sm90::kRotate: the tile's first key block (scheduler.cuh Tile::rot)
+  // Key block (from the tile's first) that loop step j reads.
+  FC_DEVICE int key_block(int j) const {
+    if constexpr (Sm90::kRotate) return j + rot_ < n_blocks ? j + rot_ : j + rot_ - n_blocks;
+    return j;
+  }
 
   FC_DEVICE float vd_of(int j) const { return vd_blk[(n_block0() + j) * f.v_descale_stride_blk]; }
   FC_DEVICE float last_vd(float vd) const {
@@ -164,6 +193,20 @@ struct Mainloop {
   }
 
   FC_DEVICE int stage(int j) const { return (it0 + j) % Sm90::kStages; }
+
+  // This warpgroup is done reading a K or V stage. With clusters both CTAs' producers refill it
+  // (each multicasts half of the block), so one thread per warp tells both (after the warp's
+  // wgmma wait, which every lane has passed).
+  FC_DEVICE void release(u32 bar) const {
+    if constexpr (Sm90::kCluster == 1) {
+      ptx::mbar_arrive(bar);
+    } else {
+      if (lane == 0) {
+        ptx::mbar_arrive(bar);
+        ptx::mbar_arrive_cluster(bar, ptx::cluster_ctarank() ^ 1u);
+      }
+    }
+  }
 
   // Ping-pong turn-taking around each batch of GEMM issues: wait for this warpgroup's turn
   // (barrier 1 + wg, completed by the other warpgroup's arrival), issue, hand the turn over.
@@ -193,7 +236,7 @@ struct Mainloop {
       }
     }
     if constexpr (Traits::kSoftcap) attn::apply_softcap(s, f.softcap_pre);
-    const int n0 = (n_block0() + j) * Sm90::kBlockN;
+    const int n0 = (n_block0() + key_block(j)) * Sm90::kBlockN;
     const bool need = attn::block_needs_mask<Traits::kCausal, Traits::kLocal>(n0, Sm90::kBlockN, warp_row0, seqlen_k(),
                                                                               causal_offset(), window_left());
     if (need) {
@@ -202,11 +245,13 @@ struct Mainloop {
     }
   }
 
-  // The softmax of one block. FC_SM90_PROBE (timing probes only; outputs are wrong): 1 runs the
-  // recurrence without the exponentials (no MUFU), 2 skips it (P = the raw scores, alpha = 1), to
-  // measure how much of a block's time the softmax holds the tensor cores up.
+  // The softmax of one block. FC_SM90_PROBE (timing probes only; outputs are wrong), bits: 1 runs
+  // the recurrence without the exponentials (no MUFU), 2 skips it (P = the raw scores, alpha = 1),
+  // to measure how much of a block's time the softmax holds the tensor cores up; 4 (producer.cuh)
+  // stops reloading K/V once the ring is full; 8 (run_overlapped) takes Q·Kᵀ's A operand from
+  // registers (the stale P fragments) instead of shared memory.
   FC_DEVICE void softmax_update(attn::OnlineSoftmax<kN8>& softmax, float (&sc)[kN8][4], float (&alpha)[2]) const {
-#if defined(FC_SM90_PROBE) && FC_SM90_PROBE == 2
+#if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 2)
     alpha[0] = alpha[1] = 1.f;
 #else
     softmax.update(sc, sl2, alpha);
@@ -226,7 +271,7 @@ struct Mainloop {
       turn_end();
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(sc);
-      ptx::mbar_arrive(sm.k_empty(s));
+      release(sm.k_empty(s));
       mask(sc, j);
       float alpha[2];
       softmax_update(softmax, sc, alpha);
@@ -240,7 +285,7 @@ struct Mainloop {
       turn_end();
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(o);
-      ptx::mbar_arrive(sm.v_empty(s));
+      release(sm.v_empty(s));
     }
   }
 
@@ -258,7 +303,7 @@ struct Mainloop {
     turn_end();
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(sc);
-    ptx::mbar_arrive(sm.k_empty(stage(0)));
+    release(sm.k_empty(stage(0)));
     mask(sc, 0);
     softmax_update(softmax, sc, alpha);  // O is still 0: alpha has nothing to rescale
     pack_p(pa, sc);
@@ -267,12 +312,16 @@ struct Mainloop {
       ptx::mbar_wait(sm.k_full(s), parity(j));
       ptx::mbar_wait(sm.v_full(sp), parity(j - 1));
       turn_begin();
+#if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 8)
+      gemm_qk_rs(sc, pa, sm, q, wg, s);
+#else
       gemm_qk(sc, sm, q, wg, s);
+#endif
       gemm_pv(o, pa, sm, sp);
       turn_end();
       ptx::warpgroup::wait<1>();  // groups retire in order: Q·K_jᵀ is done, P·V may still run
       ptx::warpgroup::fence_operand(sc);
-      ptx::mbar_arrive(sm.k_empty(s));
+      release(sm.k_empty(s));
       mask(sc, j);
       softmax_update(softmax, sc, alpha);
       // P_{j-1}'s registers are read by the P·V still in flight, but to ptxas's register allocator
@@ -284,7 +333,7 @@ struct Mainloop {
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(o);
       ptx::warpgroup::fence_operand(pa);
-      ptx::mbar_arrive(sm.v_empty(sp));
+      release(sm.v_empty(sp));
       v_ratio(alpha, j);
       rescale(o, alpha);
       pack_p(pa, sc);
@@ -296,7 +345,7 @@ struct Mainloop {
     turn_end();
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(o);
-    ptx::mbar_arrive(sm.v_empty(last));
+    release(sm.v_empty(last));
   }
 };
 

@@ -34,7 +34,14 @@ FC_DEVICE void fp8_descales(const FwdParams& f, const sm90::Tile& x, int head, i
   }
 }
 
-extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(const __grid_constant__ Sm90Params p) {
+#if FC_SM90_CLUSTER == 2
+#define FC_SM90_CLUSTER_DIMS __cluster_dims__(2, 1, 1)
+#else
+#define FC_SM90_CLUSTER_DIMS
+#endif
+
+extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads, 1)
+    fc_fwd_sm90(const __grid_constant__ Sm90Params p) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const Sm90Smem sm(smem_raw);
   const FwdParams& f = p.base;
@@ -46,15 +53,24 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
       ptx::mbar_init(sm.q_full(s), 1);
       ptx::mbar_init(sm.q_empty(s), 128 * Sm90::kConsumers);
     }
+    // A stage is refilled once every consumer that reads it is done: each consumer thread, or with
+    // clusters one thread per warp of both CTAs (the producers write into both, consumer.cuh).
+    const int releases = Sm90::kCluster == 1 ? 128 * Sm90::kConsumers : 2 * 4 * Sm90::kConsumers;
     for (int s = 0; s < Sm90::kStages; ++s) {
       ptx::mbar_init(sm.k_full(s), 1);
       ptx::mbar_init(sm.v_full(s), 1);
-      ptx::mbar_init(sm.k_empty(s), 128 * Sm90::kConsumers);
-      ptx::mbar_init(sm.v_empty(s), 128 * Sm90::kConsumers);
+      ptx::mbar_init(sm.k_empty(s), releases);
+      ptx::mbar_init(sm.v_empty(s), releases);
     }
     ptx::fence_barrier_init();
   }
-  __syncthreads();
+  // With clusters the peer's producer and consumers use this CTA's barriers: both CTAs' must be
+  // initialised first.
+  if constexpr (Sm90::kCluster > 1) {
+    ptx::cluster_sync();
+  } else {
+    __syncthreads();
+  }
 
   if (warpgroup == 0) {
     ptx::setmaxnreg_dec<Sm90::kProducerRegs>();
@@ -96,7 +112,7 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
     if constexpr (Sm90::kFp8) fp8_descales(f, x, head, warp_row0, sl2, vd, kd_blk, vd_blk);
     const sm90::consumer::Mainloop mainloop{
         f,   sm,         sm.q(slot), wg,         lane,          warp_row0, x.n_blocks,
-        it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk, vd_blk};
+        it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk, vd_blk, x.rot};
     if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o);
     } else {
@@ -147,4 +163,8 @@ extern "C" __global__ void __launch_bounds__(Sm90::kThreads, 1) fc_fwd_sm90(cons
   }
   // Outstanding TMA stores read this CTA's shared memory and must land before it exits.
   if (Sm90::kTmaStore && tw == 0) ptx::tma_store_wait<0>();
+  // The peer's consumers arrive on this CTA's stage barriers up to their last block: neither CTA
+  // leaves while the other may still do so (the producer warpgroup has exited, which counts as
+  // arrived).
+  if constexpr (Sm90::kCluster > 1) ptx::cluster_sync();
 }

@@ -66,6 +66,18 @@ FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const T
   }
 }
 
+// Cluster of two (config.cuh kCluster): this CTA's half of a K or 16-bit V block, every other d
+// block from d block `rank`, multicast into both CTAs (the peer loads the other half into both).
+FC_DEVICE void load_kv_half(u32 dst, const TmaDesc* map, const Tile& x, int n0, u32 bar, u32 rank) {
+#pragma unroll
+  for (int db = 0; db < Sm90::kDBlocks; ++db) {
+    if ((u32)db % 2 == rank) {
+      ptx::tma_load_4d_multicast(dst + db * Sm90::kBlockN * 128, map, db * Sm90::kDBlockElems, n0, x.hk, x.b, bar,
+                                 (u16)0x3);
+    }
+  }
+}
+
 // Loads every tile this CTA owns. `it` counts K/V blocks across tiles, so the stage ring runs
 // ahead into the next tile while the consumers finish the current one; Q goes to alternating
 // slots for the same reason.
@@ -82,7 +94,15 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
     // d256, the consumers' whole current tile) instead of following it. Part of a session-8 try
     // whose other half (releasing Q early) was reverted; d256 measured level with both, and every
     // later run of that session had this order (bench/NOTES.md, session 8, item 3).
-    int t = (int)atomicAdd(counter, 1u);
+    int t;
+    if constexpr (Sm90::kCluster > 1) {
+      // Tile pairs (query blocks 2q, 2q + 1 of one head) round-robin over the clusters; this CTA
+      // takes its rank's tile of each.
+      const int pair = (int)(ptx::cluster_id_x() + tcount * ptx::num_clusters_x());
+      t = pair < sched.num_tiles / 2 ? 2 * pair + (int)ptx::cluster_ctarank() : sched.num_tiles;
+    } else {
+      t = (int)atomicAdd(counter, 1u);
+    }
     if constexpr (Traits::kInfer) {
       while (t < sched.num_tiles && sched.empty(sched.tile(t))) t = (int)atomicAdd(counter, 1u);
     }
@@ -96,7 +116,9 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       // Every CTA's producer takes exactly one ticket past the last tile, so the largest of those
       // is the launch's last atomic on the counter: its holder zeroes it for the next launch that
       // gets this slot (no memset node before every launch; the host zeroes the ring once).
-      if (t == sched.num_tiles + (int)(gridDim.x * gridDim.y * gridDim.z) - 1) atomicExch(counter, 0u);
+      if (Sm90::kCluster == 1 && t == sched.num_tiles + (int)(gridDim.x * gridDim.y * gridDim.z) - 1) {
+        atomicExch(counter, 0u);
+      }
       // No tile left: a plain arrival completes q_full's phase and tells the consumers to stop.
       ptx::mbar_arrive(sm.q_full(slot));
       break;
@@ -114,10 +136,37 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       const int s = it % Sm90::kStages;
       // Stage s was last used by block it - kStages; wait until every consumer released it.
       const u32 reuse_parity = ((it / Sm90::kStages) - 1) & 1;
-      const int n0 = (x.n_block0 + j) * Sm90::kBlockN;
+      int kb = j;
+      if constexpr (Sm90::kRotate) kb = j + x.rot < x.n_blocks ? j + x.rot : j + x.rot - x.n_blocks;
+      const int n0 = (x.n_block0 + kb) * Sm90::kBlockN;
       PagedRows pr;
       if (Traits::kInfer && f.block_table != 0) pr.lookup(p, x, n0);
+      if constexpr (Sm90::kCluster > 1) {
+        // Both CTAs' consumers release a stage (consumer.cuh Mainloop::release); the pair streams
+        // the same key blocks in the same ring positions (equal n_blocks, same tile count). The
+        // wait acquires at CTA scope as for local releases: what it orders is the peer's wgmma
+        // reads (complete at its wgmma wait, before its release.cluster arrival) against this
+        // TMA's writes, both async-proxy accesses to shared memory; an acquire at cluster scope
+        // would also invalidate this SM's L1 on every stage (CCTL.IVALL in the SASS).
+        const u32 rank = ptx::cluster_ctarank();
+        if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
+        ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKBytes);
+        load_kv_half(sm.k(s), &p.tma_k, x, n0, sm.k_full(s), rank);
+        if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
+        ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kVBytes);
+        load_kv_half(sm.v(s), &p.tma_v, x, n0, sm.v_full(s), rank);
+        continue;
+      }
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
+#if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 4)
+      // Timing probe (consumer.cuh): once the ring is full, blocks reuse whatever the stage holds.
+      if (it >= Sm90::kStages) {
+        ptx::mbar_arrive(sm.k_full(s));
+        ptx::mbar_wait(sm.v_empty(s), reuse_parity);
+        ptx::mbar_arrive(sm.v_full(s));
+        continue;
+      }
+#endif
       ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKBytes);
       load_kv(sm.k(s), &p.tma_k, p, x, n0, pr, sm.k_full(s));
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);

@@ -22,6 +22,8 @@ struct Tile {
   // This sequence's diagonals (params.cuh: shifted per sequence on the inference paths).
   int causal_offset, window_left;
   int split;
+  // Sm90::kRotate: the key loop runs blocks rot, rot + 1, .. n_blocks - 1, 0, .. rot - 1.
+  int rot;
 };
 
 struct Scheduler {
@@ -116,6 +118,13 @@ struct Scheduler {
     const int total = n_hi > n_lo ? (n_hi + Sm90::kBlockN - 1) / Sm90::kBlockN - b_lo : 0;
     x.n_block0 = b_lo;
     x.n_blocks = total;
+    x.rot = 0;
+    if constexpr (Sm90::kRotate) {
+      // Spread over the head's query blocks (pairs, with clusters: both CTAs of a cluster stream
+      // the same blocks).
+      const int slots = max(1, f.num_m_blocks / Sm90::kCluster);
+      if (total > 0) x.rot = (int)(((long long)(x.m_block / Sm90::kCluster) * total / slots) % total);
+    }
     if (Traits::kInfer && f.num_splits > 1) {
       // Split s takes blocks [s * chunk, (s + 1) * chunk) of the tile's range (params.cuh).
       const int chunk = (total + f.num_splits - 1) / f.num_splits;

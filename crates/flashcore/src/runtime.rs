@@ -8,7 +8,7 @@ use crate::jit::{Compiled, Jit};
 use crate::launch::params::{BwdParams, FwdParams, Sm90BwdParams, Sm90Params};
 use crate::launch::{self, tma, DeviceInfo, Kernel, StreamScratch};
 use crate::plan::{
-    backward_launches, forward_launch, rows_per_head, BwdLaunches, BwdPath, KernelKind, Launch, Variant,
+    backward_launches, cluster_grid, forward_launch, rows_per_head, BwdLaunches, BwdPath, KernelKind, Launch, Variant,
 };
 use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, SyncOnDrop};
 use std::collections::HashMap;
@@ -117,7 +117,8 @@ impl Runtime {
         }
         let Compiled { cubin, from_disk_cache, seconds, .. } = self.jit.compile(v)?;
         let smem = v.smem_bytes();
-        let k = launch::load_kernel(&self.ctx, cubin, v.kind.entry_symbol(), smem)?;
+        let cluster_block = v.ext.cluster.then_some(v.threads() as u32);
+        let k = launch::load_kernel(&self.ctx, &self.stream, cubin, v.kind.entry_symbol(), smem, cluster_block)?;
         let report = KernelReport {
             variant: v.to_string(),
             from_disk_cache,
@@ -239,8 +240,16 @@ impl Runtime {
         if lse % 4 != 0 {
             return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
         }
-        let (variant, launch) = self.plan(&p)?;
+        let (variant, mut launch) = self.plan(&p)?;
         let kernel = self.kernel(&variant)?;
+        if let Some(max) = kernel.0.max_active_clusters {
+            // Every cluster of the persistent grid must be resident at once (round-robin tiles).
+            if max == 0 {
+                return Err(Error::Unsupported(format!("{variant}: the device cannot hold one cluster of it")));
+            }
+            let tiles = launch.num_m_blocks as u64 * p.heads as u64 * p.batch as u64;
+            launch.grid.0 = cluster_grid(tiles, max.min(self.info.sm_count / 2)) as u32;
+        }
         let rows = rows_per_head(&variant, &p);
         let params = fwd_params(&p, &q, &k, &v, &out, lse, launch.num_m_blocks, rows);
         self.ctx.bind_to_thread()?;

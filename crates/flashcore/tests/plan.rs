@@ -188,6 +188,51 @@ fn hopper_grid_is_persistent() {
 }
 
 #[test]
+fn hopper_clusters_pair_the_query_blocks_of_dense_non_causal_heads() {
+    let prob = |sq: usize, d: usize, mask: Mask, hkv: usize| Problem {
+        batch: 2,
+        heads: 8,
+        kv_heads: hkv,
+        seqlen_q: sq,
+        seqlen_k: 4096,
+        head_dim: d,
+        dtype: DType::Bf16,
+        mask,
+        scale: 0.1,
+        window: Default::default(),
+        softcap: None,
+    };
+    let pick = |p: &Problem| Variant::forward_for(Arch::SM90, p, 227 * 1024).unwrap();
+    for d in [96, 128, 256] {
+        let p = prob(4096, d, Mask::None, 8);
+        // d96 / d128 take clusters from 32K keys, d256 at any length.
+        let p = Problem { seqlen_k: if d == 256 { 4096 } else { 32768 }, ..p };
+        let v = pick(&p);
+        assert!(v.ext.cluster && v.to_string().ends_with("-c2"), "{v}");
+        assert!(v.options().iter().any(|o| o == "-DFC_SM90_CLUSTER=2"), "{v}");
+        assert!(Variant::standard_set(Arch::SM90).contains(&v), "{v} not compiled by warmup / CI");
+        let l = forward_launch(&v, &p, 132);
+        assert_eq!(l.grid, (132, 1, 1), "one cluster of two per SM pair");
+        // Fewer tile pairs than clusters: one cluster per pair.
+        let short = Problem { batch: 1, heads: 3, seqlen_q: 2 * v.tile.block_m(), ..p };
+        assert_eq!(forward_launch(&v, &short, 132).grid.0, 6);
+    }
+    let no = |p: Problem, why: &str| assert!(!pick(&p).ext.cluster, "{why}: {}", pick(&p));
+    no(prob(4096, 128, Mask::None, 8), "d128 with 4K keys: measured level");
+    let prob = |sq: usize, d: usize, mask: Mask, hkv: usize| Problem { seqlen_k: 65536, ..prob(sq, d, mask, hkv) };
+    no(prob(4096, 128, Mask::CausalTopLeft, 8), "causal tiles differ in key blocks");
+    no(prob(3 * 128, 128, Mask::None, 8), "odd number of query blocks per head");
+    no(prob(4096, 64, Mask::None, 8), "d64: one d block to split");
+    no(prob(16, 128, Mask::None, 2), "packed GQA tiles");
+    no(Problem { softcap: Some(30.0), ..prob(4096, 128, Mask::None, 8) }, "softcap");
+    no(
+        Problem { window: flashcore::Window { left: Some(128), right: Some(0) }, ..prob(4096, 128, Mask::None, 8) },
+        "window",
+    );
+    assert!(!Variant::forward_for(Arch::SM80, &prob(4096, 128, Mask::None, 8), 163 * 1024).unwrap().ext.cluster);
+}
+
+#[test]
 fn flops_follow_the_peer_convention() {
     let mut p = Problem {
         batch: 2,

@@ -20,6 +20,17 @@ FC_DEVICE void tma_load_4d(u32 smem_dst, const TmaDesc* map, int c0, int c1, int
       : "memory");
 }
 
+// The same box written to shared memory at the same offset in every CTA of the cluster named in
+// `cta_mask` (bit r: rank r), each CTA's `bar` (same offset) signalled with the bytes it received.
+FC_DEVICE void tma_load_4d_multicast(u32 smem_dst, const TmaDesc* map, int c0, int c1, int c2, int c3, u32 bar,
+                                     u16 cta_mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, "
+      "%3, %4, %5}], [%6], %7;\n" ::"r"(smem_dst),
+      "l"(reinterpret_cast<u64>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar), "h"(cta_mask)
+      : "memory");
+}
+
 // Plain bulk copy (no tensor map, PTX ISA 9.7.9.25.4.1 cp.async.bulk, sm_90): `bytes` contiguous
 // bytes from global memory to shared memory, signalling `bar` with the byte count when they land.
 // Both addresses 16-byte aligned, bytes a multiple of 16.
@@ -49,6 +60,20 @@ FC_DEVICE void mbar_arrive(u32 bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
 
+// Arrives once on the mbarrier at the same shared-memory offset in cluster CTA `rank` (a peer's
+// stage released by this CTA's consumers). The default semantics (release at CTA scope), as
+// CUTLASS's cluster barriers: what the arrival orders is this CTA's completed wgmma reads of the
+// stage against the peer's TMA refill, both async-proxy accesses; `.release.cluster` would put a
+// MEMBAR.ALL.GPU before every arrival (seen in the SASS).
+FC_DEVICE void mbar_arrive_cluster(u32 bar, u32 rank) {
+  asm volatile(
+      "{\n.reg .b32 remote;\n"
+      "mapa.shared::cluster.u32 remote, %0, %1;\n"
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
+      "r"(rank)
+      : "memory");
+}
+
 // Spins until the phase with the given parity has completed.
 FC_DEVICE void mbar_wait(u32 bar, u32 parity) {
   asm volatile(
@@ -58,6 +83,29 @@ FC_DEVICE void mbar_wait(u32 bar, u32 parity) {
       "@!done bra FC_MBAR_WAIT;\n}\n" ::"r"(bar),
       "r"(parity)
       : "memory");
+}
+
+// Thread block clusters (PTX ISA 9.7.13.3 barrier.cluster; special registers 10.x): this CTA's
+// rank in its cluster, the cluster's index in the grid and the number of clusters (x only).
+FC_DEVICE u32 cluster_ctarank() {
+  u32 r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+FC_DEVICE u32 cluster_id_x() {
+  u32 r;
+  asm volatile("mov.u32 %0, %%clusterid.x;\n" : "=r"(r));
+  return r;
+}
+FC_DEVICE u32 num_clusters_x() {
+  u32 r;
+  asm volatile("mov.u32 %0, %%nclusterid.x;\n" : "=r"(r));
+  return r;
+}
+// Every non-exited thread of the cluster meets here; writes before it (shared::cluster included)
+// are visible after it.
+FC_DEVICE void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
 }
 
 // Register budget moves between warpgroups of one CTA (9.7.19.5, sm_90a). Every thread of the

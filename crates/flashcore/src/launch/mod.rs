@@ -81,16 +81,37 @@ pub struct Kernel {
     func: CudaFunction,
     pub num_regs: i32,
     pub local_bytes: i32,
+    /// Kernels compiled with cluster dimensions: how many clusters of `block` threads and the
+    /// variant's shared memory the device holds at once (a persistent grid must not exceed it).
+    pub max_active_clusters: Option<u32>,
 }
 
-pub fn load_kernel(ctx: &Arc<CudaContext>, cubin: Vec<u8>, symbol: &str, smem_bytes: usize) -> Result<Kernel> {
+/// Loads `symbol` from `cubin`. `cluster_block` (threads per CTA) asks for the occupancy of a
+/// kernel compiled with cluster dimensions.
+pub fn load_kernel(
+    ctx: &Arc<CudaContext>,
+    stream: &CudaStream,
+    cubin: Vec<u8>,
+    symbol: &str,
+    smem_bytes: usize,
+    cluster_block: Option<u32>,
+) -> Result<Kernel> {
     let module = ctx.load_module(cudarc::nvrtc::Ptx::from_binary(cubin))?;
     let func = module.load_function(symbol)?;
     // Above 48 KiB a CTA only gets dynamic shared memory after opting in per function.
     func.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem_bytes as i32)?;
     let num_regs = func.num_regs()?;
     let local_bytes = func.local_size_bytes()?;
-    Ok(Kernel { _module: module, func, num_regs, local_bytes })
+    let max_active_clusters = match cluster_block {
+        // The cluster shape is the kernel's own (__cluster_dims__), so the query passes none.
+        Some(threads) => {
+            let cfg =
+                LaunchConfig { grid_dim: (2, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: smem_bytes as u32 };
+            Some(func.occupancy_max_active_clusters(cfg, stream)?)
+        }
+        None => None,
+    };
+    Ok(Kernel { _module: module, func, num_regs, local_bytes, max_active_clusters })
 }
 
 /// Launches a kernel whose one argument is a params struct (every flashcore kernel) on `stream`.

@@ -22,12 +22,20 @@ pub struct Knobs {
     /// `FLASHCORE_EXP2_POLY=k`: the Hopper kernel's softmax computes every k-th group of 8 score
     /// columns' exponentials with a polynomial on the FMA pipe (0: all on MUFU).
     pub exp2_poly: Option<usize>,
-    /// `FLASHCORE_SM90_PROBE=1|2`: timing probes of the Hopper forward that give wrong outputs
-    /// (kernels/sm90/consumer.cuh): 1 drops the softmax's exponentials, 2 the whole softmax.
+    /// `FLASHCORE_SM90_PROBE=bits`: timing probes of the Hopper forward that give wrong outputs
+    /// (kernels/sm90/consumer.cuh): 1 drops the softmax's exponentials, 2 the whole softmax, 4 the
+    /// K/V reloads once the stage ring is full, 8 takes Q·Kᵀ's A operand from registers (d128).
     pub sm90_probe: Option<u8>,
     /// `FLASHCORE_SM90_KEEP_P=0|1`: force off or on keeping P's registers allocated until the
     /// overlapped loop's softmax is done (kernels/sm90/consumer.cuh `kKeepP`).
     pub sm90_keep_p: Option<bool>,
+    /// `FLASHCORE_SM90_CLUSTER=0|1`: turn the Hopper forward's two-CTA clusters (K/V multicast) off
+    /// or on wherever they apply (plan/variant.rs `Variant::cluster_fits`; default: d256, and d96 /
+    /// d128 from `CLUSTER_MIN_KEYS` keys).
+    pub sm90_cluster: Option<bool>,
+    /// `FLASHCORE_SM90_KV_ROTATE=0|1`: dense non-causal Hopper tiles start their key loop at a block
+    /// spread by query block (kernels/sm90/config.cuh `kRotate`; default on at d256 only).
+    pub sm90_kv_rotate: Option<bool>,
     /// `FLASHCORE_SM90_OVERLAP=0|1`: force the intra-warpgroup overlap off or on.
     pub sm90_overlap: Option<bool>,
     /// `FLASHCORE_SM90_PINGPONG=0|1`: force the warpgroup ping-pong off or on.
@@ -66,8 +74,10 @@ impl Knobs {
             sm90_tma_store: var("FLASHCORE_SM90_TMA_STORE").is_none_or(|v| v != "0"),
             exp2_poly: var("FLASHCORE_EXP2_POLY").and_then(|v| v.parse().ok()).filter(|k| *k <= 16),
             sm90_q_stages: var("FLASHCORE_SM90_Q_STAGES").and_then(|v| v.parse().ok()).filter(|n| matches!(n, 1 | 2)),
-            sm90_probe: var("FLASHCORE_SM90_PROBE").and_then(|v| v.parse().ok()).filter(|n| matches!(n, 1 | 2)),
+            sm90_probe: var("FLASHCORE_SM90_PROBE").and_then(|v| v.parse().ok()).filter(|n| (1..=15).contains(n)),
             sm90_keep_p: flag("FLASHCORE_SM90_KEEP_P"),
+            sm90_cluster: flag("FLASHCORE_SM90_CLUSTER"),
+            sm90_kv_rotate: flag("FLASHCORE_SM90_KV_ROTATE"),
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
             sm90_bwd_split: var("FLASHCORE_SM90_BWD_SPLIT").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),

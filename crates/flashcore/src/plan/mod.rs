@@ -9,6 +9,6 @@ pub mod variant;
 
 pub use arch::Arch;
 pub use backward::{backward_launches, BwdLaunches, BwdPath, Sm90BwdOverlap};
-pub use schedule::{forward_launch, rows_per_head, Launch};
+pub use schedule::{cluster_grid, forward_launch, rows_per_head, Launch};
 pub use tiles::{sm90_pack, tile_config, TileConfig};
 pub use variant::{FwdExt, KernelKind, Variant};

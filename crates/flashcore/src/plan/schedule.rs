@@ -24,6 +24,13 @@ pub fn rows_per_head(v: &Variant, p: &Problem) -> usize {
     }
 }
 
+/// Grid of a two-CTA cluster variant: one cluster per tile pair, at most `max_clusters` (the
+/// persistent CTAs walk the pairs round-robin, so every cluster of the grid must be resident at
+/// once), never less than one.
+pub fn cluster_grid(tiles: u64, max_clusters: u32) -> u64 {
+    2 * tiles.div_ceil(2).min(max_clusters.max(1) as u64)
+}
+
 pub fn forward_launch(v: &Variant, p: &Problem, sm_count: u32) -> Launch {
     let bm = v.tile.block_m();
     if matches!(v.kind, KernelKind::FwdSm90 | KernelKind::FwdSm90Fp8) {
@@ -34,8 +41,11 @@ pub fn forward_launch(v: &Variant, p: &Problem, sm_count: u32) -> Launch {
         let pack = bm / rows_per_head;
         let num_m_blocks = p.seqlen_q.div_ceil(rows_per_head) as u32;
         let tiles = num_m_blocks as u64 * (p.heads / pack) as u64 * p.batch as u64;
+        // Clusters of two take tile pairs: an even grid, at most one CTA per SM (the runtime
+        // lowers it further to the clusters the device can hold at once, `cluster_grid`).
+        let grid = if v.ext.cluster { cluster_grid(tiles, sm_count / 2) } else { tiles.min(sm_count.max(1) as u64) };
         return Launch {
-            grid: (tiles.min(sm_count.max(1) as u64) as u32, 1, 1),
+            grid: (grid as u32, 1, 1),
             block: (v.threads() as u32, 1, 1),
             smem_bytes: v.smem_bytes() as u32,
             num_m_blocks,

@@ -16,6 +16,10 @@ use crate::error::{Error, Result};
 /// Threads per CTA of the FP8 V transpose (kernels/sm90/fp8_vt.cu kVtThreads).
 pub const FP8_VT_THREADS: usize = 256;
 
+/// Keys from which the 16-bit Hopper forward at head dims 96 / 128 runs in clusters of two
+/// ([`Variant::cluster_fits`]); d256 always does.
+pub const CLUSTER_MIN_KEYS: usize = 32 * 1024;
+
 /// Which kernel source a variant compiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KernelKind {
@@ -99,6 +103,9 @@ pub struct FwdExt {
     pub infer: bool,
     /// Combine kernel only (FC_COMBINE_MERGE): merge two 16-bit outputs instead of split partials.
     pub merge: bool,
+    /// Hopper 16-bit forward only (FC_SM90_CLUSTER=2): clusters of two CTAs on adjacent query
+    /// blocks of one head share each K/V block through TMA multicast ([`Variant::with_cluster`]).
+    pub cluster: bool,
 }
 
 /// The Hopper kernel serves sm_90a unless `FLASHCORE_SM90=0` (or `FLASHCORE_FORCE_SM80=1`) asks for
@@ -127,13 +134,47 @@ impl Variant {
     /// [`Variant::forward`] for a whole problem: on Hopper the tile may also depend on the GQA
     /// group and the query length ([`tile_config_sm90_for`]).
     pub fn forward_for(arch: Arch, p: &Problem, max_smem: usize) -> Result<Variant> {
-        Variant::forward_ext(arch, p, false, max_smem)
+        let v = Variant::forward_ext(arch, p, false, max_smem)?;
+        // Measured on the H100 (bench/NOTES.md, session 9): d256 +1-2% at S4K; d128 +2-5% at 32K
+        // keys, level at 4K-16K, -1 to -2% at 512-1K (a pair waits for its slower CTA, and the
+        // tiles go round-robin instead of from the counter).
+        let pays = v.head_dim == 256 || p.seqlen_k >= CLUSTER_MIN_KEYS;
+        let on = knobs().sm90_cluster.unwrap_or(pays);
+        Ok(if on && v.cluster_fits(p) { v.with_cluster() } else { v })
+    }
+
+    /// Whether this dense forward variant can run `p` in clusters of two CTAs
+    /// (kernels/sm90/config.cuh kCluster): the Hopper 16-bit kernel without masks, softcap or
+    /// inference features (the variants `standard_set` compiles), whole tiles of one head (no GQA packing) and an even number of query blocks per
+    /// head, so each cluster's two tiles stream the same key blocks; head dims of two or four d
+    /// blocks (96, 128, 256), since each CTA loads every other d block of K and V.
+    pub fn cluster_fits(&self, p: &Problem) -> bool {
+        self.kind == KernelKind::FwdSm90
+            && !self.causal
+            && !self.ext.local
+            && !self.ext.infer
+            && !self.ext.softcap
+            && p.window == Default::default()
+            && matches!(self.head_dim, 96 | 128 | 256)
+            && super::schedule::rows_per_head(self, p) == self.tile.block_m()
+            && p.seqlen_q.div_ceil(self.tile.block_m()) % 2 == 0
+    }
+
+    /// This variant in clusters of two (see [`Variant::cluster_fits`]).
+    pub fn with_cluster(self) -> Variant {
+        Variant { ext: FwdExt { cluster: true, ..self.ext }, ..self }
     }
 
     /// [`Variant::forward_for`] with the window / softcap features the problem needs and, with
     /// `infer`, the inference paths (varlen, seqused_k, paged, split-KV).
     pub fn forward_ext(arch: Arch, p: &Problem, infer: bool, max_smem: usize) -> Result<Variant> {
-        let ext = FwdExt { local: p.window.left.is_some(), softcap: p.softcap.is_some(), infer, merge: false };
+        let ext = FwdExt {
+            local: p.window.left.is_some(),
+            softcap: p.softcap.is_some(),
+            infer,
+            merge: false,
+            cluster: false,
+        };
         // A window's right edge without a causal mask is still an upper bound: the causal variant.
         let upper = p.mask.is_causal() || p.window.right.is_some();
         let with = |v: Variant| Variant { causal: upper, ext, ..v };
@@ -300,6 +341,9 @@ impl Variant {
                 d.push((name, "1".to_string()));
             }
         }
+        if self.ext.cluster {
+            d.push(("FC_SM90_CLUSTER", "2".to_string()));
+        }
         if self.bwd_dq_smem() {
             d.push(("FC_SM90_BWD_DQ_SMEM", "1".to_string()));
         }
@@ -335,6 +379,9 @@ impl Variant {
             }
             if let Some(on) = knobs().sm90_keep_p {
                 d.push(("FC_SM90_KEEP_P", u8::from(on).to_string()));
+            }
+            if let Some(on) = knobs().sm90_kv_rotate {
+                d.push(("FC_SM90_KV_ROTATE", u8::from(on).to_string()));
             }
             if let Some(n) = knobs().sm90_probe {
                 d.push(("FC_SM90_PROBE", n.to_string()));
@@ -375,8 +422,13 @@ impl Variant {
                         Variant::sm90_tile(d, dtype, mask, TileConfig::new(128, 128, 1, 2)?, max_smem, tma)
                     });
                     for v in sm80.into_iter().chain(sm90).chain(packed).flatten() {
-                        if !out.contains(&v) {
-                            out.push(v);
+                        // The cluster build of every dense non-causal Hopper variant it applies to.
+                        let cluster = (v.kind == KernelKind::FwdSm90 && !v.causal && matches!(d, 96 | 128 | 256))
+                            .then(|| v.with_cluster());
+                        for v in std::iter::once(v).chain(cluster) {
+                            if !out.contains(&v) {
+                                out.push(v);
+                            }
                         }
                     }
                 }
@@ -434,7 +486,7 @@ impl Variant {
                 // The portable kernel with every feature on (it serves them off Hopper and under
                 // FLASHCORE_FORCE_SM80), on its short- and long-row tiles.
                 if [64, 96, 128, 256].contains(&d) {
-                    let all = FwdExt { local: true, softcap: true, infer: true, merge: false };
+                    let all = FwdExt { local: true, softcap: true, infer: true, merge: false, cluster: false };
                     for sk in [1, LONG_ROWS] {
                         if let Ok(v) = Variant::sm80(arch, d, dtype, Mask::CausalBottomRight, sk, max_smem) {
                             let v = Variant { ext: all, ..v };
@@ -532,7 +584,7 @@ impl std::fmt::Display for Variant {
         }
         write!(
             f,
-            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}{}",
+            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}{}{}",
             self.arch.nvrtc_arch(),
             self.head_dim,
             self.dtype.name(),
@@ -549,6 +601,7 @@ impl std::fmt::Display for Variant {
             if self.ext.local { "-local" } else { "" },
             if self.ext.softcap { "-softcap" } else { "" },
             if self.ext.infer { "-infer" } else { "" },
+            if self.ext.cluster { "-c2" } else { "" },
         )
     }
 }
