@@ -79,16 +79,16 @@ struct Sm90 {
   // of every K and V block (alternate 64-column d blocks) and multicasts it into both CTAs, so the
   // pair reads each K/V block from L2 once instead of twice. A timing probe that skipped the K/V
   // reloads altogether ran d128 S4K 4.6%, S16K 10%, d256 8% faster (bench/NOTES.md, session 9).
-  // Dense non-causal tiles only: both CTAs must stream the same key blocks in step (host: an even
-  // number of query blocks per head, no GQA packing, plan/variant.rs). The tiles go round-robin to
-  // the clusters (equal work per tile: no ticket to share between the two producers).
+  // Dense tiles only: both CTAs stream the same key blocks in step (host: an even number of query
+  // blocks per head, no GQA packing, plan/variant.rs); with a causal mask the pair streams its
+  // longer tile's blocks and the other CTA releases the extra ones unread. The leader CTA takes
+  // each pair's ticket from the global counter and hands it to the peer (producer.cuh).
 #ifndef FC_SM90_CLUSTER
 #define FC_SM90_CLUSTER 1
 #endif
   static constexpr int kCluster = FC_SM90_CLUSTER;
-  static_assert(kCluster == 1 || (kCluster == 2 && !kFp8 && !Traits::kInfer && !Traits::kCausal && !Traits::kLocal &&
-                                  kDBlocks % 2 == 0),
-                "sm90 clusters: two CTAs, dense non-causal 16-bit tiles with an even number of d blocks");
+  static_assert(kCluster == 1 || (kCluster == 2 && !kFp8 && !Traits::kInfer && !Traits::kLocal && kDBlocks % 2 == 0),
+                "sm90 clusters: two CTAs, dense 16-bit tiles (no window) with an even number of d blocks");
   // Each dense non-causal tile starts its key loop at a block spread by its query block (and
   // wraps), so the CTAs in flight on one head do not all read the same K/V lines at once. On the
   // H100 (bench/NOTES.md, session 9): d256 S4K +1.4% alone, +2% with clusters; d128 -1 to -3%

@@ -289,6 +289,17 @@ struct Mainloop {
     }
   }
 
+  // Clusters, causal: the pair streams its longer tile's key blocks; this tile's extra ones
+  // (n_blocks .. n_stream - 1, past its diagonal) are released unread so the ring stays in step.
+  FC_DEVICE void drain(int n_stream) const {
+    for (int j = n_blocks; j < n_stream; ++j) {
+      ptx::mbar_wait(sm.k_full(stage(j)), parity(j));
+      release(sm.k_empty(stage(j)));
+      ptx::mbar_wait(sm.v_full(stage(j)), parity(j));
+      release(sm.v_empty(stage(j)));
+    }
+  }
+
   // Software-pipelined (FlashAttention-3's intra-warpgroup overlap): Q·K_jᵀ and P_{j-1}·V_{j-1}
   // are in flight together, and the softmax of block j runs while P_{j-1}·V_{j-1} is still on the
   // tensor cores.

@@ -56,6 +56,10 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     // A stage is refilled once every consumer that reads it is done: each consumer thread, or with
     // clusters one thread per warp of both CTAs (the producers write into both, consumer.cuh).
     const int releases = Sm90::kCluster == 1 ? 128 * Sm90::kConsumers : 2 * 4 * Sm90::kConsumers;
+    for (int s = 0; Sm90::kCluster > 1 && s < Sm90::kQStages; ++s) {
+      ptx::mbar_init(sm.pair_full(s), 1);
+      ptx::mbar_init(sm.pair_empty(s), 1);
+    }
     for (int s = 0; s < Sm90::kStages; ++s) {
       ptx::mbar_init(sm.k_full(s), 1);
       ptx::mbar_init(sm.v_full(s), 1);
@@ -95,6 +99,8 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     // Where this tile starts in the K/V stage ring (the producer's count; keeping it in a register
     // across tiles would cost the consumers a spill).
     const int it0 = published[1];
+    // Clusters, causal: the key blocks the pair streams (producer.cuh).
+    const int n_stream = Sm90::kCluster > 1 && Traits::kCausal ? published[2] : 0;
     if (t >= sched.num_tiles) break;
     const sm90::Tile x = sched.tile(t);
     // This warp's 16 rows are queries q0.. of one head (rows_per_head is a multiple of 16).
@@ -118,6 +124,7 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     } else {
       mainloop.run_serial(softmax, o);
     }
+    if constexpr (Sm90::kCluster > 1 && Traits::kCausal) mainloop.drain(n_stream);
     // Every GEMM of this tile has completed: the producer may reuse the Q slot.
     ptx::mbar_arrive(sm.q_empty(slot));
 

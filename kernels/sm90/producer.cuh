@@ -78,6 +78,27 @@ FC_DEVICE void load_kv_half(u32 dst, const TmaDesc* map, const Tile& x, int n0, 
   }
 }
 
+// Clusters: the tile-pair ticket of this CTA's `tcount`-th tile. The leader (rank 0) takes it
+// from the global counter, as a CTA does without clusters, and writes it into the peer's shared
+// memory; the peer's producer waits for it and tells the leader the slot may be written again.
+FC_DEVICE int pair_ticket(const Sm90Smem& sm, unsigned* counter, int num_pairs, int tcount, int slot) {
+  const u32 use = (u32)(tcount / Sm90::kQStages);
+  if (ptx::cluster_ctarank() == 0) {
+    const int pair = (int)atomicAdd(counter, 1u);
+    // Every leader takes exactly one ticket past the last pair; the largest of those zeroes the
+    // counter for the next launch (as without clusters, with one ticket per cluster).
+    if (pair == num_pairs + (int)ptx::num_clusters_x() - 1) atomicExch(counter, 0u);
+    if (tcount >= Sm90::kQStages) ptx::mbar_wait_cluster(sm.pair_empty(slot), (use - 1) & 1);
+    ptx::st_and_arrive_cluster(sm.pair_ticket(slot), (u32)pair, sm.pair_full(slot), 1);
+    return pair;
+  }
+  ptx::mbar_wait_cluster(sm.pair_full(slot), use & 1);
+  const int pair = (int)ptx::ld_shared_u32(sm.pair_ticket(slot));
+  // Not after the last ticket: the leader waits for nothing more and may be leaving.
+  if (pair < num_pairs) ptx::mbar_arrive_cluster_release(sm.pair_empty(slot), 0);
+  return pair;
+}
+
 // Loads every tile this CTA owns. `it` counts K/V blocks across tiles, so the stage ring runs
 // ahead into the next tile while the consumers finish the current one; Q goes to alternating
 // slots for the same reason.
@@ -96,9 +117,9 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
     // later run of that session had this order (bench/NOTES.md, session 8, item 3).
     int t;
     if constexpr (Sm90::kCluster > 1) {
-      // Tile pairs (query blocks 2q, 2q + 1 of one head) round-robin over the clusters; this CTA
-      // takes its rank's tile of each.
-      const int pair = (int)(ptx::cluster_id_x() + tcount * ptx::num_clusters_x());
+      // Tile pairs are query blocks 2q, 2q + 1 of one head (tiles 2p, 2p + 1 in the scheduler's
+      // order, host: an even number of query blocks per head); this CTA takes its rank's tile.
+      const int pair = pair_ticket(sm, counter, sched.num_tiles / 2, tcount, slot);
       t = pair < sched.num_tiles / 2 ? 2 * pair + (int)ptx::cluster_ctarank() : sched.num_tiles;
     } else {
       t = (int)atomicAdd(counter, 1u);
@@ -124,6 +145,14 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       break;
     }
     const Tile x = sched.tile(t);
+    // Key blocks to stream: the tile's own, or with clusters its pair's longer tile's (causal
+    // tiles of adjacent query blocks differ by the diagonal; the shorter one's consumers release
+    // the extra blocks unread). Published with the tile, by q_full's arrival below.
+    int n_stream = x.n_blocks;
+    if constexpr (Sm90::kCluster > 1 && Traits::kCausal) {
+      n_stream = max(n_stream, sched.tile(t ^ 1).n_blocks);
+      published[2] = n_stream;
+    }
     ptx::mbar_arrive_expect_tx(sm.q_full(slot), Sm90::kQBytes);
     const int q_row = Traits::kInfer ? x.q_row0 + x.m0 : x.m0;
     const int q_batch = Traits::kInfer && f.cu_seqlens_q != 0 ? 0 : x.b;
@@ -132,7 +161,7 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       ptx::tma_load_4d(sm.q(slot) + db * Sm90::kBlockM * 128, &p.tma_q, db * Sm90::kDBlockElems, q_row, x.h, q_batch,
                        sm.q_full(slot));
     }
-    for (int j = 0; j < x.n_blocks; ++j, ++it) {
+    for (int j = 0; j < n_stream; ++j, ++it) {
       const int s = it % Sm90::kStages;
       // Stage s was last used by block it - kStages; wait until every consumer released it.
       const u32 reuse_parity = ((it / Sm90::kStages) - 1) & 1;

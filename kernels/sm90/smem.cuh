@@ -8,10 +8,14 @@ struct Sm90Smem {
   u32 q0;       // Q slot s at q0 + s*kQBytes: [d block][block_m rows][128 B]
   u32 kv;       // stage s: K at kv + s*kKVBytes, V right after (kKBytes later)
   u32 o;        // TMA-store epilogue: consumer warpgroup w stages its output at o + w*kOBytesPerWg
-  u32 bars;     // q_full[Q], q_empty[Q], then k_full[S], v_full[S], k_empty[S], v_empty[S]
-  // Per Q slot: [0] the tile index the producer took, [1] K/V blocks loaded before it; published
-  // by that slot's q_full.
+  u32 bars;     // q_full[Q], q_empty[Q], then k_full[S], v_full[S], k_empty[S], v_empty[S],
+                // then (clusters) pair_full[Q], pair_empty[Q]
+  // Per Q slot: [0] the tile index the producer took, [1] K/V blocks loaded before it, [2] K/V
+  // blocks the tile streams (clusters: its pair's longer tile); published by that slot's q_full.
   int* tile;
+  // Clusters: per Q slot, the tile-pair ticket the leader CTA's producer took and wrote into the
+  // peer's shared memory (pair_full), then [kQStages + slot] of nothing: a pad.
+  u32 ticket;
 
   FC_DEVICE explicit Sm90Smem(unsigned char* raw) {
     // TMA with the 128-byte swizzle and wgmma descriptors (base offset 0) need 1024-byte aligned tiles.
@@ -20,8 +24,10 @@ struct Sm90Smem {
     kv = base + Sm90::kQStages * Sm90::kQBytes;
     o = kv + Sm90::kStages * Sm90::kKVBytes;
     bars = base + Sm90::kSmemTiles;
-    tile = reinterpret_cast<int*>(raw + (bars - ptx::smem_addr(raw)) + 8 * (kFirstKV + 4 * Sm90::kStages));
+    tile = reinterpret_cast<int*>(raw + (bars - ptx::smem_addr(raw)) + 8 * (kFirstPair + 2 * Sm90::kQStages));
+    ticket = bars + 8 * (kFirstPair + 2 * Sm90::kQStages) + 4 * 3 * Sm90::kQStages;
   }
+  static constexpr int kFirstPair = 2 * Sm90::kQStages + 4 * Sm90::kStages;  // mbarrier index of pair_full[0]
   static constexpr int kFirstKV = 2 * Sm90::kQStages;  // mbarrier index of k_full[0]
   FC_DEVICE u32 q(int slot) const { return q0 + slot * Sm90::kQBytes; }
   FC_DEVICE u32 k(int s) const { return kv + s * Sm90::kKVBytes; }
@@ -34,5 +40,11 @@ struct Sm90Smem {
   // K and V stages are released separately: K as soon as Q·Kᵀ has read it, V after P·V.
   FC_DEVICE u32 k_empty(int s) const { return bars + 8 * (kFirstKV + 2 * Sm90::kStages + s); }
   FC_DEVICE u32 v_empty(int s) const { return bars + 8 * (kFirstKV + 3 * Sm90::kStages + s); }
-  FC_DEVICE int* tile_of(int slot) const { return tile + 2 * slot; }
+  FC_DEVICE int* tile_of(int slot) const { return tile + 3 * slot; }
+  // Clusters (producer.cuh): the leader's producer writes slot's pair ticket into the peer and
+  // arrives on the peer's pair_full; the peer's producer reads it and arrives on the leader's
+  // pair_empty, after which the leader may write that slot again.
+  FC_DEVICE u32 pair_full(int slot) const { return bars + 8 * (kFirstPair + slot); }
+  FC_DEVICE u32 pair_empty(int slot) const { return bars + 8 * (kFirstPair + Sm90::kQStages + slot); }
+  FC_DEVICE u32 pair_ticket(int slot) const { return ticket + 4 * slot; }
 };

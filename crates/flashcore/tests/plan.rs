@@ -220,7 +220,11 @@ fn hopper_clusters_pair_the_query_blocks_of_dense_non_causal_heads() {
     let no = |p: Problem, why: &str| assert!(!pick(&p).ext.cluster, "{why}: {}", pick(&p));
     no(prob(4096, 128, Mask::None, 8), "d128 with 4K keys: measured level");
     let prob = |sq: usize, d: usize, mask: Mask, hkv: usize| Problem { seqlen_k: 65536, ..prob(sq, d, mask, hkv) };
-    no(prob(4096, 128, Mask::CausalTopLeft, 8), "causal tiles differ in key blocks");
+    for mask in [Mask::CausalTopLeft, Mask::CausalBottomRight] {
+        let v = pick(&prob(4096, 128, mask, 8));
+        assert!(v.ext.cluster && v.causal, "causal pairs stream the longer tile's blocks: {v}");
+        assert!(Variant::standard_set(Arch::SM90).contains(&v), "{v} not compiled by warmup / CI");
+    }
     no(prob(3 * 128, 128, Mask::None, 8), "odd number of query blocks per head");
     no(prob(4096, 64, Mask::None, 8), "d64: one d block to split");
     no(prob(16, 128, Mask::None, 2), "packed GQA tiles");

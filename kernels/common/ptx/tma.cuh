@@ -74,6 +74,50 @@ FC_DEVICE void mbar_arrive_cluster(u32 bar, u32 rank) {
       : "memory");
 }
 
+// Stores `v` at the same shared-memory offset in cluster CTA `rank`, then arrives on that CTA's
+// mbarrier `bar` (same offset) with release at cluster scope, so a peer that waits on the barrier
+// with acquire at cluster scope (mbar_wait_cluster) reads the value. Costs a full memory barrier
+// (MEMBAR.ALL.GPU): once per tile, on the producer thread.
+FC_DEVICE void st_and_arrive_cluster(u32 addr, u32 v, u32 bar, u32 rank) {
+  asm volatile(
+      "{\n.reg .b32 ra, rb;\n"
+      "mapa.shared::cluster.u32 ra, %0, %3;\n"
+      "mapa.shared::cluster.u32 rb, %2, %3;\n"
+      "st.shared::cluster.u32 [ra], %1;\n"
+      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [rb];\n}\n" ::"r"(addr),
+      "r"(v), "r"(bar), "r"(rank)
+      : "memory");
+}
+
+// mbar_arrive_cluster with release at cluster scope: orders this thread's earlier generic-proxy
+// accesses to the peer's shared memory (a read of a value it handed over) before the arrival.
+FC_DEVICE void mbar_arrive_cluster_release(u32 bar, u32 rank) {
+  asm volatile(
+      "{\n.reg .b32 remote;\n"
+      "mapa.shared::cluster.u32 remote, %0, %1;\n"
+      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
+      "r"(rank)
+      : "memory");
+}
+
+// Like mbar_wait, acquiring at cluster scope: for a barrier a peer CTA arrives on to publish data
+// it wrote into this CTA's shared memory (st_and_arrive_cluster).
+FC_DEVICE void mbar_wait_cluster(u32 bar, u32 parity) {
+  asm volatile(
+      "{\n.reg .pred done;\n"
+      "FC_MBAR_WAIT_CLUSTER:\n"
+      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra FC_MBAR_WAIT_CLUSTER;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+
+FC_DEVICE u32 ld_shared_u32(u32 addr) {
+  u32 v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
+  return v;
+}
+
 // Spins until the phase with the given parity has completed.
 FC_DEVICE void mbar_wait(u32 bar, u32 parity) {
   asm volatile(

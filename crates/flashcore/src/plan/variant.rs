@@ -144,13 +144,12 @@ impl Variant {
     }
 
     /// Whether this dense forward variant can run `p` in clusters of two CTAs
-    /// (kernels/sm90/config.cuh kCluster): the Hopper 16-bit kernel without masks, softcap or
+    /// (kernels/sm90/config.cuh kCluster): the Hopper 16-bit kernel without a window, softcap or
     /// inference features (the variants `standard_set` compiles), whole tiles of one head (no GQA packing) and an even number of query blocks per
     /// head, so each cluster's two tiles stream the same key blocks; head dims of two or four d
     /// blocks (96, 128, 256), since each CTA loads every other d block of K and V.
     pub fn cluster_fits(&self, p: &Problem) -> bool {
         self.kind == KernelKind::FwdSm90
-            && !self.causal
             && !self.ext.local
             && !self.ext.infer
             && !self.ext.softcap
@@ -423,8 +422,8 @@ impl Variant {
                     });
                     for v in sm80.into_iter().chain(sm90).chain(packed).flatten() {
                         // The cluster build of every dense non-causal Hopper variant it applies to.
-                        let cluster = (v.kind == KernelKind::FwdSm90 && !v.causal && matches!(d, 96 | 128 | 256))
-                            .then(|| v.with_cluster());
+                        let cluster =
+                            (v.kind == KernelKind::FwdSm90 && matches!(d, 96 | 128 | 256)).then(|| v.with_cluster());
                         for v in std::iter::once(v).chain(cluster) {
                             if !out.contains(&v) {
                                 out.push(v);
