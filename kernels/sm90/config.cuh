@@ -78,7 +78,10 @@ struct Sm90 {
   // Clusters of two CTAs on query blocks 2p and 2p + 1 of one head: each CTA's producer loads half
   // of every K and V block (alternate 64-column d blocks) and multicasts it into both CTAs, so the
   // pair reads each K/V block from L2 once instead of twice. A timing probe that skipped the K/V
-  // reloads altogether ran d128 S4K 4.6%, S16K 10%, d256 8% faster (bench/NOTES.md, session 9).
+  // reloads altogether ran d128 S4K 4.6%, S16K 10%, d256 8% faster; the clusters recover part of
+  // that where the traffic dominates: d256 S4K +1-4%, d128 from 32K keys +2-3%, level at 4K-16K,
+  // -2 to -10% at 1K, where a pair waiting for its slower CTA costs more (bench/NOTES.md, session
+  // 9). The planner asks for them at d256 and from 32K keys (plan/variant.rs).
   // Dense tiles only: both CTAs stream the same key blocks in step (host: an even number of query
   // blocks per head, no GQA packing, plan/variant.rs); with a causal mask the pair streams its
   // longer tile's blocks and the other CTA releases the extra ones unread. The leader CTA takes
