@@ -60,18 +60,27 @@ FC_DEVICE void mbar_arrive(u32 bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
 
+// The address of the same shared-memory offset in cluster CTA `rank` (PTX mapa).
+FC_DEVICE u32 cluster_addr(u32 addr, u32 rank) {
+  u32 r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
+  return r;
+}
+
 // Arrives once on the mbarrier at the same shared-memory offset in cluster CTA `rank` (a peer's
 // stage released by this CTA's consumers). The default semantics (release at CTA scope), as
 // CUTLASS's cluster barriers: what the arrival orders is this CTA's completed wgmma reads of the
 // stage against the peer's TMA refill, both async-proxy accesses; `.release.cluster` would put a
 // MEMBAR.ALL.GPU before every arrival (seen in the SASS).
 FC_DEVICE void mbar_arrive_cluster(u32 bar, u32 rank) {
-  asm volatile(
-      "{\n.reg .b32 remote;\n"
-      "mapa.shared::cluster.u32 remote, %0, %1;\n"
-      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
-      "r"(rank)
-      : "memory");
+  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_addr(bar, rank)) : "memory");
+}
+
+// The same with release at cluster scope: orders this thread's earlier generic-proxy accesses to
+// the peer's shared memory (a read of a value it handed over) before the arrival.
+FC_DEVICE void mbar_arrive_cluster_release(u32 bar, u32 rank) {
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_addr(bar, rank))
+               : "memory");
 }
 
 // Stores `v` at the same shared-memory offset in cluster CTA `rank`, then arrives on that CTA's
@@ -79,25 +88,8 @@ FC_DEVICE void mbar_arrive_cluster(u32 bar, u32 rank) {
 // with acquire at cluster scope (mbar_wait_cluster) reads the value. Costs a full memory barrier
 // (MEMBAR.ALL.GPU): once per tile, on the producer thread.
 FC_DEVICE void st_and_arrive_cluster(u32 addr, u32 v, u32 bar, u32 rank) {
-  asm volatile(
-      "{\n.reg .b32 ra, rb;\n"
-      "mapa.shared::cluster.u32 ra, %0, %3;\n"
-      "mapa.shared::cluster.u32 rb, %2, %3;\n"
-      "st.shared::cluster.u32 [ra], %1;\n"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [rb];\n}\n" ::"r"(addr),
-      "r"(v), "r"(bar), "r"(rank)
-      : "memory");
-}
-
-// mbar_arrive_cluster with release at cluster scope: orders this thread's earlier generic-proxy
-// accesses to the peer's shared memory (a read of a value it handed over) before the arrival.
-FC_DEVICE void mbar_arrive_cluster_release(u32 bar, u32 rank) {
-  asm volatile(
-      "{\n.reg .b32 remote;\n"
-      "mapa.shared::cluster.u32 remote, %0, %1;\n"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
-      "r"(rank)
-      : "memory");
+  asm volatile("st.shared::cluster.u32 [%0], %1;\n" ::"r"(cluster_addr(addr, rank)), "r"(v) : "memory");
+  mbar_arrive_cluster_release(bar, rank);
 }
 
 // Like mbar_wait, acquiring at cluster scope: for a barrier a peer CTA arrives on to publish data
