@@ -8,7 +8,8 @@ use crate::jit::{Compiled, Jit};
 use crate::launch::params::{BwdParams, FwdParams, Sm90BwdParams, Sm90Params};
 use crate::launch::{self, tma, DeviceInfo, Kernel, StreamScratch};
 use crate::plan::{
-    backward_launches, cluster_grid, forward_launch, rows_per_head, BwdLaunches, BwdPath, KernelKind, Launch, Variant,
+    backward_launches, cluster_grid, forward_launch, rows_per_head, BwdLaunches, BwdPath, FwdExt, KernelKind, Launch,
+    Variant,
 };
 use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, SyncOnDrop};
 use std::collections::HashMap;
@@ -240,13 +241,18 @@ impl Runtime {
         if lse % 4 != 0 {
             return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
         }
-        let (variant, mut launch) = self.plan(&p)?;
-        let kernel = self.kernel(&variant)?;
+        let (mut variant, mut launch) = self.plan(&p)?;
+        let mut kernel = self.kernel(&variant)?;
+        if kernel.0.max_active_clusters == Some(0) {
+            // The device (or its share of it: MPS, a green context) cannot hold one cluster of two
+            // CTAs of this size: the same kernel without clusters.
+            variant = Variant { ext: FwdExt { cluster: false, ..variant.ext }, ..variant };
+            launch = forward_launch(&variant, &p, self.info.sm_count);
+            kernel = self.kernel(&variant)?;
+        }
         if let Some(max) = kernel.0.max_active_clusters {
-            // Every cluster of the persistent grid must be resident at once (round-robin tiles).
-            if max == 0 {
-                return Err(Error::Unsupported(format!("{variant}: the device cannot hold one cluster of it")));
-            }
+            // Persistent: clusters beyond those the device holds at once would only wait for the
+            // tiles to run out (the tickets are dynamic), so the grid stops there.
             let tiles = launch.num_m_blocks as u64 * p.heads as u64 * p.batch as u64;
             launch.grid.0 = cluster_grid(tiles, max.min(self.info.sm_count / 2)) as u32;
         }

@@ -82,7 +82,8 @@ pub struct Kernel {
     pub num_regs: i32,
     pub local_bytes: i32,
     /// Kernels compiled with cluster dimensions: how many clusters of `block` threads and the
-    /// variant's shared memory the device holds at once (a persistent grid must not exceed it).
+    /// variant's shared memory the device holds at once (a persistent grid needs no more; 0: none,
+    /// run the variant without clusters).
     pub max_active_clusters: Option<u32>,
 }
 
@@ -103,11 +104,12 @@ pub fn load_kernel(
     let num_regs = func.num_regs()?;
     let local_bytes = func.local_size_bytes()?;
     let max_active_clusters = match cluster_block {
-        // The cluster shape is the kernel's own (__cluster_dims__), so the query passes none.
+        // The cluster shape is the kernel's own (__cluster_dims__), so the query passes none. A
+        // driver that cannot answer is taken as holding none: the caller then runs without clusters.
         Some(threads) => {
             let cfg =
                 LaunchConfig { grid_dim: (2, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: smem_bytes as u32 };
-            Some(func.occupancy_max_active_clusters(cfg, stream)?)
+            Some(func.occupancy_max_active_clusters(cfg, stream).unwrap_or(0))
         }
         None => None,
     };
