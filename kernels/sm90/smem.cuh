@@ -13,8 +13,8 @@ struct Sm90Smem {
   // Per Q slot: [0] the tile index the producer took, [1] K/V blocks loaded before it, [2] K/V
   // blocks the tile streams (clusters: its pair's longer tile); published by that slot's q_full.
   int* tile;
-  // Clusters: per Q slot, the tile-pair ticket the leader CTA's producer took and wrote into the
-  // peer's shared memory (pair_full), then [kQStages + slot] of nothing: a pad.
+  // Clusters: shared-memory address of the per-Q-slot tile-pair tickets (after the tile indices),
+  // which the leader CTA's producer writes into the peer's copy (pair_full publishes them).
   u32 ticket;
 
   FC_DEVICE explicit Sm90Smem(unsigned char* raw) {

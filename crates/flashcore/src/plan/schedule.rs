@@ -25,8 +25,8 @@ pub fn rows_per_head(v: &Variant, p: &Problem) -> usize {
 }
 
 /// Grid of a two-CTA cluster variant: one cluster per tile pair, at most `max_clusters` (the
-/// persistent CTAs walk the pairs round-robin, so every cluster of the grid must be resident at
-/// once), never less than one.
+/// clusters the device holds at once: the persistent clusters take pair tickets until none are
+/// left, so more would only wait), never less than one.
 pub fn cluster_grid(tiles: u64, max_clusters: u32) -> u64 {
     2 * tiles.div_ceil(2).min(max_clusters.max(1) as u64)
 }

@@ -135,9 +135,9 @@ impl Variant {
     /// group and the query length ([`tile_config_sm90_for`]).
     pub fn forward_for(arch: Arch, p: &Problem, max_smem: usize) -> Result<Variant> {
         let v = Variant::forward_ext(arch, p, false, max_smem)?;
-        // Measured on the H100 (bench/NOTES.md, session 9): d256 +1-2% at S4K; d128 +2-5% at 32K
-        // keys, level at 4K-16K, -1 to -2% at 512-1K (a pair waits for its slower CTA, and the
-        // tiles go round-robin instead of from the counter).
+        // Measured on the H100 (bench/NOTES.md, session 9): d256 S4K +4% (with its rotated key
+        // loop), causal +3%; d128 +2-3% from 32K keys (128K causal too); level at 4K-16K, and
+        // -3% at S1K, -10% S1K causal, where a pair waiting for its slower CTA costs more.
         let pays = v.head_dim == 256 || p.seqlen_k >= CLUSTER_MIN_KEYS;
         let on = knobs().sm90_cluster.unwrap_or(pays);
         Ok(if on && v.cluster_fits(p) { v.with_cluster() } else { v })
@@ -145,9 +145,10 @@ impl Variant {
 
     /// Whether this dense forward variant can run `p` in clusters of two CTAs
     /// (kernels/sm90/config.cuh kCluster): the Hopper 16-bit kernel without a window, softcap or
-    /// inference features (the variants `standard_set` compiles), whole tiles of one head (no GQA packing) and an even number of query blocks per
-    /// head, so each cluster's two tiles stream the same key blocks; head dims of two or four d
-    /// blocks (96, 128, 256), since each CTA loads every other d block of K and V.
+    /// inference features (the variants `standard_set` compiles), whole tiles of one head (no GQA
+    /// packing) and an even number of query blocks per head, so each cluster's two tiles stream
+    /// the same key blocks (a causal pair its longer tile's); head dims of two or four d blocks
+    /// (96, 128, 256), since each CTA loads every other d block of K and V.
     pub fn cluster_fits(&self, p: &Problem) -> bool {
         self.kind == KernelKind::FwdSm90
             && !self.ext.local
@@ -421,7 +422,7 @@ impl Variant {
                         Variant::sm90_tile(d, dtype, mask, TileConfig::new(128, 128, 1, 2)?, max_smem, tma)
                     });
                     for v in sm80.into_iter().chain(sm90).chain(packed).flatten() {
-                        // The cluster build of every dense non-causal Hopper variant it applies to.
+                        // The cluster build of every Hopper variant of a head dim it applies to.
                         let cluster =
                             (v.kind == KernelKind::FwdSm90 && matches!(d, 96 | 128 | 256)).then(|| v.with_cluster());
                         for v in std::iter::once(v).chain(cluster) {
