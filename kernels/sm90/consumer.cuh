@@ -7,6 +7,7 @@
 #include "../common/params.cuh"
 #include "../common/ptx/cvt.cuh"
 #include "../common/ptx/wgmma.cuh"
+#include "scheduler.cuh"
 #include "smem.cuh"
 
 namespace sm90::consumer {
@@ -168,11 +169,6 @@ struct Mainloop {
   // head-dim multiplies), and the epilogue multiplies by the last block's factor (last_vd).
   const float* vd_blk;
   int rot_;  // Sm90::kRotate: the tile's first key block (scheduler.cuh Tile::rot)
-  // Key block (from the tile's first) that loop step j reads.
-  FC_DEVICE int key_block(int j) const {
-    if constexpr (Sm90::kRotate) return j + rot_ < n_blocks ? j + rot_ : j + rot_ - n_blocks;
-    return j;
-  }
 
   FC_DEVICE float vd_of(int j) const { return vd_blk[(n_block0() + j) * f.v_descale_stride_blk]; }
   FC_DEVICE float last_vd(float vd) const {
@@ -236,7 +232,7 @@ struct Mainloop {
       }
     }
     if constexpr (Traits::kSoftcap) attn::apply_softcap(s, f.softcap_pre);
-    const int n0 = (n_block0() + key_block(j)) * Sm90::kBlockN;
+    const int n0 = (n_block0() + rotated_block(j, rot_, n_blocks)) * Sm90::kBlockN;
     const bool need = attn::block_needs_mask<Traits::kCausal, Traits::kLocal>(n0, Sm90::kBlockN, warp_row0, seqlen_k(),
                                                                               causal_offset(), window_left());
     if (need) {

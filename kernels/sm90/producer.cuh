@@ -38,12 +38,29 @@ struct PagedRows {
   }
 };
 
+// Cluster of two (config.cuh kCluster): this CTA's half of a K or 16-bit V block, every other d
+// block from d block `rank`, multicast into both CTAs (the peer loads the other half into both).
+FC_DEVICE void load_kv_half(u32 dst, const TmaDesc* map, const Tile& x, int n0, u32 bar, u32 rank) {
+#pragma unroll
+  for (int db = 0; db < Sm90::kDBlocks; ++db) {
+    if ((u32)db % 2 == rank) {
+      ptx::tma_load_4d_multicast(dst + db * Sm90::kBlockN * 128, map, db * Sm90::kDBlockElems, n0, x.hk, x.b, bar,
+                                 (u16)0x3);
+    }
+  }
+}
+
 // One K block, or a 16-bit V block, into `dst`. Contiguous and varlen K/V take one box per d block;
-// a paged pool one per d block and page (`pr`, looked up by the caller). The byte count is always
-// a full block: TMA counts the zero-filled rows of a box past the tensor.
+// a paged pool one per d block and page (`pr`, looked up by the caller); a cluster CTA its half.
+// The byte count is always a full block: TMA counts the zero-filled rows of a box past the tensor
+// (and with clusters, the peer's half lands on this CTA's barrier too).
 FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const Tile& x, int n0, const PagedRows& pr,
                        u32 bar) {
   const FwdParams& f = p.base;
+  if constexpr (Sm90::kCluster > 1) {
+    load_kv_half(dst, map, x, n0, bar, ptx::cluster_ctarank());
+    return;
+  }
   if (Traits::kInfer && f.block_table != 0) {
 #pragma unroll
     for (int i = 0; i < PagedRows::kMax; ++i) {
@@ -63,18 +80,6 @@ FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const T
 #pragma unroll
   for (int db = 0; db < Sm90::kDBlocks; ++db) {
     ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128, map, db * Sm90::kDBlockElems, row, x.hk, batch, bar);
-  }
-}
-
-// Cluster of two (config.cuh kCluster): this CTA's half of a K or 16-bit V block, every other d
-// block from d block `rank`, multicast into both CTAs (the peer loads the other half into both).
-FC_DEVICE void load_kv_half(u32 dst, const TmaDesc* map, const Tile& x, int n0, u32 bar, u32 rank) {
-#pragma unroll
-  for (int db = 0; db < Sm90::kDBlocks; ++db) {
-    if ((u32)db % 2 == rank) {
-      ptx::tma_load_4d_multicast(dst + db * Sm90::kBlockN * 128, map, db * Sm90::kDBlockElems, n0, x.hk, x.b, bar,
-                                 (u16)0x3);
-    }
   }
 }
 
@@ -165,27 +170,15 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       const int s = it % Sm90::kStages;
       // Stage s was last used by block it - kStages; wait until every consumer released it.
       const u32 reuse_parity = ((it / Sm90::kStages) - 1) & 1;
-      int kb = j;
-      if constexpr (Sm90::kRotate) kb = j + x.rot < x.n_blocks ? j + x.rot : j + x.rot - x.n_blocks;
-      const int n0 = (x.n_block0 + kb) * Sm90::kBlockN;
+      const int n0 = (x.n_block0 + rotated_block(j, x.rot, x.n_blocks)) * Sm90::kBlockN;
       PagedRows pr;
       if (Traits::kInfer && f.block_table != 0) pr.lookup(p, x, n0);
-      if constexpr (Sm90::kCluster > 1) {
-        // Both CTAs' consumers release a stage (consumer.cuh Mainloop::release); the pair streams
-        // the same key blocks in the same ring positions (equal n_blocks, same tile count). The
-        // wait acquires at CTA scope as for local releases: what it orders is the peer's wgmma
-        // reads (complete at its wgmma wait, before its release.cluster arrival) against this
-        // TMA's writes, both async-proxy accesses to shared memory; an acquire at cluster scope
-        // would also invalidate this SM's L1 on every stage (CCTL.IVALL in the SASS).
-        const u32 rank = ptx::cluster_ctarank();
-        if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
-        ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKBytes);
-        load_kv_half(sm.k(s), &p.tma_k, x, n0, sm.k_full(s), rank);
-        if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
-        ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kVBytes);
-        load_kv_half(sm.v(s), &p.tma_v, x, n0, sm.v_full(s), rank);
-        continue;
-      }
+      // With clusters both CTAs' consumers release a stage (consumer.cuh Mainloop::release), and
+      // the pair streams the same key blocks in the same ring positions (equal n_blocks, same tile
+      // count). The waits acquire at CTA scope as for local releases: what they order is the
+      // peer's wgmma reads (complete at its wgmma wait, before its arrival) against this TMA's
+      // writes, both async-proxy accesses to shared memory; an acquire at cluster scope would also
+      // invalidate this SM's L1 on every stage (CCTL.IVALL in the SASS).
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
 #if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 4)
       // Timing probe (consumer.cuh): once the ring is full, blocks reuse whatever the stage holds.

@@ -26,6 +26,13 @@ struct Tile {
   int rot;
 };
 
+// Sm90::kRotate: the key block (from the tile's first) that loop step j of n reads, for a tile
+// rotated by rot. The producer loads and the consumers mask by the same order.
+FC_DEVICE int rotated_block(int j, int rot, int n) {
+  if constexpr (Sm90::kRotate) return j + rot < n ? j + rot : j + rot - n;
+  return j;
+}
+
 struct Scheduler {
   const Sm90Params& p;
   const FwdParams& f;

@@ -8,8 +8,7 @@ use crate::jit::{Compiled, Jit};
 use crate::launch::params::{BwdParams, FwdParams, Sm90BwdParams, Sm90Params};
 use crate::launch::{self, tma, DeviceInfo, Kernel, StreamScratch};
 use crate::plan::{
-    backward_launches, cluster_grid, forward_launch, rows_per_head, BwdLaunches, BwdPath, FwdExt, KernelKind, Launch,
-    Variant,
+    backward_launches, forward_launch, rows_per_head, BwdLaunches, BwdPath, FwdExt, KernelKind, Launch, Variant,
 };
 use cudarc::driver::{sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, SyncOnDrop};
 use std::collections::HashMap;
@@ -252,9 +251,8 @@ impl Runtime {
         }
         if let Some(max) = kernel.0.max_active_clusters {
             // Persistent: clusters beyond those the device holds at once would only wait for the
-            // tiles to run out (the tickets are dynamic), so the grid stops there.
-            let tiles = launch.num_m_blocks as u64 * p.heads as u64 * p.batch as u64;
-            launch.grid.0 = cluster_grid(tiles, max.min(self.info.sm_count / 2)) as u32;
+            // tiles to run out (the tickets are dynamic), so the planned grid stops there.
+            launch.grid.0 = launch.grid.0.min(2 * max);
         }
         let rows = rows_per_head(&variant, &p);
         let params = fwd_params(&p, &q, &k, &v, &out, lse, launch.num_m_blocks, rows);
