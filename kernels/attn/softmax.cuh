@@ -71,10 +71,21 @@ struct OnlineSoftmax {
       // The 4 lanes of a quad hold one row between them.
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      // A row that has seen no visible key keeps base 0, so exp2(-inf - base) is 0 rather than NaN.
-      const float base = mx == kNegInf ? 0.f : mx * scale_log2;
-      alpha[r] = ptx::exp2f_fast(m[r] * scale_log2 - base);
-      m[r] = mx;
+      // The exponentials are taken against a stale max as long as the new one exceeds it by at
+      // most kRescaleSlack (log2 units): probabilities then reach 2^slack, harmless in fp32 sums
+      // and 16-bit P, and alpha stays exactly 1, so the O rows need no rescale. O / l and the LSE
+      // are the same for any reference (FlashAttention-4 uses the same slack). mx >= m[r]; the
+      // test is false while m[r] is -inf (inf or NaN difference), and quad-uniform like mx.
+      float base;
+      if ((mx - m[r]) * scale_log2 <= Traits::kRescaleSlack) {
+        base = m[r] * scale_log2;
+        alpha[r] = 1.f;
+      } else {
+        // A row that has seen no visible key keeps base 0, so exp2(-inf - base) is 0, not NaN.
+        base = mx == kNegInf ? 0.f : mx * scale_log2;
+        alpha[r] = ptx::exp2f_fast(m[r] * scale_log2 - base);
+        m[r] = mx;
+      }
       const float nb = kPShift - base;
 #pragma unroll
       for (int j = 0; j < N8; ++j) {

@@ -52,6 +52,13 @@
 #ifndef FC_FP8_P_LOG2
 #define FC_FP8_P_LOG2 8
 #endif
+// Online softmax: a row's reference max moves only when the block max exceeds it by more than
+// FC_RESCALE_SLACK in log2 units, so probabilities reach up to 2^slack and most blocks skip the
+// O rescale (sm90 consumer.cuh `rescale` tests for alpha == 1). Unset: 8 for 16-bit P, 0 (rescale whenever the max moves) for FP8,
+// whose P already carries the 2^FC_FP8_P_LOG2 factor up to e4m3's range.
+#ifndef FC_RESCALE_SLACK
+#define FC_RESCALE_SLACK (FC_FP8 ? 0 : 8)
+#endif
 
 struct Traits {
   static constexpr int kHeadDim = FC_HEAD_DIM;
@@ -69,6 +76,8 @@ struct Traits {
   static constexpr int kExp2PolyEvery = FC_EXP2_POLY;
   static constexpr bool kFp8 = FC_FP8 != 0;
   static constexpr int kFp8PLog2 = FC_FP8_P_LOG2;
+  static constexpr float kRescaleSlack = (float)FC_RESCALE_SLACK;
+  static_assert(!kFp8 || FC_RESCALE_SLACK + FC_FP8_P_LOG2 <= 8, "FP8 P must stay within e4m3's 448");
 
   // One warp owns 16 query rows (the M of one m16n8k16 MMA).
   static constexpr int kWarps = kBlockM / 16;

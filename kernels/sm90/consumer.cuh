@@ -131,8 +131,9 @@ FC_DEVICE void gemm_pv(float (&o)[kD8][4], u32 (&pa)[kK16][4], const Sm90Smem& s
   ptx::warpgroup::fence_operand(pa);
 }
 
-// Rows whose max did not move have alpha exactly 1: once the max settles (after a few key blocks)
-// most blocks skip the head-dim multiplies. The test is per warp, so the branch never diverges.
+// Rows whose reference max did not move have alpha exactly 1: with the softmax's slack
+// (attn::OnlineSoftmax) that is nearly every block after the first, which then skips the
+// head-dim multiplies. The test is per warp, so the branch never diverges.
 FC_DEVICE void rescale(float (&o)[kD8][4], const float (&alpha)[2]) {
   if (!__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) return;
 #pragma unroll

@@ -59,6 +59,11 @@ pub struct Knobs {
     /// `FLASHCORE_FP8_P_LOG2=n` (0..=8): the FP8 forward multiplies P by 2^n before its e4m3 cast
     /// (default 8; kernels/common/config.cuh FC_FP8_P_LOG2).
     pub fp8_p_log2: Option<u32>,
+    /// `FLASHCORE_RESCALE_SLACK=n` (0..=8): the forwards' softmax keeps a row's stale max until
+    /// the new one exceeds it by more than n in log2 units (kernels/common/config.cuh
+    /// FC_RESCALE_SLACK; default 8 for 16-bit P; 0, i.e. rescale whenever the max moves, for FP8,
+    /// where n is capped at 8 - `FLASHCORE_FP8_P_LOG2`).
+    pub rescale_slack: Option<u32>,
 }
 
 impl Knobs {
@@ -85,6 +90,7 @@ impl Knobs {
             sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),
             sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(true),
             fp8_p_log2: var("FLASHCORE_FP8_P_LOG2").and_then(|v| v.parse().ok()).filter(|n| *n <= 8),
+            rescale_slack: var("FLASHCORE_RESCALE_SLACK").and_then(|v| v.parse().ok()).filter(|n| *n <= 8),
         }
     }
 }

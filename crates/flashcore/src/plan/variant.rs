@@ -363,6 +363,17 @@ impl Variant {
                 d.push(("FC_FP8_P_LOG2", n.to_string()));
             }
         }
+        if let Some(n) = knobs().rescale_slack {
+            match self.kind {
+                KernelKind::FwdSm80 | KernelKind::FwdSm90 => d.push(("FC_RESCALE_SLACK", n.to_string())),
+                // FP8's P carries 2^p_log2 already; both together stay within e4m3's 448.
+                KernelKind::FwdSm90Fp8 => {
+                    let room = 8 - knobs().fp8_p_log2.unwrap_or(8);
+                    d.push(("FC_RESCALE_SLACK", n.min(room).to_string()));
+                }
+                _ => {}
+            }
+        }
         if matches!(self.kind, KernelKind::FwdSm90 | KernelKind::FwdSm90Fp8) {
             // Tuning knob: force the intra-warpgroup overlap on (1) or off (0); default per head dim.
             if let Some(on) = knobs().sm90_overlap {
