@@ -47,17 +47,18 @@
 #ifndef FC_FP8
 #define FC_FP8 0
 #endif
-// log2 of the static factor P is multiplied by before its cast to e4m3 (P <= 1, e4m3's largest
-// finite value is 448): 8 keeps probabilities down to 2^-17 representable instead of 2^-9.
+// log2 of the static factor P is multiplied by before its cast to e4m3 (P <= 2^FC_RESCALE_SLACK,
+// e4m3's largest finite value is 448): 8 keeps probabilities down to 2^-17 representable instead
+// of 2^-9. The planner sets both (plan/knobs.rs FP8_P_LOG2).
 #ifndef FC_FP8_P_LOG2
 #define FC_FP8_P_LOG2 8
 #endif
 // Online softmax: a row's reference max moves only when the block max exceeds it by more than
 // FC_RESCALE_SLACK in log2 units, so probabilities reach up to 2^slack and most blocks skip the
-// O rescale (sm90 consumer.cuh `rescale` tests for alpha == 1). Unset: 8 for 16-bit P, 0 (rescale whenever the max moves) for FP8,
-// whose P already carries the 2^FC_FP8_P_LOG2 factor up to e4m3's range.
+// O rescale (sm90 consumer.cuh `rescale` tests for alpha == 1). Unset: 8 for 16-bit P; for FP8,
+// whose P carries 2^FC_FP8_P_LOG2 already, what is left of e4m3's range.
 #ifndef FC_RESCALE_SLACK
-#define FC_RESCALE_SLACK (FC_FP8 ? 0 : 8)
+#define FC_RESCALE_SLACK (FC_FP8 ? 8 - FC_FP8_P_LOG2 : 8)
 #endif
 
 struct Traits {

@@ -25,13 +25,15 @@ constexpr int kBarTurn0 = 1;
 // Measured on the H100 (bench/NOTES.md, session 8): d256 +1-2% (+3.5% with ping-pong off, its
 // default now), causal d64 / d128 +1-3%, non-causal d64 / d96 / d128 level to -1% (the
 // predicated-off stores are instructions too, and those rows' softmax was mostly hidden by the
-// other warpgroup already); FP8 d64 causal +3%, FP8 d128's two-consumer causal tile -3%. So on
-// for 16-bit d256 and masked rows, and FP8 d64 causal. FC_SM90_KEEP_P=0|1 forces it.
+// other warpgroup already); FP8 d64 causal +3%, FP8 d128's two-consumer causal tile -3%. Once
+// the rescale slack (attn::OnlineSoftmax) had taken the O multiplies out of most blocks, d128
+// non-causal gained too: S2K-S8K +2% (session 10). So on for 16-bit d128 / d256 and masked
+// rows, and FP8 d64 causal. FC_SM90_KEEP_P=0|1 forces it.
 #ifdef FC_SM90_KEEP_P
 constexpr bool kKeepP = FC_SM90_KEEP_P != 0;
 #else
 constexpr bool kKeepP = Sm90::kFp8 ? (Sm90::kHeadDim == 64 && Traits::kCausal)
-                                   : (Sm90::kHeadDim == 256 || Traits::kCausal || Traits::kLocal);
+                                   : (Sm90::kHeadDim >= 128 || Traits::kCausal || Traits::kLocal);
 #endif
 
 // S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;

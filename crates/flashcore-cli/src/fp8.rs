@@ -198,7 +198,7 @@ pub fn run(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) ->
 
 fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) -> Result<bool> {
     let rt = Runtime::new(0)?;
-    let p_log2 = flashcore::plan::knobs::knobs().fp8_p_log2.unwrap_or(8);
+    let p_log2 = flashcore::plan::knobs::fp8_p_log2();
     let shapes: Vec<Shape> = if bench { bench_shapes() } else { validate_shapes() };
     let mut flush = rt.stream().alloc_zeros::<u8>(2 * rt.info().l2_bytes.max(1 << 20))?;
     let mut records = Vec::new();

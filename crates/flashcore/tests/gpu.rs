@@ -711,7 +711,7 @@ fn fp8_matches_reference_across_granularities_masks_and_head_dims() {
         return;
     }
     let mut rng = seeded();
-    let p_log2 = flashcore::plan::knobs::knobs().fp8_p_log2.unwrap_or(8);
+    let p_log2 = flashcore::plan::knobs::fp8_p_log2();
     let grans = [
         (Granularity::Tensor, Granularity::Tensor),
         (Granularity::Head, Granularity::Head),

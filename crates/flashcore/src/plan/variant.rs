@@ -359,20 +359,13 @@ impl Variant {
         if self.kind == KernelKind::FwdSm90Fp8 {
             d.push(("FC_FP8", "1".to_string()));
             d.push(("FC_SM90_Q_STAGES", super::tiles::sm90_fp8_q_stages().to_string()));
-            if let Some(n) = knobs().fp8_p_log2 {
-                d.push(("FC_FP8_P_LOG2", n.to_string()));
-            }
+            let p_log2 = super::knobs::fp8_p_log2();
+            d.push(("FC_FP8_P_LOG2", p_log2.to_string()));
+            // P's factor and the slack together stay within e4m3's 448.
+            d.push(("FC_RESCALE_SLACK", knobs().rescale_slack.unwrap_or(8).min(8 - p_log2).to_string()));
         }
-        if let Some(n) = knobs().rescale_slack {
-            match self.kind {
-                KernelKind::FwdSm80 | KernelKind::FwdSm90 => d.push(("FC_RESCALE_SLACK", n.to_string())),
-                // FP8's P carries 2^p_log2 already; both together stay within e4m3's 448.
-                KernelKind::FwdSm90Fp8 => {
-                    let room = 8 - knobs().fp8_p_log2.unwrap_or(8);
-                    d.push(("FC_RESCALE_SLACK", n.min(room).to_string()));
-                }
-                _ => {}
-            }
+        if let (Some(n), KernelKind::FwdSm80 | KernelKind::FwdSm90) = (knobs().rescale_slack, self.kind) {
+            d.push(("FC_RESCALE_SLACK", n.to_string()));
         }
         if matches!(self.kind, KernelKind::FwdSm90 | KernelKind::FwdSm90Fp8) {
             // Tuning knob: force the intra-warpgroup overlap on (1) or off (0); default per head dim.
