@@ -36,8 +36,10 @@ FC_DEVICE float tree_sum(const float (&s)[N8][4], int r) {
   return RowTree<N8>::sum(s, r);
 }
 
-// State for the two rows (g and g+8) a lane holds in the mma C layout.
-template <int N8>
+// State for the two rows (g and g+8) a lane holds in the mma C layout. SumsElsewhere: the row
+// sums come from the caller (sm90 kSumMma: P·V's extra columns of ones), so update() leaves l
+// alone and the caller finishes with finish_sums().
+template <int N8, bool SumsElsewhere = false>
 struct OnlineSoftmax {
   float m[2];  // running max of raw scores (unscaled), -inf while no key was visible
   float l[2];  // running sum of exp2 terms over this lane's columns only; reduced across the quad once, at the end
@@ -102,25 +104,38 @@ struct OnlineSoftmax {
 #endif
         }
       }
-      float sum = 0.f;
-      if constexpr (kTree) {
-        sum = tree_sum(s, r);
-      } else {
+      if constexpr (!SumsElsewhere) {
+        float sum = 0.f;
+        if constexpr (kTree) {
+          sum = tree_sum(s, r);
+        } else {
 #pragma unroll
-        for (int j = 0; j < N8; ++j) sum += s[j][2 * r] + s[j][2 * r + 1];
+          for (int j = 0; j < N8; ++j) sum += s[j][2 * r] + s[j][2 * r + 1];
+        }
+        l[r] = l[r] * alpha[r] + sum;
       }
-      l[r] = l[r] * alpha[r] + sum;
     }
   }
 
   // Completes the row sums across the quad; returns 1/l (0 for a row with no visible key) and the
   // natural-log LSE (-inf for such a row).
   FC_DEVICE void finish(float scale_log2, float (&inv_l)[2], float (&lse)[2]) {
+    float sums[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float sum = l[r];
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      sums[r] = sum;
+    }
+    finish_sums(scale_log2, sums, inv_l, lse);
+  }
+
+  // The same from whole-row sums (both rows' over every key, in the units of this state's max).
+  FC_DEVICE void finish_sums(float scale_log2, const float (&sums)[2], float (&inv_l)[2], float (&lse)[2]) const {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float sum = sums[r];
       // A row that saw no visible key keeps max -inf (its polynomial exponentials are ~1e-38, not
       // 0, so the sum alone would not tell). A row of NaN scores also keeps max -inf (fmaxf skips
       // NaN) but has a NaN sum: it stays NaN in O and LSE.

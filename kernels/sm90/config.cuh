@@ -45,9 +45,29 @@ struct Sm90 {
   static constexpr int kQStages = FC_SM90_Q_STAGES;
   static_assert(kQStages == 1 || kQStages == 2, "one or two Q slots");
   static constexpr int kKBytes = kDBlocks * kBlockN * 128;  // K, one stage
+  // The softmax's row sums from the tensor cores: P·V runs at N = head dim + 8 on a B operand
+  // whose last 8 columns are all ones, so the sums of P come out in 8 more accumulator columns
+  // (already summed over the quad, and rescaled with O) instead of one FADD per score. Where the
+  // softmax's instructions limit the kernel (16-bit d64) that trades 8 / (2 x head dim) more tensor
+  // work for a fifth of the softmax's instructions. The sums are of P as rounded for P·V, so the
+  // LSE would carry that rounding: the planner builds it for calls without an LSE (plan/variant.rs
+  // Variant::with_sum_mma), 16-bit d64 (FP8 d64 / d128 on request: less accurate there; d256 + 8
+  // is over wgmma's N; d128's 16-bit ring has no room for the ones).
+#ifndef FC_SM90_SUM_MMA
+#define FC_SM90_SUM_MMA 0
+#endif
+  static constexpr bool kSumMma = FC_SM90_SUM_MMA != 0;
+  static_assert(!kSumMma || (kFp8 ? kHeadDim <= 128 : kHeadDim == 64), "row sums by MMA: FP8 d <= 128, 16-bit d64");
   // V, one stage. FP8 wgmma reads B K-major only, so the FP8 path loads V transposed ([d][key],
-  // written by fp8_vt.cu): key blocks of 128 (one 128-byte row per head-dim index).
-  static constexpr int kVBytes = kFp8 ? kBlockN * kHeadDim : kKBytes;
+  // written by fp8_vt.cu): key blocks of 128 (one 128-byte row per head-dim index); with kSumMma
+  // 8 more rows of ones follow (written once at kernel start; the V loads never touch them).
+  static constexpr int kOnesRowsBytes = kFp8 && kSumMma ? 8 * 128 : 0;
+  static constexpr int kVLoadBytes = kFp8 ? kBlockN * kHeadDim : kKBytes;  // what a stage's V load brings
+  static constexpr int kVBytes = kVLoadBytes + kOnesRowsBytes;
+  // 16-bit V is MN-major (d contiguous): B's columns past the head dim are the next 64-wide block,
+  // at the descriptor's leading byte offset from the stage; each stage points that offset at one
+  // shared block of ones (block_n rows of 128 bytes) after the ring.
+  static constexpr int kOnesBytes = !kFp8 && kSumMma ? kBlockN * 128 : 0;
   static constexpr int kKVBytes = kKBytes + kVBytes;  // one stage
   // Epilogue: O staged in shared memory (one 64-row buffer per consumer warpgroup, the TMA box
   // layout) and written by TMA stores, instead of 4-byte stores from registers.
@@ -59,7 +79,7 @@ struct Sm90 {
   static constexpr bool kTmaStore = FC_SM90_TMA_STORE != 0 && !Traits::kInfer;
   static constexpr int kOBytesPerWg = (kHeadDim + 63) / 64 * 64 * 128;  // 16-bit output
   static constexpr int kOBytes = kTmaStore ? kConsumers * kOBytesPerWg : 0;
-  static constexpr int kSmemTiles = kQStages * kQBytes + kStages * kKVBytes + kOBytes;
+  static constexpr int kSmemTiles = kQStages * kQBytes + kStages * kKVBytes + kOnesBytes + kOBytes;
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers (2 * kQStages + 4 * kStages of
   // 8 bytes) and the published tile indices.
   static constexpr int kSmemBytes = kSmemTiles + 2048;

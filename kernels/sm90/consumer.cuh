@@ -36,6 +36,9 @@ constexpr bool kKeepP = Sm90::kFp8 ? (Sm90::kHeadDim == 64 && Traits::kCausal)
                                    : (Sm90::kHeadDim >= 128 || Traits::kCausal || Traits::kLocal);
 #endif
 
+// The online softmax; with Sm90::kSumMma its row sums come from P·V's extra columns instead.
+using Softmax = attn::OnlineSoftmax<kN8, Sm90::kSumMma>;
+
 // S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
 // the caller waits.
 FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
@@ -112,38 +115,62 @@ FC_DEVICE void pack_p(u32 (&pa)[kK16][4], const float (&p)[kN8][4]) {
 
 // O (64 rows x head dim) += P · V over key steps of 16. V is [key][d] in smem, i.e. MN-major for
 // this GEMM (transposed B): 8-key groups 1024 bytes apart, d blocks of 64 block_n*128 bytes apart.
-FC_DEVICE void gemm_pv(float (&o)[kD8][4], u32 (&pa)[kK16][4], const Sm90Smem& sm, int stage) {
+// With Sm90::kSumMma the GEMM is 8 columns wider, over ones, and those columns accumulate P's
+// row sums into lsum (lanes' [0], [1]: row g; [2], [3]: row g + 8).
+FC_DEVICE void gemm_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[kK16][4], const Sm90Smem& sm, int stage) {
   ptx::warpgroup::fence_operand(o);
+  if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
   ptx::warpgroup::fence_operand(pa);
   ptx::warpgroup::fence();
 #pragma unroll
   for (int kk = 0; kk < kK16; ++kk) {
     if constexpr (Sm90::kFp8) {
-      // Transposed V, K-major: [key block of 128][d][128 keys], a k32 step is 32 bytes of a row.
+      // Transposed V, K-major: [key block of 128][d][128 keys], a k32 step is 32 bytes of a row;
+      // the ones are the 8 rows after the head dim's (sm.ones_rows), the next 1024-byte atom.
       const u32 va = sm.v(stage) + (kk / 4) * Sm90::kHeadDim * 128 + (kk % 4) * 32;
-      ptx::warpgroup::wgmma_rs_e4m3<Sm90::kHeadDim>(o, pa[kk], ptx::warpgroup::make_desc(va, 16, 1024));
+      const u64 db = ptx::warpgroup::make_desc(va, 16, 1024);
+      if constexpr (Sm90::kSumMma) {
+        ptx::warpgroup::wgmma_rs_sum_e4m3<Sm90::kHeadDim>(o, lsum, pa[kk], db);
+      } else {
+        ptx::warpgroup::wgmma_rs_e4m3<Sm90::kHeadDim>(o, pa[kk], db);
+      }
     } else {
       const u32 va = sm.v(stage) + kk * 16 * 128;
-      ptx::warpgroup::wgmma_rs<Sm90::kHeadDim, Traits::kBf16, 1>(
-          o, pa[kk], ptx::warpgroup::make_desc(va, Sm90::kBlockN * 128, 1024));
+      if constexpr (Sm90::kSumMma) {
+        // d64: the columns past 64 are the next 64-wide block, one leading byte offset on: point it
+        // at the ones block, which this step reads at the same row offset (kk * 16 rows) as V.
+        const u64 db = ptx::warpgroup::make_desc(va, sm.ones - sm.v(stage), 1024);
+        ptx::warpgroup::wgmma_rs_sum<Sm90::kHeadDim, Traits::kBf16, 1>(o, lsum, pa[kk], db);
+      } else {
+        ptx::warpgroup::wgmma_rs<Sm90::kHeadDim, Traits::kBf16, 1>(
+            o, pa[kk], ptx::warpgroup::make_desc(va, Sm90::kBlockN * 128, 1024));
+      }
     }
   }
   ptx::warpgroup::commit();
   ptx::warpgroup::fence_operand(o);
+  if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
   ptx::warpgroup::fence_operand(pa);
 }
 
 // Rows whose reference max did not move have alpha exactly 1: with the softmax's slack
 // (attn::OnlineSoftmax) that is nearly every block after the first, which then skips the
-// head-dim multiplies. The test is per warp, so the branch never diverges.
-FC_DEVICE void rescale(float (&o)[kD8][4], const float (&alpha)[2]) {
-  if (!__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) return;
+// head-dim multiplies. The test is per warp, so the branch never diverges. The MMA row sums
+// (kSumMma) take the softmax's alpha_l, without FP8's change of v factor that alpha may carry.
+FC_DEVICE void rescale(float (&o)[kD8][4], float (&lsum)[4], const float (&alpha)[2], const float (&alpha_l)[2]) {
+  if (!__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f || alpha_l[0] != 1.f || alpha_l[1] != 1.f)) return;
 #pragma unroll
   for (int i = 0; i < kD8; ++i) {
     o[i][0] *= alpha[0];
     o[i][1] *= alpha[0];
     o[i][2] *= alpha[1];
     o[i][3] *= alpha[1];
+  }
+  if constexpr (Sm90::kSumMma) {
+    lsum[0] *= alpha_l[0];
+    lsum[1] *= alpha_l[0];
+    lsum[2] *= alpha_l[1];
+    lsum[3] *= alpha_l[1];
   }
 }
 
@@ -180,15 +207,18 @@ struct Mainloop {
     }
     return vd;
   }
-  // alpha for the O rows before block j's P·V: the softmax's, times the change of v's factor.
-  FC_DEVICE void v_ratio(float (&alpha)[2], int j) const {
+  // Rescales O (and the MMA row sums) before block j's P·V: by the softmax's alpha, and O also
+  // by the change of v's factor.
+  FC_DEVICE void rescale_for(float (&o)[kD8][4], float (&lsum)[4], const float (&alpha)[2], int j) const {
+    float alpha_o[2] = {alpha[0], alpha[1]};
     if constexpr (Sm90::kFp8) {
       if (vd_blk != nullptr && j > 0) {
         const float r = vd_of(j - 1) / vd_of(j);
-        alpha[0] *= r;
-        alpha[1] *= r;
+        alpha_o[0] *= r;
+        alpha_o[1] *= r;
       }
     }
+    rescale(o, lsum, alpha_o, alpha);
   }
 
   FC_DEVICE int stage(int j) const { return (it0 + j) % Sm90::kStages; }
@@ -249,7 +279,7 @@ struct Mainloop {
   // to measure how much of a block's time the softmax holds the tensor cores up; 4 (producer.cuh)
   // stops reloading K/V once the ring is full; 8 (run_overlapped) takes Q·Kᵀ's A operand from
   // registers (the stale P fragments) instead of shared memory.
-  FC_DEVICE void softmax_update(attn::OnlineSoftmax<kN8>& softmax, float (&sc)[kN8][4], float (&alpha)[2]) const {
+  FC_DEVICE void softmax_update(Softmax& softmax, float (&sc)[kN8][4], float (&alpha)[2]) const {
 #if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 2)
     alpha[0] = alpha[1] = 1.f;
 #else
@@ -259,7 +289,7 @@ struct Mainloop {
 
   // One block at a time: Q·Kᵀ, wait, softmax, P·V, wait. The two consumer warpgroups overlap each
   // other, nothing overlaps within one.
-  FC_DEVICE void run_serial(attn::OnlineSoftmax<kN8>& softmax, float (&o)[kD8][4]) const {
+  FC_DEVICE void run_serial(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4]) const {
     for (int j = 0; j < n_blocks; ++j) {
       const int s = stage(j);
       const u32 par = parity(j);
@@ -274,16 +304,16 @@ struct Mainloop {
       mask(sc, j);
       float alpha[2];
       softmax_update(softmax, sc, alpha);
-      v_ratio(alpha, j);
-      rescale(o, alpha);
+      rescale_for(o, lsum, alpha, j);
       u32 pa[kK16][4];
       pack_p(pa, sc);
       ptx::mbar_wait(sm.v_full(s), par);
       turn_begin();
-      gemm_pv(o, pa, sm, s);
+      gemm_pv(o, lsum, pa, sm, s);
       turn_end();
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(o);
+      if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
       release(sm.v_empty(s));
     }
   }
@@ -302,7 +332,7 @@ struct Mainloop {
   // Software-pipelined (FlashAttention-3's intra-warpgroup overlap): Q·K_jᵀ and P_{j-1}·V_{j-1}
   // are in flight together, and the softmax of block j runs while P_{j-1}·V_{j-1} is still on the
   // tensor cores.
-  FC_DEVICE void run_overlapped(attn::OnlineSoftmax<kN8>& softmax, float (&o)[kD8][4]) const {
+  FC_DEVICE void run_overlapped(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4]) const {
     if (n_blocks == 0) return;
     float sc[kN8][4];
     u32 pa[kK16][4];
@@ -327,7 +357,7 @@ struct Mainloop {
 #else
       gemm_qk(sc, sm, q, wg, s);
 #endif
-      gemm_pv(o, pa, sm, sp);
+      gemm_pv(o, lsum, pa, sm, sp);
       turn_end();
       ptx::warpgroup::wait<1>();  // groups retire in order: Q·K_jᵀ is done, P·V may still run
       ptx::warpgroup::fence_operand(sc);
@@ -342,19 +372,20 @@ struct Mainloop {
       if constexpr (kKeepP) ptx::warpgroup::keep_live(pa, it0 < 0);
       ptx::warpgroup::wait<0>();
       ptx::warpgroup::fence_operand(o);
+      if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
       ptx::warpgroup::fence_operand(pa);
       release(sm.v_empty(sp));
-      v_ratio(alpha, j);
-      rescale(o, alpha);
+      rescale_for(o, lsum, alpha, j);
       pack_p(pa, sc);
     }
     const int last = stage(n_blocks - 1);
     ptx::mbar_wait(sm.v_full(last), parity(n_blocks - 1));
     turn_begin();
-    gemm_pv(o, pa, sm, last);
+    gemm_pv(o, lsum, pa, sm, last);
     turn_end();
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(o);
+    if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
     release(sm.v_empty(last));
   }
 };

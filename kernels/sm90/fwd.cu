@@ -68,6 +68,19 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     }
     ptx::fence_barrier_init();
   }
+  if constexpr (Sm90::kSumMma) {
+    // The all-ones columns of P·V's B operand (config.cuh kSumMma): written once here, read by
+    // wgmma (the async proxy) after the barrier below.
+    constexpr u32 kOne = Sm90::kFp8 ? 0x38383838u : Traits::kBf16 ? 0x3F803F80u : 0x3C003C00u;
+    const u32 base = ptx::smem_addr(smem_raw);
+    for (int s = 0; s < (Sm90::kFp8 ? Sm90::kStages : 1); ++s) {
+      const u32 at = Sm90::kFp8 ? sm.ones_rows(s) : sm.ones;
+      u32* w = reinterpret_cast<u32*>(smem_raw + (at - base));
+      constexpr int kWords = (Sm90::kFp8 ? Sm90::kOnesRowsBytes : Sm90::kOnesBytes) / 4;
+      for (int i = threadIdx.x; i < kWords; i += Sm90::kThreads) w[i] = kOne;
+    }
+    ptx::fence_proxy_async_smem();
+  }
   // With clusters the peer's producer and consumers use this CTA's barriers: both CTAs' must be
   // initialised first.
   if constexpr (Sm90::kCluster > 1) {
@@ -86,7 +99,7 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
   const int wg = warpgroup - 1;
   const int tw = threadIdx.x - 128 * warpgroup;
   const int warp = tw >> 5, lane = tw & 31;
-  constexpr int kN8 = sm90::consumer::kN8, kD8 = sm90::consumer::kD8;
+  constexpr int kD8 = sm90::consumer::kD8;
   // Ping-pong: consumer warpgroup 0 takes the first turn.
   if (Sm90::kPingPong && wg == Sm90::kConsumers - 1) ptx::named_bar_arrive(sm90::consumer::kBarTurn0, 256);
 
@@ -107,11 +120,13 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     const int local0 = wg * 64 + warp * 16;
     const int head = x.h + local0 / f.rows_per_head;
     const int warp_row0 = x.m0 + local0 % f.rows_per_head;
-    attn::OnlineSoftmax<kN8> softmax;
+    sm90::consumer::Softmax softmax;
     softmax.init();
     float o[kD8][4];
 #pragma unroll
     for (int i = 0; i < kD8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+    // Sm90::kSumMma: the row sums of P, from P·V's columns of ones (dead code otherwise).
+    float lsum[4] = {0.f, 0.f, 0.f, 0.f};
 
     float sl2 = f.scale_log2, vd = 1.f;
     const float *kd_blk = nullptr, *vd_blk = nullptr;
@@ -120,16 +135,20 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
         f,   sm,         sm.q(slot), wg,         lane,          warp_row0, x.n_blocks,
         it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk, vd_blk, x.rot};
     if constexpr (Sm90::kOverlap) {
-      mainloop.run_overlapped(softmax, o);
+      mainloop.run_overlapped(softmax, o, lsum);
     } else {
-      mainloop.run_serial(softmax, o);
+      mainloop.run_serial(softmax, o, lsum);
     }
     if constexpr (Sm90::kCluster > 1 && Traits::kCausal) mainloop.drain(n_stream);
     // Every GEMM of this tile has completed: the producer may reuse the Q slot.
     ptx::mbar_arrive(sm.q_empty(slot));
 
     float inv_l[2], lse[2];
-    softmax.finish(sl2, inv_l, lse);
+    if constexpr (Sm90::kSumMma) {
+      softmax.finish_sums(sl2, {lsum[0], lsum[2]}, inv_l, lse);
+    } else {
+      softmax.finish(sl2, inv_l, lse);
+    }
     if constexpr (Sm90::kFp8) {
       vd = mainloop.last_vd(vd);
       inv_l[0] *= vd, inv_l[1] *= vd;

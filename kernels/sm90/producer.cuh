@@ -192,7 +192,7 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKBytes);
       load_kv(sm.k(s), &p.tma_k, p, x, n0, pr, sm.k_full(s));
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
-      ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kVBytes);
+      ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kVLoadBytes);
       if constexpr (Sm90::kFp8) {
         // Transposed V [b][kv head][d][key]: one box of head_dim rows by 128 keys per key block.
 #pragma unroll

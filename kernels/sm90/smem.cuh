@@ -7,6 +7,7 @@
 struct Sm90Smem {
   u32 q0;       // Q slot s at q0 + s*kQBytes: [d block][block_m rows][128 B]
   u32 kv;       // stage s: K at kv + s*kKVBytes, V right after (kKBytes later)
+  u32 ones;     // 16-bit kSumMma: block_n x 64 ones, the columns past P·V's head dim
   u32 o;        // TMA-store epilogue: consumer warpgroup w stages its output at o + w*kOBytesPerWg
   u32 bars;     // q_full[Q], q_empty[Q], then k_full[S], v_full[S], k_empty[S], v_empty[S],
                 // then (clusters) pair_full[Q], pair_empty[Q]
@@ -22,7 +23,8 @@ struct Sm90Smem {
     const u32 base = (ptx::smem_addr(raw) + 1023u) & ~1023u;
     q0 = base;
     kv = base + Sm90::kQStages * Sm90::kQBytes;
-    o = kv + Sm90::kStages * Sm90::kKVBytes;
+    ones = kv + Sm90::kStages * Sm90::kKVBytes;
+    o = ones + Sm90::kOnesBytes;
     bars = base + Sm90::kSmemTiles;
     tile = reinterpret_cast<int*>(raw + (bars - ptx::smem_addr(raw)) + 8 * (kFirstPair + 2 * Sm90::kQStages));
     ticket = bars + 8 * (kFirstPair + 2 * Sm90::kQStages) + 4 * 3 * Sm90::kQStages;
@@ -32,6 +34,8 @@ struct Sm90Smem {
   FC_DEVICE u32 q(int slot) const { return q0 + slot * Sm90::kQBytes; }
   FC_DEVICE u32 k(int s) const { return kv + s * Sm90::kKVBytes; }
   FC_DEVICE u32 v(int s) const { return k(s) + Sm90::kKBytes; }
+  // FP8 kSumMma: the 8 rows of ones after stage s's transposed V.
+  FC_DEVICE u32 ones_rows(int s) const { return v(s) + Sm90::kBlockN * Sm90::kHeadDim; }
   FC_DEVICE u32 q_full(int slot) const { return bars + 8 * slot; }
   // The consumers release a Q slot once every GEMM of its tile has completed (fwd.cu).
   FC_DEVICE u32 q_empty(int slot) const { return bars + 8 * (Sm90::kQStages + slot); }

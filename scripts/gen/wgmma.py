@@ -12,6 +12,10 @@ TYPES = {"bf16": "Bf16", "f16": "F16"}
 # e4m3 (FP8 forward): Q·Kᵀ at N = block_n and P·V at N = head dim. FP8 wgmma has K = 32 and no
 # transpose: both operands K-major.
 NS_E4M3 = [64, 128, 256]
+# P·V with the row sums of P: N = head dim + 8, the extra 8 columns of B all ones (sm90 config.cuh
+# kSumMma), accumulating into a second array. 16-bit d64 and e4m3 d64 / d128.
+NS_SUM = [64]
+NS_SUM_E4M3 = [64, 128]
 
 
 def regs(lo, hi):
@@ -53,6 +57,58 @@ FC_DEVICE void wgmma_rs_m64n{n}k16_{t}(float (&d)[{n // 8}][4], const u32 (&a)[4
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "n"(TransB));
 }}
 """
+
+
+def sum_operands(n):
+    return acc_operands(n) + ", " + ", ".join(f'"+f"(e[{i}])' for i in range(4))
+
+
+def rs_sum(n, t):
+    r = n // 2 + 4
+    return f"""
+// [D | E] (64 x ({n} + 8), f32) += A (64 x 16, registers) * B (16 x ({n} + 8), smem, K-major or, with
+// TransB, MN-major), {t}: E takes the last 8 columns of B (all ones: the row sums of A).
+template <int TransB>
+FC_DEVICE void wgmma_rs_m64n{n + 8}k16_{t}(float (&d)[{n // 8}][4], float (&e)[4], const u32 (&a)[4], u64 desc_b) {{
+  asm volatile(
+      "{{\\n.reg .pred p;\\nsetp.ne.b32 p, 1, 0;\\n"
+      "wgmma.mma_async.sync.aligned.m64n{n + 8}k16.f32.{t}.{t} "
+      "{{{regs(0, r)}}}, {{%{r}, %{r + 1}, %{r + 2}, %{r + 3}}}, %{r + 4}, p, 1, 1, %{r + 5};\\n}}\\n"
+      : {sum_operands(n)}
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "n"(TransB));
+}}
+"""
+
+
+def rs_sum_e4m3(n):
+    r = n // 2 + 4
+    return f"""
+// [D | E] (64 x ({n} + 8), f32) += A (64 x 32, registers: 4 e4m3 per u32) * B (32 x ({n} + 8), smem,
+// K-major), e4m3: E takes the last 8 columns of B (all ones: the row sums of A).
+FC_DEVICE void wgmma_rs_m64n{n + 8}k32_e4m3(float (&d)[{n // 8}][4], float (&e)[4], const u32 (&a)[4], u64 desc_b) {{
+  asm volatile(
+      "{{\\n.reg .pred p;\\nsetp.ne.b32 p, 1, 0;\\n"
+      "wgmma.mma_async.sync.aligned.m64n{n + 8}k32.f32.e4m3.e4m3 "
+      "{{{regs(0, r)}}}, {{%{r}, %{r + 1}, %{r + 2}, %{r + 3}}}, %{r + 4}, p, 1, 1;\\n}}\\n"
+      : {sum_operands(n)}
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));
+}}
+"""
+
+
+def dispatch_sum():
+    out = ["\n// P·V with row sums: N is the head dim (the B operand is N + 8 wide)."]
+    out.append("template <int N, bool Bf16, int TransB>\nFC_DEVICE void wgmma_rs_sum(float (&d)[N / 8][4], float (&e)[4], const u32 (&a)[4], u64 b) {")
+    for n in NS_SUM:
+        out.append(f"  if constexpr (N == {n}) {{ if constexpr (Bf16) wgmma_rs_m64n{n + 8}k16_bf16<TransB>(d, e, a, b); else wgmma_rs_m64n{n + 8}k16_f16<TransB>(d, e, a, b); }}")
+    cond = " || ".join(f"N == {n}" for n in NS_SUM)
+    out.append(f'  static_assert({cond}, "wgmma N + 8 not generated");\n}}')
+    out.append("template <int N>\nFC_DEVICE void wgmma_rs_sum_e4m3(float (&d)[N / 8][4], float (&e)[4], const u32 (&a)[4], u64 b) {")
+    for n in NS_SUM_E4M3:
+        out.append(f"  if constexpr (N == {n}) wgmma_rs_m64n{n + 8}k32_e4m3(d, e, a, b);")
+    cond = " || ".join(f"N == {n}" for n in NS_SUM_E4M3)
+    out.append(f'  static_assert({cond}, "e4m3 wgmma N + 8 not generated");\n}}')
+    return "\n".join(out)
 
 
 def ss_e4m3(n):
@@ -138,6 +194,12 @@ def main():
         body.append(ss_e4m3(n))
         body.append(rs_e4m3(n))
     body.append(dispatch_e4m3())
+    for n in NS_SUM:
+        for t in TYPES:
+            body.append(rs_sum(n, t))
+    for n in NS_SUM_E4M3:
+        body.append(rs_sum_e4m3(n))
+    body.append(dispatch_sum())
     body.append("\n}  // namespace ptx::warpgroup")
     OUT.write_text("\n".join(body) + "\n")
     print(f"wrote {OUT}")

@@ -236,7 +236,7 @@ fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) 
         };
         let (qb, kb, vb) = (up(&q, qd)?, up(&k, kd)?, up(&v, kd)?);
         let mut out = rt.alloc_filled(qd, nan_bits(DType::Bf16))?;
-        let (variant16, _) = rt.plan(&sh.problem())?;
+        let variant16 = rt.plan(&sh.problem())?.0.with_sum_mma(opts.return_lse);
         let ms16 = time_median_ms(&rt, &mut flush, iters, || rt.forward_into(&qb, &kb, &vb, &mut out, None, &opts))?;
         let got16 = gather(&rt.download(&out)?, &sh, &rows);
         let r16 = rmse(&got16, &want);
@@ -300,7 +300,8 @@ fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) 
             let vq = fp8::quantize(&v, [sh.b, sh.s, sh.hkv, sh.d], mode.v);
             let (q8, k8, v8) = (rt.upload_fp8(&qq)?, rt.upload_fp8(&kq)?, rt.upload_fp8(&vq)?);
             let mut out = rt.alloc_filled(qd, nan_bits(DType::Bf16))?;
-            let (variant, _) = rt.plan_fp8(&sh.problem())?;
+            // No LSE asked for: the build with the row sums from P·V (Variant::with_sum_mma).
+            let variant = rt.plan_fp8(&sh.problem())?.0.with_sum_mma(false);
             let ms =
                 time_median_ms(&rt, &mut flush, iters, || rt.forward_fp8_into(&q8, &k8, &v8, &mut out, None, &opts))?;
             let ob = rt.download(&out)?;

@@ -8,7 +8,7 @@ use flashcore::cudarc::driver::{sys, CudaSlice};
 use flashcore::reference::{
     self, compare, within_bar, Element, ErrorStats, HostTensor, Precision, RefGrads, RefOutput,
 };
-use flashcore::{BwdOptions, DType, DeviceTensor, Result, Runtime, TensorDesc};
+use flashcore::{AttnOptions, BwdOptions, DType, DeviceTensor, Result, Runtime, TensorDesc};
 use half::slice::HalfBitsSliceExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -102,18 +102,26 @@ pub fn run_shape(
     let mut out: DeviceTensor = rt.alloc_filled(od, nan_bits(dt))?;
     let n_lse = s.b * s.h * s.sq;
     let mut lse: CudaSlice<f32> = rt.stream().clone_htod(&vec![f32::NAN; n_lse.max(1)])?;
-    let opts = s.options();
+    // FLASHCORE_BENCH_LSE=0: the forward without an LSE output, as inference calls it (and as
+    // PyTorch's SDPA backends run without grad); on Hopper that may be another build
+    // (plan::Variant::with_sum_mma). Rows then check O only.
+    let with_lse = std::env::var("FLASHCORE_BENCH_LSE").map_or(true, |v| v != "0");
+    let opts = AttnOptions { return_lse: with_lse, ..s.options() };
     let variant = {
         let p = flashcore::api::check::check(&qd, &kd, &kd, &od, &opts)?;
-        rt.plan(&p)?.0.to_string()
+        rt.plan(&p)?.0.with_sum_mma(with_lse).to_string()
     };
-    rt.forward_into(&q, &k, &v, &mut out, Some(&mut lse), &opts)?;
+    let run = |out: &mut DeviceTensor, lse: &mut CudaSlice<f32>| {
+        rt.forward_into(&q, &k, &v, out, if with_lse { Some(lse) } else { None }, &opts)
+    };
+    run(&mut out, &mut lse)?;
     rt.synchronize()?;
     let ob = rt.download(&out)?;
     let lse_h: Vec<f32> = rt.stream().clone_dtoh(&lse)?;
 
     // Every element must have been written over the poison.
-    let unwritten = count_unwritten(&ob, &od, dt) + lse_h[..n_lse].iter().filter(|x| x.is_nan()).count();
+    let lse_unwritten = if with_lse { lse_h[..n_lse].iter().filter(|x| x.is_nan()).count() } else { 0 };
+    let unwritten = count_unwritten(&ob, &od, dt) + lse_unwritten;
 
     let rows = pick_rows(s, row_budget, seed);
     let nr = rows.len();
@@ -142,7 +150,7 @@ pub fn run_shape(
         }
     }
     let mut lse_err = 0f64;
-    for bi in 0..s.b {
+    for bi in (0..s.b).filter(|_| with_lse) {
         for hi in 0..s.h {
             for (ri, &r) in rows.iter().enumerate() {
                 let g = lse_h[(bi * s.h + hi) * s.sq + r] as f64;
@@ -157,11 +165,7 @@ pub fn run_shape(
     // LSE is fp32 in the kernel: allow 1e-3 absolute (log-domain) error.
     let passed = unwritten == 0 && within_bar(&err, &naive_err) && lse_err <= 1e-3;
 
-    let ms = if iters > 0 {
-        time_median_ms(rt, flush, iters, || rt.forward_into(&q, &k, &v, &mut out, Some(&mut lse), &opts))?
-    } else {
-        f64::NAN
-    };
+    let ms = if iters > 0 { time_median_ms(rt, flush, iters, || run(&mut out, &mut lse))? } else { f64::NAN };
     Ok(ShapeRun { err, naive: naive_err, lse_max_err: lse_err, unwritten, rows_checked: nr, ms, passed, variant })
 }
 

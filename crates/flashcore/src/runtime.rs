@@ -240,7 +240,9 @@ impl Runtime {
         if lse % 4 != 0 {
             return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
         }
-        let (mut variant, mut launch) = self.plan(&p)?;
+        let (variant, _) = self.plan(&p)?;
+        let mut variant = variant.with_sum_mma(lse != 0);
+        let mut launch = forward_launch(&variant, &p, self.info.sm_count);
         let mut kernel = self.kernel(&variant)?;
         if kernel.0.max_active_clusters == Some(0) {
             // The device (or its share of it: MPS, a green context) cannot hold one cluster of two

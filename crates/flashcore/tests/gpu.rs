@@ -28,6 +28,12 @@ fn host(v: &[f64], d: &TensorDesc) -> HostTensor<'static, f64> {
 
 /// Runs one problem on the GPU and checks O and LSE against the reference.
 fn check_case(qd: TensorDesc, kd: TensorDesc, mask: Mask, scale: Option<f32>, rng: &mut StdRng) {
+    check_case_lse(qd, kd, mask, scale, true, rng)
+}
+
+/// [`check_case`]; without `with_lse` the call asks for no LSE (on Hopper d64 the build whose
+/// softmax row sums come from P·V, plan::Variant::with_sum_mma) and only O is checked.
+fn check_case_lse(qd: TensorDesc, kd: TensorDesc, mask: Mask, scale: Option<f32>, with_lse: bool, rng: &mut StdRng) {
     let rt = rt();
     let dt = qd.dtype;
     let qb = rand_bits(qd.span().unwrap() as usize, dt, rng);
@@ -40,8 +46,8 @@ fn check_case(qd: TensorDesc, kd: TensorDesc, mask: Mask, scale: Option<f32>, rn
     let mut out = rt.alloc_filled(od, nan(dt)).unwrap();
     let [b, sq, h, d] = qd.shape;
     let mut lse = rt.stream().clone_htod(&vec![f32::NAN; b * h * sq]).unwrap();
-    let opts = AttnOptions { mask, scale, return_lse: true, ..Default::default() };
-    rt.forward_into(&q, &k, &v, &mut out, Some(&mut lse), &opts).unwrap();
+    let opts = AttnOptions { mask, scale, return_lse: with_lse, ..Default::default() };
+    rt.forward_into(&q, &k, &v, &mut out, if with_lse { Some(&mut lse) } else { None }, &opts).unwrap();
     let got_o = values(&rt.download(&out).unwrap(), dt);
     let got_lse: Vec<f32> = rt.stream().clone_dtoh(&lse).unwrap();
 
@@ -61,8 +67,8 @@ fn check_case(qd: TensorDesc, kd: TensorDesc, mask: Mask, scale: Option<f32>, rn
     }
     let e = compare(&got, &want.out);
     let en = compare(&naive.out, &want.out);
-    assert!(within_bar(&e, &en), "{qd:?} {mask:?}: kernel {e:?} vs naive {en:?}");
-    for (g, w) in got_lse.iter().zip(&want.lse) {
+    assert!(within_bar(&e, &en), "{qd:?} {mask:?} lse {with_lse}: kernel {e:?} vs naive {en:?}");
+    for (g, w) in got_lse.iter().zip(&want.lse).filter(|_| with_lse) {
         let g = *g as f64;
         assert!(g == *w || (g - w).abs() < 1e-3, "lse {g} vs {w}");
     }
@@ -83,6 +89,34 @@ fn matches_reference_across_dtypes_masks_and_head_dims() {
                 let qd = TensorDesc::contiguous_bshd(b, sq, h, d, dt);
                 let kd = TensorDesc::contiguous_bshd(b, sk, hkv, d, dt);
                 check_case(qd, kd, mask, None, &mut rng);
+            }
+        }
+    }
+}
+
+/// The forward without an LSE output: on Hopper at d64 the softmax's row sums come from P·V run
+/// over extra columns of ones (kernels/sm90/config.cuh kSumMma), on both d64 tiles (192 rows; 128
+/// for GQA packs and short causal rows), every mask, ragged lengths, both dtypes.
+#[test]
+fn forward_without_lse_matches_reference() {
+    let mut rng = seeded();
+    let rt = rt();
+    for dt in [DType::F16, DType::Bf16] {
+        for &(b, sq, sk, h, hkv) in
+            &[(2, 130, 130, 4, 4), (1, 1000, 1000, 2, 2), (1, 77, 300, 8, 2), (2, 16, 2048, 8, 2)]
+        {
+            for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
+                let qd = TensorDesc::contiguous_bshd(b, sq, h, 64, dt);
+                let kd = TensorDesc::contiguous_bshd(b, sk, hkv, 64, dt);
+                if rt.info().arch == flashcore::Arch::SM90 {
+                    let opts = AttnOptions { mask, ..Default::default() };
+                    let p = flashcore::api::check::check(&qd, &kd, &kd, &qd.like(), &opts).unwrap();
+                    let v = rt.plan(&p).unwrap().0;
+                    if v.kind == flashcore::plan::KernelKind::FwdSm90 {
+                        assert!(v.with_sum_mma(false).sum_mma(), "{v} has no LSE-free build");
+                    }
+                }
+                check_case_lse(qd, kd, mask, None, false, &mut rng);
             }
         }
     }
@@ -748,6 +782,12 @@ fn fp8_matches_reference_across_granularities_masks_and_head_dims() {
                 rt.forward_fp8_into(&q8, &k8, &v8, &mut out, Some(&mut lse), &opts).unwrap();
                 let got = values(&rt.download(&out).unwrap(), DType::Bf16);
                 let got_lse: Vec<f32> = rt.stream().clone_dtoh(&lse).unwrap();
+                // Without an LSE (with FLASHCORE_SM90_SUM_MMA=1, up to d128, the build whose row sums
+                // come from P·V: plan::Variant::with_sum_mma).
+                let mut out = rt.alloc_filled(od, nan(DType::Bf16)).unwrap();
+                let opts = AttnOptions { return_lse: false, ..opts };
+                rt.forward_fp8_into(&q8, &k8, &v8, &mut out, None, &opts).unwrap();
+                let got_no_lse = values(&rt.download(&out).unwrap(), DType::Bf16);
 
                 let sc = 1.0 / (d as f64).sqrt();
                 let (qx, kx, vx) = (qq.dequantize(), kq.dequantize(), vq.dequantize());
@@ -784,6 +824,12 @@ fn fp8_matches_reference_across_granularities_masks_and_head_dims() {
                 assert!(
                     within_bar(&e, &en),
                     "fp8 {:?} {mask:?} {gqk:?}/{gv:?}: kernel {e:?} vs naive {en:?}",
+                    [b, sq, sk, h, hkv, d]
+                );
+                let e_no_lse = compare(&got_no_lse, &want.out);
+                assert!(
+                    within_bar(&e_no_lse, &en),
+                    "fp8 without LSE {:?} {mask:?} {gqk:?}/{gv:?}: kernel {e_no_lse:?} vs naive {en:?}",
                     [b, sq, sk, h, hkv, d]
                 );
                 let lse_err = got_lse

@@ -29,6 +29,10 @@ FC_DEVICE void fence_operand(float (&d)[N][4]) {
     for (int j = 0; j < 4; ++j) asm volatile("" : "+f"(d[i][j])::"memory");
   }
 }
+FC_DEVICE void fence_operand(float (&d)[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) asm volatile("" : "+f"(d[j])::"memory");
+}
 template <int N>
 FC_DEVICE void fence_operand(u32 (&r)[N][4]) {
 #pragma unroll

@@ -36,6 +36,10 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_KV_ROTATE=0|1`: dense non-causal Hopper tiles start their key loop at a block
     /// spread by query block (kernels/sm90/config.cuh `kRotate`; default on at d256 only).
     pub sm90_kv_rotate: Option<bool>,
+    /// `FLASHCORE_SM90_SUM_MMA=0|1`: the Hopper forward's softmax sums its rows with FADDs also
+    /// when no LSE is wanted (0), or takes them from P·V's extra columns of ones on FP8 too (1;
+    /// less accurate there) (plan/variant.rs `Variant::with_sum_mma`).
+    pub sm90_sum_mma: Option<bool>,
     /// `FLASHCORE_SM90_OVERLAP=0|1`: force the intra-warpgroup overlap off or on.
     pub sm90_overlap: Option<bool>,
     /// `FLASHCORE_SM90_PINGPONG=0|1`: force the warpgroup ping-pong off or on.
@@ -84,6 +88,7 @@ impl Knobs {
             sm90_keep_p: flag("FLASHCORE_SM90_KEEP_P"),
             sm90_cluster: flag("FLASHCORE_SM90_CLUSTER"),
             sm90_kv_rotate: flag("FLASHCORE_SM90_KV_ROTATE"),
+            sm90_sum_mma: flag("FLASHCORE_SM90_SUM_MMA"),
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
             sm90_bwd_split: var("FLASHCORE_SM90_BWD_SPLIT").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),

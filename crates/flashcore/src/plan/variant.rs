@@ -106,6 +106,9 @@ pub struct FwdExt {
     /// Hopper 16-bit forward only (FC_SM90_CLUSTER=2): clusters of two CTAs on adjacent query
     /// blocks of one head share each K/V block through TMA multicast ([`Variant::with_cluster`]).
     pub cluster: bool,
+    /// Hopper forward without an LSE output (FC_SM90_SUM_MMA): the softmax's row sums come from
+    /// P·V run 8 columns wider over ones ([`Variant::with_sum_mma`]).
+    pub sum_mma: bool,
 }
 
 /// The Hopper kernel serves sm_90a unless `FLASHCORE_SM90=0` (or `FLASHCORE_FORCE_SM80=1`) asks for
@@ -165,6 +168,30 @@ impl Variant {
         Variant { ext: FwdExt { cluster: true, ..self.ext }, ..self }
     }
 
+    /// For a call that wants no LSE: where it applies, the build whose softmax takes its row sums
+    /// from the tensor cores (kernels/sm90/config.cuh kSumMma: P·V 8 columns wider over ones)
+    /// instead of one FADD per score. Those sums are of P as P·V reads it, so O is normalised by
+    /// exactly the weights it averages with, but the LSE would carry P's rounding (bf16: ~1e-3,
+    /// beyond the LSE bar): calls that want the LSE keep the FADD sums. Dense 16-bit d64, where the
+    /// softmax's instructions rather than the tensor cores limit the kernel: +1-4% on the H100
+    /// (bench/NOTES.md, session 10). FP8 d64 / d128 gained 2-4.5% too but fails the naive FP8 bar
+    /// on the outlier inputs (maximum errors 3-6x the bar: e4m3's P and FP8 wgmma's short
+    /// accumulator, DeepSeek-V3's ~14 bits, bias an all-positive sum), so only
+    /// `FLASHCORE_SM90_SUM_MMA=1` builds it there; `=0` turns it off everywhere.
+    pub fn with_sum_mma(self, lse_wanted: bool) -> Variant {
+        let forced = knobs().sm90_sum_mma;
+        let fits = match self.kind {
+            KernelKind::FwdSm90Fp8 => self.head_dim <= 128 && forced == Some(true),
+            KernelKind::FwdSm90 => self.head_dim == 64 && !self.ext.infer,
+            _ => false,
+        };
+        if fits && !lse_wanted && forced != Some(false) {
+            Variant { ext: FwdExt { sum_mma: true, ..self.ext }, ..self }
+        } else {
+            self
+        }
+    }
+
     /// [`Variant::forward_for`] with the window / softcap features the problem needs and, with
     /// `infer`, the inference paths (varlen, seqused_k, paged, split-KV).
     pub fn forward_ext(arch: Arch, p: &Problem, infer: bool, max_smem: usize) -> Result<Variant> {
@@ -174,6 +201,7 @@ impl Variant {
             infer,
             merge: false,
             cluster: false,
+            sum_mma: false,
         };
         // A window's right edge without a causal mask is still an upper bound: the causal variant.
         let upper = p.mask.is_causal() || p.window.right.is_some();
@@ -312,13 +340,24 @@ impl Variant {
                 // kernels/sm90/config.cuh kOBytes: a 64-row output buffer per consumer warpgroup.
                 let o_buffers =
                     if self.tma_store { self.tile.block_m() / 64 * 64 * self.head_dim.div_ceil(64) * 128 } else { 0 };
-                sm90_smem_bytes(&self.tile, self.head_dim) + o_buffers
+                // kOnesBytes: the block of ones P·V's row-sum columns read.
+                let ones = if self.sum_mma() { self.tile.block_n() * 128 } else { 0 };
+                sm90_smem_bytes(&self.tile, self.head_dim) + o_buffers + ones
             }
             KernelKind::BwdSm80 => super::backward::bwd_smem_bytes(&self.tile, self.head_dim),
             KernelKind::BwdSm90 => super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim, self.tma_store),
             KernelKind::BwdPrep | KernelKind::BwdPost | KernelKind::Combine | KernelKind::Fp8Vt => 0,
-            KernelKind::FwdSm90Fp8 => super::tiles::sm90_fp8_smem_bytes(&self.tile, self.head_dim),
+            KernelKind::FwdSm90Fp8 => {
+                // kOnesRowsBytes: 8 rows of ones after each stage's transposed V.
+                let ones = if self.sum_mma() { self.tile.stages() * 8 * 128 } else { 0 };
+                super::tiles::sm90_fp8_smem_bytes(&self.tile, self.head_dim) + ones
+            }
         }
+    }
+
+    /// See [`Variant::with_sum_mma`].
+    pub fn sum_mma(&self) -> bool {
+        self.ext.sum_mma
     }
 
     pub fn defines(&self) -> Vec<(&'static str, String)> {
@@ -375,6 +414,9 @@ impl Variant {
             if self.tma_store {
                 d.push(("FC_SM90_TMA_STORE", "1".to_string()));
             }
+            if self.sum_mma() {
+                d.push(("FC_SM90_SUM_MMA", "1".to_string()));
+            }
             if self.kind == KernelKind::FwdSm90 {
                 d.push(("FC_SM90_Q_STAGES", super::tiles::sm90_q_stages(self.head_dim).to_string()));
             }
@@ -426,10 +468,12 @@ impl Variant {
                         Variant::sm90_tile(d, dtype, mask, TileConfig::new(128, 128, 1, 2)?, max_smem, tma)
                     });
                     for v in sm80.into_iter().chain(sm90).chain(packed).flatten() {
-                        // The cluster build of every Hopper variant of a head dim it applies to.
+                        // The cluster build of every Hopper variant of a head dim it applies to, and
+                        // the LSE-free build where there is one.
                         let cluster =
                             (v.kind == KernelKind::FwdSm90 && matches!(d, 96 | 128 | 256)).then(|| v.with_cluster());
-                        for v in std::iter::once(v).chain(cluster) {
+                        let sums = Some(v.with_sum_mma(false)).filter(|s| s.sum_mma());
+                        for v in std::iter::once(v).chain(cluster).chain(sums) {
                             if !out.contains(&v) {
                                 out.push(v);
                             }
@@ -490,7 +534,7 @@ impl Variant {
                 // The portable kernel with every feature on (it serves them off Hopper and under
                 // FLASHCORE_FORCE_SM80), on its short- and long-row tiles.
                 if [64, 96, 128, 256].contains(&d) {
-                    let all = FwdExt { local: true, softcap: true, infer: true, merge: false, cluster: false };
+                    let all = FwdExt { local: true, softcap: true, infer: true, ..FwdExt::default() };
                     for sk in [1, LONG_ROWS] {
                         if let Ok(v) = Variant::sm80(arch, d, dtype, Mask::CausalBottomRight, sk, max_smem) {
                             let v = Variant { ext: all, ..v };
@@ -554,7 +598,10 @@ impl Variant {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
                     for sk in [1, LONG_ROWS] {
                         if let Ok(v) = Variant::fp8_forward(d, dt, mask, sk, max_smem) {
-                            for v in [v.fp8_vt(), v] {
+                            // FP8's LSE-free build only on request (Variant::with_sum_mma), but
+                            // compile-checked with the rest.
+                            let sums = (d <= 128).then_some(Variant { ext: FwdExt { sum_mma: true, ..v.ext }, ..v });
+                            for v in [v.fp8_vt(), v].into_iter().chain(sums) {
                                 if !out.contains(&v) {
                                     out.push(v);
                                 }
@@ -588,7 +635,7 @@ impl std::fmt::Display for Variant {
         }
         write!(
             f,
-            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}{}{}",
+            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}{}{}{}",
             self.arch.nvrtc_arch(),
             self.head_dim,
             self.dtype.name(),
@@ -606,6 +653,7 @@ impl std::fmt::Display for Variant {
             if self.ext.softcap { "-softcap" } else { "" },
             if self.ext.infer { "-infer" } else { "" },
             if self.ext.cluster { "-c2" } else { "" },
+            if self.ext.sum_mma { "-lsum" } else { "" },
         )
     }
 }

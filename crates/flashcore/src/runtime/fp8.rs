@@ -138,8 +138,10 @@ impl Runtime {
         if lse % 4 != 0 {
             return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
         }
-        let (variant, launch) = self.plan_fp8(&p)?;
+        let (variant, _) = self.plan_fp8(&p)?;
         let vt_variant = variant.fp8_vt();
+        let variant = variant.with_sum_mma(lse != 0);
+        let launch = forward_launch(&variant, &p, self.info().sm_count);
         let kernel = self.kernel(&variant)?;
         let vt_kernel = self.kernel(&vt_variant)?;
         let rows = rows_per_head(&variant, &p);
