@@ -103,8 +103,8 @@ impl Knobs {
 
 /// log2 of the FP8 forward's default P factor, which leaves no room for the rescale slack (e4m3's
 /// largest finite value is 448 < 2^9). 2^4 with a slack of 4 measured +2-3.5% at D128 / D256 on
-/// the H100 and the same RMSE on the outlier test, but larger maximum errors: 4 of the 41 rows of
-/// `flashcore fp8` and the FP8 GPU test failed the naive FP8 bar (bench/NOTES.md, session 10).
+/// the H100 and the same RMSE on the outlier test, but larger maximum errors: 5 of the 40 FP8 rows
+/// of `flashcore fp8` and the FP8 GPU test failed the naive FP8 bar (bench/NOTES.md, session 10).
 pub const FP8_P_LOG2: u32 = 8;
 
 /// The FP8 forward's P factor (log2): `FLASHCORE_FP8_P_LOG2` or [`FP8_P_LOG2`].
