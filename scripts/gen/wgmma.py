@@ -98,17 +98,31 @@ FC_DEVICE void wgmma_rs_m64n{n + 8}k32_e4m3(float (&d)[{n // 8}][4], float (&e)[
 
 def dispatch_sum():
     out = ["\n// P·V with row sums: N is the head dim (the B operand is N + 8 wide)."]
-    out.append("template <int N, bool Bf16, int TransB>\nFC_DEVICE void wgmma_rs_sum(float (&d)[N / 8][4], float (&e)[4], const u32 (&a)[4], u64 b) {")
-    for n in NS_SUM:
-        out.append(f"  if constexpr (N == {n}) {{ if constexpr (Bf16) wgmma_rs_m64n{n + 8}k16_bf16<TransB>(d, e, a, b); else wgmma_rs_m64n{n + 8}k16_f16<TransB>(d, e, a, b); }}")
-    cond = " || ".join(f"N == {n}" for n in NS_SUM)
-    out.append(f'  static_assert({cond}, "wgmma N + 8 not generated");\n}}')
-    out.append("template <int N>\nFC_DEVICE void wgmma_rs_sum_e4m3(float (&d)[N / 8][4], float (&e)[4], const u32 (&a)[4], u64 b) {")
-    for n in NS_SUM_E4M3:
-        out.append(f"  if constexpr (N == {n}) wgmma_rs_m64n{n + 8}k32_e4m3(d, e, a, b);")
-    cond = " || ".join(f"N == {n}" for n in NS_SUM_E4M3)
-    out.append(f'  static_assert({cond}, "e4m3 wgmma N + 8 not generated");\n}}')
+    out += dispatch_fn(
+        "template <int N, bool Bf16, int TransB>\n"
+        "FC_DEVICE void wgmma_rs_sum(float (&d)[N / 8][4], float (&e)[4], const u32 (&a)[4], u64 b)",
+        NS_SUM,
+        lambda n: f"{{ if constexpr (Bf16) wgmma_rs_m64n{n + 8}k16_bf16<TransB>(d, e, a, b); "
+        f"else wgmma_rs_m64n{n + 8}k16_f16<TransB>(d, e, a, b); }}",
+        "wgmma N + 8",
+    )
+    out += dispatch_fn(
+        "template <int N>\nFC_DEVICE void wgmma_rs_sum_e4m3(float (&d)[N / 8][4], float (&e)[4], const u32 (&a)[4], u64 b)",
+        NS_SUM_E4M3,
+        lambda n: f"wgmma_rs_m64n{n + 8}k32_e4m3(d, e, a, b);",
+        "e4m3 wgmma N + 8",
+    )
     return "\n".join(out)
+
+
+def dispatch_fn(head, ns, call, what):
+    """One compile-time dispatcher over N: head is its signature, call(n) the statement for n."""
+    out = [head + " {"]
+    for n in ns:
+        out.append(f"  if constexpr (N == {n}) {call(n)}")
+    cond = " || ".join(f"N == {n}" for n in ns)
+    out.append(f'  static_assert({cond}, "{what} not generated");\n}}')
+    return out
 
 
 def ss_e4m3(n):
@@ -143,15 +157,18 @@ FC_DEVICE void wgmma_rs_m64n{n}k32_e4m3(float (&d)[{n // 8}][4], const u32 (&a)[
 
 def dispatch_e4m3():
     out = ["\n// e4m3 shape dispatch."]
-    out.append("template <int N>\nFC_DEVICE void wgmma_ss_e4m3(float (&d)[N / 8][4], u64 a, u64 b, int accumulate) {")
-    for n in NS_E4M3:
-        out.append(f"  if constexpr (N == {n}) wgmma_ss_m64n{n}k32_e4m3(d, a, b, accumulate);")
-    cond = " || ".join(f"N == {n}" for n in NS_E4M3)
-    out.append(f'  static_assert({cond}, "e4m3 wgmma N not generated");\n}}')
-    out.append("template <int N>\nFC_DEVICE void wgmma_rs_e4m3(float (&d)[N / 8][4], const u32 (&a)[4], u64 b) {")
-    for n in NS_E4M3:
-        out.append(f"  if constexpr (N == {n}) wgmma_rs_m64n{n}k32_e4m3(d, a, b);")
-    out.append(f'  static_assert({cond}, "e4m3 wgmma N not generated");\n}}')
+    out += dispatch_fn(
+        "template <int N>\nFC_DEVICE void wgmma_ss_e4m3(float (&d)[N / 8][4], u64 a, u64 b, int accumulate)",
+        NS_E4M3,
+        lambda n: f"wgmma_ss_m64n{n}k32_e4m3(d, a, b, accumulate);",
+        "e4m3 wgmma N",
+    )
+    out += dispatch_fn(
+        "template <int N>\nFC_DEVICE void wgmma_rs_e4m3(float (&d)[N / 8][4], const u32 (&a)[4], u64 b)",
+        NS_E4M3,
+        lambda n: f"wgmma_rs_m64n{n}k32_e4m3(d, a, b);",
+        "e4m3 wgmma N",
+    )
     return "\n".join(out)
 
 
