@@ -237,6 +237,55 @@ fn hopper_clusters_pair_the_query_blocks_of_dense_non_causal_heads() {
 }
 
 #[test]
+fn lse_free_calls_take_the_row_sums_from_the_tensor_cores_at_d64_only() {
+    let prob = |sq: usize, d: usize, mask: Mask, hkv: usize| Problem {
+        batch: 2,
+        heads: 8,
+        kv_heads: hkv,
+        seqlen_q: sq,
+        seqlen_k: sq,
+        head_dim: d,
+        dtype: DType::F16,
+        mask,
+        scale: 0.1,
+        window: Default::default(),
+        softcap: None,
+    };
+    let pick = |p: &Problem| Variant::forward_for(Arch::SM90, p, 227 * 1024).unwrap();
+    let set = Variant::standard_set(Arch::SM90);
+    // Both d64 tiles (192 rows; 128 for short causal rows and packed GQA), every mask.
+    for (sq, hkv) in [(4096, 8), (512, 8), (16, 2)] {
+        for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
+            let v = pick(&prob(sq, 64, mask, hkv));
+            assert!(!v.sum_mma(), "planned without knowing about the LSE: {v}");
+            assert_eq!(v.with_sum_mma(true), v, "a call that wants the LSE keeps the FADD sums");
+            let s = v.with_sum_mma(false);
+            assert!(s.sum_mma() && s.to_string().ends_with("-lsum"), "{s}");
+            assert!(s.options().iter().any(|o| o == "-DFC_SM90_SUM_MMA=1"), "{s}");
+            // kOnesBytes: one block_n x 128-byte block of ones after the ring.
+            assert_eq!(s.smem_bytes(), v.smem_bytes() + v.tile.block_n() * 128, "{s}");
+            assert!(set.contains(&s), "{s} not compiled by warmup / CI");
+        }
+    }
+    // Not at d96 / d128 / d256 (measured slower at d128, NOTES session 10), not on the portable kernel,
+    // not on the inference paths' builds, and not for FP8 unless asked for.
+    for d in [96, 128, 256] {
+        let v = pick(&prob(4096, d, Mask::None, 8));
+        assert_eq!(v.with_sum_mma(false), v, "{v}");
+    }
+    let sm80 = Variant::forward_for(Arch::SM80, &prob(4096, 64, Mask::None, 8), 163 * 1024).unwrap();
+    assert_eq!(sm80.with_sum_mma(false), sm80);
+    let infer = Variant::forward_ext(Arch::SM90, &prob(4096, 64, Mask::None, 8), true, 227 * 1024).unwrap();
+    assert_eq!(infer.with_sum_mma(false), infer);
+    let fp8 = Variant::fp8_forward(128, DType::Bf16, Mask::None, 4096, 227 * 1024).unwrap();
+    assert_eq!(fp8.with_sum_mma(false), fp8);
+    // FP8's P factor takes e4m3's whole range, so its softmax keeps no rescale slack (NOTES session 10).
+    for o in ["-DFC_FP8_P_LOG2=8", "-DFC_RESCALE_SLACK=0"] {
+        assert!(fp8.options().iter().any(|x| x == o), "{fp8}: {o}");
+    }
+}
+
+#[test]
 fn flops_follow_the_peer_convention() {
     let mut p = Problem {
         batch: 2,
