@@ -39,6 +39,12 @@ constexpr bool kKeepP = Sm90::kFp8 ? (Sm90::kHeadDim == 64 && Traits::kCausal)
 // The online softmax; with Sm90::kSumMma its row sums come from P·V's extra columns instead.
 using Softmax = attn::OnlineSoftmax<kN8, Sm90::kSumMma>;
 
+// fence_operand for P·V's accumulators: O, and with Sm90::kSumMma the row sums beside it.
+FC_DEVICE void fence_pv_acc(float (&o)[kD8][4], float (&lsum)[4]) {
+  ptx::warpgroup::fence_operand(o);
+  if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
+}
+
 // S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
 // the caller waits.
 FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
@@ -118,8 +124,7 @@ FC_DEVICE void pack_p(u32 (&pa)[kK16][4], const float (&p)[kN8][4]) {
 // With Sm90::kSumMma the GEMM is 8 columns wider, over ones, and those columns accumulate P's
 // row sums into lsum (lanes' [0], [1]: row g; [2], [3]: row g + 8).
 FC_DEVICE void gemm_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[kK16][4], const Sm90Smem& sm, int stage) {
-  ptx::warpgroup::fence_operand(o);
-  if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
+  fence_pv_acc(o, lsum);
   ptx::warpgroup::fence_operand(pa);
   ptx::warpgroup::fence();
 #pragma unroll
@@ -148,8 +153,7 @@ FC_DEVICE void gemm_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[kK16][4],
     }
   }
   ptx::warpgroup::commit();
-  ptx::warpgroup::fence_operand(o);
-  if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
+  fence_pv_acc(o, lsum);
   ptx::warpgroup::fence_operand(pa);
 }
 
@@ -312,8 +316,7 @@ struct Mainloop {
       gemm_pv(o, lsum, pa, sm, s);
       turn_end();
       ptx::warpgroup::wait<0>();
-      ptx::warpgroup::fence_operand(o);
-      if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
+      fence_pv_acc(o, lsum);
       release(sm.v_empty(s));
     }
   }
@@ -371,8 +374,7 @@ struct Mainloop {
       // allocated until the softmax is done.
       if constexpr (kKeepP) ptx::warpgroup::keep_live(pa, it0 < 0);
       ptx::warpgroup::wait<0>();
-      ptx::warpgroup::fence_operand(o);
-      if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
+      fence_pv_acc(o, lsum);
       ptx::warpgroup::fence_operand(pa);
       release(sm.v_empty(sp));
       rescale_for(o, lsum, alpha, j);
@@ -384,8 +386,7 @@ struct Mainloop {
     gemm_pv(o, lsum, pa, sm, last);
     turn_end();
     ptx::warpgroup::wait<0>();
-    ptx::warpgroup::fence_operand(o);
-    if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
+    fence_pv_acc(o, lsum);
     release(sm.v_empty(last));
   }
 };

@@ -92,16 +92,18 @@ FC_DEVICE void st_and_arrive_cluster(u32 addr, u32 v, u32 bar, u32 rank) {
   mbar_arrive_cluster_release(bar, rank);
 }
 
+// The spin loop of mbar_wait / mbar_wait_cluster; `sem` is try_wait's semantics ("": acquire at
+// CTA scope). The braces scope the label, so every inlined copy may use the same one.
+#define FC_MBAR_WAIT_LOOP(sem)                                         \
+  "{\n.reg .pred done;\n"                                              \
+  "FC_MBAR_WAIT:\n"                                                    \
+  "mbarrier.try_wait.parity" sem ".shared::cta.b64 done, [%0], %1;\n" \
+  "@!done bra FC_MBAR_WAIT;\n}\n"
+
 // Like mbar_wait, acquiring at cluster scope: for a barrier a peer CTA arrives on to publish data
 // it wrote into this CTA's shared memory (st_and_arrive_cluster).
 FC_DEVICE void mbar_wait_cluster(u32 bar, u32 parity) {
-  asm volatile(
-      "{\n.reg .pred done;\n"
-      "FC_MBAR_WAIT_CLUSTER:\n"
-      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra FC_MBAR_WAIT_CLUSTER;\n}\n" ::"r"(bar),
-      "r"(parity)
-      : "memory");
+  asm volatile(FC_MBAR_WAIT_LOOP(".acquire.cluster")::"r"(bar), "r"(parity) : "memory");
 }
 
 FC_DEVICE u32 ld_shared_u32(u32 addr) {
@@ -111,15 +113,7 @@ FC_DEVICE u32 ld_shared_u32(u32 addr) {
 }
 
 // Spins until the phase with the given parity has completed.
-FC_DEVICE void mbar_wait(u32 bar, u32 parity) {
-  asm volatile(
-      "{\n.reg .pred done;\n"
-      "FC_MBAR_WAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra FC_MBAR_WAIT;\n}\n" ::"r"(bar),
-      "r"(parity)
-      : "memory");
-}
+FC_DEVICE void mbar_wait(u32 bar, u32 parity) { asm volatile(FC_MBAR_WAIT_LOOP("")::"r"(bar), "r"(parity) : "memory"); }
 
 // Thread block clusters (PTX ISA 9.7.13.3 barrier.cluster; special registers 10.x): this CTA's
 // rank in its cluster, the cluster's index in the grid and the number of clusters (x only).
