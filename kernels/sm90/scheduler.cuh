@@ -9,6 +9,11 @@
 #include "../common/params.cuh"
 #include "config.cuh"
 
+// L2 budget (MiB) of a section of causal tiles (Scheduler::section); 0: head by head.
+#ifndef FC_SM90_SECTION_MIB
+#define FC_SM90_SECTION_MIB 16
+#endif
+
 namespace sm90 {
 
 // A tile: rows_per_head query rows (from m0) of `pack` consecutive query heads (from h) of kv head
@@ -53,6 +58,28 @@ struct Scheduler {
 
   FC_DEVICE bool packed_q() const { return Traits::kInfer && f.cu_seqlens_q != 0; }
 
+  // Causal tiles differ in length (a head's last query block sees all its keys, the first one
+  // block), and a dynamic scheduler balances them only if the long ones go first. Head by head
+  // (query blocks of one head longest first, then the next head) the last heads' long tiles are
+  // handed out near the end and leave most CTAs idle while a few finish them: a simulation of the
+  // counter put that tail at 6-7% of the causal rows at 1K-8K keys (B*S = 16K tokens). So the
+  // heads (with batch, and splits) go in sections whose K/V together fit FC_SM90_SECTION_MIB of
+  // L2, longest first across the section: the CTAs in flight still share a few heads' K/V, and
+  // only the last section's tiles make the tail. Returns the section's size in head groups (1:
+  // head by head, as before). On the H100 (bench/NOTES.md, session 11), 16 MiB against head by
+  // head: causal d128 S2K-S8K +3-4.5%, d256 S4K +8%, GQA 32/8 S8K +2.7%, d64 S1K-S16K +1-2.5%;
+  // 32 MiB lost to L2 misses (d128 S1K -9%), 8 MiB gave d256 half the gain.
+  FC_DEVICE int section() const {
+    if constexpr (FC_SM90_SECTION_MIB == 0) return 1;
+    const long long kv_bytes = 2ll * f.seqlen_k * f.head_dim * (Sm90::kFp8 ? 1 : 2);  // one kv head
+    const int groups_per_kv = max(1, head_groups / f.kv_heads);
+    // With under 8 query blocks per head the longest tile is short and so is the tail, while a
+    // section spreads each head's few tiles apart in time, so they no longer share its K/V in L2:
+    // S512 causal lost 1.5-5.6% with sections of 8 to 16 MiB.
+    if (f.num_m_blocks < 8) return 1;
+    return (int)max(1ll, (long long)FC_SM90_SECTION_MIB * (1 << 20) * groups_per_kv / max(1ll, kv_bytes));
+  }
+
   // Packed (varlen) q: sequence b's first row and query count, clamped to the tensor's rows (the
   // int32 arrays are trusted for values, not for memory safety).
   FC_DEVICE int q_row0(int b) const {
@@ -78,10 +105,28 @@ struct Scheduler {
       x.b = b;
       x.m_block = Traits::kCausal ? nb - 1 - r % nb : r % nb;
       x.h = (r / nb) * (Sm90::kBlockM / f.rows_per_head);
+    } else if constexpr (Traits::kCausal) {
+      // Longest first across a section of heads (see section()), in units of kCluster query
+      // blocks (a cluster's pair stays two adjacent blocks of one head).
+      constexpr int U = Sm90::kCluster;
+      const int mu = f.num_m_blocks / U;  // the host asks for a multiple of U query blocks
+      const int hbs = num_tiles / f.num_m_blocks;
+      const int tu = t / U;
+      const int sec = min(section(), hbs);
+      const int base = tu / (sec * mu) * sec;
+      const int n = min(sec, hbs - base);
+      const int r = tu - base * mu;
+      const int mi_u = r / n;
+      const int hb = base + (r - mi_u * n);
+      x.m_block = f.num_m_blocks - 1 - (mi_u * U + (t - tu * U));
+      x.h = (hb % head_groups) * (Sm90::kBlockM / f.rows_per_head);
+      const int bs = hb / head_groups;
+      x.b = Traits::kInfer ? bs % f.batch : bs;
+      x.split = Traits::kInfer ? bs / f.batch : 0;
     } else {
       const int mi = t % f.num_m_blocks;
       const int hb = t / f.num_m_blocks;
-      x.m_block = Traits::kCausal ? f.num_m_blocks - 1 - mi : mi;
+      x.m_block = mi;
       x.h = (hb % head_groups) * (Sm90::kBlockM / f.rows_per_head);
       const int bs = hb / head_groups;
       x.b = Traits::kInfer ? bs % f.batch : bs;

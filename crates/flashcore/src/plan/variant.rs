@@ -436,6 +436,9 @@ impl Variant {
             if let Some(on) = knobs().sm90_pingpong {
                 d.push(("FC_SM90_PINGPONG", u8::from(on).to_string()));
             }
+            if let Some(n) = knobs().sm90_section_mib {
+                d.push(("FC_SM90_SECTION_MIB", n.to_string()));
+            }
         }
         d
     }
