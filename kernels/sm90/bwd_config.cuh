@@ -70,6 +70,11 @@ struct Sm90Bwd {
   static_assert(kSmemBytes <= 227 * 1024, "sm90 backward tile exceeds shared memory");
 };
 
+// L2 budget (MiB) of a section of causal CTAs (Work::sectioned); 0: launch order.
+#ifndef FC_SM90_BWD_SECTION_MIB
+#define FC_SM90_BWD_SECTION_MIB 16
+#endif
+
 namespace sm90::bwd {
 
 // What one CTA does: keys n0 .. n0 + block_n - 1 of kv head hk in batch b, against every query
@@ -83,10 +88,12 @@ struct Work {
   bool downwards;  // the deterministic mode's walk (BwdTraits::m_at)
 
   FC_DEVICE explicit Work(const BwdParams& p) {
+    int y = blockIdx.y;
     n_block = blockIdx.x;
-    hk = blockIdx.y / p.kv_splits;
-    split = blockIdx.y % p.kv_splits;
     b = blockIdx.z;
+    if constexpr (Sm90Bwd::kCausal && !Sm90Bwd::kDet && Sm90Bwd::kHeadDim == 128) sectioned(p, n_block, y, b);
+    hk = y / p.kv_splits;
+    split = y % p.kv_splits;
     n0 = n_block * Sm90Bwd::kBlockN;
     // Only the query blocks that see some key of the block (BwdTraits::m_begin / m_end).
     m_begin = BwdTraits::m_begin(n0, p.num_m_blocks, p.causal_offset);
@@ -95,6 +102,34 @@ struct Work {
     h0 = hk * (p.heads / p.kv_heads) + split * heads_per_cta;
     steps = m_count * heads_per_cta;
     downwards = p.deterministic != 0;
+  }
+  // Causal: a key block's work shrinks with its index (key block 0 sees every query block), and
+  // the hardware hands out CTAs in launch order (x fastest), i.e. each (kv head, batch) row's key
+  // blocks longest first and then the next row: the last rows' long CTAs start near the end and
+  // leave most SMs idle while they finish (the forward's causal tail, bench/NOTES.md session 11;
+  // scripts/model/causal_tail.py). So the launch index is remapped to go longest first across a
+  // section of rows whose query-side traffic (Q, dO in 16 bits and the fp32 dQ accumulator:
+  // 8 bytes per element) fits FC_SM90_BWD_SECTION_MIB of L2. Not in the deterministic modes, whose
+  // per-query-block turns wait for the previous key block's CTA: started out of order, waiters
+  // could hold every SM their predecessors need. d128 only: on the H100 (bench/NOTES.md, session
+  // 11) causal D128 S4K +3.5%, GQA 32/8 S2K +4.6%, S1K -0.7%, S16K level (one row per section);
+  // at d64 S1K causal it lost 4.5% and S4K 0.8%.
+  static FC_DEVICE void sectioned(const BwdParams& p, int& x, int& y, int& z) {
+    if constexpr (FC_SM90_BWD_SECTION_MIB == 0) return;
+    if (p.deterministic != 0) return;  // the red.global path's deterministic turns (bwd_consumer.cuh)
+    const int nx = (int)gridDim.x, ny = (int)gridDim.y, rows = ny * (int)gridDim.z;
+    if (nx < 8) return;  // short rows: the forward's S512 lost with sections
+    const long long row_bytes =
+        8ll * (p.heads / p.kv_heads / p.kv_splits) * p.num_m_blocks * Sm90Bwd::kBlockM * Sm90Bwd::kHeadDim;
+    const int sec = (int)min((long long)rows, max(1ll, (long long)FC_SM90_BWD_SECTION_MIB * (1 << 20) / row_bytes));
+    const int lin = x + nx * (y + ny * z);
+    const int base = lin / (sec * nx) * sec;
+    const int n = min(sec, rows - base);
+    const int r = lin - base * nx;
+    x = r / n;
+    const int row = base + (r - x * n);
+    y = row % ny;
+    z = row / ny;
   }
   // First row of the query block at position mi of the walk.
   FC_DEVICE int m0(int mi) const { return BwdTraits::m_at(mi, m_begin, m_count, downwards) * Sm90Bwd::kBlockM; }

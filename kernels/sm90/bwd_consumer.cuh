@@ -359,7 +359,7 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
           // This key block's turn in the query block (as the red.global path below): the reduce
           // (async proxy) goes out after the acquire that saw the previous key block's release.
           ptx::wait_acquire_eq_u32(sem(),
-                                   BwdTraits::dq_turn((int)blockIdx.x, m0 / Sm90Bwd::kBlockM, f.window_offset_left));
+                                   BwdTraits::dq_turn(work.n_block, m0 / Sm90Bwd::kBlockM, f.window_offset_left));
           ptx::fence_proxy_async_global();
         }
         ptx::bulk_reduce_add_f32(tile, dq_buf, Sm90Bwd::kDqBytes);
