@@ -3,6 +3,7 @@
 #pragma once
 #include "../bwd/config.cuh"
 #include "../common/params.cuh"
+#include "../common/sections.cuh"
 
 struct Sm90Bwd {
   static constexpr int kHeadDim = BwdTraits::kHeadDim;
@@ -122,12 +123,8 @@ struct Work {
     const long long row_bytes =
         8ll * (p.heads / p.kv_heads / p.kv_splits) * p.num_m_blocks * Sm90Bwd::kBlockM * Sm90Bwd::kHeadDim;
     const int sec = (int)min((long long)rows, max(1ll, (long long)FC_SM90_BWD_SECTION_MIB * (1 << 20) / row_bytes));
-    const int lin = x + nx * (y + ny * z);
-    const int base = lin / (sec * nx) * sec;
-    const int n = min(sec, rows - base);
-    const int r = lin - base * nx;
-    x = r / n;
-    const int row = base + (r - x * n);
+    int row;
+    section_order(x + nx * (y + ny * z), nx, rows, sec, row, x);
     y = row % ny;
     z = row / ny;
   }

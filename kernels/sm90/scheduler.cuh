@@ -7,6 +7,7 @@
 // assignment lost 30% on long causal rows to imbalance.
 #pragma once
 #include "../common/params.cuh"
+#include "../common/sections.cuh"
 #include "config.cuh"
 
 // L2 budget (MiB) of a section of causal tiles (Scheduler::section); 0: head by head.
@@ -112,12 +113,8 @@ struct Scheduler {
       const int mu = f.num_m_blocks / U;  // the host asks for a multiple of U query blocks
       const int hbs = num_tiles / f.num_m_blocks;
       const int tu = t / U;
-      const int sec = min(section(), hbs);
-      const int base = tu / (sec * mu) * sec;
-      const int n = min(sec, hbs - base);
-      const int r = tu - base * mu;
-      const int mi_u = r / n;
-      const int hb = base + (r - mi_u * n);
+      int hb, mi_u;
+      section_order(tu, mu, hbs, min(section(), hbs), hb, mi_u);
       x.m_block = f.num_m_blocks - 1 - (mi_u * U + (t - tu * U));
       x.h = (hb % head_groups) * (Sm90::kBlockM / f.rows_per_head);
       const int bs = hb / head_groups;

@@ -18,6 +18,7 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "common/params.cuh",
     "common/config.cuh",
     "common/tile.cuh",
+    "common/sections.cuh",
     "common/ptx/cp_async.cuh",
     "common/ptx/cvt.cuh",
     "common/ptx/ldmatrix.cuh",
