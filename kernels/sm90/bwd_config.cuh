@@ -113,13 +113,13 @@ struct Work {
   // 8 bytes per element) fits FC_SM90_BWD_SECTION_MIB of L2. Not in the deterministic modes, whose
   // per-query-block turns wait for the previous key block's CTA: started out of order, waiters
   // could hold every SM their predecessors need. d128 only: on the H100 (bench/NOTES.md, session
-  // 11) causal D128 S4K +3.5%, GQA 32/8 S2K +4.6%, S1K -0.7%, S16K level (one row per section);
-  // at d64 S1K causal it lost 4.5% and S4K 0.8%.
+  // 11) causal D128 S4K +3.5%, GQA 32/8 S2K +4.6%, S16K level (one row per section), S1K -0.7%
+  // (so from 16 key blocks); at d64 S1K causal it lost 4.5% and S4K 0.8%.
   static FC_DEVICE void sectioned(const BwdParams& p, int& x, int& y, int& z) {
     if constexpr (FC_SM90_BWD_SECTION_MIB == 0) return;
     if (p.deterministic != 0) return;  // the red.global path's deterministic turns (bwd_consumer.cuh)
     const int nx = (int)gridDim.x, ny = (int)gridDim.y, rows = ny * (int)gridDim.z;
-    if (nx < 8) return;  // short rows: the forward's S512 lost with sections
+    if (nx < 16) return;  // short rows: S1K causal (8 key blocks) lost 0.7% with sections
     const long long row_bytes =
         8ll * (p.heads / p.kv_heads / p.kv_splits) * p.num_m_blocks * Sm90Bwd::kBlockM * Sm90Bwd::kHeadDim;
     const int sec = (int)min((long long)rows, max(1ll, (long long)FC_SM90_BWD_SECTION_MIB * (1 << 20) / row_bytes));
