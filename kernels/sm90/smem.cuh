@@ -35,7 +35,7 @@ struct Sm90Smem {
   FC_DEVICE u32 k(int s) const { return kv + s * Sm90::kKVBytes; }
   FC_DEVICE u32 v(int s) const { return k(s) + Sm90::kKBytes; }
   // FP8 kSumMma: the 8 rows of ones after stage s's transposed V.
-  FC_DEVICE u32 ones_rows(int s) const { return v(s) + Sm90::kBlockN * Sm90::kHeadDim; }
+  FC_DEVICE u32 ones_rows(int s) const { return v(s) + Sm90::kVLoadBytes; }
   FC_DEVICE u32 q_full(int slot) const { return bars + 8 * slot; }
   // The consumers release a Q slot once every GEMM of its tile has completed (fwd.cu).
   FC_DEVICE u32 q_empty(int slot) const { return bars + 8 * (Sm90::kQStages + slot); }
