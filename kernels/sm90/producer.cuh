@@ -50,35 +50,15 @@ FC_DEVICE void load_kv_half(u32 dst, const TmaDesc* map, const Tile& x, int n0, 
   }
 }
 
-// One box of a K or V block: loaded into shared memory (signalling `bar`), or with kPrefetch only
-// fetched into L2 ahead of that load.
-template <bool kPrefetch>
-FC_DEVICE void kv_box(u32 dst, const TmaDesc* map, int c0, int c1, int c2, int c3, u32 bar) {
-  if constexpr (kPrefetch) {
-    ptx::tma_prefetch_4d(map, c0, c1, c2, c3);
-  } else {
-    ptx::tma_load_4d(dst, map, c0, c1, c2, c3, bar);
-  }
-}
-
 // One K block, or a 16-bit V block, into `dst`. Contiguous and varlen K/V take one box per d block;
 // a paged pool one per d block and page (`pr`, looked up by the caller); a cluster CTA its half.
 // The byte count is always a full block: TMA counts the zero-filled rows of a box past the tensor
-// (and with clusters, the peer's half lands on this CTA's barrier too). kPrefetch: the same boxes
-// into L2 only (clusters: this CTA's half).
-template <bool kPrefetch = false>
+// (and with clusters, the peer's half lands on this CTA's barrier too).
 FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const Tile& x, int n0, const PagedRows& pr,
                        u32 bar) {
   const FwdParams& f = p.base;
   if constexpr (Sm90::kCluster > 1) {
-    if constexpr (kPrefetch) {
-#pragma unroll
-      for (int db = 0; db < Sm90::kDBlocks; ++db) {
-        if ((u32)db % 2 == ptx::cluster_ctarank()) ptx::tma_prefetch_4d(map, db * Sm90::kDBlockElems, n0, x.hk, x.b);
-      }
-    } else {
-      load_kv_half(dst, map, x, n0, bar, ptx::cluster_ctarank());
-    }
+    load_kv_half(dst, map, x, n0, bar, ptx::cluster_ctarank());
     return;
   }
   if (Traits::kInfer && f.block_table != 0) {
@@ -88,8 +68,8 @@ FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const T
       if (r < Sm90::kBlockN) {
 #pragma unroll
         for (int db = 0; db < Sm90::kDBlocks; ++db) {
-          kv_box<kPrefetch>(dst + db * Sm90::kBlockN * 128 + r * 128, map, db * Sm90::kDBlockElems, pr.row[i], x.hk, 0,
-                            bar);
+          ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128 + r * 128, map, db * Sm90::kDBlockElems, pr.row[i], x.hk,
+                           0, bar);
         }
       }
     }
@@ -99,48 +79,8 @@ FC_DEVICE void load_kv(u32 dst, const TmaDesc* map, const Sm90Params& p, const T
   const int batch = Traits::kInfer && f.cu_seqlens_k != 0 ? 0 : x.b;
 #pragma unroll
   for (int db = 0; db < Sm90::kDBlocks; ++db) {
-    kv_box<kPrefetch>(dst + db * Sm90::kBlockN * 128, map, db * Sm90::kDBlockElems, row, x.hk, batch, bar);
+    ptx::tma_load_4d(dst + db * Sm90::kBlockN * 128, map, db * Sm90::kDBlockElems, row, x.hk, batch, bar);
   }
-}
-
-// L2 prefetch distance in key blocks (FC_SM90_L2_PREFETCH; 0: none). The ring holds kStages
-// blocks in shared memory, so the producer can only issue a block's load once the consumers
-// release the stage it reuses, and a block that comes from DRAM then keeps them waiting for the
-// whole DRAM latency. Prefetching K and V of block j + d into L2 while loading block j (and the
-// first d blocks of a tile as soon as its ticket is known) starts that latency d blocks earlier
-// without holding shared memory. 16-bit only: FP8's V is a transposed copy in another tensor map.
-#ifndef FC_SM90_L2_PREFETCH
-#define FC_SM90_L2_PREFETCH 0
-#endif
-constexpr int kL2Prefetch = Sm90::kFp8 ? 0 : FC_SM90_L2_PREFETCH;
-
-// Key block j of tile x into L2 (both K and V). A paged block is prefetched page by page as each
-// table entry arrives (PagedRows::lookup's rules), holding no row array in the producer's few
-// registers.
-FC_DEVICE void prefetch_block(const Sm90Params& p, const Tile& x, int j) {
-  const int n0 = (x.n_block0 + rotated_block(j, x.rot, x.n_blocks)) * Sm90::kBlockN;
-  const FwdParams& f = p.base;
-  if (Traits::kInfer && f.block_table != 0) {
-    const int* table = reinterpret_cast<const int*>(f.block_table) + x.b * f.block_table_stride_b;
-    const int box = min(f.page_size, Sm90::kBlockN);
-    const int shift = __ffs(f.page_size) - 1;
-    const int last_page = (f.seqlen_k - 1) >> shift;
-    const int max_page = (p.total_k >> shift) - 1;
-    for (int r = 0; r < Sm90::kBlockN; r += box) {
-      const int key = n0 + r;
-      const int page = min(max(table[min(key >> shift, last_page)], 0), max_page);
-      const int row = (page << shift) + (key & (f.page_size - 1));
-#pragma unroll
-      for (int db = 0; db < Sm90::kDBlocks; ++db) {
-        ptx::tma_prefetch_4d(&p.tma_k, db * Sm90::kDBlockElems, row, x.hk, 0);
-        ptx::tma_prefetch_4d(&p.tma_v, db * Sm90::kDBlockElems, row, x.hk, 0);
-      }
-    }
-    return;
-  }
-  PagedRows unused;
-  load_kv<true>(0, &p.tma_k, p, x, n0, unused, 0);
-  load_kv<true>(0, &p.tma_v, p, x, n0, unused, 0);
 }
 
 // Clusters: the tile-pair ticket of this CTA's `tcount`-th tile. The leader (rank 0) takes it
@@ -226,13 +166,7 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       ptx::tma_load_4d(sm.q(slot) + db * Sm90::kBlockM * 128, &p.tma_q, db * Sm90::kDBlockElems, q_row, x.h, q_batch,
                        sm.q_full(slot));
     }
-    if constexpr (kL2Prefetch > 0) {
-      for (int j = 0; j < min(kL2Prefetch, n_stream); ++j) prefetch_block(p, x, j);
-    }
     for (int j = 0; j < n_stream; ++j, ++it) {
-      if constexpr (kL2Prefetch > 0) {
-        if (j + kL2Prefetch < n_stream) prefetch_block(p, x, j + kL2Prefetch);
-      }
       const int s = it % Sm90::kStages;
       // Stage s was last used by block it - kStages; wait until every consumer released it.
       const u32 reuse_parity = ((it / Sm90::kStages) - 1) & 1;

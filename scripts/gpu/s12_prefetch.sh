@@ -8,6 +8,8 @@
 #  - the inference GPU tests and validate --quick with the prefetch on (a hint, but its boxes
 #    follow the page table).
 #   PART=probe|ab|decode|tests (default: all)
+# Outcome (bench/NOTES.md, session 12, item 1): the prefetch lost everywhere (decode 1.36x / 1.85x
+# slower at d = 2 / 4), so the knob was taken out again; it lives in commit 4188cdd.
 set -uo pipefail
 . scripts/gpu/env.sh
 part=${PART:-all}

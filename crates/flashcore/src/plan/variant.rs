@@ -442,9 +442,6 @@ impl Variant {
             if let Some(n) = knobs().sm90_section_mib {
                 d.push(("FC_SM90_SECTION_MIB", n.to_string()));
             }
-            if let Some(n) = knobs().sm90_l2_prefetch {
-                d.push(("FC_SM90_L2_PREFETCH", n.to_string()));
-            }
         }
         d
     }
