@@ -87,7 +87,8 @@ struct Traits {
   // the stage just read); with 3 the barrier after the wait of the following iteration already
   // orders the reuse, so warps may drift apart and one warp's softmax overlaps another's MMAs.
   static constexpr int kStages = FC_STAGES;
-  static_assert(kStages == 2 || kStages == 3, "K/V ring depth must be 2 or 3");
+  // The Hopper ring (mbarriers per stage) takes any depth; up to 6 for tuning runs.
+  static_assert(kStages >= 2 && kStages <= 6, "K/V ring depth must be 2 to 6");
 
   static_assert(kHeadDim % 16 == 0 && kHeadDim >= 16 && kHeadDim <= 256,
                 "head dim must be a multiple of 16 in [16, 256] (MMA K step)");

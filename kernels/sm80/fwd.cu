@@ -16,6 +16,7 @@
 using QTile = SmemTile<Traits::kBlockM, Traits::kHeadDim>;
 using KVTile = SmemTile<Traits::kBlockN, Traits::kHeadDim>;
 // Layout: Q | (K, V) x stages. The planner computes the same number (plan/tiles.rs::smem_bytes).
+static_assert(Traits::kStages == 2 || Traits::kStages == 3, "sm80 forward: K/V ring depth 2 or 3");
 constexpr int kSmemBytes = QTile::kBytes + Traits::kStages * 2 * KVTile::kBytes;
 static_assert(kSmemBytes <= 227 * 1024, "tile config exceeds the largest shared memory of any sm_80+ part");
 
