@@ -3,6 +3,8 @@
 # (FLASHCORE_SM90_EARLY_QK=1, kernels/sm90/fwd.cu kEarlyQk). Correctness with it on (Rust GPU
 # tests, validate --quick), then A B A B against it off on the rows where tiles are short.
 # On the GPU machine after scripts/gpu/build.sh (carry .stage).   PART=tests|ab (default: both)
+# Outcome (bench/NOTES.md, session 12, item 4): correct and 5-11% slower on every row; the knob
+# was taken out again; the code is commit 4b23fe6.
 set -uo pipefail
 . scripts/gpu/env.sh
 part=${PART:-all}
