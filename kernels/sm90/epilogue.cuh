@@ -103,8 +103,11 @@ FC_DEVICE void store_o_smem(const float (&o)[Sm90::kHeadDim / 8][4], const float
   ptx::mbar_arrive(sm.o_full(wg));
 }
 
-// Sm90::kStorer: no more output from warpgroup wg (after its last store_o_smem).
-FC_DEVICE void store_o_stop(const Sm90Smem& sm, int wg, int tw) {
+// Sm90::kStorer: no more output from warpgroup wg, after its n outputs. Like an output it waits
+// until the storer has taken the previous one: two o_full phases completing before the storer
+// looks would leave its parity wait on the third, forever.
+FC_DEVICE void store_o_stop(const Sm90Smem& sm, int n, int wg, int tw) {
+  ptx::mbar_wait_warp(sm.o_empty(wg), n & 1);
   if (tw == 0) sm.o_coord(wg)[0] = -1;
   ptx::mbar_arrive(sm.o_full(wg));
 }

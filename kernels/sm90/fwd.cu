@@ -148,7 +148,7 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     // Clusters, causal: the key blocks the pair streams (producer.cuh).
     const int n_stream = Sm90::kCluster > 1 && Traits::kCausal ? published[2] : 0;
     if (t >= sched.num_tiles) {
-      if constexpr (Sm90::kStorer) sm90::store_o_stop(sm, wg, tw);
+      if constexpr (Sm90::kStorer) sm90::store_o_stop(sm, tcount, wg, tw);
       if constexpr (kEarlyQk) ptx::warpgroup::wait<0>();  // the stop marker's Q·Kᵀ
       break;
     }
