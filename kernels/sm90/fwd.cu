@@ -60,11 +60,6 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
       ptx::mbar_init(sm.pair_full(s), 1);
       ptx::mbar_init(sm.pair_empty(s), 1);
     }
-    for (int w = 0; Sm90::kStorer && w < Sm90::kConsumers; ++w) {
-      ptx::mbar_init(sm.o_full(w), 128);
-      ptx::mbar_init(sm.o_empty(w), 1);
-      ptx::mbar_arrive(sm.o_empty(w));  // the buffer starts empty
-    }
     for (int s = 0; s < Sm90::kStages; ++s) {
       ptx::mbar_init(sm.k_full(s), 1);
       ptx::mbar_init(sm.v_full(s), 1);
@@ -97,7 +92,6 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
   if (warpgroup == 0) {
     ptx::setmaxnreg_dec<Sm90::kProducerRegs>();
     if (threadIdx.x == 0) sm90::producer::run(p, sm, sched);
-    if (Sm90::kStorer && threadIdx.x == 32) sm90::run_storer(p, sm);
     return;
   }
   ptx::setmaxnreg_inc<Sm90::kConsumerRegs>();
@@ -120,10 +114,7 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     const int it0 = published[1];
     // Clusters, causal: the key blocks the pair streams (producer.cuh).
     const int n_stream = Sm90::kCluster > 1 && Traits::kCausal ? published[2] : 0;
-    if (t >= sched.num_tiles) {
-      if constexpr (Sm90::kStorer) sm90::store_o_stop(sm, tcount, wg, tw);
-      break;
-    }
+    if (t >= sched.num_tiles) break;
     const sm90::Tile x = sched.tile(t);
     // This warp's 16 rows are queries q0.. of one head (rows_per_head is a multiple of 16).
     const int local0 = wg * 64 + warp * 16;
@@ -186,11 +177,7 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     if constexpr (Sm90::kTmaStore) {
       // The O tensor map's box is min(64, rows_per_head) rows by 64 / that heads: one warpgroup's rows.
       const int wg_head = x.h + wg * 64 / f.rows_per_head, wg_row0 = x.m0 + wg * 64 % f.rows_per_head;
-      if constexpr (Sm90::kStorer) {
-        sm90::store_o_smem(o, inv_l, sm, tcount, wg, tw, wg_row0, wg_head, x.b);
-      } else {
-        sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, wg_row0, wg_head, x.b);
-      }
+      sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, wg_row0, wg_head, x.b);
     } else {
       u16* out = reinterpret_cast<u16*>(f.o) + x.b * f.o_stride_b + head * f.o_stride_h + warp_row0 * f.o_stride_s;
       sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
@@ -201,7 +188,7 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     }
   }
   // Outstanding TMA stores read this CTA's shared memory and must land before it exits.
-  if (Sm90::kTmaStore && !Sm90::kStorer && tw == 0) ptx::tma_store_wait<0>();
+  if (Sm90::kTmaStore && tw == 0) ptx::tma_store_wait<0>();
   // The peer's consumers arrive on this CTA's stage barriers up to their last block: neither CTA
   // leaves while the other may still do so (the producer warpgroup has exited, which counts as
   // arrived).

@@ -4,6 +4,8 @@
 # buffer, fences and arrives on an mbarrier, with no named barrier and no TMA issue. Correctness
 # with it on (Rust GPU tests, validate --quick), then A B A B against it off on the short rows.
 # On the GPU machine after scripts/gpu/build.sh (carry .stage).   PART=tests|ab (default: both)
+# Outcome (bench/NOTES.md, session 12, item 7): correct, within +-1.5%; the knob was taken out
+# again; the code is commit 449654b.
 set -uo pipefail
 . scripts/gpu/env.sh
 part=${PART:-all}

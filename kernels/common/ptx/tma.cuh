@@ -115,21 +115,6 @@ FC_DEVICE u32 ld_shared_u32(u32 addr) {
 // Spins until the phase with the given parity has completed.
 FC_DEVICE void mbar_wait(u32 bar, u32 parity) { asm volatile(FC_MBAR_WAIT_LOOP("")::"r"(bar), "r"(parity) : "memory"); }
 
-// mbar_wait for a whole warp, as a loop whose exit ptxas can see is warp-uniform (a vote): after the
-// asm loop of mbar_wait, ptxas treats the code that follows as possibly divergent, which in the
-// Hopper forward's epilogue took the main loop's wgmma descriptors off the uniform datapath.
-FC_DEVICE void mbar_wait_warp(u32 bar, u32 parity) {
-  for (;;) {
-    u32 done;
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-    if (__all_sync(0xffffffffu, done != 0)) break;
-  }
-}
-
 // Thread block clusters (PTX ISA 9.7.13.3 barrier.cluster; special registers 10.x): this CTA's
 // rank in its cluster, the cluster's index in the grid and the number of clusters (x only).
 FC_DEVICE u32 cluster_ctarank() {
