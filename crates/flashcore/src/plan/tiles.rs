@@ -94,6 +94,9 @@ pub fn tile_config(arch: Arch, head_dim: usize, _mask: Mask, seqlen_k: usize, ma
     }
     if let Some(s) = &super::knobs::knobs().fwd_tile {
         let t = parse_tile(s)?;
+        if t.stages() > 3 {
+            return Err(Error::arg("FLASHCORE_FWD_TILE", format!("{s}: the sm80 forward takes 2 or 3 stages")));
+        }
         if t.smem_bytes(head_dim) > max_smem {
             return Err(Error::arg(
                 "FLASHCORE_FWD_TILE",
