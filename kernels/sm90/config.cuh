@@ -78,14 +78,6 @@ struct Sm90 {
   // split partials are fp32.
   static constexpr bool kTmaStore = FC_SM90_TMA_STORE != 0 && !Traits::kInfer;
   static constexpr int kOBytesPerWg = (kHeadDim + 63) / 64 * 64 * 128;  // 16-bit output
-  // The TMA stores of O issued by a thread of the producer warpgroup (the storer, fwd.cu) instead of
-  // by each consumer warpgroup: a consumer writes its O buffer, fences and arrives on o_full, and
-  // waits on o_empty (the storer's arrival once the store has read the buffer) before writing it
-  // again. Its epilogue then has no named barrier and no TMA issue.
-#ifndef FC_SM90_STORER
-#define FC_SM90_STORER 0
-#endif
-  static constexpr bool kStorer = FC_SM90_STORER != 0 && kTmaStore;
   static constexpr int kOBytes = kTmaStore ? kConsumers * kOBytesPerWg : 0;
   static constexpr int kSmemTiles = kQStages * kQBytes + kStages * kKVBytes + kOnesBytes + kOBytes;
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers (2 * kQStages + 4 * kStages of

@@ -178,14 +178,6 @@ FC_DEVICE void rescale(float (&o)[kD8][4], float (&lsum)[4], const float (&alpha
   }
 }
 
-// Ping-pong turn-taking around each batch of GEMM issues (Mainloop::turn_begin / turn_end).
-FC_DEVICE void turn_begin(int wg) {
-  if constexpr (Sm90::kPingPong) ptx::named_bar_sync(kBarTurn0 + wg, 256);
-}
-FC_DEVICE void turn_end(int wg) {
-  if constexpr (Sm90::kPingPong) ptx::named_bar_arrive(kBarTurn0 + (wg + 1) % Sm90::kConsumers, 256);
-}
-
 // Everything a consumer warpgroup does between the Q tile landing and the epilogue.
 struct Mainloop {
   const FwdParams& f;
@@ -253,8 +245,12 @@ struct Mainloop {
   // (barrier 1 + wg, completed by the other warpgroup's arrival), issue, hand the turn over.
   // All warpgroups of a CTA issue the same number of batches per tile (n_blocks + 1 overlapped,
   // 2 * n_blocks serial), so the alternation carries across tiles.
-  FC_DEVICE void turn_begin() const { consumer::turn_begin(wg); }
-  FC_DEVICE void turn_end() const { consumer::turn_end(wg); }
+  FC_DEVICE void turn_begin() const {
+    if constexpr (Sm90::kPingPong) ptx::named_bar_sync(kBarTurn0 + wg, 256);
+  }
+  FC_DEVICE void turn_end() const {
+    if constexpr (Sm90::kPingPong) ptx::named_bar_arrive(kBarTurn0 + (wg + 1) % Sm90::kConsumers, 256);
+  }
   FC_DEVICE u32 parity(int j) const { return ((it0 + j) / Sm90::kStages) & 1; }
 
   // Scores of block j as logits (softcap) and masked where the ragged end or one of this warp's
@@ -342,24 +338,12 @@ struct Mainloop {
   FC_DEVICE void run_overlapped(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4]) const {
     if (n_blocks == 0) return;
     float sc[kN8][4];
-    issue_first(sc);
-    run_overlapped_issued(softmax, o, lsum, sc);
-  }
-
-  // The tile's first GEMM batch, Q·K_0ᵀ into sc, issued and committed; run_overlapped_issued waits
-  // for it. fwd.cu may issue it before the previous tile's epilogue (kEarlyQk).
-  FC_DEVICE void issue_first(float (&sc)[kN8][4]) const {
+    u32 pa[kK16][4];
+    float alpha[2];
     ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
     turn_begin();
     gemm_qk(sc, sm, q, wg, stage(0));
     turn_end();
-  }
-
-  // run_overlapped once Q·K_0ᵀ is in flight into sc (n_blocks > 0).
-  FC_DEVICE void run_overlapped_issued(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4],
-                                       float (&sc)[kN8][4]) const {
-    u32 pa[kK16][4];
-    float alpha[2];
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(sc);
     release(sm.k_empty(stage(0)));

@@ -5,7 +5,6 @@
 #include "../common/ptx/cvt.cuh"
 #include "../common/ptx/tma.cuh"
 #include "config.cuh"
-#include "smem.cuh"
 
 namespace sm90 {
 
@@ -74,73 +73,6 @@ FC_DEVICE void store_o_tma(const float (&o)[Sm90::kHeadDim / 8][4], const float 
     }
     ptx::tma_store_commit();
   }
-}
-
-// Sm90::kStorer: the same output written into the warpgroup's buffer, which the storer thread
-// (run_storer) then stores. `n` counts this warpgroup's earlier outputs: the buffer is rewritten
-// only after the storer's TMA store has read the previous one (o_empty's phase n).
-FC_DEVICE void store_o_smem(const float (&o)[Sm90::kHeadDim / 8][4], const float (&inv_l)[2], const Sm90Smem& sm,
-                            int n, int wg, int tw, int row0, int h, int b) {
-  const int warp = tw >> 5, lane = tw & 31, g = lane >> 2, t = lane & 3;
-  const u32 buf = sm.o + wg * Sm90::kOBytesPerWg;
-  ptx::mbar_wait_warp(sm.o_empty(wg), n & 1);  // phase 0 completes at launch (fwd.cu)
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = warp * 16 + g + 8 * r;
-#pragma unroll
-    for (int i = 0; i < Sm90::kHeadDim / 8; ++i) {
-      const u32 addr = buf + (i / 8) * 64 * 128 + ptx::swizzle128(row, i % 8) + t * 4;
-      ptx::st_shared_u32(addr, ptx::pack2<Traits::kBf16>(o[i][2 * r] * inv_l[r], o[i][2 * r + 1] * inv_l[r]));
-    }
-  }
-  if (tw == 0) {
-    int* c = sm.o_coord(wg);
-    c[0] = row0, c[1] = h, c[2] = b;
-  }
-  // The TMA store (async proxy) reads what these generic stores wrote; every thread's arrival
-  // releases its own stores to the storer, whose wait acquires them.
-  ptx::fence_proxy_async_smem();
-  ptx::mbar_arrive(sm.o_full(wg));
-}
-
-// Sm90::kStorer: no more output from warpgroup wg, after its n outputs. Like an output it waits
-// until the storer has taken the previous one: two o_full phases completing before the storer
-// looks would leave its parity wait on the third, forever.
-FC_DEVICE void store_o_stop(const Sm90Smem& sm, int n, int wg, int tw) {
-  ptx::mbar_wait_warp(sm.o_empty(wg), n & 1);
-  if (tw == 0) sm.o_coord(wg)[0] = -1;
-  ptx::mbar_arrive(sm.o_full(wg));
-}
-
-// Sm90::kStorer: one thread of the producer warpgroup issues every TMA store of O. Each consumer
-// warpgroup's outputs come in order; the storer takes them warpgroup by warpgroup (they run the
-// same tiles) until each has signalled its stop.
-FC_DEVICE void run_storer(const Sm90Params& p, const Sm90Smem& sm) {
-  ptx::prefetch_tma_desc(&p.tma_o);
-  for (int n = 0;; ++n) {
-    bool stop = false;
-#pragma unroll 1
-    for (int w = 0; w < Sm90::kConsumers; ++w) {
-      ptx::mbar_wait(sm.o_full(w), n & 1);
-      const int* c = sm.o_coord(w);
-      const int row0 = c[0], h = c[1], b = c[2];
-      if (row0 < 0) {
-        stop = true;
-        continue;
-      }
-      const u32 buf = sm.o + w * Sm90::kOBytesPerWg;
-#pragma unroll
-      for (int db = 0; db < Sm90::kDBlocks; ++db) {
-        ptx::tma_store_4d(&p.tma_o, buf + db * 64 * 128, db * 64, row0, h, b);
-      }
-      ptx::tma_store_commit();
-      ptx::tma_store_wait_read<0>();
-      ptx::mbar_arrive(sm.o_empty(w));
-    }
-    if (stop) break;
-  }
-  // Outstanding TMA stores read this CTA's shared memory and must land before it exits.
-  ptx::tma_store_wait<0>();
 }
 
 }  // namespace sm90

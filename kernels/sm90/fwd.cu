@@ -34,21 +34,6 @@ FC_DEVICE void fp8_descales(const FwdParams& f, const sm90::Tile& x, int head, i
   }
 }
 
-// The next tile's first Q·Kᵀ issued before this tile's epilogue (FC_SM90_EARLY_QK): each consumer
-// warpgroup ends a tile with its last P·V's wait, then normalises and stores O and the LSE while
-// the tensor cores have nothing of its own to run, and the next tile starts with a Q·K_0ᵀ it then
-// waits for in full. Issued first, that Q·Kᵀ runs under the epilogue. Only when the next tile's Q
-// and K_0 have already landed (tested without waiting, agreed by the whole warpgroup), so a late
-// load never holds up the epilogue; otherwise it is issued after the epilogue, as before. Every
-// tile's Q·K_0ᵀ is issued by the previous one (the first before the loop), and a tile that has no
-// key block, or the stop marker, gets one that reads whatever its slot and stage hold and is
-// retired unread: one issue per tile on every path, so ptxas sees no wgmma whose issue depends on
-// a branch (C7518 serialises every wgmma otherwise). 16-bit dense tiles with the overlapped loop.
-#ifndef FC_SM90_EARLY_QK
-#define FC_SM90_EARLY_QK 0
-#endif
-constexpr bool kEarlyQk = FC_SM90_EARLY_QK != 0 && Sm90::kOverlap && !Sm90::kFp8 && !Traits::kInfer;
-
 #if FC_SM90_CLUSTER == 2
 #define FC_SM90_CLUSTER_DIMS __cluster_dims__(2, 1, 1)
 #else
@@ -74,11 +59,6 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     for (int s = 0; Sm90::kCluster > 1 && s < Sm90::kQStages; ++s) {
       ptx::mbar_init(sm.pair_full(s), 1);
       ptx::mbar_init(sm.pair_empty(s), 1);
-    }
-    for (int w = 0; Sm90::kStorer && w < Sm90::kConsumers; ++w) {
-      ptx::mbar_init(sm.o_full(w), 128);
-      ptx::mbar_init(sm.o_empty(w), 1);
-      ptx::mbar_arrive(sm.o_empty(w));  // the buffer starts empty
     }
     for (int s = 0; s < Sm90::kStages; ++s) {
       ptx::mbar_init(sm.k_full(s), 1);
@@ -112,7 +92,6 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
   if (warpgroup == 0) {
     ptx::setmaxnreg_dec<Sm90::kProducerRegs>();
     if (threadIdx.x == 0) sm90::producer::run(p, sm, sched);
-    if (Sm90::kStorer && threadIdx.x == 32) sm90::run_storer(p, sm);
     return;
   }
   ptx::setmaxnreg_inc<Sm90::kConsumerRegs>();
@@ -123,19 +102,7 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
   constexpr int kD8 = sm90::consumer::kD8;
   // Ping-pong: consumer warpgroup 0 takes the first turn.
   if (Sm90::kPingPong && wg == Sm90::kConsumers - 1) ptx::named_bar_arrive(sm90::consumer::kBarTurn0, 256);
-  // kEarlyQk: the accumulator of the Q·K_0ᵀ issued for the tile in Q slot order `tc`.
-  float sc_next[sm90::consumer::kN8][4];
-  auto issue_for = [&](int tc) {
-    const int slot = tc % Sm90::kQStages;
-    ptx::mbar_wait_warp(sm.q_full(slot), (tc / Sm90::kQStages) & 1);
-    const int t = sm.tile_of(slot)[0], it0 = sm.tile_of(slot)[1];
-    const int s = it0 % Sm90::kStages;
-    if (t < sched.num_tiles && sched.tile(t).n_blocks > 0) ptx::mbar_wait_warp(sm.k_full(s), (it0 / Sm90::kStages) & 1);
-    sm90::consumer::turn_begin(wg);
-    sm90::consumer::gemm_qk(sc_next, sm, sm.q(slot), wg, s);
-    sm90::consumer::turn_end(wg);
-  };
-  if constexpr (kEarlyQk) issue_for(0);
+
   for (int tcount = 0;; ++tcount) {
     // q_full publishes both the tile index (written before the producer's arrival) and its Q tile.
     const int slot = tcount % Sm90::kQStages;
@@ -147,11 +114,7 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     const int it0 = published[1];
     // Clusters, causal: the key blocks the pair streams (producer.cuh).
     const int n_stream = Sm90::kCluster > 1 && Traits::kCausal ? published[2] : 0;
-    if (t >= sched.num_tiles) {
-      if constexpr (Sm90::kStorer) sm90::store_o_stop(sm, tcount, wg, tw);
-      if constexpr (kEarlyQk) ptx::warpgroup::wait<0>();  // the stop marker's Q·Kᵀ
-      break;
-    }
+    if (t >= sched.num_tiles) break;
     const sm90::Tile x = sched.tile(t);
     // This warp's 16 rows are queries q0.. of one head (rows_per_head is a multiple of 16).
     const int local0 = wg * 64 + warp * 16;
@@ -171,13 +134,7 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     const sm90::consumer::Mainloop mainloop{
         f,   sm,         sm.q(slot), wg,         lane,          warp_row0, x.n_blocks,
         it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk, vd_blk, x.rot};
-    if constexpr (kEarlyQk) {
-      if (x.n_blocks > 0) {
-        mainloop.run_overlapped_issued(softmax, o, lsum, sc_next);
-      } else {
-        ptx::warpgroup::wait<0>();
-      }
-    } else if constexpr (Sm90::kOverlap) {
+    if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o, lsum);
     } else {
       mainloop.run_serial(softmax, o, lsum);
@@ -186,98 +143,52 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     // Every GEMM of this tile has completed: the producer may reuse the Q slot.
     ptx::mbar_arrive(sm.q_empty(slot));
 
-    // The epilogue: O normalised and stored, the LSE.
-    auto epilogue = [&]() {
-      float inv_l[2], lse[2];
-      if constexpr (Sm90::kSumMma) {
-        softmax.finish_sums(sl2, {lsum[0], lsum[2]}, inv_l, lse);
-      } else {
-        softmax.finish(sl2, inv_l, lse);
-      }
-      if constexpr (Sm90::kFp8) {
-        vd = mainloop.last_vd(vd);
-        inv_l[0] *= vd, inv_l[1] *= vd;
-      }
-      if constexpr (Traits::kInfer) {
-        // Packed (varlen) q/o and LSE rows start at the sequence's offset; LSE rows are the split
-        // partials' row index too (params.cuh).
-        const bool packed = f.cu_seqlens_q != 0;
-        const i64 lse_row0 = (packed ? (i64)x.q_row0 : x.b * f.lse_stride_b) + head * f.lse_stride_h;
-        const int rows_valid = x.seqlen_q - warp_row0;
-        // Split partials stay sink-free: the combine adds the sink once per row.
-        if (f.sinks != 0 && f.num_splits == 1) attn::add_sink(reinterpret_cast<const float*>(f.sinks)[head], inv_l, lse);
-        if (f.num_splits > 1) {
-          const i64 r0 = x.split * f.accum_split_rows + lse_row0;
-          float* acc = reinterpret_cast<float*>(f.o_accum) + (r0 + warp_row0) * Sm90::kHeadDim;
-          sm90::store_o_partial(o, inv_l, acc, rows_valid, lane);
-          sm80::store_lse(reinterpret_cast<float*>(f.lse_accum) + r0, lse, warp_row0, x.seqlen_q, lane);
-        } else {
-          u16* out = reinterpret_cast<u16*>(f.o) + (packed ? 0 : x.b * f.o_stride_b) + head * f.o_stride_h +
-                     (x.q_row0 + warp_row0) * f.o_stride_s;
-          sm90::store_o(o, inv_l, out, f.o_stride_s, rows_valid, lane);
-          if (f.lse != 0) sm80::store_lse(reinterpret_cast<float*>(f.lse) + lse_row0, lse, warp_row0, x.seqlen_q, lane);
-        }
-        return;
-      }
-      if constexpr (Sm90::kTmaStore) {
-        // The O tensor map's box is min(64, rows_per_head) rows by 64 / that heads: one warpgroup's rows.
-        const int wg_head = x.h + wg * 64 / f.rows_per_head, wg_row0 = x.m0 + wg * 64 % f.rows_per_head;
-        if constexpr (Sm90::kStorer) {
-          sm90::store_o_smem(o, inv_l, sm, tcount, wg, tw, wg_row0, wg_head, x.b);
-        } else {
-          sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, wg_row0, wg_head, x.b);
-        }
-      } else {
-        u16* out = reinterpret_cast<u16*>(f.o) + x.b * f.o_stride_b + head * f.o_stride_h + warp_row0 * f.o_stride_s;
-        sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
-      }
-      if (f.lse != 0) {
-        float* lse_bh = reinterpret_cast<float*>(f.lse) + x.b * f.lse_stride_b + head * f.lse_stride_h;
-        sm80::store_lse(lse_bh, lse, warp_row0, f.seqlen_q, lane);
-      }
-    };
-    if constexpr (kEarlyQk) {
-      // The LSE first: its per-lane stores branch, and a divergent branch while the next Q·Kᵀ is
-      // in flight takes the main loop's wgmma descriptors off the uniform datapath.
-      float inv_l[2], lse[2];
-      if constexpr (Sm90::kSumMma) {
-        softmax.finish_sums(sl2, {lsum[0], lsum[2]}, inv_l, lse);
-      } else {
-        softmax.finish(sl2, inv_l, lse);
-      }
-      if (f.lse != 0) {
-        float* lse_bh = reinterpret_cast<float*>(f.lse) + x.b * f.lse_stride_b + head * f.lse_stride_h;
-        sm80::store_lse(lse_bh, lse, warp_row0, f.seqlen_q, lane);
-      }
-      const int wg_head = x.h + wg * 64 / f.rows_per_head, wg_row0 = x.m0 + wg * 64 % f.rows_per_head;
-      auto store_o = [&]() {
-        if constexpr (Sm90::kStorer) {
-          sm90::store_o_smem(o, inv_l, sm, tcount, wg, tw, wg_row0, wg_head, x.b);
-        } else {
-          sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, wg_row0, wg_head, x.b);
-        }
-      };
-      const int next = (tcount + 1) % Sm90::kQStages;
-      bool ready = ptx::mbar_test(sm.q_full(next), ((tcount + 1) / Sm90::kQStages) & 1);
-      if (ready) {
-        const int nt = sm.tile_of(next)[0], nit0 = sm.tile_of(next)[1];
-        if (nt < sched.num_tiles && sched.tile(nt).n_blocks > 0) {
-          ready = ptx::mbar_test(sm.k_full(nit0 % Sm90::kStages), (nit0 / Sm90::kStages) & 1);
-        }
-      }
-      if (__all_sync(0xffffffffu, ptx::named_bar_and(sm90::kBarEpilogue0 + wg, 128, ready))) {
-        issue_for(tcount + 1);
-        store_o();
-      } else {
-        store_o();
-        issue_for(tcount + 1);
-      }
+    float inv_l[2], lse[2];
+    if constexpr (Sm90::kSumMma) {
+      softmax.finish_sums(sl2, {lsum[0], lsum[2]}, inv_l, lse);
     } else {
-      epilogue();
+      softmax.finish(sl2, inv_l, lse);
+    }
+    if constexpr (Sm90::kFp8) {
+      vd = mainloop.last_vd(vd);
+      inv_l[0] *= vd, inv_l[1] *= vd;
+    }
+    if constexpr (Traits::kInfer) {
+      // Packed (varlen) q/o and LSE rows start at the sequence's offset; LSE rows are the split
+      // partials' row index too (params.cuh).
+      const bool packed = f.cu_seqlens_q != 0;
+      const i64 lse_row0 = (packed ? (i64)x.q_row0 : x.b * f.lse_stride_b) + head * f.lse_stride_h;
+      const int rows_valid = x.seqlen_q - warp_row0;
+      // Split partials stay sink-free: the combine adds the sink once per row.
+      if (f.sinks != 0 && f.num_splits == 1) attn::add_sink(reinterpret_cast<const float*>(f.sinks)[head], inv_l, lse);
+      if (f.num_splits > 1) {
+        const i64 r0 = x.split * f.accum_split_rows + lse_row0;
+        float* acc = reinterpret_cast<float*>(f.o_accum) + (r0 + warp_row0) * Sm90::kHeadDim;
+        sm90::store_o_partial(o, inv_l, acc, rows_valid, lane);
+        sm80::store_lse(reinterpret_cast<float*>(f.lse_accum) + r0, lse, warp_row0, x.seqlen_q, lane);
+      } else {
+        u16* out = reinterpret_cast<u16*>(f.o) + (packed ? 0 : x.b * f.o_stride_b) + head * f.o_stride_h +
+                   (x.q_row0 + warp_row0) * f.o_stride_s;
+        sm90::store_o(o, inv_l, out, f.o_stride_s, rows_valid, lane);
+        if (f.lse != 0) sm80::store_lse(reinterpret_cast<float*>(f.lse) + lse_row0, lse, warp_row0, x.seqlen_q, lane);
+      }
+      continue;
+    }
+    if constexpr (Sm90::kTmaStore) {
+      // The O tensor map's box is min(64, rows_per_head) rows by 64 / that heads: one warpgroup's rows.
+      const int wg_head = x.h + wg * 64 / f.rows_per_head, wg_row0 = x.m0 + wg * 64 % f.rows_per_head;
+      sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, wg_row0, wg_head, x.b);
+    } else {
+      u16* out = reinterpret_cast<u16*>(f.o) + x.b * f.o_stride_b + head * f.o_stride_h + warp_row0 * f.o_stride_s;
+      sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
+    }
+    if (f.lse != 0) {
+      float* lse_bh = reinterpret_cast<float*>(f.lse) + x.b * f.lse_stride_b + head * f.lse_stride_h;
+      sm80::store_lse(lse_bh, lse, warp_row0, f.seqlen_q, lane);
     }
   }
   // Outstanding TMA stores read this CTA's shared memory and must land before it exits.
-  if (Sm90::kTmaStore && !Sm90::kStorer && tw == 0) ptx::tma_store_wait<0>();
+  if (Sm90::kTmaStore && tw == 0) ptx::tma_store_wait<0>();
   // The peer's consumers arrive on this CTA's stage barriers up to their last block: neither CTA
   // leaves while the other may still do so (the producer warpgroup has exited, which counts as
   // arrived).

@@ -51,10 +51,4 @@ struct Sm90Smem {
   FC_DEVICE u32 pair_full(int slot) const { return bars + 8 * (kFirstPair + slot); }
   FC_DEVICE u32 pair_empty(int slot) const { return bars + 8 * (kFirstPair + Sm90::kQStages + slot); }
   FC_DEVICE u32 pair_ticket(int slot) const { return ticket + 4 * slot; }
-  // Sm90::kStorer: consumer warpgroup w's O buffer is full (128 arrivals) / was read by its TMA
-  // store (the storer's arrival), after the pair tickets; then its store coordinates (row, head,
-  // batch; row < 0: no more tiles), published by o_full.
-  FC_DEVICE u32 o_full(int w) const { return ticket + 4 * Sm90::kQStages + 8 * w; }
-  FC_DEVICE u32 o_empty(int w) const { return ticket + 4 * Sm90::kQStages + 8 * (Sm90::kConsumers + w); }
-  FC_DEVICE int* o_coord(int w) const { return tile + 4 * Sm90::kQStages + 4 * Sm90::kConsumers + 3 * w; }
 };

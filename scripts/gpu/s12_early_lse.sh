@@ -2,6 +2,9 @@
 # Session 12, last call: the early Q·K_0ᵀ with the LSE stored before it (its per-lane branches had
 # taken the wgmma descriptors off the uniform datapath), alone and with the storer. validate
 # --quick with each, then A B A B on three rows. After scripts/gpu/build.sh (carry .stage).
+# Outcome (bench/NOTES.md, session 12, item 9): slower (D128 S4K 690 -> 670-676), and this port
+# had a bug (d256, without the TMA-store epilogue, stored from a buffer it does not have: validate
+# failed with an illegal address); taken out again, the code is commit 84e0a26.
 set -uo pipefail
 . scripts/gpu/env.sh
 for k in "FLASHCORE_SM90_EARLY_QK=1" "FLASHCORE_SM90_EARLY_QK=1 FLASHCORE_SM90_STORER=1"; do

@@ -115,33 +115,6 @@ FC_DEVICE u32 ld_shared_u32(u32 addr) {
 // Spins until the phase with the given parity has completed.
 FC_DEVICE void mbar_wait(u32 bar, u32 parity) { asm volatile(FC_MBAR_WAIT_LOOP("")::"r"(bar), "r"(parity) : "memory"); }
 
-// Whether the phase with the given parity has completed, without waiting (test_wait: acquire at
-// CTA scope when it has).
-FC_DEVICE bool mbar_test(u32 bar, u32 parity) {
-  u32 done;
-  asm volatile(
-      "{\n.reg .pred p;\nmbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-      : "=r"(done)
-      : "r"(bar), "r"(parity)
-      : "memory");
-  return done != 0;
-}
-
-// mbar_wait for a whole warp, as a loop whose exit ptxas can see is warp-uniform (a vote): after the
-// asm loop of mbar_wait, ptxas treats the code that follows as possibly divergent, which in the
-// Hopper forward's epilogue took the main loop's wgmma descriptors off the uniform datapath.
-FC_DEVICE void mbar_wait_warp(u32 bar, u32 parity) {
-  for (;;) {
-    u32 done;
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-    if (__all_sync(0xffffffffu, done != 0)) break;
-  }
-}
-
 // Thread block clusters (PTX ISA 9.7.13.3 barrier.cluster; special registers 10.x): this CTA's
 // rank in its cluster, the cluster's index in the grid and the number of clusters (x only).
 FC_DEVICE u32 cluster_ctarank() {
@@ -187,17 +160,6 @@ FC_DEVICE void named_bar_sync(int id, int count) {
 }
 FC_DEVICE void named_bar_arrive(int id, int count) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
-}
-// bar.sync that also ANDs a predicate over the `count` participating threads: every thread gets
-// the same answer (PTX bar.red.and.pred).
-FC_DEVICE bool named_bar_and(int id, int count, bool v) {
-  u32 r;
-  asm volatile(
-      "{\n.reg .pred a, b;\nsetp.ne.u32 a, %3, 0;\nbar.red.and.pred b, %1, %2, a;\nselp.u32 %0, 1, 0, b;\n}\n"
-      : "=r"(r)
-      : "r"(id), "r"(count), "r"((u32)v)
-      : "memory");
-  return r != 0;
 }
 
 }  // namespace ptx

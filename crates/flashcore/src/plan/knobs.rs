@@ -50,12 +50,6 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_BWD_SECTION_MIB=n`: the same for the Hopper backward's causal CTAs
     /// (kernels/sm90/bwd_config.cuh `Work::sectioned`; 0 keeps the launch order).
     pub sm90_bwd_section_mib: Option<u32>,
-    /// `FLASHCORE_SM90_EARLY_QK=0|1`: the Hopper forward issues the next tile's first Q·Kᵀ before
-    /// this tile's epilogue when its Q and K have landed (kernels/sm90/fwd.cu `kEarlyQk`).
-    pub sm90_early_qk: Option<bool>,
-    /// `FLASHCORE_SM90_STORER=0|1`: the Hopper forward's TMA stores of O issued by a producer-side
-    /// thread instead of by each consumer warpgroup (kernels/sm90/config.cuh `kStorer`).
-    pub sm90_storer: Option<bool>,
     /// `FLASHCORE_SM90_BWD_SPLIT=n`: CTAs per GQA group in the Hopper backward (1: the whole group
     /// in one CTA; A/B runs), instead of plan/backward.rs `sm90_bwd_kv_splits`'s choice.
     pub sm90_bwd_split: Option<usize>,
@@ -107,8 +101,6 @@ impl Knobs {
             sm90_bwd_section_mib: var("FLASHCORE_SM90_BWD_SECTION_MIB")
                 .and_then(|v| v.parse().ok())
                 .filter(|n| *n <= 1024),
-            sm90_early_qk: flag("FLASHCORE_SM90_EARLY_QK"),
-            sm90_storer: flag("FLASHCORE_SM90_STORER"),
             sm90_bwd_split: var("FLASHCORE_SM90_BWD_SPLIT").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_dq_smem: var("FLASHCORE_SM90_BWD_DQ_SMEM").is_none_or(|v| v != "0"),
             sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),

@@ -442,12 +442,6 @@ impl Variant {
             if let Some(n) = knobs().sm90_section_mib {
                 d.push(("FC_SM90_SECTION_MIB", n.to_string()));
             }
-            if let Some(on) = knobs().sm90_early_qk {
-                d.push(("FC_SM90_EARLY_QK", u8::from(on).to_string()));
-            }
-            if let Some(on) = knobs().sm90_storer {
-                d.push(("FC_SM90_STORER", u8::from(on).to_string()));
-            }
         }
         d
     }
