@@ -347,6 +347,15 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
       } else {
         ptx::named_bar_arrive(kBarDqFull, kThreads);
       }
+      if constexpr (Sm90Bwd::kDet) {
+        const bool issuing_warp = __shfl_sync(0xffffffffu, (w == 0 && warp == 0) ? 1 : 0, 0) != 0;
+        if (issuing_warp) {
+          const u32 turn = BwdTraits::dq_turn(work.n_block, m0 / Sm90Bwd::kBlockM, f.window_offset_left);
+          const u32* at = reinterpret_cast<const u32*>(f.dq_sem) + bh * f.num_m_blocks + m0 / Sm90Bwd::kBlockM;
+          while (!__all_sync(0xffffffffu, ptx::ld_acquire_u32(at) == turn)) {
+          }
+        }
+      }
       if (issuer) {
         // Rows m0 .. m0 + block_m - 1 of (b, h) are one contiguous tile of the accumulator.
         float* tile = reinterpret_cast<float*>(f.dq_accum) + (bh * seqlen_q_pad + m0) * Sm90Bwd::kHeadDim;
@@ -358,8 +367,6 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
         if constexpr (Sm90Bwd::kDet) {
           // This key block's turn in the query block (as the red.global path below): the reduce
           // (async proxy) goes out after the acquire that saw the previous key block's release.
-          ptx::wait_acquire_eq_u32(sem(),
-                                   BwdTraits::dq_turn(work.n_block, m0 / Sm90Bwd::kBlockM, f.window_offset_left));
           ptx::fence_proxy_async_global();
         }
         ptx::bulk_reduce_add_f32(tile, dq_buf, Sm90Bwd::kDqBytes);
