@@ -348,6 +348,14 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
         ptx::named_bar_arrive(kBarDqFull, kThreads);
       }
       if constexpr (Sm90Bwd::kDet) {
+        // This key block's turn in the query block (as the red.global path below), awaited by the
+        // issuing warp until every lane's acquire load sees it (the issuer's own load among them).
+        // A spin by the issuer alone, or by a warp picked with `w == 0 && warp == 0`, is a
+        // divergent loop to ptxas, which then computed every wgmma descriptor of the step loop in
+        // per-thread registers (-8% at D128 S4K); a warp named through a shuffle and a vote exit
+        // keep them uniform (bench/NOTES.md, session 12, item 10). The counter's address is
+        // formed here and again in `sem` below: one lambda for both changed the SASS of six
+        // variants, which were not rerun on the device.
         const bool issuing_warp = __shfl_sync(0xffffffffu, (w == 0 && warp == 0) ? 1 : 0, 0) != 0;
         if (issuing_warp) {
           const u32 turn = BwdTraits::dq_turn(work.n_block, m0 / Sm90Bwd::kBlockM, f.window_offset_left);
@@ -365,8 +373,8 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
           return reinterpret_cast<u32*>(f.dq_sem) + bh * f.num_m_blocks + m0 / Sm90Bwd::kBlockM;
         };
         if constexpr (Sm90Bwd::kDet) {
-          // This key block's turn in the query block (as the red.global path below): the reduce
-          // (async proxy) goes out after the acquire that saw the previous key block's release.
+          // The reduce (async proxy) goes out after the acquire that saw the previous key block's
+          // release.
           ptx::fence_proxy_async_global();
         }
         ptx::bulk_reduce_add_f32(tile, dq_buf, Sm90Bwd::kDqBytes);
