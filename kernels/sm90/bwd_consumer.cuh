@@ -349,19 +349,17 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
       }
       if constexpr (Sm90Bwd::kDet) {
         // This key block's turn in the query block (as the red.global path below), awaited by the
-        // issuing warp until every lane's acquire load sees it (the issuer's own load among them).
-        // A spin by the issuer alone, or by a warp picked with `w == 0 && warp == 0`, is a
-        // divergent loop to ptxas, which then computed every wgmma descriptor of the step loop in
-        // per-thread registers (-8% at D128 S4K); a warp named through a shuffle and a vote exit
-        // keep them uniform (bench/NOTES.md, session 12, item 10). The counter's address is
-        // formed here and again in `sem` below: one lambda for both changed the SASS of six
-        // variants, which were not rerun on the device.
-        const bool issuing_warp = __shfl_sync(0xffffffffu, (w == 0 && warp == 0) ? 1 : 0, 0) != 0;
-        if (issuing_warp) {
-          const u32 turn = BwdTraits::dq_turn(work.n_block, m0 / Sm90Bwd::kBlockM, f.window_offset_left);
-          const u32* at = reinterpret_cast<const u32*>(f.dq_sem) + bh * f.num_m_blocks + m0 / Sm90Bwd::kBlockM;
-          while (!__all_sync(0xffffffffu, ptx::ld_acquire_u32(at) == turn)) {
-          }
+        // issuing warp as a whole (ptx::wait_acquire_eq_u32_warp; the issuer's own load is among
+        // the acquires that saw it). The warp is named through a shuffle: picked with
+        // `w == 0 && warp == 0`, or spun by the issuer alone, the loop is divergent to ptxas,
+        // which then computed every wgmma descriptor of the step loop in per-thread registers
+        // (-8% at D128 S4K; bench/NOTES.md, session 12, item 10). The counter's address is formed
+        // here and again in `sem` below: one lambda for both changed the SASS of six variants,
+        // which were not rerun on the device.
+        if (__shfl_sync(0xffffffffu, (w == 0 && warp == 0) ? 1 : 0, 0) != 0) {
+          ptx::wait_acquire_eq_u32_warp(
+              reinterpret_cast<const u32*>(f.dq_sem) + bh * f.num_m_blocks + m0 / Sm90Bwd::kBlockM,
+              BwdTraits::dq_turn(work.n_block, m0 / Sm90Bwd::kBlockM, f.window_offset_left));
         }
       }
       if (issuer) {

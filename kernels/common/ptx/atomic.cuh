@@ -37,6 +37,14 @@ FC_DEVICE void wait_acquire_eq_u32(const u32* addr, u32 v) {
   }
 }
 
+// The same for a whole warp: spins until every lane's acquire load sees *addr == v. Its exit is a
+// warp vote, so ptxas sees a warp-uniform loop; a one-thread spin inside a wgmma loop made it
+// compute the loop's wgmma descriptors in per-thread registers (bench/NOTES.md, session 12).
+FC_DEVICE void wait_acquire_eq_u32_warp(const u32* addr, u32 v) {
+  while (!__all_sync(0xffffffffu, ld_acquire_u32(addr) == v)) {
+  }
+}
+
 // *addr += v with release semantics at GPU scope: everything this thread wrote (and, after a
 // bar.sync, what the CTA wrote before it) is visible to a thread that acquires the new value.
 FC_DEVICE void red_release_add_u32(u32* addr, u32 v) {
