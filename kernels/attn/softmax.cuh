@@ -10,25 +10,13 @@ constexpr float kLn2 = 0.6931471805599453f;
 
 // Reductions over row r's values of an accumulator block (columns 2r, 2r+1 of each n8 tile), pairwise
 // over halves: depth log2(2 * N8) instead of N8. N8 need not be a power of two.
-// NanMax: a NaN score makes the max NaN (max.NaN) instead of being skipped.
-template <bool NanMax>
-FC_DEVICE float max2(float a, float b) {
-  if constexpr (NanMax) {
-    return ptx::fmax_nan(a, b);
-  } else {
-    return fmaxf(a, b);
-  }
-}
-
 template <int N8, int Lo = 0, int Len = N8>
 struct RowTree {
-  template <bool NanMax = false>
   static FC_DEVICE float max(const float (&s)[N8][4], int r) {
     if constexpr (Len == 1) {
-      return max2<NanMax>(s[Lo][2 * r], s[Lo][2 * r + 1]);
+      return fmaxf(s[Lo][2 * r], s[Lo][2 * r + 1]);
     } else {
-      return max2<NanMax>(RowTree<N8, Lo, Len / 2>::template max<NanMax>(s, r),
-                          RowTree<N8, Lo + Len / 2, Len - Len / 2>::template max<NanMax>(s, r));
+      return fmaxf(RowTree<N8, Lo, Len / 2>::max(s, r), RowTree<N8, Lo + Len / 2, Len - Len / 2>::max(s, r));
     }
   }
   static FC_DEVICE float sum(const float (&s)[N8][4], int r) {
@@ -39,9 +27,9 @@ struct RowTree {
     }
   }
 };
-template <int N8, bool NanMax = false>
+template <int N8>
 FC_DEVICE float tree_max(const float (&s)[N8][4], int r) {
-  return RowTree<N8>::template max<NanMax>(s, r);
+  return RowTree<N8>::max(s, r);
 }
 template <int N8>
 FC_DEVICE float tree_sum(const float (&s)[N8][4], int r) {
@@ -64,28 +52,6 @@ struct OnlineSoftmax {
   // FP8 d128 +3% (its three serial consumers wait on that path), 16-bit d128 / d256 level, d64
   // -1.5% (16-bit and FP8), where the tree's live values cost more than the shorter chain saves.
   static constexpr bool kTree = Traits::kHeadDim >= 96;
-  // FP8 P from the ALU (Traits::kExp2LinEvery, ptx::exp2_lin8) for every k-th group of 8 columns:
-  // MUFU is as busy as the FP8 tensor cores at d128, and e4m3's 3 mantissa bits need no more than
-  // a piecewise-linear 2^x on its own grid. That rounds x - kLinCenter to eighths with a plain add,
-  // so the row's reference (base) is kept where kPShift - base - kLinCenter is a multiple of 1/8:
-  // base + kLinCenter rounded up (P stays <= 2^kPShift). kLinCenter is the mean of the linear
-  // 2^x's log2 error, log2(1 + f) - f over f in [0, 1): the values come out unbiased, their error
-  // within +-3% from the interpolation plus +-4.4% from the eighths (exact exponentials rounded to
-  // e4m3: up to +-6.25%). The row max carries NaN (exp2_lin8 cannot), so a NaN score still gives a
-  // NaN row.
-  static constexpr bool kLin = Traits::kExp2LinEvery > 0;
-  static constexpr float kLinCenter = 0.0573f;
-  static constexpr float kLinMagic = 1572864.f;  // 1.5 * 2^20: its ulp is 1/8
-  // The reference for a row whose raw reference is b (log2 units): b itself, or with kLin the
-  // eighth-aligned one (+ kLinCenter, which update() and ref() take back out).
-  static FC_DEVICE float ref_eighths(float b) { return ceilf((b + kLinCenter) * 8.f) * 0.125f; }
-  static FC_DEVICE float ref(float b) {
-    if constexpr (kLin) {
-      return ref_eighths(b) - kLinCenter;
-    } else {
-      return b;
-    }
-  }
 
   FC_DEVICE void init() {
     m[0] = m[1] = kNegInf;
@@ -99,14 +65,14 @@ struct OnlineSoftmax {
     for (int r = 0; r < 2; ++r) {
       float mx = m[r];
       if constexpr (kTree) {
-        mx = max2<kLin>(mx, tree_max<N8, kLin>(s, r));
+        mx = fmaxf(mx, tree_max(s, r));
       } else {
 #pragma unroll
-        for (int j = 0; j < N8; ++j) mx = max2<kLin>(mx, max2<kLin>(s[j][2 * r], s[j][2 * r + 1]));
+        for (int j = 0; j < N8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
       }
       // The 4 lanes of a quad hold one row between them.
-      mx = max2<kLin>(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = max2<kLin>(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       // The exponentials are taken against a stale max as long as the new one exceeds it by at
       // most kRescaleSlack (log2 units): probabilities then reach 2^slack, harmless in fp32 sums
       // and 16-bit P, and alpha stays exactly 1, so the O rows need no rescale. O / l and the LSE
@@ -114,25 +80,17 @@ struct OnlineSoftmax {
       // test is false while m[r] is -inf (inf or NaN difference), and quad-uniform like mx.
       float base;
       if ((mx - m[r]) * scale_log2 <= Traits::kRescaleSlack) {
-        base = ref(m[r] * scale_log2);
+        base = m[r] * scale_log2;
         alpha[r] = 1.f;
       } else {
         // A row that has seen no visible key keeps base 0, so exp2(-inf - base) is 0, not NaN.
-        base = ref(mx == kNegInf ? 0.f : mx * scale_log2);
-        alpha[r] = ptx::exp2f_fast(ref(m[r] * scale_log2) - base);
+        base = mx == kNegInf ? 0.f : mx * scale_log2;
+        alpha[r] = ptx::exp2f_fast(m[r] * scale_log2 - base);
         m[r] = mx;
       }
       const float nb = kPShift - base;
-      // kLin: y = kLinMagic + (x - kLinCenter) rounded to eighths, from one FFMA; the constant is
-      // exact (base + kLinCenter is a multiple of 1/8).
-      const float nb_lin = kLin ? (kPShift + kLinMagic) - (base + kLinCenter) : 0.f;
 #pragma unroll
       for (int j = 0; j < N8; ++j) {
-        if (kLin && j % Traits::kExp2LinEvery == Traits::kExp2LinEvery - 1) {
-          s[j][2 * r] = ptx::exp2_lin8(fmaf(s[j][2 * r], scale_log2, nb_lin));
-          s[j][2 * r + 1] = ptx::exp2_lin8(fmaf(s[j][2 * r + 1], scale_log2, nb_lin));
-          continue;
-        }
         const float x0 = fmaf(s[j][2 * r], scale_log2, nb), x1 = fmaf(s[j][2 * r + 1], scale_log2, nb);
         if (Traits::kExp2PolyEvery > 0 && j % Traits::kExp2PolyEvery == Traits::kExp2PolyEvery - 1) {
           s[j][2 * r] = ptx::exp2f_poly<Traits::kBf16>(x0);
@@ -183,7 +141,7 @@ struct OnlineSoftmax {
       // NaN) but has a NaN sum: it stays NaN in O and LSE.
       const bool empty = (m[r] == kNegInf && sum == sum) || sum == 0.f;
       inv_l[r] = empty ? 0.f : 1.f / sum;
-      lse[r] = empty ? kNegInf : (ref(m[r] * scale_log2) + ptx::log2f_fast(sum) - kPShift) * kLn2;
+      lse[r] = empty ? kNegInf : (m[r] * scale_log2 + ptx::log2f_fast(sum) - kPShift) * kLn2;
     }
   }
 };

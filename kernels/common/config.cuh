@@ -43,11 +43,6 @@
 #ifndef FC_EXP2_POLY
 #define FC_EXP2_POLY 0
 #endif
-// FP8: every FC_EXP2_LIN-th group of 8 score columns takes P from ptx::exp2_lin8 (ALU) instead of
-// MUFU; 0 = all on MUFU. See attn::OnlineSoftmax.
-#ifndef FC_EXP2_LIN
-#define FC_EXP2_LIN 0
-#endif
 // FP8 forward (sm90 only): q, k, v in e4m3; FC_DTYPE_BF16 then names the output dtype.
 #ifndef FC_FP8
 #define FC_FP8 0
@@ -81,8 +76,6 @@ struct Traits {
   // polynomial on the FMA pipe instead of MUFU (0: all on MUFU). See ptx::exp2f_poly.
   static constexpr int kExp2PolyEvery = FC_EXP2_POLY;
   static constexpr bool kFp8 = FC_FP8 != 0;
-  static constexpr int kExp2LinEvery = FC_EXP2_LIN;
-  static_assert(kExp2LinEvery == 0 || (kFp8 && kExp2PolyEvery == 0), "linear exponentials: FP8 P only");
   static constexpr int kFp8PLog2 = FC_FP8_P_LOG2;
   static constexpr float kRescaleSlack = (float)FC_RESCALE_SLACK;
   static_assert(!kFp8 || FC_RESCALE_SLACK + FC_FP8_P_LOG2 <= 8, "FP8 P must stay within e4m3's 448");

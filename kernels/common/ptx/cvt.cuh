@@ -78,27 +78,6 @@ FC_DEVICE float exp2f_poly(float x) {
   return fmaf(xc, 0.f, r);
 }
 
-// 2^(k/8) at e4m3's precision from the ALU instead of MUFU, for FP8's P (3 mantissa bits): the
-// caller's FFMA adds 1.5 * 2^20 to x, so the sum y = 1.5 * 2^20 + k/8 rounds x to eighths (the ulp
-// there is 1/8) and y's bits are those of 1.5 * 2^20 plus k. The float 2^floor(k/8) * (1 + (k mod
-// 8) / 8), the piecewise-linear 2^x (Schraudolph's) on e4m3's own grid, has the bits
-// (k + 8 * 127) << 20 = (bits(y) << 20) + bits(1.0f): 1.5 * 2^20's bits vanish in the shift (their
-// low 22 are zero). One max and one shift-add per value, nothing on MUFU. y is clamped at
-// k = -1008 (2^-126, which the e4m3 cast flushes to 0), so -inf and far-below-max scores give 0;
-// NaN gives 2^-126 too, so the caller carries NaN through the row max (fmax_nan).
-FC_DEVICE float exp2_lin8(float y) {
-  float yc;
-  asm("max.f32 %0, %1, %2;\n" : "=f"(yc) : "f"(y), "f"(1572864.f - 126.f));
-  return __int_as_float((__float_as_int(yc) << 20) + 0x3f800000);
-}
-
-// max that returns NaN if either input is NaN (fmaxf returns the other one).
-FC_DEVICE float fmax_nan(float a, float b) {
-  float r;
-  asm("max.NaN.f32 %0, %1, %2;\n" : "=f"(r) : "f"(a), "f"(b));
-  return r;
-}
-
 FC_DEVICE float log2f_fast(float x) {
   float r;
   asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));

@@ -22,9 +22,6 @@ pub struct Knobs {
     /// `FLASHCORE_EXP2_POLY=k`: the Hopper kernel's softmax computes every k-th group of 8 score
     /// columns' exponentials with a polynomial on the FMA pipe (0: all on MUFU).
     pub exp2_poly: Option<usize>,
-    /// `FLASHCORE_EXP2_LIN=k`: the FP8 forward's softmax takes every k-th group of 8 score columns'
-    /// probabilities from a piecewise-linear 2^x on e4m3's grid (ALU) instead of MUFU (0: none).
-    pub exp2_lin: Option<usize>,
     /// `FLASHCORE_SM90_PROBE=bits`: timing probes of the Hopper forward that give wrong outputs
     /// (kernels/sm90/consumer.cuh): 1 drops the softmax's exponentials, 2 the whole softmax, 4 the
     /// K/V reloads once the stage ring is full, 8 takes Q·Kᵀ's A operand from registers (d128).
@@ -92,7 +89,6 @@ impl Knobs {
             sm90_tile: var("FLASHCORE_SM90_TILE"),
             sm90_tma_store: var("FLASHCORE_SM90_TMA_STORE").is_none_or(|v| v != "0"),
             exp2_poly: var("FLASHCORE_EXP2_POLY").and_then(|v| v.parse().ok()).filter(|k| *k <= 16),
-            exp2_lin: var("FLASHCORE_EXP2_LIN").and_then(|v| v.parse().ok()).filter(|k| *k <= 16),
             sm90_q_stages: var("FLASHCORE_SM90_Q_STAGES").and_then(|v| v.parse().ok()).filter(|n| matches!(n, 1 | 2)),
             sm90_probe: var("FLASHCORE_SM90_PROBE").and_then(|v| v.parse().ok()).filter(|n| (1..=15).contains(n)),
             sm90_keep_p: flag("FLASHCORE_SM90_KEEP_P"),

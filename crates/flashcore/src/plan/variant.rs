@@ -405,9 +405,6 @@ impl Variant {
             d.push(("FC_FP8_P_LOG2", p_log2.to_string()));
             // P's factor and the slack together stay within e4m3's 448.
             d.push(("FC_RESCALE_SLACK", knobs().rescale_slack.unwrap_or(8).min(8 - p_log2).to_string()));
-            if let Some(k) = knobs().exp2_lin.filter(|k| *k > 0) {
-                d.push(("FC_EXP2_LIN", k.to_string()));
-            }
         }
         if let (Some(n), KernelKind::FwdSm80 | KernelKind::FwdSm90) = (knobs().rescale_slack, self.kind) {
             d.push(("FC_RESCALE_SLACK", n.to_string()));
@@ -426,8 +423,7 @@ impl Variant {
             if self.kind == KernelKind::FwdSm90 {
                 d.push(("FC_SM90_Q_STAGES", super::tiles::sm90_q_stages(self.head_dim).to_string()));
             }
-            let lin = self.kind == KernelKind::FwdSm90Fp8 && knobs().exp2_lin.is_some_and(|k| k > 0);
-            if let Some(k) = knobs().exp2_poly.filter(|_| !lin) {
+            if let Some(k) = knobs().exp2_poly {
                 d.push(("FC_EXP2_POLY", k.to_string()));
             }
             if let Some(on) = knobs().sm90_keep_p {
