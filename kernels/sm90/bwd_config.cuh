@@ -72,11 +72,6 @@ struct Sm90Bwd {
 };
 
 // L2 budget (MiB) of a section of causal CTAs (Work::sectioned); 0: launch order.
-// Non-causal, unwindowed walks start at a query block spread by the key block (and wrap), so the
-// CTAs of one head that run together do not all bulk-reduce into the same dQ tile at once.
-#ifndef FC_SM90_BWD_ROTATE
-#define FC_SM90_BWD_ROTATE 0
-#endif
 #ifndef FC_SM90_BWD_SECTION_MIB
 #define FC_SM90_BWD_SECTION_MIB 16
 #endif
@@ -92,7 +87,6 @@ struct Work {
   int n_block, hk, b, n0, split;
   int h0, m_begin, m_count, steps;
   bool downwards;  // the deterministic mode's walk (BwdTraits::m_at)
-  int rot;         // FC_SM90_BWD_ROTATE: the walk's first position
 
   FC_DEVICE explicit Work(const BwdParams& p) {
     int y = blockIdx.y;
@@ -109,10 +103,6 @@ struct Work {
     h0 = hk * (p.heads / p.kv_heads) + split * heads_per_cta;
     steps = m_count * heads_per_cta;
     downwards = p.deterministic != 0;
-    rot = 0;
-    if constexpr (FC_SM90_BWD_ROTATE != 0 && !Sm90Bwd::kCausal && !Sm90Bwd::kLocal && !Sm90Bwd::kDet) {
-      if (!downwards) rot = (int)(((long long)n_block * m_count) / (int)gridDim.x);
-    }
   }
   // Causal: a key block's work shrinks with its index (key block 0 sees every query block), and
   // the hardware hands out CTAs in launch order (x fastest), i.e. each (kv head, batch) row's key
@@ -139,15 +129,7 @@ struct Work {
     z = row / ny;
   }
   // First row of the query block at position mi of the walk.
-  FC_DEVICE int m0(int mi) const {
-    if constexpr (FC_SM90_BWD_ROTATE != 0 && !Sm90Bwd::kCausal && !Sm90Bwd::kLocal && !Sm90Bwd::kDet) {
-      if (!downwards) {
-        const int r = mi + rot;
-        return (m_begin + (r >= m_count ? r - m_count : r)) * Sm90Bwd::kBlockM;
-      }
-    }
-    return BwdTraits::m_at(mi, m_begin, m_count, downwards) * Sm90Bwd::kBlockM;
-  }
+  FC_DEVICE int m0(int mi) const { return BwdTraits::m_at(mi, m_begin, m_count, downwards) * Sm90Bwd::kBlockM; }
 };
 
 }  // namespace sm90::bwd

@@ -50,9 +50,6 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_BWD_SECTION_MIB=n`: the same for the Hopper backward's causal CTAs
     /// (kernels/sm90/bwd_config.cuh `Work::sectioned`; 0 keeps the launch order).
     pub sm90_bwd_section_mib: Option<u32>,
-    /// `FLASHCORE_SM90_BWD_ROTATE=0|1`: the Hopper backward's non-causal CTAs start their query walk
-    /// at a block spread by their key block (kernels/sm90/bwd_config.cuh FC_SM90_BWD_ROTATE).
-    pub sm90_bwd_rotate: Option<bool>,
     /// `FLASHCORE_SM90_BWD_SPLIT=n`: CTAs per GQA group in the Hopper backward (1: the whole group
     /// in one CTA; A/B runs), instead of plan/backward.rs `sm90_bwd_kv_splits`'s choice.
     pub sm90_bwd_split: Option<usize>,
@@ -100,7 +97,6 @@ impl Knobs {
             sm90_sum_mma: flag("FLASHCORE_SM90_SUM_MMA"),
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
-            sm90_bwd_rotate: flag("FLASHCORE_SM90_BWD_ROTATE"),
             sm90_section_mib: var("FLASHCORE_SM90_SECTION_MIB").and_then(|v| v.parse().ok()).filter(|n| *n <= 1024),
             sm90_bwd_section_mib: var("FLASHCORE_SM90_BWD_SECTION_MIB")
                 .and_then(|v| v.parse().ok())

@@ -398,9 +398,6 @@ impl Variant {
         if let (Some(n), KernelKind::BwdSm90) = (knobs().sm90_bwd_section_mib, self.kind) {
             d.push(("FC_SM90_BWD_SECTION_MIB", n.to_string()));
         }
-        if let (Some(on), KernelKind::BwdSm90) = (knobs().sm90_bwd_rotate, self.kind) {
-            d.push(("FC_SM90_BWD_ROTATE", u8::from(on).to_string()));
-        }
         if self.kind == KernelKind::FwdSm90Fp8 {
             d.push(("FC_FP8", "1".to_string()));
             d.push(("FC_SM90_Q_STAGES", super::tiles::sm90_fp8_q_stages().to_string()));
