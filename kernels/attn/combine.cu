@@ -5,8 +5,10 @@
 // block may leave it unwritten). A row whose parts are all -inf gets O = 0 and L = -inf, as the
 // forward gives a row that sees no key.
 //
-// One warp per output row (b, h, i), 8 rows per CTA; lane l owns head-dim columns l, l + 32, ...,
-// so every load and store of a warp is one contiguous run.
+// One warp per output row (b, h, i), 8 rows per CTA. Merge: lane l owns head-dim columns l, l + 32,
+// ..., so every load and store of a warp is one contiguous run. Split combine: lane l owns columns
+// 4l..4l+3 of each 128-column chunk and reads them with one 16-byte load per split, several splits
+// at a time (a decode row's 16 splits were 16 dependent L2 round trips).
 #include "../common/config.cuh"
 #include "../common/params.cuh"
 #include "../common/ptx/cvt.cuh"
@@ -15,7 +17,13 @@
 namespace combine {
 
 constexpr int kRowsPerCta = 8;
-constexpr int kCols = (Traits::kHeadDim + 31) / 32;  // columns per lane
+constexpr int kCols = (Traits::kHeadDim + 31) / 32;  // columns per lane (merge: lane l, l + 32, ...)
+// Split combine: lane l owns columns 4l..4l+3 of each 128-column chunk (acc[4 * chunk + e]).
+constexpr int kChunks = (Traits::kHeadDim + 127) / 128;
+constexpr int kSlots = 4;   // LSEs per lane: plan/split.rs MAX_SPLITS = 128 = 4 x 32
+constexpr int kUnroll = 8;  // splits whose partial rows are loaded together
+static_assert(Traits::kHeadDim % 4 == 0, "combine: 16-byte partial loads");
+constexpr int kAcc = kCols > 4 * kChunks ? kCols : 4 * kChunks;
 
 FC_DEVICE float to_f32(u16 x) {
   float lo, hi;
@@ -62,9 +70,9 @@ extern "C" __global__ void __launch_bounds__(256, 1) fc_combine(const __grid_con
     o_base = 0;
   }
   u16* out = reinterpret_cast<u16*>(p.o) + o_base + out_row * p.o_stride_s + h * p.o_stride_h;
-  float acc[kCols];
+  float acc[kAcc];
 #pragma unroll
-  for (int c = 0; c < kCols; ++c) acc[c] = 0.f;
+  for (int c = 0; c < kAcc; ++c) acc[c] = 0.f;
   float lse_total;
 
   if constexpr (Traits::kCombineMerge) {
@@ -91,27 +99,33 @@ extern "C" __global__ void __launch_bounds__(256, 1) fc_combine(const __grid_con
         }
       }
     }
+#pragma unroll
+    for (int c = 0; c < kCols; ++c) {
+      const int d = lane + 32 * c;
+      if (d < Traits::kHeadDim) out[d] = from_f32(acc[c]);
+    }
   } else {
     const float* lse_acc = reinterpret_cast<const float*>(p.in_lse[0]);
     const float* o_acc = reinterpret_cast<const float*>(p.in_o[0]);
-    // Lanes hold the splits' LSEs (32 at a time) for the max and the sum.
+    // Lane l holds the LSEs of splits l, l + 32, ... in registers (kSlots covers MAX_SPLITS): one
+    // round trip for all of them, and the weights come from the same registers.
+    float ls[kSlots];
     float m = kNegInf;
-    for (int s0 = 0; s0 < p.num_splits; s0 += 32) {
-      const int s = s0 + lane;
-      if (s < p.num_splits) m = fmaxf(m, lse_acc[s * p.accum_split_rows + lse_row]);
+#pragma unroll
+    for (int k = 0; k < kSlots; ++k) {
+      const int s = lane + 32 * k;
+      ls[k] = s < p.num_splits ? lse_acc[s * p.accum_split_rows + lse_row] : kNegInf;
+      m = fmaxf(m, ls[k]);
     }
     m = warp_max(m);
     float sum = 0.f;
     if (m != kNegInf) {
-      for (int s0 = 0; s0 < p.num_splits; s0 += 32) {
-        const int s = s0 + lane;
-        if (s < p.num_splits) sum += __expf(lse_acc[s * p.accum_split_rows + lse_row] - m);
-      }
+#pragma unroll
+      for (int k = 0; k < kSlots; ++k) sum += __expf(ls[k] - m);
       sum = warp_sum(sum);
     }
     if (p.sinks != 0) {
       // An attention sink joins the sum as one more part whose O is 0 (params.cuh FwdParams::sinks).
-      // Read after the splits' loop so it holds no register across it.
       const float sink = reinterpret_cast<const float*>(p.sinks)[h];
       const float m2 = fmaxf(m, sink);
       if (m2 != kNegInf) {
@@ -123,23 +137,53 @@ extern "C" __global__ void __launch_bounds__(256, 1) fc_combine(const __grid_con
       lse_total = kNegInf;
     } else {
       lse_total = m + __logf(sum);
-      for (int s = 0; s < p.num_splits; ++s) {
-        const float ls = lse_acc[s * p.accum_split_rows + lse_row];
-        if (ls == kNegInf) continue;
-        const float wt = __expf(ls - lse_total);
-        const float* in = o_acc + (s * p.accum_split_rows + lse_row) * Traits::kHeadDim;
+      float wt[kSlots];
 #pragma unroll
-        for (int c = 0; c < kCols; ++c) {
-          const int d = lane + 32 * c;
-          if (d < Traits::kHeadDim) acc[c] += wt * in[d];
+      for (int k = 0; k < kSlots; ++k) wt[k] = ls[k] == kNegInf ? 0.f : __expf(ls[k] - lse_total);
+      // The partial rows: kUnroll splits' loads are issued before any of their adds, so a row costs
+      // a few L2 round trips instead of one per split. Lane l reads columns 4l..4l+3 (+128 per
+      // chunk) as one 16-byte load; a split without keys (weight 0) may have left its row
+      // unwritten, so its values are read (in bounds) but never used.
+#pragma unroll
+      for (int k = 0; k < kSlots; ++k) {
+        if (32 * k >= p.num_splits) break;
+        const int n = min(32, p.num_splits - 32 * k);
+        for (int j0 = 0; j0 < n; j0 += kUnroll) {
+          float4 v[kUnroll][kChunks];
+          float w[kUnroll];
+#pragma unroll
+          for (int u = 0; u < kUnroll; ++u) {
+            const int j = j0 + u;
+            w[u] = __shfl_sync(0xffffffffu, wt[k], j & 31);
+            const float* in = o_acc + ((32 * k + min(j, n - 1)) * p.accum_split_rows + lse_row) * Traits::kHeadDim;
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c) {
+              const int d = 4 * (lane + 32 * c);
+              v[u][c] = d < Traits::kHeadDim ? *reinterpret_cast<const float4*>(in + d) : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+          }
+#pragma unroll
+          for (int u = 0; u < kUnroll; ++u) {
+            if (j0 + u >= n || w[u] == 0.f) continue;
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c) {
+              acc[4 * c] += w[u] * v[u][c].x;
+              acc[4 * c + 1] += w[u] * v[u][c].y;
+              acc[4 * c + 2] += w[u] * v[u][c].z;
+              acc[4 * c + 3] += w[u] * v[u][c].w;
+            }
+          }
         }
       }
     }
-  }
 #pragma unroll
-  for (int c = 0; c < kCols; ++c) {
-    const int d = lane + 32 * c;
-    if (d < Traits::kHeadDim) out[d] = from_f32(acc[c]);
+    for (int c = 0; c < kChunks; ++c) {
+      const int d = 4 * (lane + 32 * c);
+      if (d < Traits::kHeadDim) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) out[d + e] = from_f32(acc[4 * c + e]);
+      }
+    }
   }
   if (p.lse != 0 && lane == 0) reinterpret_cast<float*>(p.lse)[lse_row] = lse_total;
 }
