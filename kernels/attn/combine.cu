@@ -12,6 +12,7 @@
 #include "../common/config.cuh"
 #include "../common/params.cuh"
 #include "../common/ptx/cvt.cuh"
+#include "../common/ptx/griddep.cuh"
 #include "softmax.cuh"
 
 namespace combine {
@@ -51,6 +52,9 @@ FC_DEVICE float warp_sum(float x) {
 // the sink joined the sum.
 extern "C" __global__ void __launch_bounds__(256, 1) fc_combine(const __grid_constant__ CombineParams p) {
   using namespace combine;
+  // After a split forward this kernel is launched as its dependent (runtime/ext.rs): the partials
+  // are complete past this wait.
+  ptx::grid_dependency_wait();
   const int lane = threadIdx.x & 31;
   const i64 w = (i64)blockIdx.x * kRowsPerCta + (threadIdx.x >> 5);
   if (w >= (i64)p.batch * p.heads * p.seqlen_q) return;

@@ -4,6 +4,7 @@
 // in scheduler / producer / consumer / epilogue.cuh.
 #include "../attn/softmax.cuh"
 #include "../common/params.cuh"
+#include "../common/ptx/griddep.cuh"
 #include "../sm80/epilogue.cuh"
 #include "config.cuh"
 #include "consumer.cuh"
@@ -42,6 +43,9 @@ FC_DEVICE void fp8_descales(const FwdParams& f, const sm90::Tile& x, int head, i
 
 extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads, 1)
     fc_fwd_sm90(const __grid_constant__ Sm90Params p) {
+  // A split call's combine kernel is launched as this one's dependent (runtime/ext.rs) and waits
+  // for it; letting it start now puts its CTAs on the SMs this grid leaves free.
+  ptx::launch_dependents();
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const Sm90Smem sm(smem_raw);
   const FwdParams& f = p.base;

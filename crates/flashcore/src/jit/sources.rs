@@ -40,6 +40,7 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "sm90/epilogue.cuh",
     "sm90/fwd.cu",
     "common/ptx/atomic.cuh",
+    "common/ptx/griddep.cuh",
     "bwd/config.cuh",
     "bwd/prep.cu",
     "bwd/post.cu",

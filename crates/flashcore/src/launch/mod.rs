@@ -137,6 +137,53 @@ pub unsafe fn launch_forward<P: cudarc::driver::DeviceRepr>(
     Ok(())
 }
 
+/// [`launch_forward`] as a programmatic dependent of the kernel queued before it on `stream`
+/// (programmatic stream serialization, sm_90+): its CTAs may start once every CTA of that kernel
+/// has run `griddepcontrol.launch_dependents` (kernels/common/ptx/griddep.cuh), and wait in
+/// `griddepcontrol.wait` for it to finish, so the stream's launch gap between the two overlaps
+/// the first one's last wave. Used for the split combine after the Hopper forward (B1 decode: ~2 us
+/// a call on the H100, bench/NOTES.md session 13); the backward's main and post kernels gained
+/// nothing this way.
+///
+/// # Safety
+/// As [`launch_forward`]; and the kernel runs `ptx::grid_dependency_wait()` before it reads or
+/// writes anything the previous kernel on `stream` writes or reads. Only for devices of compute
+/// capability 9.0 or newer.
+pub unsafe fn launch_dependent<P: cudarc::driver::DeviceRepr>(
+    k: &Kernel,
+    stream: &CudaStream,
+    launch: &Launch,
+    p: &P,
+) -> Result<()> {
+    stream.context().bind_to_thread()?;
+    // SAFETY: a plain C union of integers and small structs, all valid when zeroed.
+    let mut value: sys::CUlaunchAttributeValue = unsafe { std::mem::zeroed() };
+    value.programmaticStreamSerializationAllowed = 1;
+    let mut attr = sys::CUlaunchAttribute {
+        id: sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+        pad: [0; 4],
+        value,
+    };
+    let cfg = sys::CUlaunchConfig {
+        gridDimX: launch.grid.0,
+        gridDimY: launch.grid.1,
+        gridDimZ: launch.grid.2,
+        blockDimX: launch.block.0,
+        blockDimY: launch.block.1,
+        blockDimZ: launch.block.2,
+        sharedMemBytes: launch.smem_bytes,
+        hStream: stream.cu_stream(),
+        attrs: &mut attr,
+        numAttrs: 1,
+    };
+    // One argument, the params struct by value: the driver copies it from this pointer at launch.
+    let mut arg = p as *const P as *mut std::ffi::c_void;
+    // SAFETY: cfg and attr outlive the call; the function handle belongs to `k`'s live module; the
+    // params struct matches the kernel's signature; the rest is the caller's contract above.
+    unsafe { sys::cuLaunchKernelEx(&cfg, k.func.cu_function(), &mut arg, std::ptr::null_mut()) }.result()?;
+    Ok(())
+}
+
 /// Wraps a stream owned by someone else (PyTorch's current stream).
 ///
 /// # Safety

@@ -309,8 +309,15 @@ impl Runtime {
                 sinks: ext.sinks,
                 ..Default::default()
             };
-            // SAFETY: as above; reads the partials the forward just wrote (stream order).
-            unsafe { launch::launch_forward(&ck.0, stream, &combine_launch(p.batch * p.heads * p.seqlen_q), &cp) }?;
+            let cl = combine_launch(p.batch * p.heads * p.seqlen_q);
+            if p90.is_some() {
+                // SAFETY: as above; the combine (attn/combine.cu) waits for the Hopper forward in
+                // griddepcontrol.wait before it reads the partials (launch::launch_dependent).
+                unsafe { launch::launch_dependent(&ck.0, stream, &cl, &cp) }?;
+            } else {
+                // SAFETY: as above; reads the partials the forward just wrote (stream order).
+                unsafe { launch::launch_forward(&ck.0, stream, &cl, &cp) }?;
+            }
         }
         drop(scratch);
         Ok(())
