@@ -134,8 +134,9 @@ struct Sm90 {
 #else
   // FP8: d256's overlapped loop holds S (64), P (16) and O (128) at once, over 232 registers
   // (spills), so it runs serial; d128 on three consumers runs serial too (160 registers; and
-  // faster: 855 against 742 TF/s at S4K); d64 and d128's two-consumer tile overlap.
-  static constexpr bool kOverlap = Traits::kFp8 ? (kHeadDim == 64 || (kHeadDim == 128 && kConsumers == 2))
+  // faster: 855 against 742 TF/s at S4K), and so does d128 on 256-key blocks (S 128 + P 32 + O
+  // 64 registers; overlapped, a second S spills); d64 and d128's 128x128 tile overlap.
+  static constexpr bool kOverlap = Traits::kFp8 ? (kHeadDim == 64 || (kHeadDim == 128 && kConsumers == 2 && kBlockN == 128))
                                                 : (kHeadDim >= 96 || kConsumers == 3);
 #endif
   static_assert(kHeadDim == 64 || kHeadDim == 96 || kHeadDim == 128 || kHeadDim == 256,
@@ -143,7 +144,11 @@ struct Sm90 {
   static_assert(kBlockM == 64 || kBlockM == 128 || kBlockM == 192, "sm90 path: 1 to 3 consumer warpgroups");
   static_assert(kBlockN % 16 == 0 && kBlockN >= 64 && kBlockN <= 256, "sm90 path: block_n is a generated wgmma N");
   static_assert(kSmemBytes <= 227 * 1024, "sm90 tile config exceeds shared memory");
-  // FP8: a key block is one 128-byte row of the transposed V and one k descale block.
-  static_assert(!kFp8 || (kBlockN == 128 && kHeadDim % 32 == 0), "FP8: block_n 128, head dim in k32 steps");
+  // FP8: a key block is one or two 128-byte rows of the transposed V (one TMA box and one swizzle
+  // atom each); block-quantized k / v have a descale per 128 keys, which the host pairs with
+  // block_n 128 only (plan/tiles.rs), and the MMA row sums' ones sit after a single atom.
+  static_assert(!kFp8 || ((kBlockN == 128 || kBlockN == 256) && kHeadDim % 32 == 0),
+                "FP8: block_n 128 or 256, head dim in k32 steps");
+  static_assert(!kFp8 || !kSumMma || kBlockN == 128, "FP8 row sums by MMA: block_n 128");
   static_assert(!kFp8 || !kTmaStore, "FP8: the TMA-store epilogue assumes 16-bit d blocks of the inputs");
 };

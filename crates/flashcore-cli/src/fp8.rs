@@ -6,7 +6,7 @@
 use crate::data::{fresh_seed, nan_bits};
 use crate::gpu::time_median_ms;
 use flashcore::fp8::{self, Granularity};
-use flashcore::{AttnOptions, DType, DeviceTensor, Mask, Problem, Result, Runtime, TensorDesc};
+use flashcore::{AttnOptions, DType, DeviceTensor, Error, Mask, Problem, Result, Runtime, TensorDesc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -186,8 +186,8 @@ fn validate_shapes() -> Vec<Shape> {
 
 /// Runs the FP8 rows; `bench` takes the FA3-style shape matrix (RMSE and time), otherwise the
 /// validation shapes (also the accuracy bar of every mode). Returns the process exit code.
-pub fn run(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) -> i32 {
-    match run_inner(bench, only, json, iters) {
+pub fn run(bench: bool, only: Option<&str>, modes: Option<&str>, json: Option<&str>, iters: usize) -> i32 {
+    match run_inner(bench, only, modes, json, iters) {
         Ok(ok) => i32::from(!ok),
         Err(e) => {
             eprintln!("fp8: {e}");
@@ -196,7 +196,24 @@ pub fn run(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) ->
     }
 }
 
-fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) -> Result<bool> {
+fn run_inner(bench: bool, only: Option<&str>, modes: Option<&str>, json: Option<&str>, iters: usize) -> Result<bool> {
+    let modes: Vec<&Mode> = match modes {
+        None => MODES.iter().collect(),
+        Some(list) => {
+            let mut picked = Vec::new();
+            for name in list.split(',').map(str::trim) {
+                let m = MODES.iter().find(|m| m.name == name).ok_or_else(|| {
+                    let known: Vec<&str> = MODES.iter().map(|m| m.name).collect();
+                    Error::InvalidArg {
+                        arg: "modes",
+                        why: format!("unknown FP8 mode {name:?} (known: {})", known.join(", ")),
+                    }
+                })?;
+                picked.push(m);
+            }
+            picked
+        }
+    };
     let rt = Runtime::new(0)?;
     let p_log2 = flashcore::plan::knobs::fp8_p_log2();
     let shapes: Vec<Shape> = if bench { bench_shapes() } else { validate_shapes() };
@@ -289,7 +306,7 @@ fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) 
 
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
         let signs: Vec<f32> = (0..sh.d).map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 }).collect();
-        for mode in MODES {
+        for mode in &modes {
             let (mut qh, mut kh) = (q.clone(), k.clone());
             if mode.hadamard {
                 fp8::hadamard(&mut qh, sh.d, &signs);
@@ -301,7 +318,8 @@ fn run_inner(bench: bool, only: Option<&str>, json: Option<&str>, iters: usize) 
             let (q8, k8, v8) = (rt.upload_fp8(&qq)?, rt.upload_fp8(&kq)?, rt.upload_fp8(&vq)?);
             let mut out = rt.alloc_filled(qd, nan_bits(DType::Bf16))?;
             // No LSE asked for: the build with the row sums from P·V (Variant::with_sum_mma).
-            let variant = rt.plan_fp8(&sh.problem())?.0.with_sum_mma(false);
+            let kv_block = mode.qk == Granularity::Block || mode.v == Granularity::Block;
+            let variant = rt.plan_fp8(&sh.problem(), kv_block)?.0.with_sum_mma(false);
             let ms =
                 time_median_ms(&rt, &mut flush, iters, || rt.forward_fp8_into(&q8, &k8, &v8, &mut out, None, &opts))?;
             let ob = rt.download(&out)?;

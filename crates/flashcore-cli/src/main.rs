@@ -86,6 +86,9 @@ enum Cmd {
         iters: usize,
         #[arg(long)]
         only: Option<String>,
+        /// Only these FP8 modes (comma-separated names, e.g. fp8-tensor,fp8-block); bf16 always runs.
+        #[arg(long)]
+        modes: Option<String>,
     },
     /// Time the kernels (CUDA events, warm-up, median, L2 flushed before each run).
     Bench {
@@ -123,7 +126,9 @@ fn main() {
             })
         }
         Cmd::Validate { quick: _, full, json, only } => validate::validate(full, json.as_deref(), only.as_deref()),
-        Cmd::Fp8 { bench, json, iters, only } => fp8::run(bench, only.as_deref(), json.as_deref(), iters),
+        Cmd::Fp8 { bench, json, iters, only, modes } => {
+            fp8::run(bench, only.as_deref(), modes.as_deref(), json.as_deref(), iters)
+        }
         Cmd::Bench { suite, json, iters, only } => validate::bench(&suite, json.as_deref(), iters, only.as_deref()),
     };
     std::process::exit(code);

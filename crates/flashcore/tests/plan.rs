@@ -279,7 +279,7 @@ fn lse_free_calls_take_the_row_sums_from_the_tensor_cores_at_d64_only() {
     assert_eq!(sm80.with_sum_mma(false), sm80);
     let infer = Variant::forward_ext(Arch::SM90, &prob(4096, 64, Mask::None, 8), true, 227 * 1024).unwrap();
     assert_eq!(infer.with_sum_mma(false), infer);
-    let fp8 = Variant::fp8_forward(128, DType::Bf16, Mask::None, 4096, 227 * 1024).unwrap();
+    let fp8 = Variant::fp8_forward(128, DType::Bf16, Mask::None, 4096, false, 227 * 1024).unwrap();
     assert_eq!(fp8.with_sum_mma(false), fp8);
     // FP8's P factor takes e4m3's whole range, so its softmax keeps no rescale slack (NOTES session 10).
     for o in ["-DFC_FP8_P_LOG2=8", "-DFC_RESCALE_SLACK=0"] {

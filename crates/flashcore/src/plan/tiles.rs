@@ -237,14 +237,24 @@ pub fn parse_tile(s: &str) -> Result<TileConfig> {
 /// consumer warpgroups (192 rows; d128 at S4K 855 TF/s against 800 on 128x128, S16K 951 against
 /// 879), except d 128 causal with at most 1K keys (128x128: 386 against 358 TF/s, the 192-row
 /// tile's diagonal waste); d 256 on two.
-/// `FLASHCORE_SM90_FP8_TILE=MxNsS` overrides (block_n must stay 128), for tuning runs.
-pub fn tile_config_sm90_fp8(head_dim: usize, mask: Mask, seqlen_k: usize) -> Result<TileConfig> {
+/// `kv_block_quant`: k or v carries a descale per block of 128 keys, which the kernel reads per key
+/// block, so such calls keep block_n 128.
+/// `FLASHCORE_SM90_FP8_TILE=MxNsS` overrides (block_n 128 or 256), for tuning runs, where it can.
+pub fn tile_config_sm90_fp8(head_dim: usize, mask: Mask, seqlen_k: usize, kv_block_quant: bool) -> Result<TileConfig> {
     if let Ok(s) = std::env::var("FLASHCORE_SM90_FP8_TILE") {
         let t = parse_tile(&s)?;
-        if t.block_n() != 128 || t.block_m() % 64 != 0 || t.block_m() > 192 {
-            return Err(Error::arg("FLASHCORE_SM90_FP8_TILE", format!("{s} is not an FP8 tile (Mx128, M 64..192)")));
+        if !matches!(t.block_n(), 128 | 256) || t.block_m() % 64 != 0 || t.block_m() > 192 {
+            return Err(Error::arg(
+                "FLASHCORE_SM90_FP8_TILE",
+                format!("{s} is not an FP8 tile (Mx128 or Mx256, M 64..192)"),
+            ));
         }
-        return Ok(t);
+        // Where the override cannot serve (a 256-key block with block-quantized k / v, or a tile
+        // over the shared memory: d256 on 256 keys), the call keeps the default.
+        let fits = sm90_fp8_smem_bytes(&t, head_dim) <= crate::plan::Arch::SM90.max_smem_per_block();
+        if fits && (t.block_n() == 128 || !kv_block_quant) {
+            return Ok(t);
+        }
     }
     match head_dim {
         64 => TileConfig::new(192, 128, 1, 2),

@@ -181,7 +181,7 @@ impl Variant {
     pub fn with_sum_mma(self, lse_wanted: bool) -> Variant {
         let forced = knobs().sm90_sum_mma;
         let fits = match self.kind {
-            KernelKind::FwdSm90Fp8 => self.head_dim <= 128 && forced == Some(true),
+            KernelKind::FwdSm90Fp8 => self.head_dim <= 128 && self.tile.block_n() == 128 && forced == Some(true),
             KernelKind::FwdSm90 => self.head_dim == 64 && !self.ext.infer,
             _ => false,
         };
@@ -560,18 +560,20 @@ impl Variant {
         out
     }
 
-    /// The FP8 forward (sm_90a): e4m3 q, k, v and `out_dtype` output, on its tile.
+    /// The FP8 forward (sm_90a): e4m3 q, k, v and `out_dtype` output, on its tile (`kv_block_quant`:
+    /// k or v has a descale per block of keys, [`super::tiles::tile_config_sm90_fp8`]).
     pub fn fp8_forward(
         head_dim: usize,
         out_dtype: DType,
         mask: Mask,
         seqlen_k: usize,
+        kv_block_quant: bool,
         max_smem: usize,
     ) -> Result<Variant> {
         if !matches!(out_dtype, DType::Bf16 | DType::F16) {
             return Err(Error::arg("out", format!("the FP8 forward writes bf16 or fp16, not {}", out_dtype.name())));
         }
-        let tile = super::tiles::tile_config_sm90_fp8(head_dim, mask, seqlen_k)?;
+        let tile = super::tiles::tile_config_sm90_fp8(head_dim, mask, seqlen_k, kv_block_quant)?;
         let v = Variant {
             kind: KernelKind::FwdSm90Fp8,
             arch: Arch::SM90,
@@ -602,11 +604,12 @@ impl Variant {
         for d in [64, 128, 256] {
             for dt in [DType::Bf16, DType::F16] {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
-                    for sk in [1, LONG_ROWS] {
-                        if let Ok(v) = Variant::fp8_forward(d, dt, mask, sk, max_smem) {
+                    for (sk, kv_block) in [1, LONG_ROWS].into_iter().flat_map(|sk| [(sk, false), (sk, true)]) {
+                        if let Ok(v) = Variant::fp8_forward(d, dt, mask, sk, kv_block, max_smem) {
                             // FP8's LSE-free build only on request (Variant::with_sum_mma), but
                             // compile-checked with the rest.
-                            let sums = (d <= 128).then_some(Variant { ext: FwdExt { sum_mma: true, ..v.ext }, ..v });
+                            let sums = (d <= 128 && v.tile.block_n() == 128)
+                                .then_some(Variant { ext: FwdExt { sum_mma: true, ..v.ext }, ..v });
                             for v in [v.fp8_vt(), v].into_iter().chain(sums) {
                                 if !out.contains(&v) {
                                     out.push(v);

@@ -3,7 +3,7 @@
 
 use crate::api::args::{AttnOptions, DType, Problem, TensorDesc};
 use crate::error::{Error, Result};
-use crate::fp8::{check_fp8, check_fp8_alignment, Descale, Fp8DeviceTensor, Quantized};
+use crate::fp8::{check_fp8, check_fp8_alignment, Descale, Fp8DeviceTensor, Granularity, Quantized};
 use crate::launch::params::{Sm90Params, VtParams};
 use crate::launch::{self, tma, StreamScratch};
 use crate::plan::{forward_launch, rows_per_head, Arch, Launch, Variant};
@@ -23,15 +23,23 @@ impl Runtime {
         })
     }
 
-    /// The FP8 forward variant for a problem (whose dtype is the output's).
-    pub fn plan_fp8(&self, p: &Problem) -> Result<(Variant, Launch)> {
+    /// The FP8 forward variant for a problem (whose dtype is the output's); `kv_block_quant`: k or v
+    /// has a descale per block of keys.
+    pub fn plan_fp8(&self, p: &Problem, kv_block_quant: bool) -> Result<(Variant, Launch)> {
         if self.info().arch != Arch::SM90 {
             return Err(Error::Unsupported(format!(
                 "the FP8 forward needs sm_90 (Hopper), this GPU is {}",
                 self.info().arch
             )));
         }
-        let v = Variant::fp8_forward(p.head_dim, p.dtype, p.mask, p.seqlen_k, self.info().max_smem_per_block)?;
+        let v = Variant::fp8_forward(
+            p.head_dim,
+            p.dtype,
+            p.mask,
+            p.seqlen_k,
+            kv_block_quant,
+            self.info().max_smem_per_block,
+        )?;
         Ok((v, forward_launch(&v, p, self.info().sm_count)))
     }
 
@@ -138,7 +146,8 @@ impl Runtime {
         if lse % 4 != 0 {
             return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
         }
-        let (variant, _) = self.plan_fp8(&p)?;
+        let kv_block_quant = [&descales[1], &descales[2]].iter().any(|d| d.granularity == Granularity::Block);
+        let (variant, _) = self.plan_fp8(&p, kv_block_quant)?;
         let vt_variant = variant.fp8_vt();
         let variant = variant.with_sum_mma(lse != 0);
         let launch = forward_launch(&variant, &p, self.info().sm_count);
