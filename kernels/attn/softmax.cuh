@@ -60,10 +60,7 @@ struct OnlineSoftmax {
 
   // Folds a new score block in: turns s into unnormalised probabilities in place and returns in
   // alpha the factor by which the O accumulator rows must be rescaled.
-  // M8 < N8: a block whose columns past 8 * M8 are all masked for these rows (sm90 consumer.cuh
-  // kHalfDiag) passes only the first M8 tiles.
-  template <int M8>
-  FC_DEVICE void update(float (&s)[M8][4], float scale_log2, float (&alpha)[2]) {
+  FC_DEVICE void update(float (&s)[N8][4], float scale_log2, float (&alpha)[2]) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float mx = m[r];
@@ -71,7 +68,7 @@ struct OnlineSoftmax {
         mx = fmaxf(mx, tree_max(s, r));
       } else {
 #pragma unroll
-        for (int j = 0; j < M8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+        for (int j = 0; j < N8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
       }
       // The 4 lanes of a quad hold one row between them.
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
@@ -93,7 +90,7 @@ struct OnlineSoftmax {
       }
       const float nb = kPShift - base;
 #pragma unroll
-      for (int j = 0; j < M8; ++j) {
+      for (int j = 0; j < N8; ++j) {
         const float x0 = fmaf(s[j][2 * r], scale_log2, nb), x1 = fmaf(s[j][2 * r + 1], scale_log2, nb);
         if (Traits::kExp2PolyEvery > 0 && j % Traits::kExp2PolyEvery == Traits::kExp2PolyEvery - 1) {
           s[j][2 * r] = ptx::exp2f_poly<Traits::kBf16>(x0);
@@ -113,7 +110,7 @@ struct OnlineSoftmax {
           sum = tree_sum(s, r);
         } else {
 #pragma unroll
-          for (int j = 0; j < M8; ++j) sum += s[j][2 * r] + s[j][2 * r + 1];
+          for (int j = 0; j < N8; ++j) sum += s[j][2 * r] + s[j][2 * r + 1];
         }
         l[r] = l[r] * alpha[r] + sum;
       }

@@ -39,31 +39,15 @@ constexpr bool kKeepP = Sm90::kFp8 ? (Sm90::kHeadDim == 64 && Traits::kCausal)
 // The online softmax; with Sm90::kSumMma its row sums come from P·V's extra columns instead.
 using Softmax = attn::OnlineSoftmax<kN8, Sm90::kSumMma>;
 
-// Causal diagonal blocks, per warpgroup: a 128-key block whose second half lies past the diagonal
-// for all of this warpgroup's 64 rows (warpgroup 0 of a 128-row tile on its diagonal block) runs
-// Q·Kᵀ at N = 64, the mask and the softmax on those 64 columns, and P·V over those 64 keys, where
-// it spent a quarter of the diagonal block's work on scores the mask then threw away. On the
-// serial loop of two-consumer tiles up to d128 (16-bit d64's causal tile for up to 1K keys):
-// split in two loops there, one per block shape, it compiles as the one loop did. The overlapped
-// loop with a half shape (any arrangement tried) made ptxas serialize its wgmmas (C7511) or
-// spill, and three-consumer tiles at 160 registers spilled. FC_SM90_HALF_DIAG=0 turns it off.
-#ifndef FC_SM90_HALF_DIAG
-#define FC_SM90_HALF_DIAG 1
-#endif
-constexpr bool kHalfDiag = FC_SM90_HALF_DIAG != 0 && Traits::kCausal && Sm90::kBlockN == 128 && Sm90::kConsumers == 2 &&
-                           Sm90::kHeadDim <= 128 && !Sm90::kOverlap;
-constexpr int kHalfN8 = kN8 / 2;
-
 // fence_operand for P·V's accumulators: O, and with Sm90::kSumMma the row sums beside it.
 FC_DEVICE void fence_pv_acc(float (&o)[kD8][4], float (&lsum)[4]) {
   ptx::warpgroup::fence_operand(o);
   if constexpr (Sm90::kSumMma) ptx::warpgroup::fence_operand(lsum);
 }
 
-// S (this warpgroup's 64 rows x the block's first 8 * N8 keys) = Q · Kᵀ over head-dim steps of 16.
-// Issues and commits; the caller waits.
-template <int N8 = kN8>
-FC_DEVICE void gemm_qk(float (&s)[N8][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
+// S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
+// the caller waits.
+FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
   ptx::warpgroup::fence_operand(s);
   ptx::warpgroup::fence();
 #pragma unroll
@@ -73,9 +57,9 @@ FC_DEVICE void gemm_qk(float (&s)[N8][4], const Sm90Smem& sm, u32 q, int wg, int
     const u32 ka = sm.k(stage) + (kk / 4) * Sm90::kBlockN * 128 + (kk % 4) * 32;
     const u64 da = ptx::warpgroup::make_desc(qa, 16, 1024), db = ptx::warpgroup::make_desc(ka, 16, 1024);
     if constexpr (Sm90::kFp8) {
-      ptx::warpgroup::wgmma_ss_e4m3<8 * N8>(s, da, db, kk > 0);
+      ptx::warpgroup::wgmma_ss_e4m3<Sm90::kBlockN>(s, da, db, kk > 0);
     } else {
-      ptx::warpgroup::wgmma_ss<8 * N8, Traits::kBf16>(s, da, db, kk > 0);
+      ptx::warpgroup::wgmma_ss<Sm90::kBlockN, Traits::kBf16>(s, da, db, kk > 0);
     }
   }
   ptx::warpgroup::commit();
@@ -112,11 +96,10 @@ FC_DEVICE void gemm_qk_rs(float (&s)[kN8][4], u32 (&a)[K][4], const Sm90Smem& sm
 // between lanes, the register takes the lane's own keys {2t, 2t+1, 8+2t, 8+2t+1} (and 16 more for
 // the second half), and fp8_vt.cu stores V's keys in that same order within each group of 32 keys:
 // the product sums the same pairs, and no shuffle or byte permute is needed here.
-template <int K16 = kK16>
-FC_DEVICE void pack_p(u32 (&pa)[K16][4], const float (&p)[K16 * kStepK / 8][4]) {
+FC_DEVICE void pack_p(u32 (&pa)[kK16][4], const float (&p)[kN8][4]) {
   if constexpr (Sm90::kFp8) {
 #pragma unroll
-    for (int kk = 0; kk < K16; ++kk) {
+    for (int kk = 0; kk < kK16; ++kk) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const float(&a)[4] = p[4 * kk + 2 * h];
@@ -127,7 +110,7 @@ FC_DEVICE void pack_p(u32 (&pa)[K16][4], const float (&p)[K16 * kStepK / 8][4]) 
     }
   } else {
 #pragma unroll
-    for (int kk = 0; kk < K16; ++kk) {
+    for (int kk = 0; kk < kK16; ++kk) {
       pa[kk][0] = ptx::pack2<Traits::kBf16>(p[2 * kk][0], p[2 * kk][1]);
       pa[kk][1] = ptx::pack2<Traits::kBf16>(p[2 * kk][2], p[2 * kk][3]);
       pa[kk][2] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][0], p[2 * kk + 1][1]);
@@ -140,14 +123,12 @@ FC_DEVICE void pack_p(u32 (&pa)[K16][4], const float (&p)[K16 * kStepK / 8][4]) 
 // this GEMM (transposed B): 8-key groups 1024 bytes apart, d blocks of 64 block_n*128 bytes apart.
 // With Sm90::kSumMma the GEMM is 8 columns wider, over ones, and those columns accumulate P's
 // row sums into lsum (lanes' [0], [1]: row g; [2], [3]: row g + 8).
-// K16 < kK16: over the block's first K16 steps of keys only (kHalfDiag).
-template <int K16 = kK16>
-FC_DEVICE void gemm_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[K16][4], const Sm90Smem& sm, int stage) {
+FC_DEVICE void gemm_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[kK16][4], const Sm90Smem& sm, int stage) {
   fence_pv_acc(o, lsum);
   ptx::warpgroup::fence_operand(pa);
   ptx::warpgroup::fence();
 #pragma unroll
-  for (int kk = 0; kk < K16; ++kk) {
+  for (int kk = 0; kk < kK16; ++kk) {
     if constexpr (Sm90::kFp8) {
       // Transposed V, K-major: [key block of 128][d][128 keys], a k32 step is 32 bytes of a row;
       // the ones are the 8 rows after the head dim's (sm.ones_rows), the next 1024-byte atom.
@@ -222,23 +203,6 @@ struct Mainloop {
   // head-dim multiplies), and the epilogue multiplies by the last block's factor (last_vd).
   const float* vd_blk;
   int rot_;  // Sm90::kRotate: the tile's first key block (scheduler.cuh Tile::rot)
-  // kHalfDiag: the last query row of this warpgroup's 64 (within its head, as warp_row0; the same
-  // in every lane of the warpgroup).
-  int wg_row_last;
-
-  // kHalfDiag: the blocks before the first whose keys from the 64th on are past the diagonal for
-  // every row of this warpgroup; from there on every block is such a half block. The same in all
-  // lanes of the warpgroup. (Causal tiles are not rotated: block j starts at n_block0 + j.)
-  FC_DEVICE int full_blocks() const {
-    if constexpr (!kHalfDiag) {
-      return n_blocks;
-    } else {
-      // Block j is half iff (n_block0 + j) * block_n > t, i.e. n_block0 + j >= floor(t / block_n) + 1.
-      const int t = wg_row_last + causal_offset() - Sm90::kBlockN / 2;
-      const int fl = t >= 0 ? t / Sm90::kBlockN : -((Sm90::kBlockN - 1 - t) / Sm90::kBlockN);
-      return min(max(fl + 1 - n_block0(), 0), n_blocks);
-    }
-  }
 
   FC_DEVICE float vd_of(int j) const { return vd_blk[(n_block0() + j) * f.v_descale_stride_blk]; }
   FC_DEVICE float last_vd(float vd) const {
@@ -291,15 +255,14 @@ struct Mainloop {
 
   // Scores of block j as logits (softcap) and masked where the ragged end or one of this warp's
   // diagonals cuts the block.
-  template <int N8>
-  FC_DEVICE void mask(float (&s)[N8][4], int j) const {
+  FC_DEVICE void mask(float (&s)[kN8][4], int j) const {
     if constexpr (Sm90::kFp8) {
       // Block-quantized k: each key block has its own descale (a multiply per score; per tensor or
       // per head it is folded into sl2 instead).
       if (kd_blk != nullptr) {
         const float kd = kd_blk[(n_block0() + j) * f.k_descale_stride_blk];
 #pragma unroll
-        for (int i = 0; i < N8; ++i) {
+        for (int i = 0; i < kN8; ++i) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) s[i][e] *= kd;
         }
@@ -320,8 +283,7 @@ struct Mainloop {
   // to measure how much of a block's time the softmax holds the tensor cores up; 4 (producer.cuh)
   // stops reloading K/V once the ring is full; 8 (run_overlapped) takes Q·Kᵀ's A operand from
   // registers (the stale P fragments) instead of shared memory.
-  template <int N8>
-  FC_DEVICE void softmax_update(Softmax& softmax, float (&sc)[N8][4], float (&alpha)[2]) const {
+  FC_DEVICE void softmax_update(Softmax& softmax, float (&sc)[kN8][4], float (&alpha)[2]) const {
 #if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 2)
     alpha[0] = alpha[1] = 1.f;
 #else
@@ -330,71 +292,32 @@ struct Mainloop {
   }
 
   // One block at a time: Q·Kᵀ, wait, softmax, P·V, wait. The two consumer warpgroups overlap each
-  // other, nothing overlaps within one. N8: the block's key columns this warpgroup computes.
-  template <int N8>
-  FC_DEVICE void serial_block(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4], int j) const {
-    constexpr int K16 = N8 * 8 / kStepK;
-    const int s = stage(j);
-    const u32 par = parity(j);
-    float sc[N8][4];
-    ptx::mbar_wait(sm.k_full(s), par);
-    turn_begin();
-    gemm_qk<N8>(sc, sm, q, wg, s);
-    turn_end();
-    ptx::warpgroup::wait<0>();
-    ptx::warpgroup::fence_operand(sc);
-    release(sm.k_empty(s));
-    mask(sc, j);
-    float alpha[2];
-    softmax_update(softmax, sc, alpha);
-    rescale_for(o, lsum, alpha, j);
-    u32 pa[K16][4];
-    pack_p<K16>(pa, sc);
-    ptx::mbar_wait(sm.v_full(s), par);
-    turn_begin();
-    gemm_pv<K16>(o, lsum, pa, sm, s);
-    turn_end();
-    ptx::warpgroup::wait<0>();
-    fence_pv_acc(o, lsum);
-    release(sm.v_empty(s));
-  }
+  // other, nothing overlaps within one.
   FC_DEVICE void run_serial(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4]) const {
-    if constexpr (kHalfDiag) {
-      // Through a shuffle from lane 0 ptxas knows the bound is warp-uniform, and keeps the loops'
-      // stage indices and barrier addresses in uniform registers (from wg, via threadIdx, it
-      // cannot tell: the full loop then ran 34 instructions longer and 8% slower at d64 S1K).
-      const int full = __shfl_sync(0xffffffffu, full_blocks(), 0);
-      for (int j = 0; j < full; ++j) serial_block<kN8>(softmax, o, lsum, j);
-      for (int j = full; j < n_blocks; ++j) serial_block<kHalfN8>(softmax, o, lsum, j);
-    } else {
-      // The same as serial_block<kN8> for every block, written out: through the call ptxas assigns
-      // the registers of the serial variants without half blocks differently (FP8 d128's main tile
-      // among them), and their code stays as it was measured.
-      for (int j = 0; j < n_blocks; ++j) {
-        const int s = stage(j);
-        const u32 par = parity(j);
-        float sc[kN8][4];
-        ptx::mbar_wait(sm.k_full(s), par);
-        turn_begin();
-        gemm_qk(sc, sm, q, wg, s);
-        turn_end();
-        ptx::warpgroup::wait<0>();
-        ptx::warpgroup::fence_operand(sc);
-        release(sm.k_empty(s));
-        mask(sc, j);
-        float alpha[2];
-        softmax_update(softmax, sc, alpha);
-        rescale_for(o, lsum, alpha, j);
-        u32 pa[kK16][4];
-        pack_p(pa, sc);
-        ptx::mbar_wait(sm.v_full(s), par);
-        turn_begin();
-        gemm_pv(o, lsum, pa, sm, s);
-        turn_end();
-        ptx::warpgroup::wait<0>();
-        fence_pv_acc(o, lsum);
-        release(sm.v_empty(s));
-      }
+    for (int j = 0; j < n_blocks; ++j) {
+      const int s = stage(j);
+      const u32 par = parity(j);
+      float sc[kN8][4];
+      ptx::mbar_wait(sm.k_full(s), par);
+      turn_begin();
+      gemm_qk(sc, sm, q, wg, s);
+      turn_end();
+      ptx::warpgroup::wait<0>();
+      ptx::warpgroup::fence_operand(sc);
+      release(sm.k_empty(s));
+      mask(sc, j);
+      float alpha[2];
+      softmax_update(softmax, sc, alpha);
+      rescale_for(o, lsum, alpha, j);
+      u32 pa[kK16][4];
+      pack_p(pa, sc);
+      ptx::mbar_wait(sm.v_full(s), par);
+      turn_begin();
+      gemm_pv(o, lsum, pa, sm, s);
+      turn_end();
+      ptx::warpgroup::wait<0>();
+      fence_pv_acc(o, lsum);
+      release(sm.v_empty(s));
     }
   }
 

@@ -135,29 +135,9 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     float sl2 = f.scale_log2, vd = 1.f;
     const float *kd_blk = nullptr, *vd_blk = nullptr;
     if constexpr (Sm90::kFp8) fp8_descales(f, x, head, warp_row0, sl2, vd, kd_blk, vd_blk);
-    // The warpgroup's last row: the largest of its four warps' (with GQA packing they may belong
-    // to different heads), the same in all of its lanes.
-    int wg_row_last = 0;
-#pragma unroll
-    for (int w = 0; w < 4; ++w) wg_row_last = max(wg_row_last, (wg * 64 + w * 16) % f.rows_per_head);
-    wg_row_last += x.m0 + 15;
-    const sm90::consumer::Mainloop mainloop{f,
-                                            sm,
-                                            sm.q(slot),
-                                            wg,
-                                            lane,
-                                            warp_row0,
-                                            x.n_blocks,
-                                            it0,
-                                            x.n_block0,
-                                            x.seqlen_k,
-                                            x.causal_offset,
-                                            x.window_left,
-                                            sl2,
-                                            kd_blk,
-                                            vd_blk,
-                                            x.rot,
-                                            wg_row_last};
+    const sm90::consumer::Mainloop mainloop{
+        f,   sm,         sm.q(slot), wg,         lane,          warp_row0, x.n_blocks,
+        it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk, vd_blk, x.rot};
     if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o, lsum);
     } else {
