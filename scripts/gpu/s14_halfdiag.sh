@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The kernel change this measures (sm90/consumer.cuh kHalfDiag) was taken out again; its code is commit 219f0f4.
 # Session 14: causal diagonal blocks at N = 64 for the warpgroup whose rows end before the block's
 # second half (sm90/consumer.cuh kHalfDiag; the serial two-consumer tiles: 16-bit d64 causal with
 # up to 1K keys). Correctness (Rust GPU tests, inference-path tests, validate --quick), then the old
