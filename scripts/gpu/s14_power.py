@@ -71,21 +71,34 @@ def main() -> None:
     smi = sampler(log)
     time.sleep(1.0)
     phases = []
-    rows = [r for r in _bench.load_shapes(["fa", "gqa", "long"]) if r["name"] in names]
+    rows = [r for r in _bench.load_shapes(["fa", "gqa", "long", "bwd"]) if r["name"] in names]
     for r in rows:
         q, k, v = _bench.make_inputs(r, dev)
         causal = r["mask"] != "none"
         gqa = r.get("hkv", r["h"]) != r["h"]
 
-        def fc():
+        def fc(q=q, k=k, v=v):
             return attention(q, k, v, causal=causal)
 
-        def cudnn():
+        def cudnn(q=q, k=k, v=v):
             with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
                 return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
 
+        fns = (("flashcore", fc), ("cudnn", cudnn))
+        if r.get("mode") == "bwd":
+            # The backward alone: one forward keeps its graph, each call is the gradient.
+            dout = torch.randn_like(q)
+
+            def backward_of(fwd):
+                leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+                with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+                    out = fwd(*leaves)
+                return lambda: torch.autograd.grad(out, leaves, dout, retain_graph=True)
+
+            fns = (("flashcore", backward_of(fc)), ("cudnn", backward_of(cudnn)))
+
         for rep in range(2):
-            for name, fn in (("flashcore", fc), ("cudnn", cudnn)):
+            for name, fn in fns:
                 t0, t1, n = run_phase(fn, seconds)
                 tf = _bench.flops(r) * n / (t1 - t0) / 1e12
                 phases.append((r["name"], rep, name, t0, t1, n, tf))

@@ -5,7 +5,12 @@ set -uo pipefail
 . scripts/gpu/env.sh
 python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy .stage/flashcore-*.whl || exit 1
 S=${SECONDS_PER_PHASE:-5}
+if [ -n "${BWD_ROWS:-}" ]; then
+  python3 scripts/gpu/s14_power.py $out/s14-power-bwd $S $BWD_ROWS > $out/s14-power-bwd.txt 2>&1
+  tail -14 $out/s14-power-bwd.txt
+else
 python3 scripts/gpu/s14_power.py $out/s14-power $S d128-s16k d128-s4k gqa32-8-s8k-causal ${EXTRA_ROWS:-} > $out/s14-power.txt 2>&1
 tail -16 $out/s14-power.txt
 FLASHCORE_SM90_CLUSTER=1 python3 scripts/gpu/s14_power.py $out/s14-power-c2 $S d128-s16k d128-s4k > $out/s14-power-c2.txt 2>&1
 tail -10 $out/s14-power-c2.txt
+fi
