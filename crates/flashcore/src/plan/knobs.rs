@@ -40,6 +40,10 @@ pub struct Knobs {
     /// when no LSE is wanted (0), or takes them from P·V's extra columns of ones on FP8 too (1;
     /// less accurate there) (plan/variant.rs `Variant::with_sum_mma`).
     pub sm90_sum_mma: Option<bool>,
+    /// `FLASHCORE_SM90_PACK=k`: pack k query heads of a GQA group into each Hopper forward tile at
+    /// any query length, not only when a head's queries fit one tile (plan/tiles.rs `sm90_pack`;
+    /// A/B runs; ignored where k does not divide the group or leave 16, 32 or 64 rows per head).
+    pub sm90_pack: Option<usize>,
     /// `FLASHCORE_SM90_OVERLAP=0|1`: force the intra-warpgroup overlap off or on.
     pub sm90_overlap: Option<bool>,
     /// `FLASHCORE_SM90_PINGPONG=0|1`: force the warpgroup ping-pong off or on.
@@ -95,6 +99,7 @@ impl Knobs {
             sm90_cluster: flag("FLASHCORE_SM90_CLUSTER"),
             sm90_kv_rotate: flag("FLASHCORE_SM90_KV_ROTATE"),
             sm90_sum_mma: flag("FLASHCORE_SM90_SUM_MMA"),
+            sm90_pack: var("FLASHCORE_SM90_PACK").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
             sm90_section_mib: var("FLASHCORE_SM90_SECTION_MIB").and_then(|v| v.parse().ok()).filter(|n| *n <= 1024),

@@ -178,6 +178,11 @@ pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: 
 /// and at least Sq; 1 (no packing) when none does or Sq > 64.
 pub fn sm90_pack(block_m: usize, p: &Problem) -> usize {
     let group = p.heads / p.kv_heads.max(1);
+    if let Some(k) = super::knobs::knobs().sm90_pack {
+        if group % k == 0 && block_m % k == 0 && matches!(block_m / k, 16 | 32 | 64 | 128 | 192) {
+            return k;
+        }
+    }
     if group < 2 || p.seqlen_q > 64 {
         return 1;
     }
