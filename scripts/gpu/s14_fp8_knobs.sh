@@ -8,13 +8,5 @@ set -uo pipefail
 T=FLASHCORE_SM90_FP8_TILE
 CONFIGS=${CONFIGS:-"base: t128:$T=128x128s2 t128np:$T=128x128s2,FLASHCORE_SM90_PINGPONG=0 t128s3np:$T=128x128s3,FLASHCORE_SM90_PINGPONG=0 t128ser:$T=128x128s2,FLASHCORE_SM90_OVERLAP=0,FLASHCORE_SM90_PINGPONG=0"}
 SHAPES=${SHAPES:-"s4096 d128|s16384 d128"}
-for p in 1 2; do
-  for c in $CONFIGS; do
-    label=${c%%:*}; e=${c#*:}
-    IFS='|' read -ra shapes <<< "$SHAPES"
-    for o in "${shapes[@]}"; do
-      env ${e//,/ } timeout 100 .stage/flashcore fp8 --bench --modes fp8-tensor --only "$o" 2>&1 | grep -E "^b[0-9]" | sed "s/^/$label p$p /"
-    done
-  done
-done > $out/s14-fp8-knobs-ab.txt 2>&1
+CONFIGS="$CONFIGS" SHAPES="$SHAPES" scripts/gpu/fp8_ab.sh > $out/s14-fp8-knobs-ab.txt 2>&1
 grep -E " fp8-tensor " $out/s14-fp8-knobs-ab.txt | sort -s -k3,6 | awk '{print $1,$2,$3,$4,$5,$6,$7,$8,$9}'

@@ -19,13 +19,5 @@ W=FLASHCORE_SM90_FP8_TILE=128x256s2
 grep -E "test result|FAIL|panicked| no$" $out/s14-fp8-wide-tests.txt | head -20
 CONFIGS=${CONFIGS:-"base: w2:$W w2np:$W,FLASHCORE_SM90_PINGPONG=0 w3:FLASHCORE_SM90_FP8_TILE=128x256s3"}
 SHAPES=${SHAPES:-"s4096 d128|s16384 d128|s2048 d128|s4096 d64"}
-for p in 1 2; do
-  for c in $CONFIGS; do
-    label=${c%%:*}; e=${c#*:}
-    IFS='|' read -ra shapes <<< "$SHAPES"
-    for o in "${shapes[@]}"; do
-      env ${e//,/ } timeout 100 .stage/flashcore fp8 --bench --modes fp8-tensor --only "$o" 2>&1 | grep -E "^b[0-9]" | sed "s/^/$label p$p /"
-    done
-  done
-done > $out/s14-fp8-wide-ab.txt 2>&1
+CONFIGS="$CONFIGS" SHAPES="$SHAPES" scripts/gpu/fp8_ab.sh > $out/s14-fp8-wide-ab.txt 2>&1
 grep -E " fp8-tensor " $out/s14-fp8-wide-ab.txt | sort -s -k3,6 | awk '{print $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12}'
