@@ -42,7 +42,8 @@ pub struct Knobs {
     pub sm90_sum_mma: Option<bool>,
     /// `FLASHCORE_SM90_PACK=k`: pack k query heads of a GQA group into each Hopper forward tile at
     /// any query length, not only when a head's queries fit one tile (plan/tiles.rs `sm90_pack`;
-    /// A/B runs; ignored where k does not divide the group or leave 16, 32 or 64 rows per head).
+    /// A/B runs; 1: no packing; ignored where k does not divide the group and the tile's rows, or
+    /// leaves other than 16, 32 or 64 rows per head).
     pub sm90_pack: Option<usize>,
     /// `FLASHCORE_SM90_OVERLAP=0|1`: force the intra-warpgroup overlap off or on.
     pub sm90_overlap: Option<bool>,

@@ -175,7 +175,10 @@ pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: 
 /// and every head would read its group's K/V again; packed, `pack` heads share the tile's rows and
 /// its K/V loads. The pack divides the group, leaves rows_per_head = block_m / pack in {16, 32, 64}
 /// (whole 16-row warps of one head, and whole heads per 64-row consumer warpgroup for the O store)
-/// and at least Sq; 1 (no packing) when none does or Sq > 64.
+/// and at least Sq; 1 (no packing) when none does or Sq > 64. `FLASHCORE_SM90_PACK=k` (A/B runs)
+/// takes k wherever it divides the group and the tile's rows, at any Sq: the kernel's tiles are
+/// (rows_per_head query rows) x (pack heads) whatever Sq is (correct and level on the H100 at GQA
+/// 32/8 S8K and MQA 16/1 S2K, bench/NOTES.md session 14).
 pub fn sm90_pack(block_m: usize, p: &Problem) -> usize {
     let group = p.heads / p.kv_heads.max(1);
     if let Some(k) = super::knobs::knobs().sm90_pack {
