@@ -248,7 +248,13 @@ pub fn parse_tile(s: &str) -> Result<TileConfig> {
 /// `kv_block_quant`: k or v carries a descale per block of 128 keys, which the kernel reads per key
 /// block, so such calls keep block_n 128.
 /// `FLASHCORE_SM90_FP8_TILE=MxNsS` overrides (block_n 128 or 256), for tuning runs, where it can.
-pub fn tile_config_sm90_fp8(head_dim: usize, mask: Mask, seqlen_k: usize, kv_block_quant: bool) -> Result<TileConfig> {
+pub fn tile_config_sm90_fp8(
+    head_dim: usize,
+    mask: Mask,
+    seqlen_k: usize,
+    kv_block_quant: bool,
+    max_smem: usize,
+) -> Result<TileConfig> {
     if let Ok(s) = std::env::var("FLASHCORE_SM90_FP8_TILE") {
         let t = parse_tile(&s)?;
         if !matches!(t.block_n(), 128 | 256) || t.block_m() % 64 != 0 || t.block_m() > 192 {
@@ -259,8 +265,7 @@ pub fn tile_config_sm90_fp8(head_dim: usize, mask: Mask, seqlen_k: usize, kv_blo
         }
         // Where the override cannot serve (a 256-key block with block-quantized k / v, or a tile
         // over the shared memory: d256 on 256 keys), the call keeps the default.
-        let fits = sm90_fp8_smem_bytes(&t, head_dim) <= crate::plan::Arch::SM90.max_smem_per_block();
-        if fits && (t.block_n() == 128 || !kv_block_quant) {
+        if sm90_fp8_smem_bytes(&t, head_dim) <= max_smem && (t.block_n() == 128 || !kv_block_quant) {
             return Ok(t);
         }
     }

@@ -573,7 +573,7 @@ impl Variant {
         if !matches!(out_dtype, DType::Bf16 | DType::F16) {
             return Err(Error::arg("out", format!("the FP8 forward writes bf16 or fp16, not {}", out_dtype.name())));
         }
-        let tile = super::tiles::tile_config_sm90_fp8(head_dim, mask, seqlen_k, kv_block_quant)?;
+        let tile = super::tiles::tile_config_sm90_fp8(head_dim, mask, seqlen_k, kv_block_quant, max_smem)?;
         let v = Variant {
             kind: KernelKind::FwdSm90Fp8,
             arch: Arch::SM90,

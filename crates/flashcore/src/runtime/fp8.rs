@@ -146,7 +146,7 @@ impl Runtime {
         if lse % 4 != 0 {
             return Err(Error::arg("lse", "pointer is not 4-byte aligned"));
         }
-        let kv_block_quant = [&descales[1], &descales[2]].iter().any(|d| d.granularity == Granularity::Block);
+        let kv_block_quant = descales[1..].iter().any(|d| d.granularity == Granularity::Block);
         let (variant, _) = self.plan_fp8(&p, kv_block_quant)?;
         let vt_variant = variant.fp8_vt();
         let variant = variant.with_sum_mma(lse != 0);
