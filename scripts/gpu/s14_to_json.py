@@ -1,0 +1,111 @@
+"""The session-14 device logs (bench/results/*-s14-*.txt) as the results schema's JSON records
+(bench/NOTES.md: device, backend, mode, dtype, B, H, Hkv, Sq, Sk, D, causal, ms, tflops,
+max_abs_err, rel_err), one .json beside each log. Derived from the logs only: ms from TF/s and the
+row's FLOPs where the log has no ms; errors are null where the run did not record them (the A/B
+lines say only that the row passed its bar; the power probe checks nothing). Extra fields: config,
+pass, and for the power probe watts and sm_mhz.
+
+    python3 scripts/gpu/s14_to_json.py
+"""
+
+import json
+import pathlib
+import re
+import tomllib
+
+DEVICE = "NVIDIA H100 80GB HBM3"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+PREFIX = "2026-11-27-H100-80GB-HBM3-s14-"
+
+
+def load_rows():
+    """shapes.toml's rows with the defaults python/flashcore/_bench.py load_shapes fills in."""
+    doc = tomllib.loads((ROOT / "python" / "flashcore" / "shapes.toml").read_text())
+    rows = {}
+    for mode, section in (("fwd", "shapes"), ("bwd", "backward")):
+        for r in doc.get(section, []):
+            r = dict(r, mode=mode)
+            r.setdefault("hkv", r["h"])
+            r.setdefault("sk", r["sq"])
+            rows[r["name"]] = r
+    return rows
+
+
+def flops(r):
+    """_bench.flops: 4·B·H·Sq·Sk·D, halved when causal, 2.5x for the backward."""
+    f = 4.0 * r["b"] * r["h"] * r["sq"] * r["sk"] * r["d"]
+    f = f / 2 if r["mask"] != "none" else f
+    return 2.5 * f if r["mode"] == "bwd" else f
+
+
+ROWS = load_rows()
+
+
+def record(r, backend, tflops, ms=None, **extra):
+    if ms is None:
+        ms = flops(r) / (tflops * 1e12) * 1e3
+    rec = dict(device=DEVICE, backend=backend, mode=r["mode"], dtype=r["dtype"], B=r["b"], H=r["h"],
+               Hkv=r["hkv"], Sq=r["sq"], Sk=r["sk"], D=r["d"], causal=r["mask"] != "none", ms=ms, tflops=tflops,
+               max_abs_err=None, rel_err=None, name=r["name"])
+    rec.update(extra)
+    return rec
+
+
+def ab(path):
+    # "label  pN row  TF TF/s pass"
+    out = []
+    for line in path.read_text().splitlines():
+        f = line.split()
+        if len(f) >= 6 and f[4] == "TF/s" and f[2] in ROWS:
+            out.append(record(ROWS[f[2]], "flashcore", float(f[3]), config=f[0], run=f[1], passed=f[5] == "pass"))
+    return out
+
+
+def power(path):
+    # "row rep backend calls TF/s W MHz memMHz C reasons"
+    out = []
+    for line in path.read_text().splitlines():
+        f = line.split()
+        if len(f) >= 10 and f[0] in ROWS and f[2] in ("flashcore", "cudnn"):
+            be = "flashcore" if f[2] == "flashcore" else "sdpa_cudnn"
+            out.append(record(ROWS[f[0]], be, float(f[4]), run=int(f[1]), calls=int(f[3]), watts=float(f[5]),
+                              sm_mhz=float(f[6]), sustained=True))
+    return out
+
+
+FP8 = re.compile(r"^(\S+) (p\d) b(\d+) h(\d+)/(\d+) s(\d+) d(\d+)( causal)?\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+\S+\s+(\S+)")
+
+
+def fp8(path):
+    out = []
+    for line in path.read_text().splitlines():
+        m = FP8.match(line)
+        if not m:
+            continue
+        cfg, run, b, h, hkv, s, d, causal, mode, ms, tf, rmse = m.groups()
+        out.append(dict(device=DEVICE, backend="flashcore", mode="fwd", dtype="e4m3" if mode.startswith("fp8") else mode,
+                        quant=mode, B=int(b), H=int(h), Hkv=int(hkv), Sq=int(s), Sk=int(s), D=int(d),
+                        causal=bool(causal), ms=float(ms), tflops=float(tf), max_abs_err=None, rel_err=None,
+                        rmse=float(rmse), config=cfg, run=run))
+    return out
+
+
+def main():
+    for path in sorted(RESULTS.glob(PREFIX + "*.txt")):
+        tag = path.name[len(PREFIX):-4]
+        if tag.startswith("power"):
+            recs = power(path)
+        elif tag.startswith("fp8") and tag.endswith("ab"):
+            recs = fp8(path)
+        elif tag.endswith("ab"):
+            recs = ab(path)
+        else:
+            continue
+        if recs:
+            path.with_suffix(".json").write_text(json.dumps(recs, indent=1) + "\n")
+            print(f"{path.with_suffix('.json').name}: {len(recs)} records")
+
+
+if __name__ == "__main__":
+    main()
