@@ -40,6 +40,9 @@ struct BwdTraits {
   static constexpr bool kPingPong = FC_SM90_BWD_PINGPONG != 0;
   static constexpr bool kPipe = FC_SM90_BWD_PIPE != 0;
   static constexpr bool kDet = FC_SM90_BWD_DET != 0;
+  // The Hopper backward's 80-row tile (sm90/bwd_config.cuh Sm90Bwd::kDqT): dQᵀ per warpgroup, and
+  // the accumulator's chunks swizzled by (row / 2) % 4 instead of row % 4 (dq_chunk).
+  static constexpr bool kDqT = kDqSmem && kBlockM == 80;
   static constexpr int kWarps = kBlockN / 16;
   static constexpr int kThreads = kWarps * 32;
   // dQ = dS K is split over the warps as kRowGroups (16 query rows each) x kColSplits (head-dim
@@ -56,7 +59,12 @@ struct BwdTraits {
   // shared-memory copy of the same layout; the swizzle spreads the 4 rows one half-warp writes
   // over 4 different 32-byte bank groups. Query blocks start at multiples of 4 rows, so the
   // accumulator's row index works as the tile's.
-  static FC_DEVICE int dq_chunk(int chunk, int row) { return kDqSmem ? chunk ^ (row & 3) : chunk; }
+  // kDqT: a thread of the transposed dQ holds 8 head dims (one chunk) of query rows 2t and 2t + 1 of
+  // each 8-row group, so the quad's 4 lanes write rows 2t (+ 1) and XOR with (row / 2) % 4 = t
+  // keeps them on 4 different bank groups. Query blocks start at multiples of 8 rows there.
+  static FC_DEVICE int dq_chunk(int chunk, int row) {
+    return !kDqSmem ? chunk : kDqT ? chunk ^ ((row >> 1) & 3) : chunk ^ (row & 3);
+  }
 
   // The query blocks [m_begin, m_end) that see some key of the key block starting at n0 (kBlockN
   // keys): query i sees key j only if j <= i + causal_offset (kCausal; the window's right edge) and
@@ -101,6 +109,7 @@ struct BwdTraits {
                 "take head-dim registers per thread");
   static_assert(kWarps >= 1 && kWarps <= 16, "block_n must be 16 * warps, at most 16 warps");
   static_assert(kBlockM <= 128, "block_m must be at most 128");
-  static_assert(kWarps % kRowGroups == 0, "warps must split evenly over the 16-row groups of a query block");
-  static_assert(kHeadDim % (8 * kColSplits) == 0, "each warp's dQ column slice must be whole n8 MMA tiles");
+  static_assert(!kDqT || kBlockM % 8 == 0, "kDqT's swizzle needs query blocks at multiples of 8 rows");
+  // (kRowGroups and kColSplits, the sm80 kernel's dQ split, are checked in sm80/bwd.cu: the prep and
+  // post kernels of the Hopper backward's 80-row tile share this header.)
 };

@@ -44,7 +44,10 @@ struct Sm90Bwd {
   // once the reduce issued a step earlier has read it.
   static constexpr bool kDqSmem = BwdTraits::kDqSmem;
   static constexpr int kDqBytes = kBlockM * kHeadDim * 4;
-  static constexpr int kDqBufs = !kDqSmem ? 0 : kSmemBase + 2 * kDqBytes + 2048 <= 227 * 1024 ? 2 : 1;
+  // Up to 1023 bytes to align the tiles to 1024, and the 1 + 2 * kStages mbarriers. Mirrored by
+  // plan/backward.rs::sm90_bwd_smem_bytes.
+  static constexpr int kSmemSlack = 1024 + 64;
+  static constexpr int kDqBufs = !kDqSmem ? 0 : kSmemBase + 2 * kDqBytes + kSmemSlack <= 227 * 1024 ? 2 : 1;
   static constexpr int kSmemTiles = kSmemBase + kDqBufs * kDqBytes;
   // Main-loop overlap knobs (BwdTraits; sm90/bwd_consumer.cuh has the schedules): the consumer
   // warpgroups take turns issuing their GEMM batches (FLASHCORE_SM90_BWD_PINGPONG=1); step i's dQ
@@ -54,19 +57,25 @@ struct Sm90Bwd {
   static constexpr bool kDet = BwdTraits::kDet;
   static_assert(!kDet || (kDqSmem && !kPipe && !kPingPong), "the deterministic dQ reduce runs in the plain shared-memory loop");
   static_assert(!kPipe || kDqSmem, "the pipelined loop stores the deferred dQ tile through shared memory");
-  // + up to 1023 bytes to align the tiles to 1024, + the mbarriers. Mirrored by
-  // plan/backward.rs::sm90_bwd_smem_bytes.
-  static constexpr int kSmemBytes = kSmemTiles + 2048;
+  static_assert(8 * (1 + 2 * kStages) <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
+  static constexpr int kSmemBytes = kSmemTiles + kSmemSlack;
 
   // dQ_i (block_m x head dim) = dS K is split over the consumer warpgroups so each wgmma has M = 64:
   // with 64 query rows, by head-dim halves (N = head dim / 2); with 128, by query halves (N = head dim).
   static constexpr bool kDqSplitRows = kBlockM == 64 * kConsumers;
   static constexpr int kDqCols = kDqSplitRows ? kHeadDim : kHeadDim / kConsumers;
+  // block_m = 80 (d 128, shared-memory dQ path: FlashAttention-3's non-causal d128 tile, 25% more
+  // query rows per step for the same per-step barriers, waits and vector loads): no wgmma has
+  // M = 80, so each warpgroup computes dQᵀ for its 64 head dims instead (M = 64 dims, N = block_m
+  // queries, K = block_n keys; A = the K tile read MN-major, B = dS stored query-major,
+  // [key block of 64][query][64 keys], written with stmatrix.trans). BwdTraits::kDqT.
+  static constexpr bool kDqT = BwdTraits::kDqT;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "sm90 backward: head dim 64 or 128");
   static_assert(kBlockN == 128, "sm90 backward: 128 keys per CTA (two consumer warpgroups of 64)");
-  static_assert(kBlockM == 64 || kBlockM == 128, "sm90 backward: 64 or 128 query rows per step");
-  static_assert(kDqSplitRows || kBlockM == 64, "dQ split: query halves at 128 rows, head-dim halves at 64");
+  static_assert(kBlockM == 64 || kBlockM == 128 || (kBlockM == 80 && kHeadDim == 128 && kDqSmem),
+                "sm90 backward: 64 or 128 query rows per step, or 80 at d128 with dQ through shared memory");
+  static_assert(kDqSplitRows || kBlockM == 64 || kDqT, "dQ split: query halves at 128 rows, head-dim halves at 64 or 80");
   static_assert(kDqCols == 64 || kDqCols == 128, "dQ slice width must be a generated wgmma N of whole d blocks");
   static_assert(kSmemBytes <= 227 * 1024, "sm90 backward tile exceeds shared memory");
 };

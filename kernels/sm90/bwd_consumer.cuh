@@ -16,6 +16,7 @@
 #include "../common/params.cuh"
 #include "../common/ptx/atomic.cuh"
 #include "../common/ptx/cvt.cuh"
+#include "../common/ptx/ldmatrix.cuh"
 #include "../common/ptx/wgmma.cuh"
 // probs() and dscores(): elementwise on the mma C layout, which is also one warp's slice of the
 // wgmma D layout (rows g and g + 8 of the warp's 16, columns 8j + 2t + {0, 1}).
@@ -28,7 +29,8 @@ namespace sm90::bwd::consumer {
 constexpr int kM8 = Sm90Bwd::kBlockM / 8;    // query columns of Sᵀ and dPᵀ, in n8 tiles
 constexpr int kM16 = Sm90Bwd::kBlockM / 16;  // k16 steps of dV and dK (the reduction runs over queries)
 constexpr int kD8 = Sm90Bwd::kHeadDim / 8;
-constexpr int kDq8 = Sm90Bwd::kDqCols / 8;
+// dQ accumulator n8 tiles: the warpgroup's kDqCols head dims, or with kDqT its dQᵀ's block_m queries.
+constexpr int kDq8 = Sm90Bwd::kDqT ? Sm90Bwd::kBlockM / 8 : Sm90Bwd::kDqCols / 8;
 constexpr int kThreads = 128 * Sm90Bwd::kConsumers;
 // Named barriers among the consumer warpgroups (0 is __syncthreads): every dSᵀ row of the step is
 // in shared memory; and the deterministic mode's turn to add dQ.
@@ -89,14 +91,26 @@ FC_DEVICE void gemm_rs(float (&acc)[kD8][4], u32 (&a)[kM16][4], u32 b) {
 // keys x kDqCols). A comes from the dSᵀ buffer, B from the K tile, both MN-major: keys are the rows
 // (the reduction index), 16 rows = 2048 bytes per k16 step; the next 64-wide query or d block is
 // block_n * 128 bytes further. The first step overwrites the accumulator.
-FC_DEVICE void gemm_dq(float (&acc)[kDq8][4], u32 ds, u32 k) {
+// kDqT: the slice transposed, dQᵀ (64 head dims x block_m queries) = Kᵀ (64 dims x block_n keys,
+// the K tile's d block read MN-major, as B above) · dSᵀ (block_n keys x block_m queries, the
+// query-major dS buffer read K-major: 32 bytes per k16 step in a 128-byte row, the next key block
+// every 4 steps).
+// (A template so that the branch not taken, whose wgmma shape does not match acc, is discarded.)
+template <int N8>
+FC_DEVICE void gemm_dq(float (&acc)[N8][4], u32 ds, u32 k) {
   wg::fence_operand(acc);
   wg::fence();
 #pragma unroll
   for (int kk = 0; kk < Sm90Bwd::kBlockN / 16; ++kk) {
-    wg::wgmma_ss<Sm90Bwd::kDqCols, Sm90Bwd::kBf16, 1, 1>(
-        acc, wg::make_desc(ds + kk * 2048, Sm90Bwd::kBlockN * 128, 1024),
-        wg::make_desc(k + kk * 2048, Sm90Bwd::kBlockN * 128, 1024), kk > 0);
+    if constexpr (Sm90Bwd::kDqT) {
+      const u32 b = ds + (kk / 4) * Sm90Bwd::kBlockM * 128 + (kk % 4) * 32;
+      wg::wgmma_ss<Sm90Bwd::kBlockM, Sm90Bwd::kBf16, 1, 0>(
+          acc, wg::make_desc(k + kk * 2048, Sm90Bwd::kBlockN * 128, 1024), wg::make_desc(b, 16, 1024), kk > 0);
+    } else {
+      wg::wgmma_ss<Sm90Bwd::kDqCols, Sm90Bwd::kBf16, 1, 1>(
+          acc, wg::make_desc(ds + kk * 2048, Sm90Bwd::kBlockN * 128, 1024),
+          wg::make_desc(k + kk * 2048, Sm90Bwd::kBlockN * 128, 1024), kk > 0);
+    }
   }
   wg::commit();
   wg::fence_operand(acc);
@@ -106,7 +120,22 @@ FC_DEVICE void gemm_dq(float (&acc)[kDq8][4], u32 ds, u32 k) {
 // [query block of 64][key][64 queries], 128-byte rows with the TMA/wgmma swizzle (16-byte chunk c
 // of row r stored at c ^ (r % 8)). One store covers 8 rows x 4 words at 8 distinct chunks: the
 // 32 lanes hit 32 different banks. `key` is the warp's first row within the block.
+// kDqT: the buffer is query-major instead, [key block of 64][query][64 keys] with the same swizzle
+// (the dQᵀ GEMM's K-major B), and one stmatrix.trans per k16 step writes the warp's 16 keys of 16
+// queries: matrix i (register i of the A fragment: keys + 8 (i & 1), queries + 8 (i >> 1)) lands
+// transposed, one 16-byte row of 8 keys per query; the 8 rows of a matrix sit on 8 distinct chunks.
 FC_DEVICE void store_ds(const u32 (&dsa)[kM16][4], u32 buf, int key, int lane) {
+  if constexpr (Sm90Bwd::kDqT) {
+    const int i = lane >> 3, j = lane & 7;
+    const u32 base = buf + (key / 64) * Sm90Bwd::kBlockM * 128;
+    const int chunk = (key % 64) / 8 + (i & 1);
+#pragma unroll
+    for (int kk = 0; kk < kM16; ++kk) {
+      const int q = 16 * kk + 8 * (i >> 1) + j;
+      ptx::warp::stmatrix_x4_trans(base + ptx::swizzle128(q, chunk), dsa[kk][0], dsa[kk][1], dsa[kk][2], dsa[kk][3]);
+    }
+    return;
+  }
   const int g = lane >> 2, t = lane & 3;
   const int r = key + g;  // rows r and r + 8 share r % 8
 #pragma unroll
@@ -139,8 +168,27 @@ FC_DEVICE void add_dq(const float (&acc)[kDq8][4], float* rows, int lane) {
 // reduce adds the whole tile). `row` is this warp's first row in the tile, `chunk0` the slice's
 // first 8-float chunk. A half-warp's 64-bit stores cover rows g .. g + 3 (one row group of 4) at
 // chunk j ^ (row % 4): four distinct 32-byte bank groups, no conflicts.
+// kDqT: the slice is dQᵀ (this warp's 16 head dims from 8 * chunk0 + row, x block_m queries), so
+// each value is its own 4-byte store: rows 8j + 2t (+ 1), head dim g (+ 8) of the chunk; the
+// (row / 2) % 4 swizzle spreads the quad's rows over 4 bank groups (BwdTraits::dq_chunk).
 FC_DEVICE void store_dq(const float (&acc)[kDq8][4], u32 buf, int row, int chunk0, int lane) {
   const int g = lane >> 2, t = lane & 3;
+  if constexpr (Sm90Bwd::kDqT) {
+    const int c = chunk0 + row / 8;  // the chunk of dims g; dims g + 8 are chunk c + 1
+    // This lane's rows 8j + 2t (+ 1) all have (row / 2) % 4 = t, so the swizzled chunks are those
+    // of row 2t for every j: two column offsets per thread, the rows' offsets immediates.
+    const u32 base = buf + (2 * t * Sm90Bwd::kHeadDim + g) * 4;
+    const u32 col[2] = {32u * BwdTraits::dq_chunk(c, 2 * t), 32u * BwdTraits::dq_chunk(c + 1, 2 * t)};
+#pragma unroll
+    for (int j = 0; j < kDq8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const u32 at = base + col[e >> 1] + (8 * j + (e & 1)) * Sm90Bwd::kHeadDim * 4;
+        ptx::st_shared_u32(at, __float_as_uint(acc[j][e]));
+      }
+    }
+    return;
+  }
   const int r = row + g;
 #pragma unroll
   for (int j = 0; j < kDq8; ++j) {
@@ -422,10 +470,18 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
 // within one iteration (accumulators in flight across the back edge gave C7514: NOTES, Hopper
 // backward 2 and 3) and none sits in a conditional (C7518): step 0 issues a dQ GEMM on the other
 // dS buffer whose result is thrown away, and the last step's dQ runs after the loop.
+// This warp's first key, from %tid.x read where it is used (asm volatile: not hoisted). Held across
+// the loop, it was the one value the 80-row causal kernel spilled (NVRTC 13.0.88).
+FC_DEVICE int warp_key0(const Work& work) {
+  u32 tid;
+  asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(tid));
+  return work.n0 + ((int)(tid >> 5) - 4) * 16;  // consumer warps are 4 .. 11, 16 keys each
+}
+
 FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw,
                              float (&dk)[kD8][4], float (&dv)[kD8][4]) {
   const int warp = tw >> 5, lane = tw & 31;
-  const int key0 = work.n0 + w * 64 + warp * 16;  // this warp's first key
+  const int key0_held = work.n0 + w * 64 + warp * 16;  // this warp's first key
   const u32 dq_a = Sm90Bwd::kDqSplitRows ? w * Sm90Bwd::kBlockN * 128 : 0;  // offset in a dS buffer
   const u32 dq_b = sm.k() + (Sm90Bwd::kDqSplitRows ? 0 : w * Sm90Bwd::kBlockN * 128);
   const bool issuer = w == 0 && tw == 0;
@@ -459,6 +515,7 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
     if (i > 0) dq_reduce(f, sm, i - 1, prev_bh, prev_m0, w, tw);
     wg::wait<1>();  // Sᵀ is done, dPᵀ may still run
     wg::fence_operand(sc);
+    const int key0 = Sm90Bwd::kDqT ? warp_key0(work) : key0_held;
     // The cap goes on before the mask: tanh(−inf) would be −1, not −inf.
     if constexpr (Sm90Bwd::kSoftcap) attn::apply_softcap(sc, f.softcap_pre);
     if (attn::block_needs_mask_kq<Sm90Bwd::kCausal, Sm90Bwd::kLocal>(key0, m0, Sm90Bwd::kBlockM, f.seqlen_k,

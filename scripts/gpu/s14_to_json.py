@@ -1,22 +1,24 @@
-"""The session-14 device logs (bench/results/*-s14-*.txt) as the results schema's JSON records
-(bench/NOTES.md: device, backend, mode, dtype, B, H, Hkv, Sq, Sk, D, causal, ms, tflops,
-max_abs_err, rel_err), one .json beside each log. Derived from the logs only: ms from TF/s and the
-row's FLOPs where the log has no ms; errors are null where the run did not record them (the A/B
-lines say only that the row passed its bar; the power probe checks nothing). Extra fields: config,
-pass, and for the power probe watts and sm_mhz.
+"""A session's device logs (bench/results/*-sNN-*.txt; session 14 by default) as the results
+schema's JSON records (bench/NOTES.md: device, backend, mode, dtype, B, H, Hkv, Sq, Sk, D, causal,
+ms, tflops, max_abs_err, rel_err), one .json beside each log. Derived from the logs only: ms from
+TF/s and the row's FLOPs where the log has no ms; errors are null where the run did not record them
+(the A/B lines say only that the row passed its bar; the power probe checks nothing). Extra fields:
+config, pass, and for the power probe watts and sm_mhz. `validate` logs (*-validate.txt) give ms,
+TF/s and the max / relative L2 errors per row.
 
-    python3 scripts/gpu/s14_to_json.py
+    python3 scripts/gpu/s14_to_json.py [s15]
 """
 
 import json
 import pathlib
 import re
+import sys
 import tomllib
 
 DEVICE = "NVIDIA H100 80GB HBM3"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
-PREFIX = "2026-11-27-H100-80GB-HBM3-s14-"
+PREFIX = f"2026-11-27-H100-80GB-HBM3-{sys.argv[1] if len(sys.argv) > 1 else 's14'}-"
 
 
 def load_rows():
@@ -91,6 +93,19 @@ def fp8(path):
     return out
 
 
+def validate(path):
+    # "name  shape...  max_err bar rel_l2 ok groups ms TF/s us/head %peak variant"
+    out = []
+    for line in path.read_text().splitlines():
+        f = line.split()
+        if len(f) < 12 or f[0] not in ROWS or f[-7] not in ("pass", "FAIL"):
+            continue
+        max_err, _bar, rel, ok, _groups, ms, tf = f[-10:-3]
+        out.append(record(ROWS[f[0]], "flashcore", float(tf), ms=float(ms), max_abs_err=float(max_err),
+                          rel_err=float(rel), passed=ok == "pass", variant=f[-1]))
+    return out
+
+
 def main():
     for path in sorted(RESULTS.glob(PREFIX + "*.txt")):
         tag = path.name[len(PREFIX):-4]
@@ -100,6 +115,8 @@ def main():
             recs = fp8(path)
         elif tag.endswith("ab"):
             recs = ab(path)
+        elif tag.endswith("validate"):
+            recs = validate(path)
         else:
             continue
         if recs:

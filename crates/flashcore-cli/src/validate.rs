@@ -240,7 +240,7 @@ pub fn bench(suite: &str, json: Option<&str>, iters: usize, only: Option<&str>) 
     }
     if list.is_empty() && bwd.is_empty() {
         println!(
-            "no shapes in suite `{suite}` (suites: seed, fa, gqa, long, edge, huge, quick, tune, bwd, bwd-edge, decode, all)"
+            "no shapes in suite `{suite}` (suites: seed, fa, gqa, long, edge, huge, quick, tune, bwd, bwd-long, bwd-edge, decode, all)"
         );
         return 2;
     }

@@ -334,18 +334,19 @@ fn backward_picks_the_hopper_kernel_for_d64_and_d128_on_sm90_only() {
         }
     }
     for d in [64, 128] {
-        let v = Variant::backward_sm90_with(d, DType::F16, Mask::None, smem, false).unwrap();
+        // Causal: the 64-row tile at d 128 (non-causal d 128 on the shared-memory path takes 80 rows, below).
+        let v = Variant::backward_sm90_with(d, DType::F16, Mask::CausalTopLeft, smem, false).unwrap();
         assert_eq!(v.threads(), 384, "a producer and two consumer warpgroups");
         assert_eq!(v.tile.block_n(), 128);
         // kernels/sm90/bwd_config.cuh: 160 KiB of 16-bit tiles at both head dims, two stages of
-        // fp32 lse2 and dsum, 2 KiB for alignment and mbarriers.
+        // fp32 lse2 and dsum, 1 KiB + 64 bytes for alignment and mbarriers.
         assert_eq!(v.smem_bytes(), sm90_bwd_smem_bytes(&v.tile, d, false));
-        assert_eq!(v.smem_bytes(), 160 * 1024 + 2 * 2 * 4 * v.tile.block_m() + 2048);
+        assert_eq!(v.smem_bytes(), 160 * 1024 + 2 * 2 * 4 * v.tile.block_m() + 1024 + 64);
         assert!(v.smem_bytes() <= smem);
         assert!(v.to_string().starts_with("bwd_sm90-sm_90a-"), "{v}");
         // FLASHCORE_SM90_BWD_DQ_SMEM=1: + 32 KiB fp32 dQ tiles, two at d 128 (227 KiB exactly), one
         // at d 64; the post kernel reads the swizzled accumulator, prep is shared.
-        let q = Variant::backward_sm90_with(d, DType::F16, Mask::None, smem, true).unwrap();
+        let q = Variant::backward_sm90_with(d, DType::F16, Mask::CausalTopLeft, smem, true).unwrap();
         let bufs = if d == 128 { 2 } else { 1 };
         assert_eq!(sm90_bwd_dq_buffers(&q.tile, d, true), bufs);
         assert_eq!(q.smem_bytes(), v.smem_bytes() + bufs * 32 * 1024);
@@ -380,6 +381,40 @@ fn backward_picks_the_hopper_kernel_for_d64_and_d128_on_sm90_only() {
             }
         }
     }
-    assert!(sm90_bwd_tile_config(96, smem, false).is_err());
-    assert!(sm90_bwd_tile_config(128, 99 * 1024, false).is_err());
+    assert!(sm90_bwd_tile_config(96, false, smem, false).is_err());
+    assert!(sm90_bwd_tile_config(128, false, 99 * 1024, false).is_err());
+
+    // The 80-row tile at d 128: the planner's choice without a causal mask on the shared-memory dQ
+    // path (unless FLASHCORE_SM90_BWD_TILE forces one); one 40 KiB dQ tile, within 227 KiB; the
+    // deterministic and red.global fallbacks go back to 64 rows, and warmup / CI compile it with its
+    // prep and post kernels, causal included.
+    let set = Variant::standard_set(Arch::SM90);
+    for mask in [Mask::None, Mask::CausalTopLeft] {
+        let auto = Variant::backward_sm90_with(128, DType::Bf16, mask, smem, true).unwrap();
+        if std::env::var("FLASHCORE_SM90_BWD_TILE").is_err() {
+            assert_eq!(auto.tile.block_m(), if mask.is_causal() { 64 } else { 80 }, "{auto}");
+        }
+        let q = auto.with_bwd_block_m(64, smem).unwrap().with_bwd_overlap(Sm90BwdOverlap {
+            pingpong: false,
+            pipe: true,
+            det: false,
+        });
+        assert_eq!(q.tile.block_m(), 64);
+        let r80 = q.with_bwd_block_m(80, smem).unwrap();
+        assert_eq!((r80.tile.block_m(), r80.tile.block_n()), (80, 128));
+        assert_eq!(sm90_bwd_dq_buffers(&r80.tile, 128, true), 1);
+        assert_eq!(r80.smem_bytes(), 64 * 1024 + 80 * 1024 + 40 * 1024 + 1280 + 40 * 1024 + 1024 + 64);
+        assert!(r80.smem_bytes() <= smem);
+        assert!(r80.to_string().contains("-80x128"), "{r80}");
+        assert_eq!(r80.bwd_deterministic().tile, q.tile);
+        assert_eq!(r80.bwd_without_dq_smem().tile, q.tile);
+        for k in [r80, r80.bwd_aux(KernelKind::BwdPrep), r80.bwd_aux(KernelKind::BwdPost)] {
+            assert!(set.contains(&k), "{k} not in the standard set");
+        }
+        let red = Variant::backward_sm90_with(128, DType::Bf16, mask, smem, false).unwrap();
+        assert!(red.with_bwd_block_m(80, smem).is_err(), "80 rows need the shared-memory dQ path");
+        let d64 = Variant::backward_sm90_with(64, DType::Bf16, mask, smem, true).unwrap();
+        assert!(d64.with_bwd_block_m(80, smem).is_err());
+        assert!(q.with_bwd_block_m(96, smem).is_err());
+    }
 }

@@ -77,13 +77,20 @@ pub fn sm90_bwd_head_dim(d: usize) -> bool {
 
 /// kernels/sm90/bwd_config.cuh `kSmemBytes`: K and V (block_n rows), two stages of Q and dO
 /// (block_m rows) with their fp32 lse2 and dsum, two 16-bit dSᵀ buffers (block_n x block_m), and
-/// 2048 bytes for the 1024-byte alignment and the mbarriers; with `dq_smem`, the fp32 dQ tile
-/// buffers ([`sm90_bwd_dq_buffers`]).
+/// [`SM90_BWD_SMEM_SLACK`] bytes for the 1024-byte alignment and the mbarriers; with `dq_smem`, the
+/// fp32 dQ tile buffers ([`sm90_bwd_dq_buffers`]).
 pub fn sm90_bwd_smem_bytes(t: &TileConfig, head_dim: usize, dq_smem: bool) -> usize {
     let (bm, bn) = (t.block_m(), t.block_n());
-    let base = 2 * bn * head_dim * 2 + t.stages() * (2 * bm * head_dim * 2 + 2 * bm * 4) + 2 * bn * bm * 2 + 2048;
+    let base = 2 * bn * head_dim * 2
+        + t.stages() * (2 * bm * head_dim * 2 + 2 * bm * 4)
+        + 2 * bn * bm * 2
+        + SM90_BWD_SMEM_SLACK;
     base + sm90_bwd_dq_buffers(t, head_dim, dq_smem) * bm * head_dim * 4
 }
+
+/// kernels/sm90/bwd_config.cuh `kSmemSlack`: up to 1023 bytes to align the tiles to 1024 and the
+/// five mbarriers.
+pub const SM90_BWD_SMEM_SLACK: usize = 1024 + 64;
 
 /// kernels/sm90/bwd_config.cuh `kDqBufs`: fp32 dQ tiles (block_m x head dim) in shared memory when
 /// the backward adds dQ with bulk reduces (`FLASHCORE_SM90_BWD_DQ_SMEM=1`): two where they fit in
@@ -107,11 +114,16 @@ pub fn sm90_bwd_dq_buffers(t: &TileConfig, head_dim: usize, dq_smem: bool) -> us
 ///   (227 KiB with `dq_smem`'s two 32 KiB dQ tiles).
 /// - d 64: 128x128 (FlashAttention-3's choice; dQ split by query halves), 161 KiB (196 KiB with
 ///   `dq_smem`'s one dQ tile).
-///
-/// Compile-checked spill-free; not yet measured on a device.
-pub fn sm90_bwd_tile_config(head_dim: usize, max_smem: usize, dq_smem: bool) -> Result<TileConfig> {
+/// - d 128 without a causal mask, on the shared-memory dQ path: 80x128, FlashAttention-3's
+///   non-causal choice (dQᵀ per warpgroup), 226 KiB with one 40 KiB dQ tile. On the H100, A B A B
+///   (bench/NOTES.md, session 15): +1.3% at S1K, +2% at S2K, +3-4% at S4K and S16K; causal lost
+///   2.5-5% (more of each step's rows straddle the diagonal), so causal keeps 64.
+///   `FLASHCORE_SM90_BWD_TILE=64|80` forces either (80 only with dQ through shared memory).
+pub fn sm90_bwd_tile_config(head_dim: usize, causal: bool, max_smem: usize, dq_smem: bool) -> Result<TileConfig> {
+    let rows80 = dq_smem && knobs().sm90_bwd_block_m.map_or(!causal, |m| m == 80);
     let t = match head_dim {
         64 => TileConfig::new(128, 128, 1, 2)?,
+        128 if rows80 => TileConfig::new(80, 128, 1, 2)?,
         128 => TileConfig::new(64, 128, 1, 2)?,
         _ => {
             return Err(Error::Unsupported(format!("head dim {head_dim} in the Hopper backward: it serves 64 and 128")))
@@ -193,7 +205,7 @@ impl Variant {
         max_smem: usize,
         dq_smem: bool,
     ) -> Result<Variant> {
-        let tile = sm90_bwd_tile_config(head_dim, max_smem, dq_smem)?;
+        let tile = sm90_bwd_tile_config(head_dim, mask.is_causal(), max_smem, dq_smem)?;
         Ok(Variant {
             kind: KernelKind::BwdSm90,
             arch: Arch::SM90,
@@ -210,6 +222,7 @@ impl Variant {
     /// The same Hopper backward with a main-loop overlap schedule ([`Sm90BwdOverlap`]). `pipe`
     /// needs the shared-memory dQ path (its deferred dQ tile is stored to shared memory while the
     /// next step's GEMMs run) and is dropped without it; other kernels ignore both.
+    /// The 80-row tile runs only in the pipelined loop (see [`Variant::bwd_rows_checked`]).
     pub fn with_bwd_overlap(self, o: Sm90BwdOverlap) -> Variant {
         if self.kind != KernelKind::BwdSm90 {
             return self;
@@ -217,6 +230,20 @@ impl Variant {
         Variant {
             bwd_overlap: Sm90BwdOverlap { pingpong: o.pingpong, pipe: o.pipe && self.tma_store, det: false },
             ..self
+        }
+        .bwd_rows_checked()
+    }
+
+    /// The Hopper backward's 80-row tile compiles clean only in the pipelined loop on the
+    /// shared-memory dQ path without a softcap: the plain loop (`FLASHCORE_SM90_BWD_PIPE=0`, the
+    /// deterministic mode) makes ptxas serialize its wgmmas for registers (C7512) and the softcap
+    /// spills (NVRTC 13.0.88). Elsewhere it goes back to 64 rows.
+    fn bwd_rows_checked(self) -> Variant {
+        let ok = self.bwd_dq_smem() && self.bwd_overlap.pipe && !self.bwd_overlap.det && !self.ext.softcap;
+        if ok {
+            self
+        } else {
+            self.bwd_rows64()
         }
     }
 
@@ -231,16 +258,54 @@ impl Variant {
     /// (kernels/sm90/bwd_consumer.cuh). With a sliding window, or a softcap at head dim 64, that
     /// loop spills a register (NVRTC 13.0), so those kernels, like the red.global path, add dQ by
     /// ordered red.global from registers instead.
+    /// The 80-row tile goes back to 64 rows here: its plain loop makes ptxas serialize the wgmmas
+    /// for registers (C7512, NVRTC 13.0.88).
     pub fn bwd_deterministic(&self) -> Variant {
         if !self.bwd_dq_smem() || self.ext.local || (self.head_dim <= 64 && self.ext.softcap) {
             return self.bwd_without_dq_smem();
         }
-        Variant { bwd_overlap: Sm90BwdOverlap { pingpong: false, pipe: false, det: true }, ..*self }
+        Variant { bwd_overlap: Sm90BwdOverlap { pingpong: false, pipe: false, det: true }, ..self.bwd_rows64() }
     }
 
-    /// The same backward with dQ added by red.global from registers (and no overlap knobs).
+    /// The same backward with dQ added by red.global from registers (and no overlap knobs). The
+    /// 80-row tile needs the shared-memory path (its dQ is transposed), so it goes back to 64 rows.
     pub fn bwd_without_dq_smem(&self) -> Variant {
-        Variant { tma_store: false, bwd_overlap: Sm90BwdOverlap::default(), ..*self }
+        Variant { tma_store: false, bwd_overlap: Sm90BwdOverlap::default(), ..self.bwd_rows64() }
+    }
+
+    /// The Hopper backward's 80-row tile as the 64-row one; any other variant unchanged.
+    fn bwd_rows64(&self) -> Variant {
+        if self.kind == KernelKind::BwdSm90 && self.tile.block_m() == 80 {
+            Variant { tile: TileConfig::new(64, self.tile.block_n(), 1, 2).expect("64x128 is a valid tile"), ..*self }
+        } else {
+            *self
+        }
+    }
+
+    /// The same Hopper backward at head dim 128 with `block_m` query rows per step (64 or 80; 80
+    /// needs the shared-memory dQ path: kernels/sm90/bwd_config.cuh `kDqT`).
+    pub fn with_bwd_block_m(self, block_m: usize, max_smem: usize) -> Result<Variant> {
+        let ok = self.kind == KernelKind::BwdSm90
+            && self.head_dim == 128
+            && (block_m == 64 || (block_m == 80 && self.tma_store));
+        if !ok {
+            return Err(Error::Unsupported(format!(
+                "{block_m} query rows per step in the Hopper backward: 64, or 80 at head dim 128 with dQ through shared memory"
+            )));
+        }
+        let tile = TileConfig::new(block_m, self.tile.block_n(), 1, 2)?;
+        if sm90_bwd_smem_bytes(&tile, self.head_dim, self.tma_store) > max_smem {
+            return Err(Error::Unsupported(format!(
+                "the Hopper backward's {block_m}-row tile needs more than the device's {max_smem} bytes of shared memory"
+            )));
+        }
+        let v = Variant { tile, ..self };
+        if block_m == 80 && v.bwd_rows_checked() != v {
+            return Err(Error::Unsupported(
+                "80 query rows per step in the Hopper backward need its pipelined loop and no softcap".to_string(),
+            ));
+        }
+        Ok(v)
     }
 
     /// The portable backward (kernels/sm80/bwd.cu; mma.sync, every arch >= sm_80).
@@ -268,11 +333,15 @@ impl Variant {
         if !matches!(self.kind, KernelKind::BwdSm80 | KernelKind::BwdSm90) || (window.is_none() && !softcap) {
             return self;
         }
+        // A window's right edge is a causal bound: 64 query rows, as the planner takes for causal
+        // masks (sm90_bwd_tile_config).
+        let base = if window.right.is_some() && !self.causal { self.bwd_rows64() } else { self };
         Variant {
             causal: self.causal || window.right.is_some(),
             ext: FwdExt { local: window.left.is_some(), softcap, ..FwdExt::default() },
-            ..self
+            ..base
         }
+        .bwd_rows_checked()
     }
 
     /// The prep (`BwdPrep`) or post (`BwdPost`) kernel that goes with a backward main kernel: same head
@@ -316,9 +385,17 @@ impl Variant {
                             Ok(Variant::backward_sm90_with(d, dtype, mask, arch.max_smem_per_block(), dq_smem)?
                                 .with_bwd_overlap(o))
                         });
+                    // The 80-row tile at d 128 (`FLASHCORE_SM90_BWD_TILE=80`), with the default overlap.
+                    let rows80 = [(arch == Arch::SM90 && d == 128).then(|| {
+                        Variant::backward_sm90_with(d, dtype, mask, arch.max_smem_per_block(), true)?
+                            .with_bwd_overlap(Sm90BwdOverlap { pingpong: false, pipe: true, det: false })
+                            .with_bwd_block_m(80, arch.max_smem_per_block())
+                    })]
+                    .into_iter()
+                    .flatten();
                     let sm80 = [arch.max_smem_per_block(), 99 * 1024]
                         .map(|smem| Variant::backward_sm80(arch, d, dtype, mask, smem));
-                    for main in sm80.into_iter().chain(sm90) {
+                    for main in sm80.into_iter().chain(sm90).chain(rows80) {
                         let Ok(main) = main else { continue };
                         for v in [
                             main,

@@ -71,6 +71,10 @@ pub struct Knobs {
     /// path only): on by default (+1-6% on the S4K rows, A B A B on the H100, bench/NOTES.md);
     /// `FLASHCORE_SM90_BWD_PIPE=0` turns it off.
     pub sm90_bwd_pipe: bool,
+    /// `FLASHCORE_SM90_BWD_TILE=64|80`: query rows per step of the Hopper backward at head dim 128
+    /// instead of the planner's choice (80 without a causal mask; plan/backward.rs
+    /// `sm90_bwd_tile_config`). 80 needs the shared-memory dQ path.
+    pub sm90_bwd_block_m: Option<usize>,
     /// `FLASHCORE_FP8_P_LOG2=n` (0..=8): the FP8 forward multiplies P by 2^n before its e4m3 cast
     /// (default [`FP8_P_LOG2`]; kernels/common/config.cuh FC_FP8_P_LOG2). Read it through
     /// [`fp8_p_log2`].
@@ -111,6 +115,9 @@ impl Knobs {
             sm90_bwd_dq_smem: var("FLASHCORE_SM90_BWD_DQ_SMEM").is_none_or(|v| v != "0"),
             sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),
             sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(true),
+            sm90_bwd_block_m: var("FLASHCORE_SM90_BWD_TILE")
+                .and_then(|v| v.parse().ok())
+                .filter(|n| matches!(n, 64 | 80)),
             fp8_p_log2: var("FLASHCORE_FP8_P_LOG2").and_then(|v| v.parse().ok()).filter(|n| *n <= 8),
             rescale_slack: var("FLASHCORE_RESCALE_SLACK").and_then(|v| v.parse().ok()).filter(|n| *n <= 8),
         }
