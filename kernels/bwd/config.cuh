@@ -40,9 +40,9 @@ struct BwdTraits {
   static constexpr bool kPingPong = FC_SM90_BWD_PINGPONG != 0;
   static constexpr bool kPipe = FC_SM90_BWD_PIPE != 0;
   static constexpr bool kDet = FC_SM90_BWD_DET != 0;
-  // The Hopper backward's 80-row tile (sm90/bwd_config.cuh Sm90Bwd::kDqT): dQᵀ per warpgroup, and
-  // the accumulator's chunks swizzled by (row / 2) % 4 instead of row % 4 (dq_chunk).
-  static constexpr bool kDqT = kDqSmem && kBlockM == 80;
+  // The Hopper backward's 80-row tile and its d 96 (sm90/bwd_config.cuh Sm90Bwd::kDqT): dQᵀ per
+  // warpgroup, and the accumulator's chunks swizzled by (row / 2) % 4 instead of row % 4 (dq_chunk).
+  static constexpr bool kDqT = kDqSmem && (kBlockM == 80 || kHeadDim == 96);
   static constexpr int kWarps = kBlockN / 16;
   static constexpr int kThreads = kWarps * 32;
   // dQ = dS K is split over the warps as kRowGroups (16 query rows each) x kColSplits (head-dim

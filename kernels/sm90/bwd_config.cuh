@@ -27,8 +27,9 @@ struct Sm90Bwd {
                 "setmaxnreg budget exceeds the registers allocated at launch");
 
   // Tiles are head-dim blocks of 64 values (128-byte rows: the TMA box and the wgmma 128-byte
-  // swizzle atom): [d block][row][64].
-  static constexpr int kDBlocks = kHeadDim / 64;
+  // swizzle atom): [d block][row][64]. d 96 takes two blocks, the second half-filled: TMA zero-fills
+  // the columns past the tensor's head dim on loads and drops them on stores (as the forward's).
+  static constexpr int kDBlocks = (kHeadDim + 63) / 64;
   static constexpr int kQBytes = kDBlocks * kBlockM * 128;   // Q or dO of one step
   static constexpr int kKVBytes = kDBlocks * kBlockN * 128;  // K or V, loaded once
   static constexpr int kVecBytes = kBlockM * 4;              // lse2 or dsum of one step (fp32)
@@ -63,18 +64,21 @@ struct Sm90Bwd {
   // dQ_i (block_m x head dim) = dS K is split over the consumer warpgroups so each wgmma has M = 64:
   // with 64 query rows, by head-dim halves (N = head dim / 2); with 128, by query halves (N = head dim).
   static constexpr bool kDqSplitRows = kBlockM == 64 * kConsumers;
-  static constexpr int kDqCols = kDqSplitRows ? kHeadDim : kHeadDim / kConsumers;
-  // block_m = 80 (d 128, shared-memory dQ path: FlashAttention-3's non-causal d128 tile, 25% more
-  // query rows per step for the same per-step barriers, waits and vector loads): no wgmma has
+  // (kDqT: each warpgroup's 64 head dims, the second warpgroup's past column 96 zero at d 96.)
+  static constexpr int kDqCols = BwdTraits::kDqT ? 64 : kDqSplitRows ? kHeadDim : kHeadDim / kConsumers;
+  // block_m = 80 (d 96 and 128, shared-memory dQ path: FlashAttention-3's non-causal d128 tile, 25%
+  // more query rows per step for the same per-step barriers, waits and vector loads): no wgmma has
   // M = 80, so each warpgroup computes dQᵀ for its 64 head dims instead (M = 64 dims, N = block_m
   // queries, K = block_n keys; A = the K tile read MN-major, B = dS stored query-major,
-  // [key block of 64][query][64 keys], written with stmatrix.trans). BwdTraits::kDqT.
+  // [key block of 64][query][64 keys], written with stmatrix.trans). BwdTraits::kDqT. d 96 takes
+  // this path at 64 rows too: head-dim halves of 48 would start inside a swizzle atom.
   static constexpr bool kDqT = BwdTraits::kDqT;
 
-  static_assert(kHeadDim == 64 || kHeadDim == 128, "sm90 backward: head dim 64 or 128");
+  static_assert(kHeadDim == 64 || kHeadDim == 128 || (kHeadDim == 96 && kDqT),
+                "sm90 backward: head dim 64 or 128, or 96 with dQ through shared memory");
   static_assert(kBlockN == 128, "sm90 backward: 128 keys per CTA (two consumer warpgroups of 64)");
-  static_assert(kBlockM == 64 || kBlockM == 128 || (kBlockM == 80 && kHeadDim == 128 && kDqSmem),
-                "sm90 backward: 64 or 128 query rows per step, or 80 at d128 with dQ through shared memory");
+  static_assert(kBlockM == 64 || kBlockM == 128 || (kBlockM == 80 && kHeadDim >= 96 && kDqSmem),
+                "sm90 backward: 64 or 128 query rows per step, or 80 at d96 / d128 with dQ through shared memory");
   static_assert(kDqSplitRows || kBlockM == 64 || kDqT, "dQ split: query halves at 128 rows, head-dim halves at 64 or 80");
   static_assert(kDqCols == 64 || kDqCols == 128, "dQ slice width must be a generated wgmma N of whole d blocks");
   static_assert(kSmemBytes <= 227 * 1024, "sm90 backward tile exceeds shared memory");

@@ -175,6 +175,8 @@ FC_DEVICE void store_dq(const float (&acc)[kDq8][4], u32 buf, int row, int chunk
   const int g = lane >> 2, t = lane & 3;
   if constexpr (Sm90Bwd::kDqT) {
     const int c = chunk0 + row / 8;  // the chunk of dims g; dims g + 8 are chunk c + 1
+    // d 96: the second warpgroup's dims past the head dim are the K tile's zero fill (warp-uniform).
+    if (8 * c >= Sm90Bwd::kHeadDim) return;
     // This lane's rows 8j + 2t (+ 1) all have (row / 2) % 4 = t, so the swizzled chunks are those
     // of row 2t for every j: two column offsets per thread, the rows' offsets immediates.
     const u32 base = buf + (2 * t * Sm90Bwd::kHeadDim + g) * 4;

@@ -270,7 +270,7 @@ struct Grads {
 }
 
 /// The backward paths to test on this device: the planner's choice, and on Hopper also the
-/// portable sm80 kernel (which the planner then no longer picks for head dims 64 and 128).
+/// portable sm80 kernel (which the planner then no longer picks for head dims 64, 96 and 128).
 fn bwd_paths() -> Vec<BwdPath> {
     if rt().info().arch == flashcore::Arch::SM90 {
         vec![BwdPath::Auto, BwdPath::Sm80]
@@ -395,8 +395,8 @@ fn backward_bhsd_layout_custom_scale_longer_rows_and_mqa() {
     check_bwd_case(qd, kd, opts(Mask::None, Some(0.05)), &mut rng);
 }
 
-/// The Hopper backward (kernels/sm90/bwd.cu) where the planner picks it: both head dims and
-/// dtypes, both causal alignments, ragged lengths on both sides of the 64/128-row tiles, Sq != Sk,
+/// The Hopper backward (kernels/sm90/bwd.cu) where the planner picks it: head dims 64, 96 and 128,
+/// both dtypes, both causal alignments, ragged lengths on both sides of the 64/80/128-row tiles, Sq != Sk,
 /// GQA and MQA, BHSD strides, query rows without visible keys (bottom-right with Sq > Sk), key
 /// blocks without visible queries (top-left with Sk > Sq). On other GPUs it runs the sm80 kernel.
 #[test]
@@ -413,6 +413,9 @@ fn hopper_backward_matches_reference_on_ragged_gqa_and_causal_shapes() {
             (2, 129, 300, 4, 2, 64),
             (1, 385, 129, 3, 1, 64),
             (1, 1, 1, 1, 1, 64),
+            (2, 191, 191, 4, 2, 96),
+            (1, 64, 333, 3, 1, 96),
+            (1, 257, 100, 2, 2, 96),
         ] {
             for mask in [Mask::None, Mask::CausalTopLeft, Mask::CausalBottomRight] {
                 let qd = TensorDesc::contiguous_bshd(b, sq, h, d, dt);
@@ -475,6 +478,13 @@ fn deterministic_backward_is_bitwise_reproducible_and_accurate() {
             check_deterministic_on(path, qd, kd, opts, &mut rng);
         }
     }
+    // d 96 (the Hopper kernel's transposed dQ, ordered bulk reduces at 64 rows).
+    let qd = TensorDesc::contiguous_bshd(1, 333, 4, 96, DType::F16);
+    let kd = TensorDesc::contiguous_bshd(1, 333, 2, 96, DType::F16);
+    for mask in [Mask::None, Mask::CausalTopLeft] {
+        let opts = BwdOptions { mask, deterministic: true, ..Default::default() };
+        check_deterministic_on(BwdPath::Auto, qd, kd, opts, &mut rng);
+    }
 }
 
 /// The deterministic mode on one path: accuracy on fresh inputs, then two runs on the same inputs
@@ -494,16 +504,17 @@ fn check_deterministic_on(path: BwdPath, qd: TensorDesc, kd: TensorDesc, opts: B
 
 /// Ragged shapes (B, Sq, Sk, H, Hkv, D, dtype) of the backward's window and softcap tests: Sq != Sk
 /// both ways, GQA and MQA, both head dims of the Hopper kernel, both dtypes.
-const BWD_EXT_SHAPES: [(usize, usize, usize, usize, usize, usize, DType); 4] = [
+const BWD_EXT_SHAPES: [(usize, usize, usize, usize, usize, usize, DType); 5] = [
     (1, 300, 300, 4, 2, 64, DType::Bf16),
     (2, 200, 333, 4, 1, 128, DType::F16),
     (1, 333, 150, 2, 2, 128, DType::Bf16),
     (1, 257, 513, 6, 2, 64, DType::F16),
+    (1, 229, 301, 4, 2, 96, DType::Bf16),
 ];
 
 /// Sliding windows in the backward (FC_LOCAL, the window's right edge as the causal bound): left
 /// only, left and right, causal with a left edge (both alignments), and the diagonal alone, on the
-/// planner's path (Hopper kernel at d 64 / 128 on sm_90a) and the sm80 kernel; ragged lengths,
+/// planner's path (Hopper kernel at d 64 / 96 / 128 on sm_90a) and the sm80 kernel; ragged lengths,
 /// Sq != Sk both ways, GQA and MQA, windows narrower than a key block (key blocks and query rows
 /// that see nothing) and wider than several.
 #[test]

@@ -308,16 +308,18 @@ fn flops_follow_the_peer_convention() {
 }
 
 #[test]
-fn backward_picks_the_hopper_kernel_for_d64_and_d128_on_sm90_only() {
+fn backward_picks_the_hopper_kernel_for_d64_d96_and_d128_on_sm90_only() {
     use flashcore::plan::backward::{sm90_bwd_dq_buffers, sm90_bwd_smem_bytes, sm90_bwd_tile_config};
     use flashcore::plan::{BwdPath, KernelKind, Sm90BwdOverlap};
     let smem = Arch::SM90.max_smem_per_block();
     for d in (16..=128).step_by(16) {
         for mask in [Mask::None, Mask::CausalTopLeft] {
             let auto = Variant::backward(Arch::SM90, d, DType::Bf16, mask, smem).unwrap();
-            let want = if d == 64 || d == 128 { KernelKind::BwdSm90 } else { KernelKind::BwdSm80 };
-            // FLASHCORE_SM90_BWD=0 in the environment of this test process would force sm80.
-            if std::env::var("FLASHCORE_SM90_BWD").is_err() && std::env::var("FLASHCORE_FORCE_SM80").is_err() {
+            let want = if d == 64 || d == 96 || d == 128 { KernelKind::BwdSm90 } else { KernelKind::BwdSm80 };
+            // FLASHCORE_SM90_BWD=0 in the environment of this test process would force sm80 (and
+            // FLASHCORE_SM90_BWD_DQ_SMEM=0 at d 96).
+            let forced = ["FLASHCORE_SM90_BWD", "FLASHCORE_FORCE_SM80", "FLASHCORE_SM90_BWD_DQ_SMEM"];
+            if forced.iter().all(|k| std::env::var(k).is_err()) {
                 assert_eq!(auto.kind, want, "d{d}");
             }
             let portable = Variant::backward_on(BwdPath::Sm80, Arch::SM90, d, DType::Bf16, mask, smem).unwrap();
@@ -381,8 +383,34 @@ fn backward_picks_the_hopper_kernel_for_d64_and_d128_on_sm90_only() {
             }
         }
     }
-    assert!(sm90_bwd_tile_config(96, false, smem, false).is_err());
+    assert!(sm90_bwd_tile_config(80, false, smem, true).is_err());
     assert!(sm90_bwd_tile_config(128, false, 99 * 1024, false).is_err());
+
+    // d 96: the Hopper kernel with dQ transposed (two 64-value d blocks, the second half-filled),
+    // shared-memory dQ only; its red.global fallback (FLASHCORE_SM90_BWD_DQ_SMEM=0, and the
+    // deterministic mode with a window) is the portable kernel, its deterministic mode the ordered
+    // bulk reduce at 64 rows.
+    assert!(sm90_bwd_tile_config(96, false, smem, false).is_err(), "d 96 needs the shared-memory dQ path");
+    for mask in [Mask::None, Mask::CausalTopLeft] {
+        let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false };
+        let v = Variant::backward_sm90_with(96, DType::Bf16, mask, smem, true).unwrap().with_bwd_overlap(pipe);
+        let t = sm90_bwd_tile_config(96, mask.is_causal(), smem, true).unwrap();
+        assert_eq!(v.tile, t);
+        // K, V and two stages of Q and dO padded to 128 columns, like d 128's; the dQ tiles are 96 wide.
+        let rows = t.block_m();
+        let base = 64 * 1024 + 2 * 2 * rows * 256 + 2 * 2 * rows * 4 + 2 * 128 * rows * 2 + 1024 + 64;
+        assert_eq!(v.smem_bytes(), base + sm90_bwd_dq_buffers(&t, 96, true) * rows * 96 * 4);
+        assert!(v.smem_bytes() <= smem, "{v}: {}", v.smem_bytes());
+        let red = v.bwd_without_dq_smem();
+        assert_eq!(red.kind, KernelKind::BwdSm80, "{red}");
+        assert_eq!(red.tile, flashcore::plan::backward::bwd_tile_config(96, smem).unwrap());
+        let det = v.bwd_deterministic();
+        assert_eq!((det.kind, det.tile.block_m(), det.bwd_overlap.det), (KernelKind::BwdSm90, 64, true), "{det}");
+        let set = Variant::standard_set(Arch::SM90);
+        for k in [v, red, det, v.bwd_aux(KernelKind::BwdPrep), v.bwd_aux(KernelKind::BwdPost)] {
+            assert!(set.contains(&k), "{k} not in the standard set");
+        }
+    }
 
     // The 80-row tile at d 128: the planner's choice without a causal mask on the shared-memory dQ
     // path (unless FLASHCORE_SM90_BWD_TILE forces one); one 40 KiB dQ tile, within 227 KiB; the

@@ -68,11 +68,12 @@ pub fn bwd_tile_config(head_dim: usize, max_smem: usize) -> Result<TileConfig> {
     )))
 }
 
-/// Head dims of the Hopper backward (kernels/sm90/bwd.cu): whole 64-value TMA boxes, and dK, dV
-/// (64 keys x head dim per consumer warpgroup) within its 240 registers per thread. Other head
-/// dims run the sm80 backward on Hopper too.
+/// Head dims of the Hopper backward (kernels/sm90/bwd.cu): 64-value TMA boxes (d 96: the second
+/// half-filled, TMA zero-fills the rest) and dK, dV (64 keys x head dim per consumer warpgroup)
+/// within its 240 registers per thread. d 96 needs the shared-memory dQ path (its dQ is computed
+/// transposed). Other head dims run the sm80 backward on Hopper too.
 pub fn sm90_bwd_head_dim(d: usize) -> bool {
-    d == 64 || d == 128
+    d == 64 || d == 96 || d == 128
 }
 
 /// kernels/sm90/bwd_config.cuh `kSmemBytes`: K and V (block_n rows), two stages of Q and dO
@@ -81,10 +82,8 @@ pub fn sm90_bwd_head_dim(d: usize) -> bool {
 /// fp32 dQ tile buffers ([`sm90_bwd_dq_buffers`]).
 pub fn sm90_bwd_smem_bytes(t: &TileConfig, head_dim: usize, dq_smem: bool) -> usize {
     let (bm, bn) = (t.block_m(), t.block_n());
-    let base = 2 * bn * head_dim * 2
-        + t.stages() * (2 * bm * head_dim * 2 + 2 * bm * 4)
-        + 2 * bn * bm * 2
-        + SM90_BWD_SMEM_SLACK;
+    let row = head_dim.div_ceil(64) * 64 * 2; // 16-bit tile rows: whole 64-value d blocks
+    let base = 2 * bn * row + t.stages() * (2 * bm * row + 2 * bm * 4) + 2 * bn * bm * 2 + SM90_BWD_SMEM_SLACK;
     base + sm90_bwd_dq_buffers(t, head_dim, dq_smem) * bm * head_dim * 4
 }
 
@@ -123,10 +122,17 @@ pub fn sm90_bwd_tile_config(head_dim: usize, causal: bool, max_smem: usize, dq_s
     let rows80 = dq_smem && knobs().sm90_bwd_block_m.map_or(!causal, |m| m == 80);
     let t = match head_dim {
         64 => TileConfig::new(128, 128, 1, 2)?,
-        128 if rows80 => TileConfig::new(80, 128, 1, 2)?,
-        128 => TileConfig::new(64, 128, 1, 2)?,
+        96 if !dq_smem => {
+            return Err(Error::Unsupported(
+                "head dim 96 in the Hopper backward needs dQ through shared memory (FLASHCORE_SM90_BWD_DQ_SMEM)".into(),
+            ))
+        }
+        96 | 128 if rows80 => TileConfig::new(80, 128, 1, 2)?,
+        96 | 128 => TileConfig::new(64, 128, 1, 2)?,
         _ => {
-            return Err(Error::Unsupported(format!("head dim {head_dim} in the Hopper backward: it serves 64 and 128")))
+            return Err(Error::Unsupported(format!(
+                "head dim {head_dim} in the Hopper backward: it serves 64, 96 and 128"
+            )))
         }
     };
     if sm90_bwd_smem_bytes(&t, head_dim, dq_smem) > max_smem {
@@ -157,7 +163,7 @@ pub struct Sm90BwdOverlap {
 /// Which backward kernel a call runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum BwdPath {
-    /// The planner's choice: the Hopper kernel on sm_90a for head dims 64 and 128 (unless
+    /// The planner's choice: the Hopper kernel on sm_90a for head dims 64, 96 and 128 (unless
     /// `FLASHCORE_SM90_BWD=0`), the sm80 kernel elsewhere.
     #[default]
     Auto,
@@ -167,7 +173,7 @@ pub enum BwdPath {
 
 impl Variant {
     /// The backward's main kernel the planner picks: the Hopper kernel (kernels/sm90/bwd.cu) on
-    /// sm_90a for head dims 64 and 128 unless `FLASHCORE_SM90_BWD=0`, else the sm80 kernel.
+    /// sm_90a for head dims 64, 96 and 128 unless `FLASHCORE_SM90_BWD=0`, else the sm80 kernel.
     pub fn backward(arch: Arch, head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
         Variant::backward_on(BwdPath::Auto, arch, head_dim, dtype, mask, max_smem)
     }
@@ -181,13 +187,15 @@ impl Variant {
         mask: Mask,
         max_smem: usize,
     ) -> Result<Variant> {
-        if path == BwdPath::Auto && arch == Arch::SM90 && sm90_bwd_head_dim(head_dim) && !knobs().sm90_bwd_disabled {
+        let k = knobs();
+        let sm90 = sm90_bwd_head_dim(head_dim) && (head_dim != 96 || k.sm90_bwd_dq_smem);
+        if path == BwdPath::Auto && arch == Arch::SM90 && sm90 && !k.sm90_bwd_disabled {
             return Variant::backward_sm90(head_dim, dtype, mask, max_smem);
         }
         Variant::backward_sm80(arch, head_dim, dtype, mask, max_smem)
     }
 
-    /// The Hopper backward (sm_90a) for head dims 64 and 128, dQ by the process's choice
+    /// The Hopper backward (sm_90a) for head dims 64, 96 and 128, dQ by the process's choice
     /// (`FLASHCORE_SM90_BWD_DQ_SMEM`).
     pub fn backward_sm90(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
         let k = knobs();
@@ -269,7 +277,19 @@ impl Variant {
 
     /// The same backward with dQ added by red.global from registers (and no overlap knobs). The
     /// 80-row tile needs the shared-memory path (its dQ is transposed), so it goes back to 64 rows.
+    /// At d 96, which the Hopper kernel serves only with dQ through shared memory, that is the
+    /// portable kernel.
     pub fn bwd_without_dq_smem(&self) -> Variant {
+        if self.kind == KernelKind::BwdSm90 && self.head_dim == 96 {
+            let tile = bwd_tile_config(96, self.arch.max_smem_per_block()).expect("d 96 has an sm80 backward tile");
+            return Variant {
+                kind: KernelKind::BwdSm80,
+                tile,
+                tma_store: false,
+                bwd_overlap: Sm90BwdOverlap::default(),
+                ..*self
+            };
+        }
         Variant { tma_store: false, bwd_overlap: Sm90BwdOverlap::default(), ..self.bwd_rows64() }
     }
 
@@ -282,15 +302,16 @@ impl Variant {
         }
     }
 
-    /// The same Hopper backward at head dim 128 with `block_m` query rows per step (64 or 80; 80
-    /// needs the shared-memory dQ path: kernels/sm90/bwd_config.cuh `kDqT`).
+    /// The same Hopper backward at head dim 96 or 128 with `block_m` query rows per step (64 or 80;
+    /// 80 needs the shared-memory dQ path: kernels/sm90/bwd_config.cuh `kDqT`).
     pub fn with_bwd_block_m(self, block_m: usize, max_smem: usize) -> Result<Variant> {
         let ok = self.kind == KernelKind::BwdSm90
-            && self.head_dim == 128
+            && (self.head_dim == 96 || self.head_dim == 128)
             && (block_m == 64 || (block_m == 80 && self.tma_store));
         if !ok {
             return Err(Error::Unsupported(format!(
-                "{block_m} query rows per step in the Hopper backward: 64, or 80 at head dim 128 with dQ through shared memory"
+                "{block_m} query rows per step in the Hopper backward: 64, or 80 at head dims 96 and 128 with dQ through \
+                 shared memory"
             )));
         }
         let tile = TileConfig::new(block_m, self.tile.block_n(), 1, 2)?;
@@ -365,7 +386,7 @@ impl Variant {
     /// 99 KiB part (sm_86/89), plus on sm_90a the Hopper backward (enabled or not) with both dQ
     /// paths and, on the shared-memory one, each overlap knob (`FLASHCORE_SM90_BWD_PINGPONG`,
     /// `FLASHCORE_SM90_BWD_PIPE`, both), so every tile and knob setting the planner can pick is
-    /// compile-checked. Sliding windows and softcaps add, for head dims 64 and 128 and both dtypes,
+    /// compile-checked. Sliding windows and softcaps add, for head dims 64, 96 and 128 and both dtypes,
     /// the planner's main kernel with a left edge (FC_LOCAL) under a right edge (FC_CAUSAL) or none,
     /// and with a softcap (FC_SOFTCAP), on both paths.
     pub fn backward_set(arch: Arch) -> Vec<Variant> {
@@ -386,7 +407,7 @@ impl Variant {
                                 .with_bwd_overlap(o))
                         });
                     // The 80-row tile at d 128 (`FLASHCORE_SM90_BWD_TILE=80`), with the default overlap.
-                    let rows80 = [(arch == Arch::SM90 && d == 128).then(|| {
+                    let rows80 = [(arch == Arch::SM90 && (d == 96 || d == 128)).then(|| {
                         Variant::backward_sm90_with(d, dtype, mask, arch.max_smem_per_block(), true)?
                             .with_bwd_overlap(Sm90BwdOverlap { pingpong: false, pipe: true, det: false })
                             .with_bwd_block_m(80, arch.max_smem_per_block())
@@ -409,7 +430,7 @@ impl Variant {
                         }
                     }
                 }
-                if d == 64 || d == 128 {
+                if sm90_bwd_head_dim(d) {
                     let smem = arch.max_smem_per_block();
                     let left = Window { left: Some(1), right: None };
                     let paths = [BwdPath::Sm80, BwdPath::Auto];
