@@ -264,11 +264,14 @@ pub fn run_shape_bwd(
     let mut dv = rt.alloc_filled(dkvd, nan_bits(dt))?;
     let variant = {
         let p = flashcore::api::check::check(&qd, &kd, &kd, &out.desc, &opts.forward())?;
-        let v = rt.plan_backward(&p)?.0.to_string();
-        if deterministic {
-            format!("{v}-deterministic")
-        } else {
-            v
+        // The kernel the runtime runs (Runtime::backward_into_on): on the shared-memory dQ path the
+        // deterministic mode has its own variant (64-row steps at d96 / d128); elsewhere the same
+        // kernel takes the mode at run time.
+        let v = rt.plan_backward(&p)?.0;
+        match (deterministic, v.bwd_dq_smem()) {
+            (true, true) => v.bwd_deterministic().to_string(),
+            (true, false) => format!("{v}-deterministic"),
+            (false, _) => v.to_string(),
         }
     };
     rt.backward_into(&q, &k, &v, &out, &dout, &lse, &mut dq, &mut dk, &mut dv, &opts)?;
