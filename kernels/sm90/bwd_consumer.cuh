@@ -176,7 +176,7 @@ FC_DEVICE void store_dq(const float (&acc)[kDq8][4], u32 buf, int row, int chunk
   if constexpr (Sm90Bwd::kDqT) {
     const int c = chunk0 + row / 8;  // the chunk of dims g; dims g + 8 are chunk c + 1
     // d 96: the second warpgroup's dims past the head dim are the K tile's zero fill (warp-uniform).
-    if (8 * c >= Sm90Bwd::kHeadDim) return;
+    if (Sm90Bwd::kHeadDim % 64 != 0 && 8 * c >= Sm90Bwd::kHeadDim) return;
     // This lane's rows 8j + 2t (+ 1) all have (row / 2) % 4 = t, so the swizzled chunks are those
     // of row 2t for every j: two column offsets per thread, the rows' offsets immediates.
     const u32 base = buf + (2 * t * Sm90Bwd::kHeadDim + g) * 4;
@@ -462,6 +462,14 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
   }
 }
 
+// This warp's first key, from %tid.x read where it is used (asm volatile: not hoisted). Held across
+// the loop, it was the one value the 80-row causal kernel spilled (NVRTC 13.0.88).
+FC_DEVICE int warp_key0(const Work& work) {
+  u32 tid;
+  asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(tid));
+  return work.n0 + ((int)(tid >> 5) - 4) * 16;  // consumer warps are 4 .. 11, 16 keys each
+}
+
 // FLASHCORE_SM90_BWD_PIPE=1 (Sm90Bwd::kPipe, shared-memory dQ only): step i's dQ GEMM is issued
 // at the top of step i + 1, in one batch with Sᵀ_{i+1}; its tile is stored to shared memory while
 // Sᵀ_{i+1} runs, then dPᵀ_{i+1} is issued and the issuing warp meets the others and starts the
@@ -472,14 +480,6 @@ FC_DEVICE void mainloop(const BwdParams& f, const Sm90BwdSmem& sm, const Work& w
 // within one iteration (accumulators in flight across the back edge gave C7514: NOTES, Hopper
 // backward 2 and 3) and none sits in a conditional (C7518): step 0 issues a dQ GEMM on the other
 // dS buffer whose result is thrown away, and the last step's dQ runs after the loop.
-// This warp's first key, from %tid.x read where it is used (asm volatile: not hoisted). Held across
-// the loop, it was the one value the 80-row causal kernel spilled (NVRTC 13.0.88).
-FC_DEVICE int warp_key0(const Work& work) {
-  u32 tid;
-  asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(tid));
-  return work.n0 + ((int)(tid >> 5) - 4) * 16;  // consumer warps are 4 .. 11, 16 keys each
-}
-
 FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw,
                              float (&dk)[kD8][4], float (&dv)[kD8][4]) {
   const int warp = tw >> 5, lane = tw & 31;

@@ -428,6 +428,7 @@ fn backward_picks_the_hopper_kernel_for_d64_d96_and_d128_on_sm90_only() {
             det: false,
         });
         assert_eq!(q.tile.block_m(), 64);
+        assert!(set.contains(&q), "{q}: FLASHCORE_SM90_BWD_TILE=64 is compile-checked too");
         let r80 = q.with_bwd_block_m(80, smem).unwrap();
         assert_eq!((r80.tile.block_m(), r80.tile.block_n()), (80, 128));
         assert_eq!(sm90_bwd_dq_buffers(&r80.tile, 128, true), 1);

@@ -406,14 +406,16 @@ impl Variant {
                             Ok(Variant::backward_sm90_with(d, dtype, mask, arch.max_smem_per_block(), dq_smem)?
                                 .with_bwd_overlap(o))
                         });
-                    // The 80-row tile at d 128 (`FLASHCORE_SM90_BWD_TILE=80`), with the default overlap.
-                    let rows80 = [(arch == Arch::SM90 && (d == 96 || d == 128)).then(|| {
-                        Variant::backward_sm90_with(d, dtype, mask, arch.max_smem_per_block(), true)?
-                            .with_bwd_overlap(Sm90BwdOverlap { pingpong: false, pipe: true, det: false })
-                            .with_bwd_block_m(80, arch.max_smem_per_block())
-                    })]
-                    .into_iter()
-                    .flatten();
+                    // Both row counts at d 96 / 128 (`FLASHCORE_SM90_BWD_TILE=64|80`: the one the
+                    // planner does not take for this mask), with the default overlap.
+                    let rows = [64, 80].map(|m| {
+                        (arch == Arch::SM90 && (d == 96 || d == 128)).then(|| {
+                            Variant::backward_sm90_with(d, dtype, mask, arch.max_smem_per_block(), true)?
+                                .with_bwd_overlap(Sm90BwdOverlap { pingpong: false, pipe: true, det: false })
+                                .with_bwd_block_m(m, arch.max_smem_per_block())
+                        })
+                    });
+                    let rows80 = rows.into_iter().flatten();
                     let sm80 = [arch.max_smem_per_block(), 99 * 1024]
                         .map(|smem| Variant::backward_sm80(arch, d, dtype, mask, smem));
                     for main in sm80.into_iter().chain(sm90).chain(rows80) {
@@ -436,11 +438,15 @@ impl Variant {
                     let paths = [BwdPath::Sm80, BwdPath::Auto];
                     for (path, mask) in paths.into_iter().flat_map(|p| [(p, Mask::None), (p, Mask::CausalTopLeft)]) {
                         let Ok(main) = Variant::backward_on(path, arch, d, dtype, mask, smem) else { continue };
-                        // The deterministic mode's main kernel too (Runtime::backward).
-                        for v in [main.with_bwd_ext(&left, false), main.with_bwd_ext(&Window::default(), true)] {
-                            for m in [v, v.bwd_deterministic()] {
-                                if !out.contains(&m) {
-                                    out.push(m);
+                        // And at 64 rows where the planner takes 80 (`FLASHCORE_SM90_BWD_TILE=64`).
+                        let rows64 = main.with_bwd_block_m(64, smem).ok().filter(|m| *m != main);
+                        for main in [Some(main), rows64].into_iter().flatten() {
+                            // The deterministic mode's main kernel too (Runtime::backward).
+                            for v in [main.with_bwd_ext(&left, false), main.with_bwd_ext(&Window::default(), true)] {
+                                for m in [v, v.bwd_deterministic()] {
+                                    if !out.contains(&m) {
+                                        out.push(m);
+                                    }
                                 }
                             }
                         }
