@@ -105,7 +105,7 @@ struct Work {
     int y = blockIdx.y;
     n_block = blockIdx.x;
     b = blockIdx.z;
-    if constexpr (Sm90Bwd::kCausal && !Sm90Bwd::kDet && Sm90Bwd::kHeadDim == 128) sectioned(p, n_block, y, b);
+    if constexpr (Sm90Bwd::kCausal && !Sm90Bwd::kDet && Sm90Bwd::kHeadDim >= 96) sectioned(p, n_block, y, b);
     hk = y / p.kv_splits;
     split = y % p.kv_splits;
     n0 = n_block * Sm90Bwd::kBlockN;
@@ -125,9 +125,10 @@ struct Work {
   // section of rows whose query-side traffic (Q, dO in 16 bits and the fp32 dQ accumulator:
   // 8 bytes per element) fits FC_SM90_BWD_SECTION_MIB of L2. Not in the deterministic modes, whose
   // per-query-block turns wait for the previous key block's CTA: started out of order, waiters
-  // could hold every SM their predecessors need. d128 only: on the H100 (bench/NOTES.md, session
+  // could hold every SM their predecessors need. d96 and d128: on the H100 (bench/NOTES.md, session
   // 11) causal D128 S4K +3.5%, GQA 32/8 S2K +4.6%, S16K level (one row per section), S1K -0.7%
-  // (so from 16 key blocks); at d64 S1K causal it lost 4.5% and S4K 0.8%.
+  // (so from 16 key blocks); at d64 S1K causal it lost 4.5% and S4K 0.8%; d96 S4K causal +2.5%
+  // (session 15).
   static FC_DEVICE void sectioned(const BwdParams& p, int& x, int& y, int& z) {
     if constexpr (FC_SM90_BWD_SECTION_MIB == 0) return;
     if (p.deterministic != 0) return;  // the red.global path's deterministic turns (bwd_consumer.cuh)
