@@ -118,6 +118,8 @@ pub fn sm90_bwd_dq_buffers(t: &TileConfig, head_dim: usize, dq_smem: bool) -> us
 ///   (bench/NOTES.md, session 15): +1.3% at S1K, +2% at S2K, +3-4% at S4K and S16K; causal lost
 ///   2.5-5% (more of each step's rows straddle the diagonal), so causal keeps 64.
 ///   `FLASHCORE_SM90_BWD_TILE=64|80` forces either (80 only with dQ through shared memory).
+/// - d 96 (shared-memory dQ only): as d 128, 80 rows without a causal mask and 64 with one, the
+///   tiles padded to two 64-value d blocks and dQ computed transposed at both row counts.
 pub fn sm90_bwd_tile_config(head_dim: usize, causal: bool, max_smem: usize, dq_smem: bool) -> Result<TileConfig> {
     let rows80 = dq_smem && knobs().sm90_bwd_block_m.map_or(!causal, |m| m == 80);
     let t = match head_dim {
