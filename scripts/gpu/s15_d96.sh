@@ -7,9 +7,7 @@
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 export FLASHCORE_CACHE_DIR=/tmp/fc
-timeout 120 .stage/flashcore warmup --only bwd > "$out/s15-d96-warmup.log" 2>&1; tail -n 1 "$out/s15-d96-warmup.log"
-timeout 200 .stage/gpu-tests --test-threads 1 backward > "$out/s15-d96-tests.log" 2>&1
-echo "tests rc=$? $(grep -E '^test result' "$out/s15-d96-tests.log" | tail -n 1)"
+bwd_warm_and_test s15-d96
 timeout 200 .stage/flashcore validate --full --only bwd- > "$out/s15-d96-validate.log" 2>&1
 echo "validate rc=$? $(tail -n 1 "$out/s15-d96-validate.log")"
 for tool in memcheck racecheck synccheck; do

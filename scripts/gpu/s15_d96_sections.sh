@@ -5,10 +5,7 @@
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 export FLASHCORE_CACHE_DIR=/tmp/fc
-timeout 120 .stage/flashcore warmup --only bwd > "$out/s15-sec-warmup.log" 2>&1; tail -n 1 "$out/s15-sec-warmup.log"
-timeout 200 .stage/gpu-tests --test-threads 1 backward > "$out/s15-sec-tests.log" 2>&1
-echo "tests rc=$? $(grep -E '^test result' "$out/s15-sec-tests.log" | tail -n 1)"
-grep -A3 panicked "$out/s15-sec-tests.log" | head -4
+bwd_warm_and_test s15-sec
 {
   SUITE=bwd-long CONFIGS="order:FLASHCORE_SM90_BWD_SECTION_MIB=0 sections:" ONLY="bwd-d96-s4k-causal" bash "$(dirname "$0")/ab.sh"
   SUITE=bwd CONFIGS="order:FLASHCORE_SM90_BWD_SECTION_MIB=0 sections:" ONLY="bwd-d128-s4k-causal" bash "$(dirname "$0")/ab.sh"
