@@ -264,14 +264,14 @@ pub fn run_shape_bwd(
     let mut dv = rt.alloc_filled(dkvd, nan_bits(dt))?;
     let variant = {
         let p = flashcore::api::check::check(&qd, &kd, &kd, &out.desc, &opts.forward())?;
-        // The kernel the runtime runs (Runtime::backward_into_on): on the shared-memory dQ path the
-        // deterministic mode has its own variant (64-row steps at d96 / d128); elsewhere the same
-        // kernel takes the mode at run time.
+        // The kernel the runtime runs (Variant::bwd_for_mode); where the deterministic mode is a
+        // run-time flag of the same kernel, the name says so.
         let v = rt.plan_backward(&p)?.0;
-        match (deterministic, v.bwd_dq_smem()) {
-            (true, true) => v.bwd_deterministic().to_string(),
-            (true, false) => format!("{v}-deterministic"),
-            (false, _) => v.to_string(),
+        let run = v.bwd_for_mode(deterministic);
+        if deterministic && run == v {
+            format!("{v}-deterministic")
+        } else {
+            run.to_string()
         }
     };
     rt.backward_into(&q, &k, &v, &out, &dout, &lse, &mut dq, &mut dk, &mut dv, &opts)?;

@@ -311,10 +311,15 @@ impl Runtime {
     /// As [`Runtime::plan_backward`], on a given path. A problem without query rows or without keys
     /// runs the sm80 kernels (only zeros to write; TMA maps cannot describe an empty tensor).
     pub fn plan_backward_on(&self, path: BwdPath, p: &Problem) -> Result<(Variant, BwdLaunches)> {
-        let path = if p.seqlen_q == 0 || p.seqlen_k == 0 { BwdPath::Sm80 } else { path };
-        let v = Variant::backward_on(path, self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?
-            .with_bwd_ext(&p.window, p.softcap.is_some());
+        let v = self.backward_variant(path, p)?;
         Ok((v, backward_launches(&v, p, self.info.sm_count)))
+    }
+
+    /// The main kernel of [`Runtime::plan_backward_on`], without its launches.
+    fn backward_variant(&self, path: BwdPath, p: &Problem) -> Result<Variant> {
+        let path = if p.seqlen_q == 0 || p.seqlen_k == 0 { BwdPath::Sm80 } else { path };
+        Ok(Variant::backward_on(path, self.info.arch, p.head_dim, p.dtype, p.mask, self.info.max_smem_per_block)?
+            .with_bwd_ext(&p.window, p.softcap.is_some()))
     }
 
     /// Attention backward into new gradients: dq in q's layout, dk and dv in k's. `out` and `lse`
@@ -482,11 +487,8 @@ impl Runtime {
         if dlse % 4 != 0 {
             return Err(Error::arg("dlse", "pointer is not 4-byte aligned"));
         }
-        let (mut main, mut l) = self.plan_backward_on(path, &p)?;
-        if opts.deterministic && main.bwd_dq_smem() {
-            main = main.bwd_deterministic();
-            l = backward_launches(&main, &p, self.info.sm_count);
-        }
+        let main = self.backward_variant(path, &p)?.bwd_for_mode(opts.deterministic);
+        let l = backward_launches(&main, &p, self.info.sm_count);
         let prep = main.bwd_aux(KernelKind::BwdPrep);
         let post = main.bwd_aux(KernelKind::BwdPost);
         let (k_main, k_prep, k_post) = (self.kernel(&main)?, self.kernel(&prep)?, self.kernel(&post)?);

@@ -122,21 +122,39 @@ pub fn sm90_bwd_dq_buffers(t: &TileConfig, head_dim: usize, dq_smem: bool) -> us
 ///   tiles padded to two 64-value d blocks and dQ computed transposed at both row counts.
 pub fn sm90_bwd_tile_config(head_dim: usize, causal: bool, max_smem: usize, dq_smem: bool) -> Result<TileConfig> {
     let rows80 = dq_smem && knobs().sm90_bwd_block_m.map_or(!causal, |m| m == 80);
-    let t = match head_dim {
-        64 => TileConfig::new(128, 128, 1, 2)?,
-        96 if !dq_smem => {
+    let block_m = match head_dim {
+        64 => 128,
+        _ if rows80 => 80,
+        _ => 64,
+    };
+    sm90_bwd_tile(head_dim, block_m, max_smem, dq_smem)
+}
+
+/// The Hopper backward's tile with `block_m` query rows per step, if the kernel serves it: 128 at
+/// d 64; 64 or 80 at d 96 and 128, where 80 and all of d 96 need the shared-memory dQ path
+/// (kernels/sm90/bwd_config.cuh `kDqT`); and within `max_smem`.
+pub fn sm90_bwd_tile(head_dim: usize, block_m: usize, max_smem: usize, dq_smem: bool) -> Result<TileConfig> {
+    match (head_dim, block_m) {
+        (64, 128) | (128, 64) => {}
+        (96, _) if !dq_smem => {
             return Err(Error::Unsupported(
                 "head dim 96 in the Hopper backward needs dQ through shared memory (FLASHCORE_SM90_BWD_DQ_SMEM)".into(),
             ))
         }
-        96 | 128 if rows80 => TileConfig::new(80, 128, 1, 2)?,
-        96 | 128 => TileConfig::new(64, 128, 1, 2)?,
+        (96, 64) | (96 | 128, 80) if dq_smem => {}
+        (64 | 96 | 128, _) => {
+            return Err(Error::Unsupported(format!(
+                "{block_m} query rows per step in the Hopper backward at head dim {head_dim}: it takes 128 at d 64, \
+                 and 64, or 80 with dQ through shared memory, at d 96 and 128"
+            )))
+        }
         _ => {
             return Err(Error::Unsupported(format!(
                 "head dim {head_dim} in the Hopper backward: it serves 64, 96 and 128"
             )))
         }
-    };
+    }
+    let t = TileConfig::new(block_m, 128, 1, 2)?;
     if sm90_bwd_smem_bytes(&t, head_dim, dq_smem) > max_smem {
         return Err(Error::Unsupported(format!(
             "the Hopper backward at head dim {head_dim} needs {} bytes of shared memory, the device allows {max_smem}",
@@ -277,6 +295,17 @@ impl Variant {
         Variant { bwd_overlap: Sm90BwdOverlap { pingpong: false, pipe: false, det: true }, ..self.bwd_rows64() }
     }
 
+    /// The main kernel a backward call runs in the given mode: on the shared-memory dQ path the
+    /// deterministic mode has its own variant ([`Variant::bwd_deterministic`]); elsewhere the same
+    /// kernel takes the mode at run time (`BwdParams::deterministic`).
+    pub fn bwd_for_mode(self, deterministic: bool) -> Variant {
+        if deterministic && self.bwd_dq_smem() {
+            self.bwd_deterministic()
+        } else {
+            self
+        }
+    }
+
     /// The same backward with dQ added by red.global from registers (and no overlap knobs). The
     /// 80-row tile needs the shared-memory path (its dQ is transposed), so it goes back to 64 rows.
     /// At d 96, which the Hopper kernel serves only with dQ through shared memory, that is the
@@ -307,22 +336,12 @@ impl Variant {
     /// The same Hopper backward at head dim 96 or 128 with `block_m` query rows per step (64 or 80;
     /// 80 needs the shared-memory dQ path: kernels/sm90/bwd_config.cuh `kDqT`).
     pub fn with_bwd_block_m(self, block_m: usize, max_smem: usize) -> Result<Variant> {
-        let ok = self.kind == KernelKind::BwdSm90
-            && (self.head_dim == 96 || self.head_dim == 128)
-            && (block_m == 64 || (block_m == 80 && self.tma_store));
-        if !ok {
+        if self.kind != KernelKind::BwdSm90 || self.head_dim == 64 {
             return Err(Error::Unsupported(format!(
-                "{block_m} query rows per step in the Hopper backward: 64, or 80 at head dims 96 and 128 with dQ through \
-                 shared memory"
+                "{block_m} query rows per step: only the Hopper backward at head dims 96 and 128 takes a choice"
             )));
         }
-        let tile = TileConfig::new(block_m, self.tile.block_n(), 1, 2)?;
-        if sm90_bwd_smem_bytes(&tile, self.head_dim, self.tma_store) > max_smem {
-            return Err(Error::Unsupported(format!(
-                "the Hopper backward's {block_m}-row tile needs more than the device's {max_smem} bytes of shared memory"
-            )));
-        }
-        let v = Variant { tile, ..self };
+        let v = Variant { tile: sm90_bwd_tile(self.head_dim, block_m, max_smem, self.tma_store)?, ..self };
         if block_m == 80 && v.bwd_rows_checked() != v {
             return Err(Error::Unsupported(
                 "80 query rows per step in the Hopper backward need its pipelined loop and no softcap".to_string(),
@@ -417,10 +436,10 @@ impl Variant {
                                 .with_bwd_block_m(m, arch.max_smem_per_block())
                         })
                     });
-                    let rows80 = rows.into_iter().flatten();
+                    let rows = rows.into_iter().flatten();
                     let sm80 = [arch.max_smem_per_block(), 99 * 1024]
                         .map(|smem| Variant::backward_sm80(arch, d, dtype, mask, smem));
-                    for main in sm80.into_iter().chain(sm90).chain(rows80) {
+                    for main in sm80.into_iter().chain(sm90).chain(rows) {
                         let Ok(main) = main else { continue };
                         for v in [
                             main,

@@ -14,6 +14,8 @@ pub struct Knobs {
     pub fwd_tile: Option<String>,
     /// `FLASHCORE_SM90_TILE=MxNsS`: the Hopper kernel's tile (tuning runs).
     pub sm90_tile: Option<String>,
+    /// `FLASHCORE_SM90_FP8_TILE=MxNsS`: the FP8 forward's tile (plan/tiles.rs `tile_config_sm90_fp8`).
+    pub sm90_fp8_tile: Option<String>,
     /// `FLASHCORE_SM90_TMA_STORE=0`: the Hopper kernel writes O from registers instead of through
     /// shared memory and a TMA store (the default up to head dim 128).
     pub sm90_tma_store: bool,
@@ -71,8 +73,8 @@ pub struct Knobs {
     /// path only): on by default (+1-6% on the S4K rows, A B A B on the H100, bench/NOTES.md);
     /// `FLASHCORE_SM90_BWD_PIPE=0` turns it off.
     pub sm90_bwd_pipe: bool,
-    /// `FLASHCORE_SM90_BWD_TILE=64|80`: query rows per step of the Hopper backward at head dim 128
-    /// instead of the planner's choice (80 without a causal mask; plan/backward.rs
+    /// `FLASHCORE_SM90_BWD_TILE=64|80`: query rows per step of the Hopper backward at head dims 96
+    /// and 128 instead of the planner's choice (80 without a causal mask; plan/backward.rs
     /// `sm90_bwd_tile_config`). 80 needs the shared-memory dQ path.
     pub sm90_bwd_block_m: Option<usize>,
     /// `FLASHCORE_FP8_P_LOG2=n` (0..=8): the FP8 forward multiplies P by 2^n before its e4m3 cast
@@ -96,6 +98,7 @@ impl Knobs {
                 || var("FLASHCORE_FORCE_SM80").is_some(),
             fwd_tile: var("FLASHCORE_FWD_TILE"),
             sm90_tile: var("FLASHCORE_SM90_TILE"),
+            sm90_fp8_tile: var("FLASHCORE_SM90_FP8_TILE"),
             sm90_tma_store: var("FLASHCORE_SM90_TMA_STORE").is_none_or(|v| v != "0"),
             exp2_poly: var("FLASHCORE_EXP2_POLY").and_then(|v| v.parse().ok()).filter(|k| *k <= 16),
             sm90_q_stages: var("FLASHCORE_SM90_Q_STAGES").and_then(|v| v.parse().ok()).filter(|n| matches!(n, 1 | 2)),

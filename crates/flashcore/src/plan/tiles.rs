@@ -255,8 +255,8 @@ pub fn tile_config_sm90_fp8(
     kv_block_quant: bool,
     max_smem: usize,
 ) -> Result<TileConfig> {
-    if let Ok(s) = std::env::var("FLASHCORE_SM90_FP8_TILE") {
-        let t = parse_tile(&s)?;
+    if let Some(s) = &super::knobs::knobs().sm90_fp8_tile {
+        let t = parse_tile(s)?;
         if !matches!(t.block_n(), 128 | 256) || t.block_m() % 64 != 0 || t.block_m() > 192 {
             return Err(Error::arg(
                 "FLASHCORE_SM90_FP8_TILE",
