@@ -118,8 +118,8 @@ FC_DEVICE void gemm_dq(float (&acc)[N8][4], u32 ds, u32 k) {
 
 // Writes this warp's 16 keys of dSᵀ (packed as A fragments) into a dS buffer laid out
 // [query block of 64][key][64 queries], 128-byte rows with the TMA/wgmma swizzle (16-byte chunk c
-// of row r stored at c ^ (r % 8)). One store covers 8 rows x 4 words at 8 distinct chunks: the
-// 32 lanes hit 32 different banks. `key` is the warp's first row within the block.
+// of row r stored at c ^ (r % 8)). Each of stmatrix's 8 x 8 matrices is 8 rows at 8 distinct
+// chunks: no bank conflicts. `key` is the warp's first row within the block.
 // kDqT: the buffer is query-major instead, [key block of 64][query][64 keys] with the same swizzle
 // (the dQᵀ GEMM's K-major B), and one stmatrix.trans per k16 step writes the warp's 16 keys of 16
 // queries: matrix i (register i of the A fragment: keys + 8 (i & 1), queries + 8 (i >> 1)) lands
@@ -136,17 +136,18 @@ FC_DEVICE void store_ds(const u32 (&dsa)[kM16][4], u32 buf, int key, int lane) {
     }
     return;
   }
-  const int g = lane >> 2, t = lane & 3;
-  const int r = key + g;  // rows r and r + 8 share r % 8
+  // One stmatrix per k16 step: register i of the A fragment is the 8 x 8 matrix of keys
+  // key + 8 (i & 1) and queries 16 kk + 8 (i >> 1), already in stmatrix's register layout; lane
+  // 8i + j addresses its row j, i.e. key row r = key + j + 8 (i & 1) at chunk 2 kk + (i >> 1).
+  // Four instructions' worth of 4-byte stores in one (bench/NOTES.md, session 16: the 4-byte
+  // stores were ~7% of the d64 step's stall samples, mostly waiting on the shared-memory queue).
+  const int i = lane >> 3;
+  const int r = key + (lane & 7) + 8 * (i & 1);
 #pragma unroll
   for (int kk = 0; kk < kM16; ++kk) {
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int j = 2 * kk + half;  // n8 tile: queries 8j .. 8j + 7
-      const u32 at = buf + (j / 8) * Sm90Bwd::kBlockN * 128 + ptx::swizzle128(r, j % 8) + 4 * t;
-      ptx::st_shared_u32(at, dsa[kk][2 * half]);
-      ptx::st_shared_u32(at + 8 * 128, dsa[kk][2 * half + 1]);
-    }
+    const int j = 2 * kk + (i >> 1);  // n8 tile: queries 8j .. 8j + 7
+    ptx::warp::stmatrix_x4(buf + (j / 8) * Sm90Bwd::kBlockN * 128 + ptx::swizzle128(r, j % 8), dsa[kk][0], dsa[kk][1],
+                           dsa[kk][2], dsa[kk][3]);
   }
 }
 

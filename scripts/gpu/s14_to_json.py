@@ -106,6 +106,33 @@ def validate(path):
     return out
 
 
+PROBE = re.compile(r"^  (pass \d) flush (\S+)\s+(\S+)\s+([\d.]+) ms\s+([\d.]+) TF/s")
+KERNEL = re.compile(r"^  kernel \((\S+)\s*\)\s+([\d.]+) us x\d+\s+(\S+)")
+
+
+def probe(path):
+    # scripts/gpu/s16_row_probe.py: "=== row", then "  pass N flush F backend ms TF/s" (the bench's
+    # event timing) and "  kernel (backend) us xN name" (the profiler's device time per call).
+    out, r = [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("=== "):
+            r = ROWS.get(line.split()[1])
+            continue
+        if r is None:
+            continue
+        m = PROBE.match(line)
+        if m:
+            run, fl, be, ms, tf = m.groups()
+            out.append(record(r, be, float(tf), ms=float(ms), run=run, flush=fl))
+            continue
+        m = KERNEL.match(line)
+        if m:
+            be, us, kname = m.groups()
+            ms = float(us) / 1e3
+            out.append(record(r, be, flops(r) / (ms * 1e-3) / 1e12, ms=ms, timing="profiler kernel time", kernel=kname))
+    return out
+
+
 def main():
     for path in sorted(RESULTS.glob(PREFIX + "*.txt")):
         tag = path.name[len(PREFIX):-4]
@@ -115,6 +142,8 @@ def main():
             recs = fp8(path)
         elif tag.endswith("ab"):
             recs = ab(path)
+        elif tag == "row-probe":
+            recs = probe(path)
         elif tag.endswith("validate"):
             recs = validate(path)
         else:

@@ -25,7 +25,16 @@ FC_DEVICE void ldmatrix_x2_trans(u32& r0, u32& r1, u32 smem) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(smem));
 }
 
-// stmatrix (PTX ISA 9.7.14.5.16, sm_90+), the store counterpart, transposed: register i holds lane
+// stmatrix (PTX ISA 9.7.14.5.16, sm_90+), the store counterpart of ldmatrix_x4: register i holds
+// lane l's elements (l/4, 2*(l%4)) and (l/4, 2*(l%4)+1) of matrix i (the mma C/A fragment layout),
+// and the 16-byte row that lane 8i+j addresses receives row j of matrix i.
+FC_DEVICE void stmatrix_x4(u32 smem, u32 r0, u32 r1, u32 r2, u32 r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(smem), "r"(r0), "r"(r1), "r"(r2),
+               "r"(r3)
+               : "memory");
+}
+
+// The same, transposed: register i holds lane
 // l's elements (l/4, 2*(l%4)) and (l/4, 2*(l%4)+1) of matrix i (the mma C/A fragment layout), and
 // the 16-byte row that lane 8i+j addresses receives column j of matrix i.
 FC_DEVICE void stmatrix_x4_trans(u32 smem, u32 r0, u32 r1, u32 r2, u32 r3) {
