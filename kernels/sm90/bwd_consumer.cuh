@@ -209,18 +209,20 @@ constexpr int kBarStaged0 = 7;
 
 // dK or dV of this warp's 16 keys (wgmma D layout), times `scale`, into rows `row0` .. of a K/V
 // tile in shared memory, in the layout TMA loaded it with ([d block][row][64 values], 128-byte
-// swizzle: chunk c of row r at c ^ (r % 8)): the box layout of the dk/dv tensor maps. One store
-// covers 8 rows x 4 words at 8 distinct chunks, so the 32 lanes hit 32 different banks.
+// swizzle: chunk c of row r at c ^ (r % 8)): the box layout of the dk/dv tensor maps. One stmatrix
+// per pair of n8 tiles, as the forward's O (sm90/epilogue.cuh store_o_tma): lane 8m + j addresses
+// row j of matrix m (rows 8 (m & 1) .., tile i + (m >> 1)); a matrix's 8 rows sit on 8 distinct
+// chunks, so no bank conflicts.
 FC_DEVICE void stage_rows(const float (&acc)[kD8][4], float scale, u32 tile, int row0, int lane) {
-  const int g = lane >> 2, t = lane & 3;
+  const int row = row0 + (lane & 7) + 8 * ((lane >> 3) & 1);
+  const int y = ((lane >> 4) ^ row) & 7;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = row0 + g + 8 * r;
-#pragma unroll
-    for (int i = 0; i < kD8; ++i) {
-      const u32 at = tile + (i / 8) * Sm90Bwd::kBlockN * 128 + ptx::swizzle128(row, i % 8) + 4 * t;
-      ptx::st_shared_u32(at, ptx::pack2<Sm90Bwd::kBf16>(acc[i][2 * r] * scale, acc[i][2 * r + 1] * scale));
-    }
+  for (int i = 0; i < kD8; i += 2) {
+    const u32 at = tile + (i / 8) * Sm90Bwd::kBlockN * 128 + row * 128 + (((i % 8) ^ y) << 4);
+    ptx::warp::stmatrix_x4(at, ptx::pack2<Sm90Bwd::kBf16>(acc[i][0] * scale, acc[i][1] * scale),
+                           ptx::pack2<Sm90Bwd::kBf16>(acc[i][2] * scale, acc[i][3] * scale),
+                           ptx::pack2<Sm90Bwd::kBf16>(acc[i + 1][0] * scale, acc[i + 1][1] * scale),
+                           ptx::pack2<Sm90Bwd::kBf16>(acc[i + 1][2] * scale, acc[i + 1][3] * scale));
   }
 }
 
