@@ -63,9 +63,15 @@ def max_err(a, b) -> float:
 
 
 def assert_within_bar(got, q, k, v, mask, scale=None):
-    """FlashAttention's bar: error vs float64 <= 2 x the error of a naive same-dtype run + 1e-5."""
+    """FlashAttention's bar: error vs float64 <= 2 x the error of a naive same-dtype run + 1e-5.
+
+    The naive run is attention_math in the dtype (scores and P rounded to it), as the Rust tests'
+    and the bench's. Not torch SDPA in the dtype: that dispatches to a fused kernel accumulating in
+    fp32, as accurate as flashcore's (their error ratio's median is 1.0-1.2), so a 2x bar on it
+    failed 0.5-3% of fresh draws by chance (bench/NOTES.md, session 16; scripts/gpu/s16_bar_probe.py),
+    while against the naive run the ratio stayed at or below 1.54 in 1600 draws."""
     want, _ = reference(q, k, v, mask, scale)
-    naive, _ = reference(q, k, v, mask, scale, dtype=q.dtype)
+    naive, _ = attention_math(q, k, v, mask, scale, dtype=q.dtype)
     err, bar = max_err(got, want), 2 * max_err(naive, want) + 1e-5
     assert err <= bar, f"max error {err:.3e} exceeds the bar {bar:.3e}"
 
