@@ -215,7 +215,7 @@ constexpr int kBarStaged0 = 7;
 // chunks, so no bank conflicts.
 FC_DEVICE void stage_rows(const float (&acc)[kD8][4], float scale, u32 tile, int row0, int lane) {
   const int row = row0 + (lane & 7) + 8 * ((lane >> 3) & 1);
-  const int y = ((lane >> 4) ^ row) & 7;
+  const int y = ((lane >> 4) ^ row) & 7;  // ptx::swizzle128(row, (i % 8) ^ (lane >> 4)), as there
 #pragma unroll
   for (int i = 0; i < kD8; i += 2) {
     const u32 at = tile + (i / 8) * Sm90Bwd::kBlockN * 128 + row * 128 + (((i % 8) ^ y) << 4);

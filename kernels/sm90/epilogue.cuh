@@ -58,9 +58,11 @@ FC_DEVICE void store_o_tma(const float (&o)[Sm90::kHeadDim / 8][4], const float 
   // One stmatrix per pair of n8 tiles (i, i + 1): matrix m is rows 8 (m & 1) .. of the warp's 16
   // and columns of tile i + (m >> 1), whose packed halves are stmatrix's register layout already;
   // lane 8m + j addresses its row j, chunk (i + (m >> 1)) % 8 of d block i / 8 in the TMA 128-byte
-  // swizzle (i is even, so a pair never straddles a d block, and chunk (i % 8) ^ (m >> 1) ^ (row % 8)).
+  // swizzle (i is even, so a pair never straddles a d block, and i % 8 + (m >> 1) = (i % 8) ^ (m >> 1)).
   // A quarter of the shared-memory instructions of 4-byte stores, at the tile boundary where the
   // next tile's first GEMM waits on this epilogue (bench/NOTES.md, session 16).
+  // The address is ptx::swizzle128(row, (i % 8) ^ (lane >> 4)) with its lane-dependent XOR term y
+  // formed once (as measured; the swizzle128 form compiles to different SASS).
   const int row = warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
   const int y = ((lane >> 4) ^ row) & 7;
 #pragma unroll

@@ -34,9 +34,7 @@ FC_DEVICE void stmatrix_x4(u32 smem, u32 r0, u32 r1, u32 r2, u32 r3) {
                : "memory");
 }
 
-// The same, transposed: register i holds lane
-// l's elements (l/4, 2*(l%4)) and (l/4, 2*(l%4)+1) of matrix i (the mma C/A fragment layout), and
-// the 16-byte row that lane 8i+j addresses receives column j of matrix i.
+// The same, transposed: the 16-byte row that lane 8i+j addresses receives column j of matrix i.
 FC_DEVICE void stmatrix_x4_trans(u32 smem, u32 r0, u32 r1, u32 r2, u32 r3) {
   asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(smem), "r"(r0), "r"(r1),
                "r"(r2), "r"(r3)
