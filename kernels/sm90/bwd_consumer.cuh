@@ -174,6 +174,24 @@ FC_DEVICE void add_dq(const float (&acc)[kDq8][4], float* rows, int lane) {
 // (row / 2) % 4 swizzle spreads the quad's rows over 4 bank groups (BwdTraits::dq_chunk).
 FC_DEVICE void store_dq(const float (&acc)[kDq8][4], u32 buf, int row, int chunk0, int lane) {
   const int g = lane >> 2, t = lane & 3;
+  if constexpr (BwdTraits::kDqTT) {
+    // Dim-major tile (BwdTraits::kDqTT): dims 8c + g and 8c + g + 8, chunk 4a + t of each row holds
+    // this lane's values of n8 tiles 2a and 2a + 1.
+    const int c = chunk0 + row / 8;
+    if (Sm90Bwd::kHeadDim % 64 != 0 && 8 * c >= Sm90Bwd::kHeadDim) return;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int d = 8 * c + g + 8 * h;
+      const u32 at = buf + d * Sm90Bwd::kBlockM * 4;
+      const int sw = BwdTraits::dqtt_swizzle(d);
+#pragma unroll
+      for (int a = 0; a < kDq8 / 2; ++a) {
+        ptx::st_shared_f32x4(at + 16 * ((4 * a + t) ^ sw), acc[2 * a][2 * h], acc[2 * a][2 * h + 1], acc[2 * a + 1][2 * h],
+                             acc[2 * a + 1][2 * h + 1]);
+      }
+    }
+    return;
+  }
   if constexpr (Sm90Bwd::kDqT) {
     const int c = chunk0 + row / 8;  // the chunk of dims g; dims g + 8 are chunk c + 1
     // d 96: the second warpgroup's dims past the head dim are the K tile's zero fill (warp-uniform).

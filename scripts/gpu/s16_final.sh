@@ -9,7 +9,7 @@ export FLASHCORE_CACHE_DIR=/tmp/fc
 if [ "${MODE:-bwd}" = bwd ]; then
   OUT=$out timeout 420 scripts/gpu/run_python.sh bwd > "$out/s16-final-python-bwd.txt" 2>&1
   grep -E "bwd-|rows" "$out/s16-final-python-bwd.txt" | grep -v Warning | tail -60
-else
+elif [ "${MODE:-bwd}" = tests ]; then
   timeout 120 .stage/gpu-infer-tests --test-threads 1 2>&1 | grep -E "^test |test result|panicked" > "$out/s16-final-infer-tests.txt"
   grep -E "test result|FAIL|panicked" "$out/s16-final-infer-tests.txt"
   OUT=$out timeout 300 scripts/gpu/run_python.sh tests -q > "$out/s16-final-python-tests.txt" 2>&1
