@@ -6,11 +6,14 @@
 # FP8 V-transpose kernels), a Hopper (fwd_sm90, bwd_sm90) kernel without wgmma (HGMMA), or an FP8
 # forward without e4m3 wgmma (QGMMA).
 # Usage: scripts/check_kernels.sh FLASHCORE_BIN   (needs FLASHCORE_NVRTC_PATH and cuobjdump/nvdisasm on PATH)
+# WARMUP_ARGS replaces the warmup's arguments (default: both archs, every variant), e.g. to check a
+# knob's kernels: FLASHCORE_SM90_BWD_DQ_TT=1 WARMUP_ARGS="--arch sm_90a --only dqsmem".
 set -euo pipefail
 bin=${1:?usage: check_kernels.sh path/to/flashcore}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-FLASHCORE_CACHE_DIR="$out/cache" "$bin" warmup --arch sm_80,sm_90a --out-dir "$out/cubin" | tail -n 1
+# shellcheck disable=SC2086
+FLASHCORE_CACHE_DIR="$out/cache" "$bin" warmup ${WARMUP_ARGS:---arch sm_80,sm_90a} --out-dir "$out/cubin" | tail -n 1
 fail=0
 n=0
 for f in "$out"/cubin/*.cubin; do
