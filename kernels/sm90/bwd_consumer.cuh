@@ -174,11 +174,12 @@ FC_DEVICE void add_dq(const float (&acc)[kDq8][4], float* rows, int lane) {
 // (row / 2) % 4 swizzle spreads the quad's rows over 4 bank groups (BwdTraits::dq_chunk).
 FC_DEVICE void store_dq(const float (&acc)[kDq8][4], u32 buf, int row, int chunk0, int lane) {
   const int g = lane >> 2, t = lane & 3;
+  const int c = chunk0 + row / 8;  // kDqT: the chunk of dims g; dims g + 8 are chunk c + 1
+  // kDqT, d 96: the second warpgroup's dims past the head dim are the K tile's zero fill (warp-uniform).
+  if (Sm90Bwd::kDqT && Sm90Bwd::kHeadDim % 64 != 0 && 8 * c >= Sm90Bwd::kHeadDim) return;
   if constexpr (BwdTraits::kDqTT) {
     // Dim-major tile (BwdTraits::kDqTT): dims 8c + g and 8c + g + 8, chunk 4a + t of each row holds
     // this lane's values of n8 tiles 2a and 2a + 1.
-    const int c = chunk0 + row / 8;
-    if (Sm90Bwd::kHeadDim % 64 != 0 && 8 * c >= Sm90Bwd::kHeadDim) return;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int d = 8 * c + g + 8 * h;
@@ -193,9 +194,6 @@ FC_DEVICE void store_dq(const float (&acc)[kDq8][4], u32 buf, int row, int chunk
     return;
   }
   if constexpr (Sm90Bwd::kDqT) {
-    const int c = chunk0 + row / 8;  // the chunk of dims g; dims g + 8 are chunk c + 1
-    // d 96: the second warpgroup's dims past the head dim are the K tile's zero fill (warp-uniform).
-    if (Sm90Bwd::kHeadDim % 64 != 0 && 8 * c >= Sm90Bwd::kHeadDim) return;
     // This lane's rows 8j + 2t (+ 1) all have (row / 2) % 4 = t, so the swizzled chunks are those
     // of row 2t for every j: two column offsets per thread, the rows' offsets immediates.
     const u32 base = buf + (2 * t * Sm90Bwd::kHeadDim + g) * 4;
@@ -227,21 +225,9 @@ constexpr int kBarStaged0 = 7;
 
 // dK or dV of this warp's 16 keys (wgmma D layout), times `scale`, into rows `row0` .. of a K/V
 // tile in shared memory, in the layout TMA loaded it with ([d block][row][64 values], 128-byte
-// swizzle: chunk c of row r at c ^ (r % 8)): the box layout of the dk/dv tensor maps. One stmatrix
-// per pair of n8 tiles, as the forward's O (sm90/epilogue.cuh store_o_tma): lane 8m + j addresses
-// row j of matrix m (rows 8 (m & 1) .., tile i + (m >> 1)); a matrix's 8 rows sit on 8 distinct
-// chunks, so no bank conflicts.
+// swizzle): the box layout of the dk/dv tensor maps.
 FC_DEVICE void stage_rows(const float (&acc)[kD8][4], float scale, u32 tile, int row0, int lane) {
-  const int row = row0 + (lane & 7) + 8 * ((lane >> 3) & 1);
-  const int y = ((lane >> 4) ^ row) & 7;  // ptx::swizzle128(row, (i % 8) ^ (lane >> 4)), as there
-#pragma unroll
-  for (int i = 0; i < kD8; i += 2) {
-    const u32 at = tile + (i / 8) * Sm90Bwd::kBlockN * 128 + row * 128 + (((i % 8) ^ y) << 4);
-    ptx::warp::stmatrix_x4(at, ptx::pack2<Sm90Bwd::kBf16>(acc[i][0] * scale, acc[i][1] * scale),
-                           ptx::pack2<Sm90Bwd::kBf16>(acc[i][2] * scale, acc[i][3] * scale),
-                           ptx::pack2<Sm90Bwd::kBf16>(acc[i + 1][0] * scale, acc[i + 1][1] * scale),
-                           ptx::pack2<Sm90Bwd::kBf16>(acc[i + 1][2] * scale, acc[i + 1][3] * scale));
-  }
+  ptx::warp::stmatrix_rows_swizzle128<Sm90Bwd::kBf16>(acc, scale, scale, tile, Sm90Bwd::kBlockN * 128, row0, lane);
 }
 
 // dK or dV of this warp's 16 keys, times `scale`, as fp32 rows of head-dim floats (a split's

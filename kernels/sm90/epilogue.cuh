@@ -55,24 +55,9 @@ FC_DEVICE void store_o_tma(const float (&o)[Sm90::kHeadDim / 8][4], const float 
   // The previous tile's store must have finished reading the buffer before it is overwritten.
   if (tw == 0) ptx::tma_store_wait_read<0>();
   ptx::named_bar_sync(kBarEpilogue0 + wg, 128);
-  // One stmatrix per pair of n8 tiles (i, i + 1): matrix m is rows 8 (m & 1) .. of the warp's 16
-  // and columns of tile i + (m >> 1), whose packed halves are stmatrix's register layout already;
-  // lane 8m + j addresses its row j, chunk (i + (m >> 1)) % 8 of d block i / 8 in the TMA 128-byte
-  // swizzle (i is even, so a pair never straddles a d block, and i % 8 + (m >> 1) = (i % 8) ^ (m >> 1)).
   // A quarter of the shared-memory instructions of 4-byte stores, at the tile boundary where the
   // next tile's first GEMM waits on this epilogue (bench/NOTES.md, session 16).
-  // The address is ptx::swizzle128(row, (i % 8) ^ (lane >> 4)) with its lane-dependent XOR term y
-  // formed once (as measured; the swizzle128 form compiles to different SASS).
-  const int row = warp * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
-  const int y = ((lane >> 4) ^ row) & 7;
-#pragma unroll
-  for (int i = 0; i < Sm90::kHeadDim / 8; i += 2) {
-    const u32 addr = buf + (i / 8) * 64 * 128 + row * 128 + (((i % 8) ^ y) << 4);
-    ptx::warp::stmatrix_x4(addr, ptx::pack2<Traits::kBf16>(o[i][0] * inv_l[0], o[i][1] * inv_l[0]),
-                           ptx::pack2<Traits::kBf16>(o[i][2] * inv_l[1], o[i][3] * inv_l[1]),
-                           ptx::pack2<Traits::kBf16>(o[i + 1][0] * inv_l[0], o[i + 1][1] * inv_l[0]),
-                           ptx::pack2<Traits::kBf16>(o[i + 1][2] * inv_l[1], o[i + 1][3] * inv_l[1]));
-  }
+  ptx::warp::stmatrix_rows_swizzle128<Traits::kBf16>(o, inv_l[0], inv_l[1], buf, 64 * 128, warp * 16, lane);
   ptx::fence_proxy_async_smem();
   ptx::named_bar_sync(kBarEpilogue0 + wg, 128);
   if (tw == 0) {

@@ -2,6 +2,7 @@
 // Lanes 8i..8i+7 supply the row addresses of matrix i; register i receives matrix i.
 #pragma once
 #include "../types.cuh"
+#include "cvt.cuh"
 
 namespace ptx::warp {
 
@@ -39,6 +40,28 @@ FC_DEVICE void stmatrix_x4_trans(u32 smem, u32 r0, u32 r1, u32 r2, u32 r3) {
   asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(smem), "r"(r0), "r"(r1),
                "r"(r2), "r"(r3)
                : "memory");
+}
+
+// A warp's 16 rows of an mma / wgmma accumulator (N8 n8 tiles; rows row0 + g and row0 + g + 8,
+// scaled by s0 and s1), packed to 16 bits into a tile of 128-byte rows in the TMA / wgmma 128-byte
+// swizzle (16-byte chunk c of row r at c ^ (r % 8)), 64-value blocks `block_bytes` apart: one
+// stmatrix per pair of n8 tiles (i, i + 1). Matrix m is rows 8 (m & 1) .. and tile i + (m >> 1),
+// whose packed halves are stmatrix's register layout already; lane 8m + j addresses its row j at
+// chunk (i % 8) ^ (m >> 1) (i is even, so a pair never straddles a block). A matrix's 8 rows sit
+// on 8 distinct chunks: no bank conflicts. The address is swizzle128(row, (i % 8) ^ (lane >> 4))
+// with the lane's XOR term formed once.
+template <bool Bf16, int N8>
+FC_DEVICE void stmatrix_rows_swizzle128(const float (&acc)[N8][4], float s0, float s1, u32 tile, int block_bytes,
+                                        int row0, int lane) {
+  static_assert(N8 % 2 == 0, "n8 tiles in pairs");
+  const int row = row0 + (lane & 7) + 8 * ((lane >> 3) & 1);
+  const int y = ((lane >> 4) ^ row) & 7;
+#pragma unroll
+  for (int i = 0; i < N8; i += 2) {
+    const u32 at = tile + (i / 8) * block_bytes + row * 128 + (((i % 8) ^ y) << 4);
+    stmatrix_x4(at, pack2<Bf16>(acc[i][0] * s0, acc[i][1] * s0), pack2<Bf16>(acc[i][2] * s1, acc[i][3] * s1),
+                pack2<Bf16>(acc[i + 1][0] * s0, acc[i + 1][1] * s0), pack2<Bf16>(acc[i + 1][2] * s1, acc[i + 1][3] * s1));
+  }
 }
 
 }  // namespace ptx::warp
