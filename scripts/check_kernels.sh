@@ -7,7 +7,7 @@
 # forward without e4m3 wgmma (QGMMA).
 # Usage: scripts/check_kernels.sh FLASHCORE_BIN   (needs FLASHCORE_NVRTC_PATH and cuobjdump/nvdisasm on PATH)
 # WARMUP_ARGS replaces the warmup's arguments (default: both archs, every variant), e.g. to check a
-# knob's kernels: FLASHCORE_SM90_BWD_DQ_TT=1 WARMUP_ARGS="--arch sm_90a --only dqsmem".
+# knob's kernels: WARMUP_ARGS="--arch sm_90a --only dqsmem".
 set -euo pipefail
 bin=${1:?usage: check_kernels.sh path/to/flashcore}
 out=$(mktemp -d)

@@ -32,10 +32,6 @@ step "kernel compile check: every variant for sm_80 and sm_90a, no spills, tenso
 cargo build -p flashcore-cli
 bash scripts/check_kernels.sh target/debug/flashcore | tail -n 3
 
-step "kernel compile check of a knob: the Hopper backward's dim-major dQ tiles (FLASHCORE_SM90_BWD_DQ_TT=1)"
-FLASHCORE_SM90_BWD_DQ_TT=1 WARMUP_ARGS="--arch sm_90a --only dqsmem" bash scripts/check_kernels.sh target/debug/flashcore | tail -n 2
-python3 scripts/model/dqtt_layout.py
-
 step "two processes warming the same variants into one cache at once"
 shared=$(mktemp -d)
 FLASHCORE_CACHE_DIR=$shared target/debug/flashcore warmup --arch sm_80 > "$shared.a" 2>&1 &

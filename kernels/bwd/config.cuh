@@ -25,14 +25,6 @@
 #define FC_SM90_BWD_DET 0
 #endif
 
-// Hopper backward with dQ computed transposed (Sm90Bwd::kDqT: the 80-row tile, d 96): the fp32
-// accumulator tile of a query block is stored dim-major, [head dim][block_m positions], so each
-// thread writes its dQᵀ values 16 bytes at a time (BwdTraits::kDqTT). Knob, default off (not yet
-// run on a GPU; bench/NOTES.md session 16 item 7). 0 or 1.
-#ifndef FC_SM90_BWD_DQ_TT
-#define FC_SM90_BWD_DQ_TT 0
-#endif
-
 struct BwdTraits {
   static constexpr int kHeadDim = Traits::kHeadDim;
   static constexpr int kBlockM = Traits::kBlockM;  // query rows per mainloop step
@@ -73,19 +65,6 @@ struct BwdTraits {
   static FC_DEVICE int dq_chunk(int chunk, int row) {
     return !kDqSmem ? chunk : kDqT ? chunk ^ ((row >> 1) & 3) : chunk ^ (row & 3);
   }
-
-  // kDqTT (FC_SM90_BWD_DQ_TT, kDqT only): a query block's accumulator tile is [head dim][kBlockM]
-  // floats instead of [kBlockM][head dim]. A lane of the dQᵀ accumulator holds, for one head dim,
-  // queries 8j + 2t and 8j + 2t + 1 of every n8 tile j; the tile's positions are ordered so that a
-  // lane's values of tiles 2a and 2a + 1 sit together: query q = 16a + 8b + 2t + e is at position
-  // 16a + 4t + 2b + e, and 16-byte chunk k = 4a + t of a dim row holds queries 16a + 2t + {0, 1, 8,
-  // 9}. So one 16-byte store per tile pair and dim (instead of four 4-byte ones), and bwd/post.cu
-  // reads whole chunks. Chunk k of dim row d is stored at k ^ dqtt_swizzle(d): with 64-float rows
-  // (d 96 at 64 rows) the 8 lanes of a store phase (dims d, d + 1 at chunks k .. k + 3) would
-  // share banks, so odd rows move by 64 bytes; 80-float rows (320 bytes) are offset by 64 already.
-  static constexpr bool kDqTT = kDqT && FC_SM90_BWD_DQ_TT != 0;
-  static_assert(!kDqTT || kBlockM % 16 == 0, "kDqTT orders positions in groups of 16 queries");
-  static FC_DEVICE int dqtt_swizzle(int dim) { return kBlockM % 32 == 0 ? (dim & 1) << 2 : 0; }
 
   // The query blocks [m_begin, m_end) that see some key of the key block starting at n0 (kBlockN
   // keys): query i sees key j only if j <= i + causal_offset (kCausal; the window's right edge) and

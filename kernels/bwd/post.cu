@@ -1,8 +1,7 @@
 // Backward, step 3 of 3 (after the main kernel, sm80/bwd.cu or sm90/bwd.cu):
 //   dQ = softmax_scale · dQ_accum, converted from the fp32 accumulator [B, H, Sq_pad, D] (its
 //   8-float chunks swizzled per row when the Hopper kernel adds dQ through shared memory,
-//   BwdTraits::dq_chunk; or each query block's tile dim-major, BwdTraits::kDqTT) to q's dtype in
-//   dq's layout;
+//   BwdTraits::dq_chunk) to q's dtype in dq's layout;
 //   when the Hopper kernel split a GQA group over kv_splits CTAs: dK and dV = the sum of the
 //   splits' fp32 partials [2][kv_splits][B, Hkv, Sk_pad, D], added in split order (so the result
 //   is bitwise reproducible), converted to k's dtype in dk's and dv's layouts.
@@ -32,38 +31,7 @@ extern "C" __global__ void __launch_bounds__(kPostThreads) fc_bwd_post(const __g
   const i64 idx = (i64)blockIdx.x * kPostThreads + threadIdx.x;  // over (row, chunk) of one (b, h)
   const i64 row = idx / kChunks;
   const int chunk = (int)(idx % kChunks);
-  if constexpr (BwdTraits::kDqTT) {
-    // Dim-major tiles (BwdTraits::kDqTT): thread `row` takes 16-byte chunk k of its query block's
-    // tile in 8 dim rows, i.e. 8 head dims of the 4 queries the chunk holds (a quarter as many
-    // threads as rows do this).
-    const i64 seqlen_q_pad = (i64)p.num_m_blocks * BwdTraits::kBlockM;
-    constexpr int kQuads = BwdTraits::kBlockM / 4;
-    if (row < seqlen_q_pad / 4) {
-      const i64 m = row / kQuads;
-      const int k = (int)(row % kQuads);
-      const float* tile = reinterpret_cast<const float*>(p.dq_accum) +
-                          (((i64)b * p.heads + h) * seqlen_q_pad + m * BwdTraits::kBlockM) * BwdTraits::kHeadDim;
-      float x[4][8];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        const int d = 8 * chunk + i;
-        const u32x4 v =
-            *reinterpret_cast<const u32x4*>(tile + d * BwdTraits::kBlockM + 4 * (k ^ BwdTraits::dqtt_swizzle(d)));
-        x[0][i] = __uint_as_float(v.x), x[1][i] = __uint_as_float(v.y);
-        x[2][i] = __uint_as_float(v.z), x[3][i] = __uint_as_float(v.w);
-      }
-      // Chunk k = 4a + t holds queries 16a + 2t + {0, 1, 8, 9} of the block.
-      const i64 q0 = m * BwdTraits::kBlockM + 16 * (k / 4) + 2 * (k % 4);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const i64 q = q0 + (j & 1) + 8 * (j >> 1);
-        if (q < p.seqlen_q) {
-          u16* dq = reinterpret_cast<u16*>(p.dq) + b * p.dq_stride_b + h * p.dq_stride_h + q * p.dq_stride_s;
-          *reinterpret_cast<u32x4*>(dq + 8 * chunk) = pack8(x[j], p.scale);
-        }
-      }
-    }
-  } else if (row < p.seqlen_q) {
+  if (row < p.seqlen_q) {
     const i64 seqlen_q_pad = (i64)p.num_m_blocks * BwdTraits::kBlockM;
     float x[8];
     load8(x, reinterpret_cast<const float*>(p.dq_accum) +

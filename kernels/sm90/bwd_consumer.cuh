@@ -177,22 +177,6 @@ FC_DEVICE void store_dq(const float (&acc)[kDq8][4], u32 buf, int row, int chunk
   const int c = chunk0 + row / 8;  // kDqT: the chunk of dims g; dims g + 8 are chunk c + 1
   // kDqT, d 96: the second warpgroup's dims past the head dim are the K tile's zero fill (warp-uniform).
   if (Sm90Bwd::kDqT && Sm90Bwd::kHeadDim % 64 != 0 && 8 * c >= Sm90Bwd::kHeadDim) return;
-  if constexpr (BwdTraits::kDqTT) {
-    // Dim-major tile (BwdTraits::kDqTT): dims 8c + g and 8c + g + 8, chunk 4a + t of each row holds
-    // this lane's values of n8 tiles 2a and 2a + 1.
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int d = 8 * c + g + 8 * h;
-      const u32 at = buf + d * Sm90Bwd::kBlockM * 4;
-      const int sw = BwdTraits::dqtt_swizzle(d);
-#pragma unroll
-      for (int a = 0; a < kDq8 / 2; ++a) {
-        ptx::st_shared_f32x4(at + 16 * ((4 * a + t) ^ sw), acc[2 * a][2 * h], acc[2 * a][2 * h + 1], acc[2 * a + 1][2 * h],
-                             acc[2 * a + 1][2 * h + 1]);
-      }
-    }
-    return;
-  }
   if constexpr (Sm90Bwd::kDqT) {
     // This lane's rows 8j + 2t (+ 1) all have (row / 2) % 4 = t, so the swizzled chunks are those
     // of row 2t for every j: two column offsets per thread, the rows' offsets immediates.

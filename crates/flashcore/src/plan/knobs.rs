@@ -73,11 +73,6 @@ pub struct Knobs {
     /// path only): on by default (+1-6% on the S4K rows, A B A B on the H100, bench/NOTES.md);
     /// `FLASHCORE_SM90_BWD_PIPE=0` turns it off.
     pub sm90_bwd_pipe: bool,
-    /// `FLASHCORE_SM90_BWD_DQ_TT=1`: where the Hopper backward computes dQ transposed (the 80-row
-    /// tile, d 96), its fp32 accumulator tiles are stored dim-major, so each thread writes them 16
-    /// bytes at a time instead of 4 (kernels/bwd/config.cuh `kDqTT`; bwd/post.cu reads that layout).
-    /// Default off: compile-checked, not yet run on a GPU (bench/NOTES.md, session 16 item 7).
-    pub sm90_bwd_dq_tt: bool,
     /// `FLASHCORE_SM90_BWD_TILE=64|80`: query rows per step of the Hopper backward at head dims 96
     /// and 128 instead of the planner's choice (80 without a causal mask; plan/backward.rs
     /// `sm90_bwd_tile_config`). 80 needs the shared-memory dQ path.
@@ -123,7 +118,6 @@ impl Knobs {
             sm90_bwd_dq_smem: var("FLASHCORE_SM90_BWD_DQ_SMEM").is_none_or(|v| v != "0"),
             sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),
             sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(true),
-            sm90_bwd_dq_tt: flag("FLASHCORE_SM90_BWD_DQ_TT").unwrap_or(false),
             sm90_bwd_block_m: var("FLASHCORE_SM90_BWD_TILE")
                 .and_then(|v| v.parse().ok())
                 .filter(|n| matches!(n, 64 | 80)),

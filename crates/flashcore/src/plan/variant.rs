@@ -386,11 +386,6 @@ impl Variant {
         if self.bwd_dq_smem() {
             d.push(("FC_SM90_BWD_DQ_SMEM", "1".to_string()));
         }
-        // The main kernel writes, and the post kernel reads, the dim-major dQ tiles (kernels take it
-        // only where dQ is computed transposed; the define is part of the cache key).
-        if self.bwd_dq_smem() && knobs().sm90_bwd_dq_tt {
-            d.push(("FC_SM90_BWD_DQ_TT", "1".to_string()));
-        }
         if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.pingpong {
             d.push(("FC_SM90_BWD_PINGPONG", "1".to_string()));
         }
