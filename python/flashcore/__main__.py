@@ -3,7 +3,7 @@
     python -m flashcore info
     python -m flashcore validate [--suite quick|full|edge|bwd|bwd-edge|...] [--json out.json]
     python -m flashcore bench [--suite all|seed|fa|gqa|long|bwd|bwd-edge|decode|varlen|fp8] [--json out.json] [--plot out.png]
-                              [--iters 30] [--only NAME] [--no-peers]
+                              [--iters 30] [--only NAME] [--no-peers] [--sequential]
 
 Suites `bwd` and `bwd-edge` (and the backward rows of `quick`/`full`) check and time the backward:
 records with mode "bwd", gradients vs float64 on sampled (batch, kv head) groups, FLOPs = 2.5 x forward.
@@ -31,6 +31,8 @@ def main(argv=None) -> int:
     b.add_argument("--json")
     b.add_argument("--plot", help="PNG path (needs matplotlib)")
     b.add_argument("--no-peers", action="store_true", help="time flashcore only")
+    b.add_argument("--sequential", action="store_true",
+                   help="time each backend's runs as one block (default: in rounds, every backend once per round)")
     a = ap.parse_args(argv)
     if a.cmd == "info":
         from . import info
@@ -50,16 +52,16 @@ def main(argv=None) -> int:
         print(f"{sum(r['passed'] for r in recs)}/{len(recs)} rows within the bar")
         return _bench.exit_code(recs, validate=True)
     if a.suite == "fp8":
-        recs = _bench.run_fp8(iters=max(a.iters, 20), only=a.only)
+        recs = _bench.run_fp8(iters=max(a.iters, 20), only=a.only, rounds=not a.sequential)
         if a.json:
             _bench.write_json(recs, a.json)
         return _bench.exit_code(recs, validate=False)
     suites = _bench.BENCH_SUITES if a.suite == "all" else [a.suite]
     backends = ["flashcore"] + ([] if a.no_peers else list(_bench.sdpa_backends()))
     if a.suite in _bench.INFER_SUITES:
-        recs = _bench.run_infer(a.suite, backends, iters=max(a.iters, 20), only=a.only)
+        recs = _bench.run_infer(a.suite, backends, iters=max(a.iters, 20), only=a.only, rounds=not a.sequential)
     else:
-        recs = _bench.run(suites, backends, iters=max(a.iters, 20), only=a.only)
+        recs = _bench.run(suites, backends, iters=max(a.iters, 20), only=a.only, rounds=not a.sequential)
     if a.json:
         _bench.write_json(recs, a.json)
         print(f"wrote {a.json}")

@@ -4,7 +4,10 @@ one process.
 
 Method (as the Rust `flashcore bench`, whose flush is 2 x L2: its host path is short): CUDA events
 around each run, 3 warm-up calls, median of >= 20 timed runs, a 1 GiB buffer written before each
-timed run to flush L2 (FLUSH_BYTES); errors against float64 on sampled query rows.
+timed run to flush L2 (FLUSH_BYTES); errors against float64 on sampled query rows. The backends of
+a row are timed in rounds (time_rounds): each round runs every backend once, the first one
+rotating, so all of them meet the card's clocks at the same points; `--sequential` times each
+backend's runs as one block instead (the method before session 17).
 FLOPs = 4·B·H·Sq·Sk·D, halved when causal.
 
 Backward rows (the `backward` section of shapes.toml, records with mode "bwd"): the forward runs
@@ -19,12 +22,13 @@ This module imports nothing from flashcore at load time, so bench/peers.py can l
 where the package is not installed (SDPA backends only).
 """
 
+import contextlib
 import json
 import math
 import pathlib
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -141,18 +145,56 @@ def reference_group_grads(q, k, v, dout, mask: str, group, dtype=torch.float64):
 
 def time_ms(fn: Callable[[], Any], flush: torch.Tensor, iters: int) -> float:
     """Median milliseconds of `iters` runs of fn, each after overwriting the L2-flush buffer."""
-    for _ in range(3):
-        fn()
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
-    for i in range(iters):
-        flush.zero_()
-        starts[i].record()
-        fn()
-        ends[i].record()
+    return time_rounds({"fn": fn}, flush, iters)["fn"]
+
+
+def time_rounds(
+    fns: Dict[str, Callable[[], Any]],
+    flush: torch.Tensor,
+    iters: int,
+    ctxs: Optional[Dict[str, Callable[[], ContextManager]]] = None,
+    rounds: bool = True,
+) -> Dict[str, float]:
+    """Median milliseconds of `iters` runs of each of fns, each run after overwriting the L2-flush
+    buffer and between two CUDA events; ctxs[name] makes the context a run of fns[name] needs (an
+    SDPA backend's sdpa_kernel). With `rounds`, round i runs every fn once, starting at fn i mod n:
+    whichever fn would go first in a row meets the clocks the previous row left (a card that just
+    ran a long row sits at lowered clocks for a while), and rotating spreads that over all of
+    them. Without, each fn's warm-up and runs form one block, in order."""
+    ctxs = ctxs or {}
+    names = list(fns)
+    ev = {n: [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iters)]
+          for n in names}
+
+    def warm(n: str) -> None:
+        with ctxs.get(n, contextlib.nullcontext)():
+            for _ in range(3):
+                fns[n]()
+
+    def timed(n: str, i: int) -> None:
+        with ctxs.get(n, contextlib.nullcontext)():
+            flush.zero_()
+            ev[n][i][0].record()
+            fns[n]()
+            ev[n][i][1].record()
+
+    if rounds:
+        for n in names:
+            warm(n)
+        for i in range(iters):
+            for j in range(len(names)):
+                timed(names[(i + j) % len(names)], i)
+    else:
+        for n in names:
+            warm(n)
+            for i in range(iters):
+                timed(n, i)
     torch.cuda.synchronize()
-    t = sorted(s.elapsed_time(e) for s, e in zip(starts, ends))
-    return t[len(t) // 2]
+    out = {}
+    for n in names:
+        t = sorted(s.elapsed_time(e) for s, e in ev[n])
+        out[n] = t[len(t) // 2]
+    return out
 
 
 def _grad_errors(got, want, naive):
@@ -193,6 +235,15 @@ def sdpa_backends() -> Dict[str, Any]:
     }
 
 
+def _backend_ctx(backend: str, peers: Dict[str, Any]) -> Callable[[], ContextManager]:
+    """What a call of `backend` runs under: sdpa_kernel pinning an SDPA backend, else nothing."""
+    if backend not in peers:
+        return contextlib.nullcontext
+    from torch.nn.attention import sdpa_kernel
+
+    return lambda: sdpa_kernel([peers[backend]])
+
+
 def _sdpa_call(r, q, k, v):
     kwargs: Dict[str, Any] = {"enable_gqa": r["hkv"] != r["h"]}
     if r["mask"] == "causal":
@@ -231,11 +282,10 @@ def _log_unsupported(log, r, backend, e):
         f"{str(e).splitlines()[0][:80] if str(e) else type(e).__name__}")
 
 
-def run_bwd_row(r, backends, name, flush, iters, timed, log) -> List[Dict[str, Any]]:
-    """One backward row: per backend, the forward once (graph kept), gradients checked on sampled
-    groups against float64, then the backward alone timed. See the module docstring."""
-    import contextlib
-
+def run_bwd_row(r, backends, name, flush, iters, timed, log, rounds=True) -> List[Dict[str, Any]]:
+    """One backward row: per backend, the forward once (graph kept) and gradients checked on
+    sampled groups against float64; then the backwards alone timed (time_rounds). See the module
+    docstring."""
     dev = torch.device("cuda")
     q, k, v = make_inputs(r, dev)
     dout = torch.randn(r["b"], r["sq"], r["h"], r["d"], device=dev, dtype=q.dtype)
@@ -246,21 +296,18 @@ def run_bwd_row(r, backends, name, flush, iters, timed, log) -> List[Dict[str, A
     torch.cuda.empty_cache()
     peers = sdpa_backends()
     g = r["h"] // r["hkv"]
-    records = []
+    grads, checked = {}, {}
     for backend in backends:
         leaves = [t.detach().requires_grad_() for t in (q, k, v)]
         try:
             if backend == "flashcore":
-                ctx = contextlib.nullcontext()
                 fn = _flashcore_call(r, *leaves)
             else:
-                from torch.nn.attention import sdpa_kernel
-
-                ctx = sdpa_kernel([peers[backend]])
                 fn = _sdpa_call(r, *leaves)
-            with ctx:
+            with _backend_ctx(backend, peers)():
                 out = fn()  # the backward kernel is chosen here, by the forward
-            grad = lambda: torch.autograd.grad(out, leaves, dout, retain_graph=True)  # noqa: E731
+            # The graph stays alive in the closure until the row's timing is done.
+            grad = lambda out=out, leaves=leaves: torch.autograd.grad(out, leaves, dout, retain_graph=True)  # noqa: E731
             dq, dk, dv = grad()
             torch.cuda.synchronize()
             got = (
@@ -268,14 +315,19 @@ def run_bwd_row(r, backends, name, flush, iters, timed, log) -> List[Dict[str, A
                 [dk[b, kh] for b, kh in groups],
                 [dv[b, kh] for b, kh in groups],
             )
-            passed, (err, rel, nerr) = _grad_errors(got, zip(*want), zip(*naive))
+            checked[backend] = _grad_errors(got, zip(*want), zip(*naive))
             del dq, dk, dv, got
-            ms = time_ms(grad, flush, iters) if timed else float("nan")
         except Exception as e:  # a backend that cannot serve the shape is reported, not fatal
             _log_unsupported(log, r, backend, e)
             continue
         finally:
             out = None
+        grads[backend] = grad
+    ctxs = {b: _backend_ctx(b, peers) for b in grads}
+    times = time_rounds(grads, flush, iters, ctxs, rounds) if timed else {}
+    records = []
+    for backend, (passed, (err, rel, nerr)) in checked.items():
+        ms = times.get(backend, float("nan"))
         rec = _record(r, name, backend, ms, err, rel, nerr, passed, groups_checked=len(groups))
         _log_row(log, r, backend, ms, rec["tflops"], err, 2 * nerr + 1e-5, passed, f"  ({len(groups)} groups)")
         records.append(rec)
@@ -302,8 +354,10 @@ def run(
     only: Optional[str] = None,
     timed: bool = True,
     log: Callable[[str], None] = print,
+    rounds: bool = True,
 ) -> List[Dict[str, Any]]:
-    """One record per (shape, backend). With timed=False (validate) no timing, just errors and the bar."""
+    """One record per (shape, backend). With timed=False (validate) no timing, just errors and the
+    bar. `rounds`: time_rounds's order (False: each backend's runs in one block)."""
     dev = torch.device("cuda")
     name = torch.cuda.get_device_name()
     flush = torch.empty(FLUSH_BYTES, dtype=torch.uint8, device=dev) if timed else None
@@ -317,7 +371,7 @@ def run(
         if only and only not in r["name"]:
             continue
         if r["mode"] == "bwd":
-            records += run_bwd_row(r, backends, name, flush, iters, timed, log)
+            records += run_bwd_row(r, backends, name, flush, iters, timed, log, rounds)
             torch.cuda.empty_cache()
             continue
         q, k, v = make_inputs(r, dev)
@@ -327,36 +381,30 @@ def run(
         ref = reference_rows(q, k, v, r["mask"], rows)
         naive_err = float((reference_rows(q, k, v, r["mask"], rows, dtype=q.dtype).double() - ref).abs().max())
         bar = 2 * naive_err + 1e-5
+        fns, checked = {}, {}
         for backend in backends:
             try:
-                if backend == "flashcore":
-                    fn = _flashcore_call(r, q, k, v)
+                fn = _flashcore_call(r, q, k, v) if backend == "flashcore" else _sdpa_call(r, q, k, v)
+                with _backend_ctx(backend, peers)():
                     out = fn()
-                else:
-                    fn = _sdpa_call(r, q, k, v)
-                    from torch.nn.attention import sdpa_kernel
-
-                    with sdpa_kernel([peers[backend]]):
-                        out = fn()
                 torch.cuda.synchronize()
-                ms = float("nan")
-                if timed:
-                    if backend == "flashcore":
-                        ms = time_ms(fn, flush, iters)
-                    else:
-                        with sdpa_kernel([peers[backend]]):
-                            ms = time_ms(fn, flush, iters)
             except Exception as e:  # a backend that cannot serve the shape is reported, not fatal
                 _log_unsupported(log, r, backend, e)
                 continue
             got = out[:, :, rows].double()
             err = float((got - ref).abs().max())
             rel = float(torch.linalg.vector_norm(got - ref) / torch.linalg.vector_norm(ref))
-            passed = err <= bar and not torch.isnan(got).any().item()
+            checked[backend] = (err, rel, err <= bar and not torch.isnan(got).any().item())
+            fns[backend] = fn
+            del out, got
+        ctxs = {b: _backend_ctx(b, peers) for b in fns}
+        times = time_rounds(fns, flush, iters, ctxs, rounds) if timed else {}
+        for backend, (err, rel, passed) in checked.items():
+            ms = times.get(backend, float("nan"))
             rec = _record(r, name, backend, ms, err, rel, naive_err, passed)
             _log_row(log, r, backend, ms, rec["tflops"], err, bar, passed)
             records.append(rec)
-        del q, k, v, ref
+        del q, k, v, ref, fns
         torch.cuda.empty_cache()
     return records
 
@@ -454,9 +502,8 @@ def _decode_reference(q, k, v, bs, dtype):
     return torch.stack(out).double()
 
 
-def run_decode(backends, iters: int, only: Optional[str], log) -> List[Dict[str, Any]]:
+def run_decode(backends, iters: int, only: Optional[str], log, rounds: bool = True) -> List[Dict[str, Any]]:
     import flashcore
-    from torch.nn.attention import sdpa_kernel
 
     dev = torch.device("cuda")
     flush = torch.empty(FLUSH_BYTES, dtype=torch.uint8, device=dev)
@@ -470,11 +517,6 @@ def run_decode(backends, iters: int, only: Optional[str], log) -> List[Dict[str,
         k = torch.randn(b, sk, hkv, d, device=dev, dtype=torch.bfloat16)
         v = torch.randn_like(k)
         kv_bytes = 2 * k.numel() * k.element_size()
-        src = torch.empty(kv_bytes, dtype=torch.uint8, device=dev)
-        dst = torch.empty_like(src)
-        copy_ms = time_ms(lambda: dst.copy_(src), flush, iters)
-        copy_gbps = 2 * kv_bytes / (copy_ms * 1e-3) / 1e9
-        del src, dst
         seqlens = torch.full((b,), sk, dtype=torch.int32, device=dev)
         bs = sorted({0, b - 1})
         ref = _decode_reference(q, k, v, bs, torch.float64)
@@ -492,36 +534,39 @@ def run_decode(backends, iters: int, only: Optional[str], log) -> List[Dict[str,
         else:
             calls["flashcore"] = lambda: flashcore.attention_with_kvcache(q, k, v, seqlens)
             for be in backends:
-                if be in peers:
+                if be in peers:  # SDPA has no paged cache: paged rows have no peer
                     qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
                     calls[be] = lambda qt=qt, kt=kt, vt=vt: F.scaled_dot_product_attention(qt, kt, vt, enable_gqa=True)
+        fns, checked = {}, {}
         for be, fn in calls.items():
-            if be != "flashcore" and be not in backends:
-                continue
             try:
-                if be == "flashcore":
+                with _backend_ctx(be, peers)():
                     out = fn()
-                    torch.cuda.synchronize()
-                    ms = time_ms(fn, flush, iters)
-                    got = out[bs, 0].double()
-                else:
-                    with sdpa_kernel([peers[be]]):
-                        out = fn()
-                        torch.cuda.synchronize()
-                        ms = time_ms(fn, flush, iters)
-                    got = out[bs, :, 0].double()
+                torch.cuda.synchronize()
             except Exception as e:
                 log(f"{name:<24} {be:<15} unsupported: {str(e).splitlines()[0][:80] if str(e) else type(e).__name__}")
                 continue
+            got = (out[bs, 0] if be == "flashcore" else out[bs, :, 0]).double()
             err = float((got - ref).abs().max())
-            passed = err <= bar and not torch.isnan(got).any().item()
+            checked[be] = (err, err <= bar and not torch.isnan(got).any().item())
+            fns[be] = fn
+            del out, got
+        # The copy of the same bytes takes its turn in the rounds too (its read + write).
+        src = torch.empty(kv_bytes, dtype=torch.uint8, device=dev)
+        dst = torch.empty_like(src)
+        times = time_rounds({"copy": lambda: dst.copy_(src), **fns}, flush, iters,
+                            {be: _backend_ctx(be, peers) for be in fns}, rounds)
+        copy_gbps = 2 * kv_bytes / (times["copy"] * 1e-3) / 1e9
+        del src, dst
+        for be, (err, passed) in checked.items():
+            ms = times[be]
             gbps = kv_bytes / (ms * 1e-3) / 1e9
             tf = 4.0 * b * h * sk * d / (ms * 1e-3) / 1e12
             log(f"{name:<24} {be:<15} {ms:>9.4f} {gbps:>8.0f} {copy_gbps:>8.0f} {gbps / copy_gbps:>6.2f} "
                 f"{err:>9.2e} {bar:>9.2e} {'pass' if passed else 'FAIL'}")
             records.append(_infer_record(name, be, "decode", b, h, hkv, 1, sk, d, False, ms, tf, err, naive_err, passed,
                                          gbps=gbps, copy_gbps=copy_gbps, page_size=page, kv_bytes=kv_bytes))
-        del q, k, v, calls
+        del q, k, v, calls, fns
         torch.cuda.empty_cache()
     return records
 
@@ -537,7 +582,7 @@ def varlen_lengths(total: int = 65536, lo: int = 100, hi: int = 8192, seed: int 
     return out
 
 
-def run_varlen(iters: int, only: Optional[str], log) -> List[Dict[str, Any]]:
+def run_varlen(iters: int, only: Optional[str], log, rounds: bool = True) -> List[Dict[str, Any]]:
     """Mixed-length prefill (64K tokens, lengths 100..8K) through attention_varlen against dense
     attention over sequences of the mean length (same token count). TF/s by the exact visible
     (query, key) pairs of each call: 4·H·D per pair."""
@@ -576,18 +621,18 @@ def run_varlen(iters: int, only: Optional[str], log) -> List[Dict[str, Any]]:
             nerrs.append(float((naive - ref).abs().max()))
         err, naive_err = max(errs), max(nerrs)
         bar = 2 * naive_err + 1e-5
-        ms = time_ms(fn, flush, iters)
+        del out
+        nb = max(1, round(total / mean))
+        qd = torch.randn(nb, mean, h, d, device=dev, dtype=torch.bfloat16)
+        kd, vd = torch.randn_like(qd), torch.randn_like(qd)
+        dense = lambda: flashcore.attention(qd, kd, vd, causal=causal, layout="bshd")  # noqa: E731
+        times = time_rounds({"varlen": fn, "dense": dense}, flush, iters, rounds=rounds)
+        ms, ms_d = times["varlen"], times["dense"]
         tf = 4.0 * h * d * pairs / (ms * 1e-3) / 1e12
         passed = err <= bar
         log(f"{name:<24} {'flashcore':<15} {ms:>9.4f} {tf:>8.1f} {err:>9.2e} {bar:>9.2e} {'pass' if passed else 'FAIL'}")
         records.append(_infer_record(name, "flashcore", "varlen", len(lengths), h, h, max(lengths), max(lengths), d,
                                      causal, ms, tf, err, naive_err, passed, tokens=total, visible_pairs=pairs))
-        nb = max(1, round(total / mean))
-        qd = torch.randn(nb, mean, h, d, device=dev, dtype=torch.bfloat16)
-        kd, vd = torch.randn_like(qd), torch.randn_like(qd)
-        dense = lambda: flashcore.attention(qd, kd, vd, causal=causal, layout="bshd")  # noqa: E731
-        dense()
-        ms_d = time_ms(dense, flush, iters)
         pairs_d = nb * (mean * (mean + 1) // 2 if causal else mean * mean)
         tf_d = 4.0 * h * d * pairs_d / (ms_d * 1e-3) / 1e12
         log(f"{name + '-dense-mean':<24} {'flashcore':<15} {ms_d:>9.4f} {tf_d:>8.1f}   (B={nb} S={mean}; varlen/dense "
@@ -600,14 +645,15 @@ def run_varlen(iters: int, only: Optional[str], log) -> List[Dict[str, Any]]:
 
 
 def run_infer(suite: str, backends: Sequence[str], iters: int = 30, only: Optional[str] = None,
-              log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+              log: Callable[[str], None] = print, rounds: bool = True) -> List[Dict[str, Any]]:
     log(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
     if suite == "decode":
-        return run_decode(backends, iters, only, log)
-    return run_varlen(iters, only, log)
+        return run_decode(backends, iters, only, log, rounds)
+    return run_varlen(iters, only, log, rounds)
 
 
-def run_fp8(iters: int = 30, only: Optional[str] = None, log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+def run_fp8(iters: int = 30, only: Optional[str] = None, log: Callable[[str], None] = print,
+            rounds: bool = True) -> List[Dict[str, Any]]:
     """`bench --suite fp8`: FA3's outlier test (N(0,1), 0.1% of entries from N(0, 10^2)) at B·S = 16K
     tokens, H = 2048 / D, D 64/128/256, S 1K..16K, causal and not: our bf16 kernel, FP8 per tensor
     and FP8 block + Hadamard, timed in one process (FP8 times are the kernel call on quantized
@@ -644,19 +690,18 @@ def run_fp8(iters: int = 30, only: Optional[str] = None, log: Callable[[str], No
                         attention_fp8, causal, quantize_fp8(qh, "block"), quantize_fp8(kh, "block"),
                         quantize_fp8(v, "head"))),
                 }
-                ms16 = float("nan")
-                for backend, make in modes.items():
-                    fn = make()
-                    out = fn()
-                    ms = time_ms(fn, flush, iters)
-                    ms16 = ms if backend == "flashcore_bf16" else ms16
-                    got = out[:, :, rows].double()
+                fns = {backend: make() for backend, make in modes.items()}
+                outs = {backend: fn()[:, :, rows].double() for backend, fn in fns.items()}
+                times = time_rounds(fns, flush, iters, rounds=rounds)
+                ms16 = times["flashcore_bf16"]
+                for backend, got in outs.items():
+                    ms = times[backend]
                     rmse = float(((got - ref) ** 2).mean().sqrt())
                     rec = _record(r, name, backend, ms, float((got - ref).abs().max()), float("nan"), float("nan"),
                                   not torch.isnan(got).any().item(), rmse=rmse, speedup_vs_bf16=ms16 / ms)
                     log(f"{r['name']:<24} {backend:<16} {ms:>9.4f} {rec['tflops']:>8.1f} {ms16 / ms:>7.2f} {rmse:>9.2e}")
                     records.append(rec)
-                del q, k, v, qb, kb, vb, qh, kh
+                del q, k, v, qb, kb, vb, qh, kh, fns, outs
                 torch.cuda.empty_cache()
     return records
 

@@ -91,6 +91,69 @@ def test_grad_errors_report_the_gradient_closest_to_its_bar():
     assert not _bench._grad_errors(g, w, n)[0]
 
 
+class _FakeClock:
+    """Stands in for CUDA events (no GPU here): a log of what ran, and one tick per recorded event."""
+
+    def __init__(self):
+        self.now, self.log = 0.0, []
+
+    def event(self, enable_timing=True):
+        clock = self
+
+        class Event:
+            def record(self):
+                clock.now += 1.0
+                self.t = clock.now
+
+            def elapsed_time(self, end):
+                return end.t - self.t
+
+        return Event()
+
+
+@pytest.mark.parametrize("rounds", [True, False])
+def test_time_rounds_rotates_the_first_backend_or_keeps_blocks(monkeypatch, rounds):
+    clock = _FakeClock()
+    monkeypatch.setattr(torch.cuda, "Event", clock.event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+
+    class Flush:
+        def zero_(self):
+            clock.log.append("flush")
+
+    entered = []
+
+    class Ctx:
+        def __init__(self, name):
+            self.name = name
+
+        def __enter__(self):
+            entered.append(self.name)
+
+        def __exit__(self, *exc):
+            return False
+
+    def fn(name, cost):
+        def run():
+            clock.log.append(name)
+            clock.now += cost  # a run's duration, between its two events
+
+        return run
+
+    fns = {"a": fn("a", 3.0), "b": fn("b", 5.0), "c": fn("c", 1.0)}
+    ctxs = {"b": lambda: Ctx("b")}
+    times = _bench.time_rounds(fns, Flush(), 4, ctxs, rounds=rounds)
+    # Each timed run spans its own cost plus the end event's tick, whatever the order.
+    assert times == {"a": 4.0, "b": 6.0, "c": 2.0}
+    timed = lambda order: [x for name in order for x in ("flush", name)]  # noqa: E731
+    if rounds:  # warm-ups first, then round i starts at backend i mod 3
+        want = ["a"] * 3 + ["b"] * 3 + ["c"] * 3 + timed("abc" "bca" "cab" "abc")
+    else:  # each backend: its 3 warm-ups, then its 4 timed runs
+        want = sum(([n] * 3 + timed(n * 4) for n in "abc"), [])
+    assert clock.log == want
+    assert entered == ["b"] * 5  # b's warm-up block and each of its timed runs ran in its context
+
+
 def test_compare_keys_by_mode(tmp_path):
     def rec(backend, mode, tf, name="d128-s4k"):
         return dict(name=name, backend=backend, mode=mode, tflops=tf, passed=True)
