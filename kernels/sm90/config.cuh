@@ -81,7 +81,7 @@ struct Sm90 {
   static constexpr int kOBytes = kTmaStore ? kConsumers * kOBytesPerWg : 0;
   static constexpr int kSmemTiles = kQStages * kQBytes + kStages * kKVBytes + kOnesBytes + kOBytes;
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers (2 * kQStages + 4 * kStages of
-  // 8 bytes) and the published tile indices.
+  // 8 bytes), the published tiles (smem.cuh PublishedTile) and the clusters' pair tickets.
   static constexpr int kSmemBytes = kSmemTiles + 2048;
   // Issue the next Q·Kᵀ and the previous P·V together, so softmax runs while the tensor cores work.
   // Measured on the H100 (bench/NOTES.md): +9% at d128 S4K (588 -> 644 TF/s); at d64 it pays only

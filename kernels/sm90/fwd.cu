@@ -49,7 +49,6 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const Sm90Smem sm(smem_raw);
   const FwdParams& f = p.base;
-  const sm90::Scheduler sched(p);
   const int warpgroup = threadIdx.x / 128;
 
   if (threadIdx.x == 0) {
@@ -95,7 +94,8 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
 
   if (warpgroup == 0) {
     ptx::setmaxnreg_dec<Sm90::kProducerRegs>();
-    if (threadIdx.x == 0) sm90::producer::run(p, sm, sched);
+    // Only the producer decodes tiles: the consumers read them from shared memory (PublishedTile).
+    if (threadIdx.x == 0) sm90::producer::run(p, sm, sm90::Scheduler(p));
     return;
   }
   ptx::setmaxnreg_inc<Sm90::kConsumerRegs>();
@@ -111,15 +111,15 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     // q_full publishes both the tile index (written before the producer's arrival) and its Q tile.
     const int slot = tcount % Sm90::kQStages;
     ptx::mbar_wait(sm.q_full(slot), (tcount / Sm90::kQStages) & 1);
-    const int* published = sm.tile_of(slot);
-    const int t = published[0];
+    const PublishedTile* published = sm.tile_of(slot);
+    const int t = published->t;
     // Where this tile starts in the K/V stage ring (the producer's count; keeping it in a register
     // across tiles would cost the consumers a spill).
-    const int it0 = published[1];
+    const int it0 = published->it0;
     // Clusters, causal: the key blocks the pair streams (producer.cuh).
-    const int n_stream = Sm90::kCluster > 1 && Traits::kCausal ? published[2] : 0;
-    if (t >= sched.num_tiles) break;
-    const sm90::Tile x = sched.tile(t);
+    const int n_stream = Sm90::kCluster > 1 && Traits::kCausal ? published->n_stream : 0;
+    if (t < 0) break;
+    const sm90::Tile x = published->x;
     // This warp's 16 rows are queries q0.. of one head (rows_per_head is a multiple of 16).
     const int local0 = wg * 64 + warp * 16;
     const int head = x.h + local0 / f.rows_per_head;
@@ -144,6 +144,9 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
       mainloop.run_serial(softmax, o, lsum);
     }
     if constexpr (Sm90::kCluster > 1 && Traits::kCausal) mainloop.drain(n_stream);
+    // The epilogue's fields read again before the slot is released, rather than held in registers
+    // across the main loop (at d256 that spilled).
+    const sm90::Tile xe = published->x;
     // Every GEMM of this tile has completed: the producer may reuse the Q slot.
     ptx::mbar_arrive(sm.q_empty(slot));
 
@@ -161,33 +164,33 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
       // Packed (varlen) q/o and LSE rows start at the sequence's offset; LSE rows are the split
       // partials' row index too (params.cuh).
       const bool packed = f.cu_seqlens_q != 0;
-      const i64 lse_row0 = (packed ? (i64)x.q_row0 : x.b * f.lse_stride_b) + head * f.lse_stride_h;
-      const int rows_valid = x.seqlen_q - warp_row0;
+      const i64 lse_row0 = (packed ? (i64)xe.q_row0 : xe.b * f.lse_stride_b) + head * f.lse_stride_h;
+      const int rows_valid = xe.seqlen_q - warp_row0;
       // Split partials stay sink-free: the combine adds the sink once per row.
       if (f.sinks != 0 && f.num_splits == 1) attn::add_sink(reinterpret_cast<const float*>(f.sinks)[head], inv_l, lse);
       if (f.num_splits > 1) {
-        const i64 r0 = x.split * f.accum_split_rows + lse_row0;
+        const i64 r0 = xe.split * f.accum_split_rows + lse_row0;
         float* acc = reinterpret_cast<float*>(f.o_accum) + (r0 + warp_row0) * Sm90::kHeadDim;
         sm90::store_o_partial(o, inv_l, acc, rows_valid, lane);
-        sm80::store_lse(reinterpret_cast<float*>(f.lse_accum) + r0, lse, warp_row0, x.seqlen_q, lane);
+        sm80::store_lse(reinterpret_cast<float*>(f.lse_accum) + r0, lse, warp_row0, xe.seqlen_q, lane);
       } else {
-        u16* out = reinterpret_cast<u16*>(f.o) + (packed ? 0 : x.b * f.o_stride_b) + head * f.o_stride_h +
-                   (x.q_row0 + warp_row0) * f.o_stride_s;
+        u16* out = reinterpret_cast<u16*>(f.o) + (packed ? 0 : xe.b * f.o_stride_b) + head * f.o_stride_h +
+                   (xe.q_row0 + warp_row0) * f.o_stride_s;
         sm90::store_o(o, inv_l, out, f.o_stride_s, rows_valid, lane);
-        if (f.lse != 0) sm80::store_lse(reinterpret_cast<float*>(f.lse) + lse_row0, lse, warp_row0, x.seqlen_q, lane);
+        if (f.lse != 0) sm80::store_lse(reinterpret_cast<float*>(f.lse) + lse_row0, lse, warp_row0, xe.seqlen_q, lane);
       }
       continue;
     }
     if constexpr (Sm90::kTmaStore) {
       // The O tensor map's box is min(64, rows_per_head) rows by 64 / that heads: one warpgroup's rows.
-      const int wg_head = x.h + wg * 64 / f.rows_per_head, wg_row0 = x.m0 + wg * 64 % f.rows_per_head;
-      sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, wg_row0, wg_head, x.b);
+      const int wg_head = xe.h + wg * 64 / f.rows_per_head, wg_row0 = xe.m0 + wg * 64 % f.rows_per_head;
+      sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, wg_row0, wg_head, xe.b);
     } else {
-      u16* out = reinterpret_cast<u16*>(f.o) + x.b * f.o_stride_b + head * f.o_stride_h + warp_row0 * f.o_stride_s;
+      u16* out = reinterpret_cast<u16*>(f.o) + xe.b * f.o_stride_b + head * f.o_stride_h + warp_row0 * f.o_stride_s;
       sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
     }
     if (f.lse != 0) {
-      float* lse_bh = reinterpret_cast<float*>(f.lse) + x.b * f.lse_stride_b + head * f.lse_stride_h;
+      float* lse_bh = reinterpret_cast<float*>(f.lse) + xe.b * f.lse_stride_b + head * f.lse_stride_h;
       sm80::store_lse(lse_bh, lse, warp_row0, f.seqlen_q, lane);
     }
   }

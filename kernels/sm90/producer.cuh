@@ -135,9 +135,10 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
     // The consumers have read this slot's previous tile index and are done with its Q. With two
     // slots that was the tile before the one they are working on now, so this rarely waits.
     if (tcount >= Sm90::kQStages) ptx::mbar_wait(sm.q_empty(slot), ((tcount / Sm90::kQStages) - 1) & 1);
-    int* published = sm.tile_of(slot);
-    published[0] = t;
-    published[1] = it;
+    PublishedTile* published = sm.tile_of(slot);
+    // -1: no tile left (the consumers then need no tile count of their own).
+    published->t = t < sched.num_tiles ? t : -1;
+    published->it0 = it;
     if (t >= sched.num_tiles) {
       // Every CTA's producer takes exactly one ticket past the last tile, so the largest of those
       // is the launch's last atomic on the counter: its holder zeroes it for the next launch that
@@ -150,13 +151,14 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       break;
     }
     const Tile x = sched.tile(t);
+    published->x = x;
     // Key blocks to stream: the tile's own, or with clusters its pair's longer tile's (causal
     // tiles of adjacent query blocks differ by the diagonal; the shorter one's consumers release
     // the extra blocks unread). Published with the tile, by q_full's arrival below.
     int n_stream = x.n_blocks;
     if constexpr (Sm90::kCluster > 1 && Traits::kCausal) {
       n_stream = max(n_stream, sched.tile(t ^ 1).n_blocks);
-      published[2] = n_stream;
+      published->n_stream = n_stream;
     }
     ptx::mbar_arrive_expect_tx(sm.q_full(slot), Sm90::kQBytes);
     const int q_row = Traits::kInfer ? x.q_row0 + x.m0 : x.m0;

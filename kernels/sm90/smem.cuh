@@ -3,6 +3,17 @@
 #include "../common/ptx/cp_async.cuh"
 #include "../common/ptx/tma.cuh"
 #include "config.cuh"
+#include "scheduler.cuh"
+
+// What the producer publishes per Q slot with that slot's q_full: the tile index (-1: no tile
+// left), the K/V blocks loaded before it, the blocks the tile streams (clusters: its pair's longer
+// tile), and the tile as the scheduler decoded it. The consumers read the tile rather than decode
+// the index again, which put the decode's integer divisions (and the causal sections' 64-bit one)
+// on their way from one tile to the next (bench/NOTES.md, session 17).
+struct alignas(16) PublishedTile {
+  int t, it0, n_stream, pad;
+  sm90::Tile x;
+};
 
 struct Sm90Smem {
   u32 q0;       // Q slot s at q0 + s*kQBytes: [d block][block_m rows][128 B]
@@ -11,9 +22,8 @@ struct Sm90Smem {
   u32 o;        // TMA-store epilogue: consumer warpgroup w stages its output at o + w*kOBytesPerWg
   u32 bars;     // q_full[Q], q_empty[Q], then k_full[S], v_full[S], k_empty[S], v_empty[S],
                 // then (clusters) pair_full[Q], pair_empty[Q]
-  // Per Q slot: [0] the tile index the producer took, [1] K/V blocks loaded before it, [2] K/V
-  // blocks the tile streams (clusters: its pair's longer tile); published by that slot's q_full.
-  int* tile;
+  // Per Q slot: the tile the producer took (PublishedTile), published by that slot's q_full.
+  PublishedTile* tile;
   // Clusters: shared-memory address of the per-Q-slot tile-pair tickets (after the tile indices),
   // which the leader CTA's producer writes into the peer's copy (pair_full publishes them).
   u32 ticket;
@@ -26,11 +36,17 @@ struct Sm90Smem {
     ones = kv + Sm90::kStages * Sm90::kKVBytes;
     o = ones + Sm90::kOnesBytes;
     bars = base + Sm90::kSmemTiles;
-    tile = reinterpret_cast<int*>(raw + (bars - ptx::smem_addr(raw)) + 8 * (kFirstPair + 2 * Sm90::kQStages));
-    ticket = bars + 8 * (kFirstPair + 2 * Sm90::kQStages) + 4 * 3 * Sm90::kQStages;
+    tile = reinterpret_cast<PublishedTile*>(raw + (bars - ptx::smem_addr(raw)) + kTileOffset);
+    ticket = bars + kTileOffset + (u32)sizeof(PublishedTile) * Sm90::kQStages;
   }
   static constexpr int kFirstPair = 2 * Sm90::kQStages + 4 * Sm90::kStages;  // mbarrier index of pair_full[0]
   static constexpr int kFirstKV = 2 * Sm90::kQStages;  // mbarrier index of k_full[0]
+  // The published tiles after the mbarriers, 16-byte aligned (the tiles' end is 1024-aligned).
+  static constexpr int kTileOffset = (8 * (kFirstPair + 2 * Sm90::kQStages) + 15) / 16 * 16;
+  static_assert(Sm90::kSmemTiles % 16 == 0, "the mbarriers and published tiles need 16-byte alignment");
+  static_assert(1023 + kTileOffset + (int)sizeof(PublishedTile) * Sm90::kQStages + 4 * Sm90::kQStages <=
+                    Sm90::kSmemBytes - Sm90::kSmemTiles,
+                "the mbarriers, published tiles and pair tickets exceed the shared memory reserved past the tiles");
   FC_DEVICE u32 q(int slot) const { return q0 + slot * Sm90::kQBytes; }
   FC_DEVICE u32 k(int s) const { return kv + s * Sm90::kKVBytes; }
   FC_DEVICE u32 v(int s) const { return k(s) + Sm90::kKBytes; }
@@ -44,7 +60,7 @@ struct Sm90Smem {
   // K and V stages are released separately: K as soon as Q·Kᵀ has read it, V after P·V.
   FC_DEVICE u32 k_empty(int s) const { return bars + 8 * (kFirstKV + 2 * Sm90::kStages + s); }
   FC_DEVICE u32 v_empty(int s) const { return bars + 8 * (kFirstKV + 3 * Sm90::kStages + s); }
-  FC_DEVICE int* tile_of(int slot) const { return tile + 3 * slot; }
+  FC_DEVICE PublishedTile* tile_of(int slot) const { return tile + slot; }
   // Clusters (producer.cuh): the leader's producer writes slot's pair ticket into the peer and
   // arrives on the peer's pair_full; the peer's producer reads it and arrives on the leader's
   // pair_empty, after which the leader may write that slot again.
