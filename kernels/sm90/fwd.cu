@@ -108,7 +108,8 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
   if (Sm90::kPingPong && wg == Sm90::kConsumers - 1) ptx::named_bar_arrive(sm90::consumer::kBarTurn0, 256);
 
   for (int tcount = 0;; ++tcount) {
-    // q_full publishes both the tile index (written before the producer's arrival) and its Q tile.
+    // q_full publishes both the tile (PublishedTile, written before the producer's arrival) and
+    // its Q tile.
     const int slot = tcount % Sm90::kQStages;
     ptx::mbar_wait(sm.q_full(slot), (tcount / Sm90::kQStages) & 1);
     const PublishedTile* published = sm.tile_of(slot);
