@@ -197,6 +197,22 @@ def time_rounds(
     return out
 
 
+def _time_row(r, fns, flush, iters, ctxs, rounds, log) -> Dict[str, float]:
+    """time_rounds over a row's backends; if a run fails there, each backend on its own, and one
+    that fails alone is reported and left out (its record's ms is NaN), as a backend that cannot
+    serve the shape is."""
+    try:
+        return time_rounds(fns, flush, iters, ctxs, rounds)
+    except Exception:
+        times = {}
+        for b, fn in fns.items():
+            try:
+                times[b] = time_rounds({b: fn}, flush, iters, {b: ctxs[b]} if b in ctxs else None)[b]
+            except Exception as e:
+                _log_unsupported(log, r, b, e)
+        return times
+
+
 def _grad_errors(got, want, naive):
     """(passed, the gradient closest to its bar: max abs error, relative L2 error, naive max error)."""
     passed, worst, margin = True, (0.0, 0.0, 0.0), -1.0
@@ -324,9 +340,11 @@ def run_bwd_row(r, backends, name, flush, iters, timed, log, rounds=True) -> Lis
             out = None
         grads[backend] = grad
     ctxs = {b: _backend_ctx(b, peers) for b in grads}
-    times = time_rounds(grads, flush, iters, ctxs, rounds) if timed else {}
+    times = _time_row(r, grads, flush, iters, ctxs, rounds, log) if timed else {}
     records = []
     for backend, (passed, (err, rel, nerr)) in checked.items():
+        if timed and backend not in times:
+            continue  # failed in the timing (reported by _time_row)
         ms = times.get(backend, float("nan"))
         rec = _record(r, name, backend, ms, err, rel, nerr, passed, groups_checked=len(groups))
         _log_row(log, r, backend, ms, rec["tflops"], err, 2 * nerr + 1e-5, passed, f"  ({len(groups)} groups)")
@@ -398,8 +416,10 @@ def run(
             fns[backend] = fn
             del out, got
         ctxs = {b: _backend_ctx(b, peers) for b in fns}
-        times = time_rounds(fns, flush, iters, ctxs, rounds) if timed else {}
+        times = _time_row(r, fns, flush, iters, ctxs, rounds, log) if timed else {}
         for backend, (err, rel, passed) in checked.items():
+            if timed and backend not in times:
+                continue  # failed in the timing (reported by _time_row)
             ms = times.get(backend, float("nan"))
             rec = _record(r, name, backend, ms, err, rel, naive_err, passed)
             _log_row(log, r, backend, ms, rec["tflops"], err, bar, passed)

@@ -154,6 +154,29 @@ def test_time_rounds_rotates_the_first_backend_or_keeps_blocks(monkeypatch, roun
     assert entered == ["b"] * 5  # b's warm-up block and each of its timed runs ran in its context
 
 
+def test_a_backend_failing_in_the_rounds_is_timed_alone_or_left_out(monkeypatch):
+    clock = _FakeClock()
+    monkeypatch.setattr(torch.cuda, "Event", clock.event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+
+    class Flush:
+        def zero_(self):
+            pass
+
+    calls = {"b": 0}
+
+    def flaky():  # serves its warm-ups, then fails, as an out-of-memory run would
+        calls["b"] += 1
+        if calls["b"] > 3:
+            raise RuntimeError("out of memory")
+
+    logged = []
+    fns = {"a": lambda: None, "b": flaky}
+    times = _bench._time_row({"name": "row"}, fns, Flush(), 4, {}, True, logged.append)
+    assert set(times) == {"a"} and times["a"] == 1.0
+    assert len(logged) == 1 and "row" in logged[0] and "b" in logged[0]
+
+
 def test_compare_keys_by_mode(tmp_path):
     def rec(backend, mode, tf, name="d128-s4k"):
         return dict(name=name, backend=backend, mode=mode, tflops=tf, passed=True)
