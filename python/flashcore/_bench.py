@@ -197,17 +197,18 @@ def time_rounds(
     return out
 
 
-def _time_row(r, fns, flush, iters, ctxs, rounds, log) -> Dict[str, float]:
-    """time_rounds over a row's backends; if a run fails there, each backend on its own, and one
-    that fails alone is reported and left out (its record's ms is NaN), as a backend that cannot
-    serve the shape is."""
+def _time_row(r, fns, peers, flush, iters, rounds, log) -> Dict[str, float]:
+    """time_rounds over a row's backends (each SDPA one under its sdpa_kernel); if a run fails
+    there, each backend on its own, and one that fails alone is reported and left out, as a
+    backend that cannot serve the shape is."""
+    ctxs = {b: _backend_ctx(b, peers) for b in fns}
     try:
         return time_rounds(fns, flush, iters, ctxs, rounds)
     except Exception:
         times = {}
         for b, fn in fns.items():
             try:
-                times[b] = time_rounds({b: fn}, flush, iters, {b: ctxs[b]} if b in ctxs else None)[b]
+                times[b] = time_rounds({b: fn}, flush, iters, {b: ctxs[b]})[b]
             except Exception as e:
                 _log_unsupported(log, r, b, e)
         return times
@@ -339,8 +340,7 @@ def run_bwd_row(r, backends, name, flush, iters, timed, log, rounds=True) -> Lis
         finally:
             out = None
         grads[backend] = grad
-    ctxs = {b: _backend_ctx(b, peers) for b in grads}
-    times = _time_row(r, grads, flush, iters, ctxs, rounds, log) if timed else {}
+    times = _time_row(r, grads, peers, flush, iters, rounds, log) if timed else {}
     records = []
     for backend, (passed, (err, rel, nerr)) in checked.items():
         if timed and backend not in times:
@@ -415,8 +415,7 @@ def run(
             checked[backend] = (err, rel, err <= bar and not torch.isnan(got).any().item())
             fns[backend] = fn
             del out, got
-        ctxs = {b: _backend_ctx(b, peers) for b in fns}
-        times = _time_row(r, fns, flush, iters, ctxs, rounds, log) if timed else {}
+        times = _time_row(r, fns, peers, flush, iters, rounds, log) if timed else {}
         for backend, (err, rel, passed) in checked.items():
             if timed and backend not in times:
                 continue  # failed in the timing (reported by _time_row)

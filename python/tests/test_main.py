@@ -172,7 +172,7 @@ def test_a_backend_failing_in_the_rounds_is_timed_alone_or_left_out(monkeypatch)
 
     logged = []
     fns = {"a": lambda: None, "b": flaky}
-    times = _bench._time_row({"name": "row"}, fns, Flush(), 4, {}, True, logged.append)
+    times = _bench._time_row({"name": "row"}, fns, {}, Flush(), 4, True, logged.append)
     assert set(times) == {"a"} and times["a"] == 1.0
     assert len(logged) == 1 and "row" in logged[0] and "b" in logged[0]
 
