@@ -24,7 +24,7 @@ struct Sm90Smem {
                 // then (clusters) pair_full[Q], pair_empty[Q]
   // Per Q slot: the tile the producer took (PublishedTile), published by that slot's q_full.
   PublishedTile* tile;
-  // Clusters: shared-memory address of the per-Q-slot tile-pair tickets (after the tile indices),
+  // Clusters: shared-memory address of the per-Q-slot tile-pair tickets (after the published tiles),
   // which the leader CTA's producer writes into the peer's copy (pair_full publishes them).
   u32 ticket;
 
