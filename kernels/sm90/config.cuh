@@ -139,14 +139,6 @@ struct Sm90 {
   static constexpr bool kOverlap = Traits::kFp8 ? (kHeadDim == 64 || (kHeadDim == 128 && kConsumers == 2 && kBlockN == 128))
                                                 : (kHeadDim >= 96 || kConsumers == 3);
 #endif
-  // FP8: key blocks as two pipelined halves within each warpgroup (consumer.cuh
-  // Mainloop::run_halves) instead of the serial loop. FC_SM90_HALVES=0|1.
-#ifdef FC_SM90_HALVES
-  static constexpr bool kHalves =
-      FC_SM90_HALVES != 0 && kFp8 && kHeadDim <= 128 && !kOverlap && kBlockN == 128 && !kPingPong;
-#else
-  static constexpr bool kHalves = false;
-#endif
   static_assert(kHeadDim == 64 || kHeadDim == 96 || kHeadDim == 128 || kHeadDim == 256,
                 "sm90 path: head dim 64, 96, 128 or 256 (generated wgmma N)");
   static_assert(kBlockM == 64 || kBlockM == 128 || kBlockM == 192, "sm90 path: 1 to 3 consumer warpgroups");

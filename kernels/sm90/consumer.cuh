@@ -46,22 +46,20 @@ FC_DEVICE void fence_pv_acc(float (&o)[kD8][4], float (&lsum)[4]) {
 }
 
 // S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
-// the caller waits. N8 < kN8: the n8 tiles of the block's keys key0 .. key0 + 8 * N8 - 1 only
-// (key0 a multiple of 8: whole swizzle atoms of K's rows).
-template <int N8 = kN8>
-FC_DEVICE void gemm_qk(float (&s)[N8][4], const Sm90Smem& sm, u32 q, int wg, int stage, int key0 = 0) {
+// the caller waits.
+FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
   ptx::warpgroup::fence_operand(s);
   ptx::warpgroup::fence();
 #pragma unroll
   for (int kk = 0; kk < Sm90::kHeadDim / kStepK; ++kk) {
     // Within a 128-byte row a step is 32 bytes; every 4 steps move to the next d block.
     const u32 qa = q + (kk / 4) * Sm90::kBlockM * 128 + wg * 64 * 128 + (kk % 4) * 32;
-    const u32 ka = sm.k(stage) + (kk / 4) * Sm90::kBlockN * 128 + (kk % 4) * 32 + key0 * 128;
+    const u32 ka = sm.k(stage) + (kk / 4) * Sm90::kBlockN * 128 + (kk % 4) * 32;
     const u64 da = ptx::warpgroup::make_desc(qa, 16, 1024), db = ptx::warpgroup::make_desc(ka, 16, 1024);
     if constexpr (Sm90::kFp8) {
-      ptx::warpgroup::wgmma_ss_e4m3<8 * N8>(s, da, db, kk > 0);
+      ptx::warpgroup::wgmma_ss_e4m3<Sm90::kBlockN>(s, da, db, kk > 0);
     } else {
-      ptx::warpgroup::wgmma_ss<8 * N8, Traits::kBf16>(s, da, db, kk > 0);
+      ptx::warpgroup::wgmma_ss<Sm90::kBlockN, Traits::kBf16>(s, da, db, kk > 0);
     }
   }
   ptx::warpgroup::commit();
@@ -98,12 +96,10 @@ FC_DEVICE void gemm_qk_rs(float (&s)[kN8][4], u32 (&a)[K][4], const Sm90Smem& sm
 // between lanes, the register takes the lane's own keys {2t, 2t+1, 8+2t, 8+2t+1} (and 16 more for
 // the second half), and fp8_vt.cu stores V's keys in that same order within each group of 32 keys:
 // the product sums the same pairs, and no shuffle or byte permute is needed here.
-template <int N8 = kN8>
-FC_DEVICE void pack_p(u32 (&pa)[N8 * 8 / kStepK][4], const float (&p)[N8][4]) {
-  constexpr int kSteps = N8 * 8 / kStepK;
+FC_DEVICE void pack_p(u32 (&pa)[kK16][4], const float (&p)[kN8][4]) {
   if constexpr (Sm90::kFp8) {
 #pragma unroll
-    for (int kk = 0; kk < kSteps; ++kk) {
+    for (int kk = 0; kk < kK16; ++kk) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const float(&a)[4] = p[4 * kk + 2 * h];
@@ -114,7 +110,7 @@ FC_DEVICE void pack_p(u32 (&pa)[N8 * 8 / kStepK][4], const float (&p)[N8][4]) {
     }
   } else {
 #pragma unroll
-    for (int kk = 0; kk < kSteps; ++kk) {
+    for (int kk = 0; kk < kK16; ++kk) {
       pa[kk][0] = ptx::pack2<Traits::kBf16>(p[2 * kk][0], p[2 * kk][1]);
       pa[kk][1] = ptx::pack2<Traits::kBf16>(p[2 * kk][2], p[2 * kk][3]);
       pa[kk][2] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][0], p[2 * kk + 1][1]);
@@ -126,26 +122,22 @@ FC_DEVICE void pack_p(u32 (&pa)[N8 * 8 / kStepK][4], const float (&p)[N8][4]) {
 // O (64 rows x head dim) += P · V over key steps of 16. V is [key][d] in smem, i.e. MN-major for
 // this GEMM (transposed B): 8-key groups 1024 bytes apart, d blocks of 64 block_n*128 bytes apart.
 // With Sm90::kSumMma the GEMM is 8 columns wider, over ones, and those columns accumulate P's
-// row sums into lsum (lanes' [0], [1]: row g; [2], [3]: row g + 8). K0, KN: only the block's
-// key steps K0 .. K0 + KN - 1, pa holding those (FP8: Mainloop::run_halves).
-template <int K0 = 0, int KN = kK16>
-FC_DEVICE void gemm_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[KN][4], const Sm90Smem& sm, int stage) {
-  static_assert(Sm90::kFp8 || (K0 == 0 && KN == kK16), "partial P·V: FP8 only");
+// row sums into lsum (lanes' [0], [1]: row g; [2], [3]: row g + 8).
+FC_DEVICE void gemm_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[kK16][4], const Sm90Smem& sm, int stage) {
   fence_pv_acc(o, lsum);
   ptx::warpgroup::fence_operand(pa);
   ptx::warpgroup::fence();
 #pragma unroll
-  for (int i = 0; i < KN; ++i) {
-    const int kk = K0 + i;
+  for (int kk = 0; kk < kK16; ++kk) {
     if constexpr (Sm90::kFp8) {
       // Transposed V, K-major: [key block of 128][d][128 keys], a k32 step is 32 bytes of a row;
       // the ones are the 8 rows after the head dim's (sm.ones_rows), the next 1024-byte atom.
       const u32 va = sm.v(stage) + (kk / 4) * Sm90::kHeadDim * 128 + (kk % 4) * 32;
       const u64 db = ptx::warpgroup::make_desc(va, 16, 1024);
       if constexpr (Sm90::kSumMma) {
-        ptx::warpgroup::wgmma_rs_sum_e4m3<Sm90::kHeadDim>(o, lsum, pa[i], db);
+        ptx::warpgroup::wgmma_rs_sum_e4m3<Sm90::kHeadDim>(o, lsum, pa[kk], db);
       } else {
-        ptx::warpgroup::wgmma_rs_e4m3<Sm90::kHeadDim>(o, pa[i], db);
+        ptx::warpgroup::wgmma_rs_e4m3<Sm90::kHeadDim>(o, pa[kk], db);
       }
     } else {
       const u32 va = sm.v(stage) + kk * 16 * 128;
@@ -153,10 +145,10 @@ FC_DEVICE void gemm_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[KN][4], c
         // d64: the columns past 64 are the next 64-wide block, one leading byte offset on: point it
         // at the ones block, which this step reads at the same row offset (kk * 16 rows) as V.
         const u64 db = ptx::warpgroup::make_desc(va, sm.ones - sm.v(stage), 1024);
-        ptx::warpgroup::wgmma_rs_sum<Sm90::kHeadDim, Traits::kBf16, 1>(o, lsum, pa[i], db);
+        ptx::warpgroup::wgmma_rs_sum<Sm90::kHeadDim, Traits::kBf16, 1>(o, lsum, pa[kk], db);
       } else {
         ptx::warpgroup::wgmma_rs<Sm90::kHeadDim, Traits::kBf16, 1>(
-            o, pa[i], ptx::warpgroup::make_desc(va, Sm90::kBlockN * 128, 1024));
+            o, pa[kk], ptx::warpgroup::make_desc(va, Sm90::kBlockN * 128, 1024));
       }
     }
   }
@@ -220,12 +212,11 @@ struct Mainloop {
     return vd;
   }
   // Rescales O (and the MMA row sums) before block j's P·V: by the softmax's alpha, and O also
-  // by the change of v's factor (first_part: false for a block's later parts, run_halves).
-  FC_DEVICE void rescale_for(float (&o)[kD8][4], float (&lsum)[4], const float (&alpha)[2], int j,
-                             bool first_part = true) const {
+  // by the change of v's factor.
+  FC_DEVICE void rescale_for(float (&o)[kD8][4], float (&lsum)[4], const float (&alpha)[2], int j) const {
     float alpha_o[2] = {alpha[0], alpha[1]};
     if constexpr (Sm90::kFp8) {
-      if (vd_blk != nullptr && j > 0 && first_part) {
+      if (vd_blk != nullptr && j > 0) {
         const float r = vd_of(j - 1) / vd_of(j);
         alpha_o[0] *= r;
         alpha_o[1] *= r;
@@ -263,24 +254,23 @@ struct Mainloop {
   FC_DEVICE u32 parity(int j) const { return ((it0 + j) / Sm90::kStages) & 1; }
 
   // Scores of block j as logits (softcap) and masked where the ragged end or one of this warp's
-  // diagonals cuts the block. N8 < kN8: the block's keys key0 .. key0 + 8 * N8 - 1 only.
-  template <int N8 = kN8>
-  FC_DEVICE void mask(float (&s)[N8][4], int j, int key0 = 0) const {
+  // diagonals cuts the block.
+  FC_DEVICE void mask(float (&s)[kN8][4], int j) const {
     if constexpr (Sm90::kFp8) {
       // Block-quantized k: each key block has its own descale (a multiply per score; per tensor or
       // per head it is folded into sl2 instead).
       if (kd_blk != nullptr) {
         const float kd = kd_blk[(n_block0() + j) * f.k_descale_stride_blk];
 #pragma unroll
-        for (int i = 0; i < N8; ++i) {
+        for (int i = 0; i < kN8; ++i) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) s[i][e] *= kd;
         }
       }
     }
     if constexpr (Traits::kSoftcap) attn::apply_softcap(s, f.softcap_pre);
-    const int n0 = (n_block0() + rotated_block(j, rot_, n_blocks)) * Sm90::kBlockN + key0;
-    const bool need = attn::block_needs_mask<Traits::kCausal, Traits::kLocal>(n0, 8 * N8, warp_row0, seqlen_k(),
+    const int n0 = (n_block0() + rotated_block(j, rot_, n_blocks)) * Sm90::kBlockN;
+    const bool need = attn::block_needs_mask<Traits::kCausal, Traits::kLocal>(n0, Sm90::kBlockN, warp_row0, seqlen_k(),
                                                                               causal_offset(), window_left());
     if (need) {
       attn::apply_mask<Traits::kCausal, Traits::kLocal>(s, n0, warp_row0, seqlen_k(), causal_offset(), window_left(),
@@ -293,12 +283,11 @@ struct Mainloop {
   // to measure how much of a block's time the softmax holds the tensor cores up; 4 (producer.cuh)
   // stops reloading K/V once the ring is full; 8 (run_overlapped) takes Q·Kᵀ's A operand from
   // registers (the stale P fragments) instead of shared memory.
-  template <int N8 = kN8>
-  FC_DEVICE void softmax_update(Softmax& softmax, float (&sc)[N8][4], float (&alpha)[2]) const {
+  FC_DEVICE void softmax_update(Softmax& softmax, float (&sc)[kN8][4], float (&alpha)[2]) const {
 #if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 2)
     alpha[0] = alpha[1] = 1.f;
 #else
-    softmax.update<N8>(sc, sl2, alpha);
+    softmax.update(sc, sl2, alpha);
 #endif
   }
 
@@ -399,83 +388,6 @@ struct Mainloop {
     ptx::warpgroup::wait<0>();
     fence_pv_acc(o, lsum);
     release(sm.v_empty(last));
-  }
-
-  // FP8 (Sm90::kHalves): run_overlapped's pipeline at half-block grain. The three serial consumers
-  // of the FP8 d128 tile leave the tensor pipe half idle (Nsight Compute: tensor 49%, MUFU 51%,
-  // top stall "wait"): each runs Q·Kᵀ, wait, softmax, P·V, wait as one chain, and the full
-  // overlap (S 64 + P 16 + O 64 registers) spills at three consumers' 160. Here each 128-key
-  // block is two halves of 64 keys: Q·Kᵀ of one half is issued with P·V of the half before, and
-  // the softmax of the one runs under the other, for S 32 + P 8 + O 64 registers. Every step
-  // ends with nothing in flight (ptxas serialized every wgmma, C7514, in versions that carried
-  // groups across the loop's back edge).
-  //
-  // Block j's half b (with P_a(j)·V), then, for kMore, block j + 1's half a (with P_b(j)·V).
-  template <bool kMore>
-  FC_DEVICE void halves_step(int j, Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4], float (&sc)[kN8 / 2][4],
-                             u32 (&pa)[kK16 / 2][4]) const {
-    constexpr int kH8 = kN8 / 2, kHK = kK16 / 2;
-    const int s = stage(j);
-    float alpha[2];
-    ptx::mbar_wait(sm.v_full(s), parity(j));
-    gemm_qk<kH8>(sc, sm, q, wg, s, 64);
-    gemm_pv<0, kHK>(o, lsum, pa, sm, s);
-    ptx::warpgroup::wait<1>();  // S_b(j) retired, P_a(j)·V may still run
-    ptx::warpgroup::fence_operand(sc);
-    release(sm.k_empty(s));
-    mask<kH8>(sc, j, 64);
-    softmax_update<kH8>(softmax, sc, alpha);
-    ptx::warpgroup::keep_live(pa, it0 < 0);  // read by the P·V in flight (see run_overlapped)
-    ptx::warpgroup::wait<0>();
-    fence_pv_acc(o, lsum);
-    ptx::warpgroup::fence_operand(pa);
-    rescale_for(o, lsum, alpha, j, false);
-    pack_p<kH8>(pa, sc);
-    if constexpr (kMore) {
-      const int sn = stage(j + 1);
-      ptx::mbar_wait(sm.k_full(sn), parity(j + 1));
-      gemm_qk<kH8>(sc, sm, q, wg, sn, 0);
-      gemm_pv<kHK, kHK>(o, lsum, pa, sm, s);
-      ptx::warpgroup::wait<1>();
-      ptx::warpgroup::fence_operand(sc);
-      mask<kH8>(sc, j + 1, 0);
-      softmax_update<kH8>(softmax, sc, alpha);
-      ptx::warpgroup::keep_live(pa, it0 < 0);
-      ptx::warpgroup::wait<0>();
-      fence_pv_acc(o, lsum);
-      ptx::warpgroup::fence_operand(pa);
-      release(sm.v_empty(s));
-      rescale_for(o, lsum, alpha, j + 1);  // block j + 1's first half: v's factor changes here
-      pack_p<kH8>(pa, sc);
-    } else {
-      gemm_pv<kHK, kHK>(o, lsum, pa, sm, s);
-      ptx::warpgroup::wait<0>();
-      fence_pv_acc(o, lsum);
-      ptx::warpgroup::fence_operand(pa);
-      release(sm.v_empty(s));
-    }
-  }
-
-  template <bool kOn = Sm90::kHalves>
-  FC_DEVICE void run_halves(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4]) const {
-    if constexpr (kOn) {
-      static_assert(!kOn || (Sm90::kFp8 && Sm90::kBlockN == 128 && !Sm90::kPingPong),
-                    "run_halves: FP8, 128-key blocks, no ping-pong");
-      constexpr int kH8 = kN8 / 2;
-      if (n_blocks == 0) return;
-      float sc[kH8][4];
-      u32 pa[kK16 / 2][4];
-      float alpha[2];
-      ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
-      gemm_qk<kH8>(sc, sm, q, wg, stage(0), 0);
-      ptx::warpgroup::wait<0>();
-      ptx::warpgroup::fence_operand(sc);
-      mask<kH8>(sc, 0, 0);
-      softmax_update<kH8>(softmax, sc, alpha);  // O is still 0: alpha has nothing to rescale
-      pack_p<kH8>(pa, sc);
-      for (int j = 0; j + 1 < n_blocks; ++j) halves_step<true>(j, softmax, o, lsum, sc, pa);
-      halves_step<false>(n_blocks - 1, softmax, o, lsum, sc, pa);
-    }
   }
 };
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Session 18: the FP8 forward's key blocks as two pipelined halves within each consumer warpgroup
-# (FLASHCORE_SM90_HALVES=1, kernels/sm90/consumer.cuh Mainloop::run_halves) against the serial
+# (FLASHCORE_SM90_HALVES=1, kernels/sm90/consumer.cuh Mainloop::run_halves; the code is commit
+# 1786e4e, taken out after this run: 10-12% slower) against the serial
 # three-consumer loop. Correctness first (the FP8 GPU test and `flashcore fp8`'s validation rows
 # with the knob), then per-tensor FP8 time A B A B (scripts/gpu/fp8_ab.sh).
 # GPU machine after scripts/gpu/build.sh (carry .stage). Logs in $OUT, packed into one archive.

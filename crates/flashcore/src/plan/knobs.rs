@@ -51,9 +51,6 @@ pub struct Knobs {
     pub sm90_overlap: Option<bool>,
     /// `FLASHCORE_SM90_PINGPONG=0|1`: force the warpgroup ping-pong off or on.
     pub sm90_pingpong: Option<bool>,
-    /// `FLASHCORE_SM90_HALVES=0|1`: the FP8 forward's serial tiles run each key block as two
-    /// pipelined halves within the warpgroup (kernels/sm90/consumer.cuh `Mainloop::run_halves`).
-    pub sm90_halves: Option<bool>,
     /// `FLASHCORE_SM90_SECTION_MIB=n`: the L2 budget of the Hopper forward's causal tile sections
     /// (kernels/sm90/scheduler.cuh `Scheduler::section`; 0 orders causal tiles head by head).
     pub sm90_section_mib: Option<u32>,
@@ -113,7 +110,6 @@ impl Knobs {
             sm90_pack: var("FLASHCORE_SM90_PACK").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
-            sm90_halves: flag("FLASHCORE_SM90_HALVES"),
             sm90_section_mib: var("FLASHCORE_SM90_SECTION_MIB").and_then(|v| v.parse().ok()).filter(|n| *n <= 1024),
             sm90_bwd_section_mib: var("FLASHCORE_SM90_BWD_SECTION_MIB")
                 .and_then(|v| v.parse().ok())

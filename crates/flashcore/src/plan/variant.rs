@@ -442,9 +442,6 @@ impl Variant {
             if let Some(n) = knobs().sm90_section_mib {
                 d.push(("FC_SM90_SECTION_MIB", n.to_string()));
             }
-            if let (Some(on), KernelKind::FwdSm90Fp8) = (knobs().sm90_halves, self.kind) {
-                d.push(("FC_SM90_HALVES", u8::from(on).to_string()));
-            }
         }
         d
     }
