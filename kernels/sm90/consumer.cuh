@@ -50,12 +50,17 @@ FC_DEVICE void fence_pv_acc(float (&o)[kD8][4], float (&lsum)[4]) {
 FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
   ptx::warpgroup::fence_operand(s);
   ptx::warpgroup::fence();
+  // Each step's descriptors as the tile's base descriptor plus the step's offset >> 4: the start
+  // address field is the low 14 bits of (address >> 4), and every operand lies below 2^18 bytes
+  // of shared memory, so the add never carries out of it. One add per step instead of building
+  // each descriptor from its address (mask, shift, or).
+  const u64 dq = ptx::warpgroup::make_desc(q + wg * 64 * 128, 16, 1024);
+  const u64 dk = ptx::warpgroup::make_desc(sm.k(stage), 16, 1024);
 #pragma unroll
   for (int kk = 0; kk < Sm90::kHeadDim / kStepK; ++kk) {
     // Within a 128-byte row a step is 32 bytes; every 4 steps move to the next d block.
-    const u32 qa = q + (kk / 4) * Sm90::kBlockM * 128 + wg * 64 * 128 + (kk % 4) * 32;
-    const u32 ka = sm.k(stage) + (kk / 4) * Sm90::kBlockN * 128 + (kk % 4) * 32;
-    const u64 da = ptx::warpgroup::make_desc(qa, 16, 1024), db = ptx::warpgroup::make_desc(ka, 16, 1024);
+    const u64 da = dq + (u64)(((kk / 4) * Sm90::kBlockM * 128 + (kk % 4) * 32) >> 4);
+    const u64 db = dk + (u64)(((kk / 4) * Sm90::kBlockN * 128 + (kk % 4) * 32) >> 4);
     if constexpr (Sm90::kFp8) {
       ptx::warpgroup::wgmma_ss_e4m3<Sm90::kBlockN>(s, da, db, kk > 0);
     } else {

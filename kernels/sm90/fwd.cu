@@ -100,7 +100,12 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
   }
   ptx::setmaxnreg_inc<Sm90::kConsumerRegs>();
 
-  const int wg = warpgroup - 1;
+  // Through a shuffle, so that ptxas knows it warp-uniform: the Q descriptors built from it (gemm_qk)
+  // then live in uniform registers instead of being rebuilt in vector registers and moved over
+  // (R2UR) every key block. On the H100 (bench/NOTES.md, session 18): +1-5% on 16-bit and FP8
+  // rows, but FP8 d64 -6% (its main loop did not lengthen; not understood), which keeps the plain
+  // index.
+  const int wg = Sm90::kFp8 && Sm90::kHeadDim == 64 ? warpgroup - 1 : __shfl_sync(0xffffffffu, warpgroup - 1, 0);
   const int tw = threadIdx.x - 128 * warpgroup;
   const int warp = tw >> 5, lane = tw & 31;
   constexpr int kD8 = sm90::consumer::kD8;

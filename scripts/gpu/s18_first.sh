@@ -9,5 +9,6 @@ set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_BENCH_LSE=0 FLASHCORE_CACHE_DIR=/tmp/fc
 CONFIGS="before@.stage/flashcore-before: new: new0:FLASHCORE_SM90_SECTION_MIB=0" SUITE=all \
-  ONLY="${ONLY:-d64-s2k d64-s4k d64-s16k d128-s8k d128-s16k mqa16 d128-s1k-causal}" \
+  ONLY="${ONLY:-d64-s1k-causal d64-s2k d64-s4k d64-s16k d128-s8k d128-s16k mqa16 d128-s1k-causal}" \
   bash scripts/gpu/ab.sh | tee "$out/s18-first-ab.txt"
+tar czf "$out/s18-first.tgz" -C "$out" s18-first-ab.txt
