@@ -132,28 +132,35 @@ FC_DEVICE void gemm_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[kK16][4],
   fence_pv_acc(o, lsum);
   ptx::warpgroup::fence_operand(pa);
   ptx::warpgroup::fence();
+  // As in gemm_qk: the stage's base descriptor plus each step's offset >> 4, in the overlapped
+  // loop (d64 +0.5-2% from 2K keys on the H100, bench/NOTES.md session 18 item 6); the serial loops
+  // keep a descriptor built per step (the d64 two-consumer causal tile lost 4-7% with the add).
+  const u32 v0 = sm.v(stage);
+  const u32 lbo = Sm90::kFp8 ? 16u : Sm90::kSumMma ? sm.ones - v0 : (u32)(Sm90::kBlockN * 128);
+  const u64 dv = ptx::warpgroup::make_desc(v0, lbo, 1024);
+  auto step_desc = [&](u32 off) -> u64 {
+    return Sm90::kOverlap ? dv + (u64)(off >> 4) : ptx::warpgroup::make_desc(v0 + off, lbo, 1024);
+  };
 #pragma unroll
   for (int kk = 0; kk < kK16; ++kk) {
     if constexpr (Sm90::kFp8) {
       // Transposed V, K-major: [key block of 128][d][128 keys], a k32 step is 32 bytes of a row;
       // the ones are the 8 rows after the head dim's (sm.ones_rows), the next 1024-byte atom.
-      const u32 va = sm.v(stage) + (kk / 4) * Sm90::kHeadDim * 128 + (kk % 4) * 32;
-      const u64 db = ptx::warpgroup::make_desc(va, 16, 1024);
+      const u64 db = step_desc((kk / 4) * Sm90::kHeadDim * 128 + (kk % 4) * 32);
       if constexpr (Sm90::kSumMma) {
         ptx::warpgroup::wgmma_rs_sum_e4m3<Sm90::kHeadDim>(o, lsum, pa[kk], db);
       } else {
         ptx::warpgroup::wgmma_rs_e4m3<Sm90::kHeadDim>(o, pa[kk], db);
       }
     } else {
-      const u32 va = sm.v(stage) + kk * 16 * 128;
+      const u64 db = step_desc(kk * 16 * 128);
       if constexpr (Sm90::kSumMma) {
-        // d64: the columns past 64 are the next 64-wide block, one leading byte offset on: point it
-        // at the ones block, which this step reads at the same row offset (kk * 16 rows) as V.
-        const u64 db = ptx::warpgroup::make_desc(va, sm.ones - sm.v(stage), 1024);
+        // d64: the columns past 64 are the next 64-wide block, one leading byte offset on: the
+        // base descriptor points it at the ones block, which this step reads at the same row
+        // offset (kk * 16 rows) as V.
         ptx::warpgroup::wgmma_rs_sum<Sm90::kHeadDim, Traits::kBf16, 1>(o, lsum, pa[kk], db);
       } else {
-        ptx::warpgroup::wgmma_rs<Sm90::kHeadDim, Traits::kBf16, 1>(
-            o, pa[kk], ptx::warpgroup::make_desc(va, Sm90::kBlockN * 128, 1024));
+        ptx::warpgroup::wgmma_rs<Sm90::kHeadDim, Traits::kBf16, 1>(o, pa[kk], db);
       }
     }
   }
