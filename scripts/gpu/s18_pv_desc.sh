@@ -19,14 +19,7 @@ C="head@.stage/flashcore-head: new:"
   CONFIGS="$C" SUITE=seed ONLY=seed-h96 bash scripts/gpu/ab.sh
 } > "$out/s18-pv-desc-ab.txt" 2>&1
 pack
-for p in 1 2; do
-  for c in head new; do
-    fc=.stage/flashcore; [ $c = head ] && fc=.stage/flashcore-head
-    for o in "s4096 d128" "s16384 d128" "s4096 d64" "s4096 d256"; do
-      timeout 100 $fc fp8 --bench --modes fp8-tensor --only "$o" 2>&1 | grep -E "^b[0-9]" | sed "s/^/$c p$p /"
-    done
-  done
-done > "$out/s18-fp8-pv-desc-ab.txt"
+CONFIGS="head@.stage/flashcore-head: new:" SHAPES="s4096 d128|s16384 d128|s4096 d64|s4096 d256" scripts/gpu/fp8_ab.sh > "$out/s18-fp8-pv-desc-ab.txt"
 pack
 {
   timeout 120 .stage/gpu-tests --test-threads 1 --skip backward 2>&1 | grep -E -A4 "^test |test result|panicked"

@@ -21,14 +21,7 @@ if [ "$part" = fwd ]; then
     CONFIGS="$C" SUITE=gqa ONLY="mqa16 gqa32" bash scripts/gpu/ab.sh
     CONFIGS="$C" SUITE=seed ONLY=seed-h96 bash scripts/gpu/ab.sh
   } | tee "$out/s18-uniform-fwd-ab.txt"
-  for p in 1 2; do
-    for c in pub new; do
-      fc=.stage/flashcore; [ $c = pub ] && fc=.stage/flashcore-pub
-      for o in "s4096 d128" "s16384 d128" "s4096 d64" "s4096 d256"; do
-        timeout 100 $fc fp8 --bench --modes fp8-tensor --only "$o" 2>&1 | grep -E "^b[0-9]" | sed "s/^/$c p$p /"
-      done
-    done
-  done | tee "$out/s18-uniform-fp8-ab.txt"
+  CONFIGS="pub@.stage/flashcore-pub: new:" SHAPES="s4096 d128|s16384 d128|s4096 d64|s4096 d256" scripts/gpu/fp8_ab.sh | tee "$out/s18-uniform-fp8-ab.txt"
   {
     timeout 150 .stage/gpu-tests --test-threads 1 --skip backward 2>&1 | grep -E "^test |test result|panicked"
   } > "$out/s18-uniform-fwd-tests.txt"
@@ -37,12 +30,7 @@ if [ "$part" = fwd ]; then
 else
   CONFIGS="pub@.stage/flashcore-pub: new:" SUITE=bwd ONLY="bwd-" bash scripts/gpu/ab.sh | tee "$out/s18-uniform-bwd-ab.txt"
   # FP8 d64 after it went back to the plain warpgroup index (PART=fwd had it 6% below pub).
-  for p in 1 2; do
-    for c in pub new; do
-      fc=.stage/flashcore; [ $c = pub ] && fc=.stage/flashcore-pub
-      timeout 100 $fc fp8 --bench --modes fp8-tensor --only "s4096 d64" 2>&1 | grep -E "^b[0-9]" | sed "s/^/$c p$p /"
-    done
-  done | tee "$out/s18-uniform-fp8-d64-ab.txt"
+  CONFIGS="pub@.stage/flashcore-pub: new:" SHAPES="s4096 d64" scripts/gpu/fp8_ab.sh | tee "$out/s18-uniform-fp8-d64-ab.txt"
   timeout 100 .stage/gpu-tests --test-threads 1 fp8 2>&1 | grep -E "^test |test result|panicked" > "$out/s18-uniform-fp8-tests.txt"
   {
     timeout 200 .stage/gpu-tests --test-threads 1 backward 2>&1 | grep -E "^test |test result|panicked"
