@@ -50,17 +50,14 @@ FC_DEVICE void fence_pv_acc(float (&o)[kD8][4], float (&lsum)[4]) {
 FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
   ptx::warpgroup::fence_operand(s);
   ptx::warpgroup::fence();
-  // Each step's descriptors as the tile's base descriptor plus the step's offset >> 4: the start
-  // address field is the low 14 bits of (address >> 4), and every operand lies below 2^18 bytes
-  // of shared memory, so the add never carries out of it. One add per step instead of building
-  // each descriptor from its address (mask, shift, or).
+  // Each step's descriptors as the tile's base descriptors plus the step's offset (desc_plus).
   const u64 dq = ptx::warpgroup::make_desc(q + wg * 64 * 128, 16, 1024);
   const u64 dk = ptx::warpgroup::make_desc(sm.k(stage), 16, 1024);
 #pragma unroll
   for (int kk = 0; kk < Sm90::kHeadDim / kStepK; ++kk) {
     // Within a 128-byte row a step is 32 bytes; every 4 steps move to the next d block.
-    const u64 da = dq + (u64)(((kk / 4) * Sm90::kBlockM * 128 + (kk % 4) * 32) >> 4);
-    const u64 db = dk + (u64)(((kk / 4) * Sm90::kBlockN * 128 + (kk % 4) * 32) >> 4);
+    const u64 da = ptx::warpgroup::desc_plus(dq, (kk / 4) * Sm90::kBlockM * 128 + (kk % 4) * 32);
+    const u64 db = ptx::warpgroup::desc_plus(dk, (kk / 4) * Sm90::kBlockN * 128 + (kk % 4) * 32);
     if constexpr (Sm90::kFp8) {
       ptx::warpgroup::wgmma_ss_e4m3<Sm90::kBlockN>(s, da, db, kk > 0);
     } else {
@@ -132,14 +129,14 @@ FC_DEVICE void gemm_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[kK16][4],
   fence_pv_acc(o, lsum);
   ptx::warpgroup::fence_operand(pa);
   ptx::warpgroup::fence();
-  // As in gemm_qk: the stage's base descriptor plus each step's offset >> 4, in the overlapped
+  // As in gemm_qk: the stage's base descriptor plus each step's offset (desc_plus), in the overlapped
   // loop (d64 +0.5-2% from 2K keys on the H100, bench/NOTES.md session 18 item 6); the serial loops
   // keep a descriptor built per step (the d64 two-consumer causal tile lost 4-7% with the add).
   const u32 v0 = sm.v(stage);
   const u32 lbo = Sm90::kFp8 ? 16u : Sm90::kSumMma ? sm.ones - v0 : (u32)(Sm90::kBlockN * 128);
   const u64 dv = ptx::warpgroup::make_desc(v0, lbo, 1024);
   auto step_desc = [&](u32 off) -> u64 {
-    return Sm90::kOverlap ? dv + (u64)(off >> 4) : ptx::warpgroup::make_desc(v0 + off, lbo, 1024);
+    return Sm90::kOverlap ? ptx::warpgroup::desc_plus(dv, off) : ptx::warpgroup::make_desc(v0 + off, lbo, 1024);
   };
 #pragma unroll
   for (int kk = 0; kk < kK16; ++kk) {

@@ -74,4 +74,10 @@ FC_DEVICE u64 make_desc(u32 smem_addr, u32 lbo_bytes, u32 sbo_bytes) {
   return d;
 }
 
+// The descriptor of the operand `bytes` further on: the start-address field is the low 14 bits of
+// (address >> 4), and every operand lies below 2^18 bytes of shared memory, so adding bytes >> 4
+// (bytes a multiple of 16) never carries out of it. One add per wgmma step instead of building
+// each step's descriptor from its address (mask, shift, or).
+FC_DEVICE u64 desc_plus(u64 desc, u32 bytes) { return desc + (u64)(bytes >> 4); }
+
 }  // namespace ptx::warpgroup
