@@ -79,7 +79,17 @@ struct Sm90 {
   static constexpr bool kTmaStore = FC_SM90_TMA_STORE != 0 && !Traits::kInfer;
   static constexpr int kOBytesPerWg = (kHeadDim + 63) / 64 * 64 * 128;  // 16-bit output
   static constexpr int kOBytes = kTmaStore ? kConsumers * kOBytesPerWg : 0;
-  static constexpr int kSmemTiles = kQStages * kQBytes + kStages * kKVBytes + kOnesBytes + kOBytes;
+  // FP8: P·V reads P from shared memory (one 64 x 128 e4m3 tile per consumer warpgroup, written
+  // with stmatrix after the softmax) instead of registers. P then holds no registers while P·V is
+  // in flight, so the intra-warpgroup overlap (and the paired loop) need only the serial loop's
+  // registers: three consumers at 160 cannot hold S, P and O at once (bench/NOTES.md).
+#ifndef FC_SM90_P_SMEM
+#define FC_SM90_P_SMEM 0
+#endif
+  static constexpr bool kPSmem = FC_SM90_P_SMEM != 0 && kFp8 && kBlockN == 128 && !kSumMma;
+  static constexpr int kPBytesPerWg = 64 * 128;
+  static constexpr int kPBytes = kPSmem ? kConsumers * kPBytesPerWg : 0;
+  static constexpr int kSmemTiles = kQStages * kQBytes + kStages * kKVBytes + kOnesBytes + kOBytes + kPBytes;
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers (2 * kQStages + 4 * kStages of
   // 8 bytes), the published tiles (smem.cuh PublishedTile) and the clusters' pair tickets.
   static constexpr int kSmemBytes = kSmemTiles + 2048;
@@ -125,7 +135,7 @@ struct Sm90 {
 #ifdef FC_SM90_PINGPONG
   static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers >= 2;
 #else
-  static constexpr bool kPingPong = Traits::kFp8 ? (kConsumers == 2 && kHeadDim == 128)
+  static constexpr bool kPingPong = Traits::kFp8 ? (kConsumers == 2 && (kHeadDim == 128 || (kHeadDim == 256 && kPSmem)))
                                                  : (kConsumers == 2 && kHeadDim >= 96 && kHeadDim < 256) ||
                                                        (kConsumers == 3 && !Traits::kCausal);
 #endif
@@ -133,11 +143,24 @@ struct Sm90 {
   static constexpr bool kOverlap = FC_SM90_OVERLAP != 0;
 #else
   // FP8: d256's overlapped loop holds S (64), P (16) and O (128) at once, over 232 registers
-  // (spills), so it runs serial; d128 on three consumers runs serial too (160 registers; and
-  // faster: 855 against 742 TF/s at S4K), and so does d128 on 256-key blocks (S 128 + P 32 + O
-  // 64 registers; overlapped, a second S spills); d64 and d128's 128x128 tile overlap.
-  static constexpr bool kOverlap = Traits::kFp8 ? (kHeadDim == 64 || (kHeadDim == 128 && kConsumers == 2 && kBlockN == 128))
+  // (spills), so it runs serial unless P comes from shared memory (kPSmem: the default without a
+  // causal mask, overlapped with ping-pong, +6% at S4K on the H100; bench/NOTES.md, session 19);
+  // d128 on three consumers runs serial too (160 registers; and faster: 855 against 742 TF/s at
+  // S4K; with P from shared memory and overlapped, 842 against 886: the P stores, fence and
+  // warpgroup barrier cost more than the overlap gives), and so does d128 on 256-key blocks (S
+  // 128 + P 32 + O 64 registers; overlapped, a second S spills); d64 and d128's 128x128 tile
+  // overlap.
+  static constexpr bool kOverlap = Traits::kFp8 ? (kHeadDim == 64 || (kHeadDim == 128 && kConsumers == 2 && kBlockN == 128) ||
+                                                   (kHeadDim == 256 && kPSmem))
                                                 : (kHeadDim >= 96 || kConsumers == 3);
+#endif
+  // Where the loop is not overlapped: issue P_{j-1}·V_{j-1} and Q·K_jᵀ as one batch and wait once,
+  // instead of waiting for each GEMM on its own (consumer.cuh Mainloop::run_paired). The registers
+  // are the serial loop's: P_{j-1} is dead before the softmax's temporaries are live.
+#ifdef FC_SM90_PAIRED
+  static constexpr bool kPaired = FC_SM90_PAIRED != 0 && !kOverlap;
+#else
+  static constexpr bool kPaired = false;
 #endif
   static_assert(kHeadDim == 64 || kHeadDim == 96 || kHeadDim == 128 || kHeadDim == 256,
                 "sm90 path: head dim 64, 96, 128 or 256 (generated wgmma N)");

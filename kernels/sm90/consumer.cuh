@@ -6,6 +6,7 @@
 #include "../attn/softmax.cuh"
 #include "../common/params.cuh"
 #include "../common/ptx/cvt.cuh"
+#include "../common/ptx/ldmatrix.cuh"
 #include "../common/ptx/wgmma.cuh"
 #include "scheduler.cuh"
 #include "smem.cuh"
@@ -118,6 +119,45 @@ FC_DEVICE void pack_p(u32 (&pa)[kK16][4], const float (&p)[kN8][4]) {
       pa[kk][2] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][0], p[2 * kk + 1][1]);
       pa[kk][3] = ptx::pack2<Traits::kBf16>(p[2 * kk + 1][2], p[2 * kk + 1][3]);
     }
+  }
+}
+
+// Sm90::kPSmem: named barrier 7 + w lets consumer warpgroup w's wgmma read the P tile that all of
+// its threads have just written (the epilogue's are 4 .. 6, the ping-pong turns 1 .. 3).
+constexpr int kBarP0 = 7;
+
+// Sm90::kPSmem: writes P's fragments (pack_p's layout) to this warpgroup's P tile as the K-major
+// A operand of P·V, with the 128-byte swizzle TMA gives Q (16-byte chunk c of row r at c ^ (r % 8)):
+// stmatrix's 8 x 8 matrices of 16-bit pairs are 4 keys x 8 rows here, and register i of step kk
+// is rows g (+ 8 for odd i) at keys 32 kk + 16 (i / 2) + 4 t, where pack_p put them. Then the
+// writes are fenced for the async proxy and the warpgroup meets, so its next wgmma sees them all.
+FC_DEVICE void store_p(const u32 (&pa)[kK16][4], u32 p_wg, int wg, int warp, int lane) {
+  const int i = lane >> 3, row = warp * 16 + (i & 1) * 8 + (lane & 7);
+  const u32 at = p_wg + row * 128;
+#pragma unroll
+  for (int kk = 0; kk < kK16; ++kk) {
+    const int chunk = 2 * kk + (i >> 1);
+    ptx::warp::stmatrix_x4(at + ((chunk ^ (lane & 7)) << 4), pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3]);
+  }
+  ptx::fence_proxy_async_smem();
+  ptx::named_bar_sync(kBarP0 + wg, 128);
+}
+
+// Sm90::kPSmem: O += P · V with P from this warpgroup's P tile (written by store_p).
+FC_DEVICE void gemm_pv_smem(float (&o)[kD8][4], u32 p_wg, const Sm90Smem& sm, int stage) {
+  if constexpr (Sm90::kPSmem) {
+    ptx::warpgroup::fence_operand(o);
+    ptx::warpgroup::fence();
+    const u64 dp = ptx::warpgroup::make_desc(p_wg, 16, 1024);
+    const u64 dv = ptx::warpgroup::make_desc(sm.v(stage), 16, 1024);
+#pragma unroll
+    for (int kk = 0; kk < kK16; ++kk) {
+      // As gemm_pv's FP8 steps (one 128-key block); P's k32 step is 32 bytes of its row.
+      ptx::warpgroup::wgmma_ss_e4m3<Sm90::kHeadDim>(o, ptx::warpgroup::desc_plus(dp, kk * 32),
+                                                   ptx::warpgroup::desc_plus(dv, kk * 32), 1);
+    }
+    ptx::warpgroup::commit();
+    ptx::warpgroup::fence_operand(o);
   }
 }
 
@@ -236,6 +276,22 @@ struct Mainloop {
 
   FC_DEVICE int stage(int j) const { return (it0 + j) % Sm90::kStages; }
 
+  // This warpgroup's P tile (Sm90::kPSmem).
+  FC_DEVICE u32 p_tile() const { return sm.p + wg * Sm90::kPBytesPerWg; }
+  // P of the block just softmaxed, made ready for its P·V: packed into A fragments, and with
+  // Sm90::kPSmem written to the warpgroup's P tile (the previous P·V has completed).
+  FC_DEVICE void make_p(u32 (&pa)[kK16][4], const float (&sc)[kN8][4]) const {
+    pack_p(pa, sc);
+    if constexpr (Sm90::kPSmem) store_p(pa, p_tile(), wg, (threadIdx.x >> 5) & 3, lane);
+  }
+  FC_DEVICE void issue_pv(float (&o)[kD8][4], float (&lsum)[4], u32 (&pa)[kK16][4], int s) const {
+    if constexpr (Sm90::kPSmem) {
+      gemm_pv_smem(o, p_tile(), sm, s);
+    } else {
+      gemm_pv(o, lsum, pa, sm, s);
+    }
+  }
+
   // This warpgroup is done reading a K or V stage. With clusters both CTAs' producers refill it
   // (each multicasts half of the block), so one thread per warp tells both (after the warp's
   // wgmma wait, which every lane has passed).
@@ -319,15 +375,64 @@ struct Mainloop {
       softmax_update(softmax, sc, alpha);
       rescale_for(o, lsum, alpha, j);
       u32 pa[kK16][4];
-      pack_p(pa, sc);
+      make_p(pa, sc);
       ptx::mbar_wait(sm.v_full(s), par);
       turn_begin();
-      gemm_pv(o, lsum, pa, sm, s);
+      issue_pv(o, lsum, pa, s);
       turn_end();
       ptx::warpgroup::wait<0>();
       fence_pv_acc(o, lsum);
       release(sm.v_empty(s));
     }
+  }
+
+  // The serial loop with one wait per block instead of two: P_{j-1}·V_{j-1} and Q·K_jᵀ are issued
+  // together (one ping-pong turn) and waited together, then block j's softmax runs while the
+  // other warpgroups' GEMMs hold the tensor cores. Nothing overlaps within the warpgroup, so the
+  // registers are the serial loop's (O, S and P are live together only across the wait).
+  FC_DEVICE void run_paired(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4]) const {
+    if (n_blocks == 0) return;
+    float sc[kN8][4];
+    u32 pa[kK16][4];
+    float alpha[2];
+    ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
+    turn_begin();
+    gemm_qk(sc, sm, q, wg, stage(0));
+    turn_end();
+    ptx::warpgroup::wait<0>();
+    ptx::warpgroup::fence_operand(sc);
+    release(sm.k_empty(stage(0)));
+    mask(sc, 0);
+    softmax_update(softmax, sc, alpha);
+    rescale_for(o, lsum, alpha, 0);
+    make_p(pa, sc);
+    for (int j = 1; j < n_blocks; ++j) {
+      const int s = stage(j), sp = stage(j - 1);
+      ptx::mbar_wait(sm.v_full(sp), parity(j - 1));
+      ptx::mbar_wait(sm.k_full(s), parity(j));
+      turn_begin();
+      issue_pv(o, lsum, pa, sp);
+      gemm_qk(sc, sm, q, wg, s);
+      turn_end();
+      ptx::warpgroup::wait<0>();
+      ptx::warpgroup::fence_operand(sc);
+      fence_pv_acc(o, lsum);
+      ptx::warpgroup::fence_operand(pa);
+      release(sm.v_empty(sp));
+      release(sm.k_empty(s));
+      mask(sc, j);
+      softmax_update(softmax, sc, alpha);
+      rescale_for(o, lsum, alpha, j);
+      make_p(pa, sc);
+    }
+    const int last = stage(n_blocks - 1);
+    ptx::mbar_wait(sm.v_full(last), parity(n_blocks - 1));
+    turn_begin();
+    issue_pv(o, lsum, pa, last);
+    turn_end();
+    ptx::warpgroup::wait<0>();
+    fence_pv_acc(o, lsum);
+    release(sm.v_empty(last));
   }
 
   // Clusters, causal: the pair streams its longer tile's key blocks; this tile's extra ones
@@ -358,7 +463,7 @@ struct Mainloop {
     release(sm.k_empty(stage(0)));
     mask(sc, 0);
     softmax_update(softmax, sc, alpha);  // O is still 0: alpha has nothing to rescale
-    pack_p(pa, sc);
+    make_p(pa, sc);
     for (int j = 1; j < n_blocks; ++j) {
       const int s = stage(j), sp = stage(j - 1);
       ptx::mbar_wait(sm.k_full(s), parity(j));
@@ -369,7 +474,7 @@ struct Mainloop {
 #else
       gemm_qk(sc, sm, q, wg, s);
 #endif
-      gemm_pv(o, lsum, pa, sm, sp);
+      issue_pv(o, lsum, pa, sp);
       turn_end();
       ptx::warpgroup::wait<1>();  // groups retire in order: Q·K_jᵀ is done, P·V may still run
       ptx::warpgroup::fence_operand(sc);
@@ -381,18 +486,18 @@ struct Mainloop {
       // to move the wait for P·V (WARPGROUP.DEPBAR) above the whole softmax, which so ran after
       // this warpgroup's P·V instead of under it. A use here that ptxas cannot drop keeps them
       // allocated until the softmax is done.
-      if constexpr (kKeepP) ptx::warpgroup::keep_live(pa, it0 < 0);
+      if constexpr (kKeepP && !Sm90::kPSmem) ptx::warpgroup::keep_live(pa, it0 < 0);
       ptx::warpgroup::wait<0>();
       fence_pv_acc(o, lsum);
       ptx::warpgroup::fence_operand(pa);
       release(sm.v_empty(sp));
       rescale_for(o, lsum, alpha, j);
-      pack_p(pa, sc);
+      make_p(pa, sc);
     }
     const int last = stage(n_blocks - 1);
     ptx::mbar_wait(sm.v_full(last), parity(n_blocks - 1));
     turn_begin();
-    gemm_pv(o, lsum, pa, sm, last);
+    issue_pv(o, lsum, pa, last);
     turn_end();
     ptx::warpgroup::wait<0>();
     fence_pv_acc(o, lsum);

@@ -20,6 +20,7 @@ struct Sm90Smem {
   u32 kv;       // stage s: K at kv + s*kKVBytes, V right after (kKBytes later)
   u32 ones;     // 16-bit kSumMma: block_n x 64 ones, the columns past P·V's head dim
   u32 o;        // TMA-store epilogue: consumer warpgroup w stages its output at o + w*kOBytesPerWg
+  u32 p;        // FP8 kPSmem: consumer warpgroup w's P tile at p + w*kPBytesPerWg: [64 rows][128 B]
   u32 bars;     // q_full[Q], q_empty[Q], then k_full[S], v_full[S], k_empty[S], v_empty[S],
                 // then (clusters) pair_full[Q], pair_empty[Q]
   // Per Q slot: the tile the producer took (PublishedTile), published by that slot's q_full.
@@ -35,6 +36,7 @@ struct Sm90Smem {
     kv = base + Sm90::kQStages * Sm90::kQBytes;
     ones = kv + Sm90::kStages * Sm90::kKVBytes;
     o = ones + Sm90::kOnesBytes;
+    p = o + Sm90::kOBytes;
     bars = base + Sm90::kSmemTiles;
     tile = reinterpret_cast<PublishedTile*>(raw + (bars - ptx::smem_addr(raw)) + kTileOffset);
     ticket = bars + kTileOffset + (u32)sizeof(PublishedTile) * Sm90::kQStages;
