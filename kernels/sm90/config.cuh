@@ -81,7 +81,7 @@ struct Sm90 {
   static constexpr int kOBytes = kTmaStore ? kConsumers * kOBytesPerWg : 0;
   // FP8: P·V reads P from shared memory (one 64 x 128 e4m3 tile per consumer warpgroup, written
   // with stmatrix after the softmax) instead of registers. P then holds no registers while P·V is
-  // in flight, so the intra-warpgroup overlap (and the paired loop) need only the serial loop's
+  // in flight, so the intra-warpgroup overlap needs only the serial loop's
   // registers: three consumers at 160 cannot hold S, P and O at once (bench/NOTES.md).
 #ifndef FC_SM90_P_SMEM
 #define FC_SM90_P_SMEM 0
@@ -153,14 +153,6 @@ struct Sm90 {
   static constexpr bool kOverlap = Traits::kFp8 ? (kHeadDim == 64 || (kHeadDim == 128 && kConsumers == 2 && kBlockN == 128) ||
                                                    (kHeadDim == 256 && kPSmem))
                                                 : (kHeadDim >= 96 || kConsumers == 3);
-#endif
-  // Where the loop is not overlapped: issue P_{j-1}·V_{j-1} and Q·K_jᵀ as one batch and wait once,
-  // instead of waiting for each GEMM on its own (consumer.cuh Mainloop::run_paired). The registers
-  // are the serial loop's: P_{j-1} is dead before the softmax's temporaries are live.
-#ifdef FC_SM90_PAIRED
-  static constexpr bool kPaired = FC_SM90_PAIRED != 0 && !kOverlap;
-#else
-  static constexpr bool kPaired = false;
 #endif
   static_assert(kHeadDim == 64 || kHeadDim == 96 || kHeadDim == 128 || kHeadDim == 256,
                 "sm90 path: head dim 64, 96, 128 or 256 (generated wgmma N)");

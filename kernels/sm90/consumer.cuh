@@ -386,55 +386,6 @@ struct Mainloop {
     }
   }
 
-  // The serial loop with one wait per block instead of two: P_{j-1}·V_{j-1} and Q·K_jᵀ are issued
-  // together (one ping-pong turn) and waited together, then block j's softmax runs while the
-  // other warpgroups' GEMMs hold the tensor cores. Nothing overlaps within the warpgroup, so the
-  // registers are the serial loop's (O, S and P are live together only across the wait).
-  FC_DEVICE void run_paired(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4]) const {
-    if (n_blocks == 0) return;
-    float sc[kN8][4];
-    u32 pa[kK16][4];
-    float alpha[2];
-    ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
-    turn_begin();
-    gemm_qk(sc, sm, q, wg, stage(0));
-    turn_end();
-    ptx::warpgroup::wait<0>();
-    ptx::warpgroup::fence_operand(sc);
-    release(sm.k_empty(stage(0)));
-    mask(sc, 0);
-    softmax_update(softmax, sc, alpha);
-    rescale_for(o, lsum, alpha, 0);
-    make_p(pa, sc);
-    for (int j = 1; j < n_blocks; ++j) {
-      const int s = stage(j), sp = stage(j - 1);
-      ptx::mbar_wait(sm.v_full(sp), parity(j - 1));
-      ptx::mbar_wait(sm.k_full(s), parity(j));
-      turn_begin();
-      issue_pv(o, lsum, pa, sp);
-      gemm_qk(sc, sm, q, wg, s);
-      turn_end();
-      ptx::warpgroup::wait<0>();
-      ptx::warpgroup::fence_operand(sc);
-      fence_pv_acc(o, lsum);
-      ptx::warpgroup::fence_operand(pa);
-      release(sm.v_empty(sp));
-      release(sm.k_empty(s));
-      mask(sc, j);
-      softmax_update(softmax, sc, alpha);
-      rescale_for(o, lsum, alpha, j);
-      make_p(pa, sc);
-    }
-    const int last = stage(n_blocks - 1);
-    ptx::mbar_wait(sm.v_full(last), parity(n_blocks - 1));
-    turn_begin();
-    issue_pv(o, lsum, pa, last);
-    turn_end();
-    ptx::warpgroup::wait<0>();
-    fence_pv_acc(o, lsum);
-    release(sm.v_empty(last));
-  }
-
   // Clusters, causal: the pair streams its longer tile's key blocks; this tile's extra ones
   // (n_blocks .. n_stream - 1, past its diagonal) are released unread so the ring stays in step.
   FC_DEVICE void drain(int n_stream) const {

@@ -146,8 +146,6 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
         it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk, vd_blk, x.rot};
     if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o, lsum);
-    } else if constexpr (Sm90::kPaired) {
-      mainloop.run_paired(softmax, o, lsum);
     } else {
       mainloop.run_serial(softmax, o, lsum);
     }

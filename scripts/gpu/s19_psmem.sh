@@ -2,7 +2,7 @@
 # Session 19: the FP8 forward's P·V reading P from shared memory (FLASHCORE_SM90_P_SMEM=1,
 # kernels/sm90/config.cuh kPSmem), which frees P's registers while P·V is in flight, so that the
 # three-consumer FP8 tile can run the intra-warpgroup overlap (FLASHCORE_SM90_OVERLAP=1) or the
-# paired loop (FLASHCORE_SM90_PAIRED=1: each block's P·V issued with the next Q·Kᵀ, one wait)
+# paired loop (FLASHCORE_SM90_PAIRED=1, removed after this run; the knob is in commit 9ef136e)
 # at 160 registers.
 # Correctness first (FP8 GPU test and `flashcore fp8` validation per configuration),
 # then A B A B of FP8 per tensor (scripts/gpu/fp8_ab.sh).

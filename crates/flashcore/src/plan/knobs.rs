@@ -51,9 +51,6 @@ pub struct Knobs {
     pub sm90_overlap: Option<bool>,
     /// `FLASHCORE_SM90_PINGPONG=0|1`: force the warpgroup ping-pong off or on.
     pub sm90_pingpong: Option<bool>,
-    /// `FLASHCORE_SM90_PAIRED=0|1`: where the Hopper forward's loop is not overlapped, issue each
-    /// block's P·V with the next block's Q·Kᵀ and wait once (kernels/sm90/consumer.cuh `run_paired`).
-    pub sm90_paired: Option<bool>,
     /// `FLASHCORE_SM90_P_SMEM=0|1`: the FP8 forward's P·V reads P from shared memory instead of
     /// registers (kernels/sm90/config.cuh `kPSmem`).
     pub sm90_p_smem: Option<bool>,
@@ -116,7 +113,6 @@ impl Knobs {
             sm90_pack: var("FLASHCORE_SM90_PACK").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
-            sm90_paired: flag("FLASHCORE_SM90_PAIRED"),
             sm90_p_smem: flag("FLASHCORE_SM90_P_SMEM"),
             sm90_section_mib: var("FLASHCORE_SM90_SECTION_MIB").and_then(|v| v.parse().ok()).filter(|n| *n <= 1024),
             sm90_bwd_section_mib: var("FLASHCORE_SM90_BWD_SECTION_MIB")

@@ -455,9 +455,6 @@ impl Variant {
             if let Some(n) = knobs().sm90_section_mib {
                 d.push(("FC_SM90_SECTION_MIB", n.to_string()));
             }
-            if let Some(on) = knobs().sm90_paired {
-                d.push(("FC_SM90_PAIRED", u8::from(on).to_string()));
-            }
             if self.fp8_p_smem() {
                 d.push(("FC_SM90_P_SMEM", "1".to_string()));
             }
