@@ -154,18 +154,6 @@ struct Sm90 {
                                                    (kHeadDim == 256 && kPSmem))
                                                 : (kHeadDim >= 96 || kConsumers == 3);
 #endif
-  // A tile's last P·V is followed at once by the next tile's first Q·Kᵀ (consumer.cuh
-  // issue_next_qk, called by fwd.cu), which then runs under this tile's epilogue instead of after
-  // it. Dense 16-bit tiles without clusters: a causal pair drains its extra blocks after the loop,
-  // and the next tile's first K stage waits on that drain; FP8's three serial consumers have no
-  // registers for scores in flight beside O (they spill). The stand-in product of a tail with no
-  // block to start reads the Q slot as K: kBlockN <= kBlockM keeps it inside the slot. Two Q
-  // slots: with one (d256), the next tile's Q lands only after this tile released the slot.
-#ifndef FC_SM90_EARLY_QK
-#define FC_SM90_EARLY_QK 0
-#endif
-  static constexpr bool kEarlyQk = FC_SM90_EARLY_QK != 0 && kCluster == 1 && !Traits::kInfer && !kFp8 &&
-                                   kBlockN <= kBlockM && kQStages == 2;
   static_assert(kHeadDim == 64 || kHeadDim == 96 || kHeadDim == 128 || kHeadDim == 256,
                 "sm90 path: head dim 64, 96, 128 or 256 (generated wgmma N)");
   static_assert(kBlockM == 64 || kBlockM == 128 || kBlockM == 192, "sm90 path: 1 to 3 consumer warpgroups");

@@ -48,13 +48,12 @@ FC_DEVICE void fence_pv_acc(float (&o)[kD8][4], float (&lsum)[4]) {
 
 // S (this warpgroup's 64 rows x block_n) = Q · Kᵀ over head-dim steps of 16. Issues and commits;
 // the caller waits.
-// The same with K's tile at shared-memory address k.
-FC_DEVICE void gemm_qk_at(float (&s)[kN8][4], u32 q, int wg, u32 k) {
+FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
   ptx::warpgroup::fence_operand(s);
   ptx::warpgroup::fence();
   // Each step's descriptors as the tile's base descriptors plus the step's offset (desc_plus).
   const u64 dq = ptx::warpgroup::make_desc(q + wg * 64 * 128, 16, 1024);
-  const u64 dk = ptx::warpgroup::make_desc(k, 16, 1024);
+  const u64 dk = ptx::warpgroup::make_desc(sm.k(stage), 16, 1024);
 #pragma unroll
   for (int kk = 0; kk < Sm90::kHeadDim / kStepK; ++kk) {
     // Within a 128-byte row a step is 32 bytes; every 4 steps move to the next d block.
@@ -68,9 +67,6 @@ FC_DEVICE void gemm_qk_at(float (&s)[kN8][4], u32 q, int wg, u32 k) {
   }
   ptx::warpgroup::commit();
   ptx::warpgroup::fence_operand(s);
-}
-FC_DEVICE void gemm_qk(float (&s)[kN8][4], const Sm90Smem& sm, u32 q, int wg, int stage) {
-  gemm_qk_at(s, q, wg, sm.k(stage));
 }
 
 #if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 8)
@@ -231,34 +227,6 @@ FC_DEVICE void rescale(float (&o)[kD8][4], float (&lsum)[4], const float (&alpha
   }
 }
 
-// Ping-pong turn-taking (see Mainloop::turn_begin).
-FC_DEVICE void turn_begin(int wg) {
-  if constexpr (Sm90::kPingPong) ptx::named_bar_sync(kBarTurn0 + wg, 256);
-}
-FC_DEVICE void turn_end(int wg) {
-  if constexpr (Sm90::kPingPong) ptx::named_bar_arrive(kBarTurn0 + (wg + 1) % Sm90::kConsumers, 256);
-}
-
-// Sm90::kEarlyQk: block 0's Q·Kᵀ of tile tcount_next, issued by fwd.cu right after the previous
-// tile's last P·V (and before the first tile), so that it runs under that tile's epilogue; fwd.cu
-// retires it after the epilogue, before the loop's back edge (a wgmma in flight across it makes
-// ptxas serialize every wgmma). Waits for the tile's q_full (the producer publishes a tile ahead)
-// and its first K stage. The wgmma is issued unconditionally, as one under a branch makes ptxas
-// serialize them all too (C7515): where there is no block to start (no tile left, or a tile
-// without keys) it multiplies that Q slot by itself, the one tile nobody writes meanwhile, and the
-// mainloop never reads the result.
-FC_DEVICE void issue_next_qk(float (&sc)[kN8][4], const Sm90Smem& sm, int wg, int tcount_next) {
-  const int slot = tcount_next % Sm90::kQStages;
-  ptx::mbar_wait(sm.q_full(slot), (tcount_next / Sm90::kQStages) & 1);
-  const PublishedTile* next = sm.tile_of(slot);
-  const bool go = next->t >= 0 && next->x.n_blocks > 0;
-  const int it = go ? next->it0 : 0;
-  if (go) ptx::mbar_wait(sm.k_full(it % Sm90::kStages), (it / Sm90::kStages) & 1);
-  turn_begin(wg);
-  gemm_qk_at(sc, sm.q(slot), wg, go ? sm.k(it % Sm90::kStages) : sm.q(slot));
-  turn_end(wg);
-}
-
 // Everything a consumer warpgroup does between the Q tile landing and the epilogue.
 struct Mainloop {
   const FwdParams& f;
@@ -342,8 +310,12 @@ struct Mainloop {
   // (barrier 1 + wg, completed by the other warpgroup's arrival), issue, hand the turn over.
   // All warpgroups of a CTA issue the same number of batches per tile (n_blocks + 1 overlapped,
   // 2 * n_blocks serial), so the alternation carries across tiles.
-  FC_DEVICE void turn_begin() const { consumer::turn_begin(wg); }
-  FC_DEVICE void turn_end() const { consumer::turn_end(wg); }
+  FC_DEVICE void turn_begin() const {
+    if constexpr (Sm90::kPingPong) ptx::named_bar_sync(kBarTurn0 + wg, 256);
+  }
+  FC_DEVICE void turn_end() const {
+    if constexpr (Sm90::kPingPong) ptx::named_bar_arrive(kBarTurn0 + (wg + 1) % Sm90::kConsumers, 256);
+  }
   FC_DEVICE u32 parity(int j) const { return ((it0 + j) / Sm90::kStages) & 1; }
 
   // Scores of block j as logits (softcap) and masked where the ragged end or one of this warp's
@@ -414,48 +386,6 @@ struct Mainloop {
     }
   }
 
-  // run_serial with Sm90::kEarlyQk: block 0's scores are in sc already (issue_next_qk), and the
-  // last P·V is left in flight for fwd.cu's tail (finish_tail).
-  FC_DEVICE void run_serial_early(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4], float (&sc)[kN8][4]) const {
-    // Block j: its Q·Kᵀ is in flight or done; wait for it, softmax, issue its P·V.
-    auto block = [&](int j) {
-      const int s = stage(j);
-      ptx::warpgroup::wait<0>();
-      ptx::warpgroup::fence_operand(sc);
-      release(sm.k_empty(s));
-      mask(sc, j);
-      float alpha[2];
-      softmax_update(softmax, sc, alpha);
-      rescale_for(o, lsum, alpha, j);
-      u32 pa[kK16][4];
-      make_p(pa, sc);
-      ptx::mbar_wait(sm.v_full(s), parity(j));
-      turn_begin();
-      issue_pv(o, lsum, pa, s);
-      turn_end();
-    };
-    if (n_blocks == 0) return;
-    for (int j = 0; j < n_blocks - 1; ++j) {
-      block(j);
-      ptx::warpgroup::wait<0>();
-      fence_pv_acc(o, lsum);
-      release(sm.v_empty(stage(j)));
-      ptx::mbar_wait(sm.k_full(stage(j + 1)), parity(j + 1));
-      turn_begin();
-      gemm_qk(sc, sm, q, wg, stage(j + 1));
-      turn_end();
-    }
-    block(n_blocks - 1);
-  }
-
-  // Sm90::kEarlyQk, after issue_next_qk: the tile's last P·V retires (the next tile's Q·Kᵀ may still
-  // run) and its V stage is released.
-  FC_DEVICE void finish_tail(float (&o)[kD8][4], float (&lsum)[4]) const {
-    ptx::warpgroup::wait<1>();
-    fence_pv_acc(o, lsum);
-    if (n_blocks > 0) release(sm.v_empty(stage(n_blocks - 1)));
-  }
-
   // Clusters, causal: the pair streams its longer tile's key blocks; this tile's extra ones
   // (n_blocks .. n_stream - 1, past its diagonal) are released unread so the ring stays in step.
   FC_DEVICE void drain(int n_stream) const {
@@ -470,22 +400,15 @@ struct Mainloop {
   // Software-pipelined (FlashAttention-3's intra-warpgroup overlap): Q·K_jᵀ and P_{j-1}·V_{j-1}
   // are in flight together, and the softmax of block j runs while P_{j-1}·V_{j-1} is still on the
   // tensor cores.
-  // With Sm90::kEarlyQk, as run_serial_early: block 0's scores are in sc_early already, and the
-  // last P·V is left in flight for fwd.cu's tail.
-  FC_DEVICE void run_overlapped(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4],
-                                float (&sc_early)[kN8][4]) const {
+  FC_DEVICE void run_overlapped(Softmax& softmax, float (&o)[kD8][4], float (&lsum)[4]) const {
     if (n_blocks == 0) return;
-    // Without kEarlyQk the scores live in this tile's scope only.
-    float sc_tile[kN8][4];
-    float(&sc)[kN8][4] = Sm90::kEarlyQk ? sc_early : sc_tile;
+    float sc[kN8][4];
     u32 pa[kK16][4];
     float alpha[2];
-    if constexpr (!Sm90::kEarlyQk) {
-      ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
-      turn_begin();
-      gemm_qk(sc, sm, q, wg, stage(0));
-      turn_end();
-    }
+    ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
+    turn_begin();
+    gemm_qk(sc, sm, q, wg, stage(0));
+    turn_end();
     ptx::warpgroup::wait<0>();
     ptx::warpgroup::fence_operand(sc);
     release(sm.k_empty(stage(0)));
@@ -527,11 +450,9 @@ struct Mainloop {
     turn_begin();
     issue_pv(o, lsum, pa, last);
     turn_end();
-    if constexpr (!Sm90::kEarlyQk) {
-      ptx::warpgroup::wait<0>();
-      fence_pv_acc(o, lsum);
-      release(sm.v_empty(last));
-    }
+    ptx::warpgroup::wait<0>();
+    fence_pv_acc(o, lsum);
+    release(sm.v_empty(last));
   }
 };
 

@@ -112,14 +112,6 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
   // Ping-pong: consumer warpgroup 0 takes the first turn.
   if (Sm90::kPingPong && wg == Sm90::kConsumers - 1) ptx::named_bar_arrive(sm90::consumer::kBarTurn0, 256);
 
-  // Sm90::kEarlyQk: each tile's block-0 scores, issued before the previous tile's epilogue (the
-  // first tile's here) and complete when its loop starts (consumer.cuh issue_next_qk).
-  float sc[sm90::consumer::kN8][4];
-  if constexpr (Sm90::kEarlyQk) {
-    sm90::consumer::issue_next_qk(sc, sm, wg, 0);
-    ptx::warpgroup::wait<0>();
-    ptx::warpgroup::fence_operand(sc);
-  }
   for (int tcount = 0;; ++tcount) {
     // q_full publishes both the tile (PublishedTile, written before the producer's arrival) and
     // its Q tile.
@@ -153,15 +145,9 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
         f,   sm,         sm.q(slot), wg,         lane,          warp_row0, x.n_blocks,
         it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk, vd_blk, x.rot};
     if constexpr (Sm90::kOverlap) {
-      mainloop.run_overlapped(softmax, o, lsum, sc);
-    } else if constexpr (Sm90::kEarlyQk) {
-      mainloop.run_serial_early(softmax, o, lsum, sc);
+      mainloop.run_overlapped(softmax, o, lsum);
     } else {
       mainloop.run_serial(softmax, o, lsum);
-    }
-    if constexpr (Sm90::kEarlyQk) {
-      sm90::consumer::issue_next_qk(sc, sm, wg, tcount + 1);
-      mainloop.finish_tail(o, lsum);
     }
     if constexpr (Sm90::kCluster > 1 && Traits::kCausal) mainloop.drain(n_stream);
     // The epilogue's fields read again before the slot is released, rather than held in registers
@@ -212,12 +198,6 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     if (f.lse != 0) {
       float* lse_bh = reinterpret_cast<float*>(f.lse) + xe.b * f.lse_stride_b + head * f.lse_stride_h;
       sm80::store_lse(lse_bh, lse, warp_row0, f.seqlen_q, lane);
-    }
-    // The next tile's first Q·Kᵀ ran under this epilogue; it is retired here, before the loop's
-    // back edge: with a wgmma still in flight across it, ptxas serializes every wgmma of the kernel.
-    if constexpr (Sm90::kEarlyQk) {
-      ptx::warpgroup::wait<0>();
-      ptx::warpgroup::fence_operand(sc);
     }
   }
   // Outstanding TMA stores read this CTA's shared memory and must land before it exits.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Session 19: the next tile's first Q·Kᵀ issued right after a tile's last P·V, so that it runs under
+# Session 19 (the knob is in commit a805afd, removed after this run: slower): the next tile's first
+# Q·Kᵀ issued right after a tile's last P·V, so that it runs under
 # the tile's epilogue (FLASHCORE_SM90_EARLY_QK=1, kernels/sm90/config.cuh kEarlyQk). Correctness
 # with the knob (forward GPU tests, `validate --full` on the edge rows, compute-sanitizer on a row
 # whose first tiles see no key and on a causal d128 row, with SANITIZE=1), then A B A B on the short rows where a

@@ -54,9 +54,6 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_P_SMEM=0|1`: the FP8 forward's P·V reads P from shared memory instead of
     /// registers (kernels/sm90/config.cuh `kPSmem`).
     pub sm90_p_smem: Option<bool>,
-    /// `FLASHCORE_SM90_EARLY_QK=0|1`: the Hopper forward issues the next tile's first Q·Kᵀ before
-    /// this tile's epilogue (kernels/sm90/config.cuh `kEarlyQk`).
-    pub sm90_early_qk: Option<bool>,
     /// `FLASHCORE_SM90_SECTION_MIB=n`: the L2 budget of the Hopper forward's causal tile sections
     /// (kernels/sm90/scheduler.cuh `Scheduler::section`; 0 orders causal tiles head by head).
     pub sm90_section_mib: Option<u32>,
@@ -117,7 +114,6 @@ impl Knobs {
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
             sm90_p_smem: flag("FLASHCORE_SM90_P_SMEM"),
-            sm90_early_qk: flag("FLASHCORE_SM90_EARLY_QK"),
             sm90_section_mib: var("FLASHCORE_SM90_SECTION_MIB").and_then(|v| v.parse().ok()).filter(|n| *n <= 1024),
             sm90_bwd_section_mib: var("FLASHCORE_SM90_BWD_SECTION_MIB")
                 .and_then(|v| v.parse().ok())

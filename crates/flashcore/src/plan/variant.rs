@@ -458,9 +458,6 @@ impl Variant {
             if self.fp8_p_smem() {
                 d.push(("FC_SM90_P_SMEM", "1".to_string()));
             }
-            if let Some(on) = knobs().sm90_early_qk {
-                d.push(("FC_SM90_EARLY_QK", u8::from(on).to_string()));
-            }
         }
         d
     }
