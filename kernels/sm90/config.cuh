@@ -86,8 +86,8 @@ struct Sm90 {
 #ifndef FC_SM90_P_SMEM
 #define FC_SM90_P_SMEM 0
 #endif
-  static constexpr bool kPSmem = FC_SM90_P_SMEM != 0 && kFp8 && kBlockN == 128 && !kSumMma;
-  static constexpr int kPBytesPerWg = 64 * 128;
+  static constexpr bool kPSmem = FC_SM90_P_SMEM != 0 && kFp8 && !kSumMma;
+  static constexpr int kPBytesPerWg = 64 * kBlockN;  // [key block of 128][64 rows][128 B]
   static constexpr int kPBytes = kPSmem ? kConsumers * kPBytesPerWg : 0;
   static constexpr int kSmemTiles = kQStages * kQBytes + kStages * kKVBytes + kOnesBytes + kOBytes + kPBytes;
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers (2 * kQStages + 4 * kStages of

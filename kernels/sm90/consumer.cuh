@@ -136,8 +136,10 @@ FC_DEVICE void store_p(const u32 (&pa)[kK16][4], u32 p_wg, int wg, int warp, int
   const u32 at = p_wg + row * 128;
 #pragma unroll
   for (int kk = 0; kk < kK16; ++kk) {
-    const int chunk = 2 * kk + (i >> 1);
-    ptx::warp::stmatrix_x4(at + ((chunk ^ (lane & 7)) << 4), pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3]);
+    // 128 keys per 128-byte row; a 256-key block is two such [64 rows][128 B] tiles.
+    const int chunk = 2 * (kk % 4) + (i >> 1);
+    const u32 tile = Sm90::kBlockN == 128 ? at : at + (kk / 4) * 64 * 128;
+    ptx::warp::stmatrix_x4(tile + ((chunk ^ (lane & 7)) << 4), pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3]);
   }
   ptx::fence_proxy_async_smem();
   ptx::named_bar_sync(kBarP0 + wg, 128);
@@ -152,9 +154,12 @@ FC_DEVICE void gemm_pv_smem(float (&o)[kD8][4], u32 p_wg, const Sm90Smem& sm, in
     const u64 dv = ptx::warpgroup::make_desc(sm.v(stage), 16, 1024);
 #pragma unroll
     for (int kk = 0; kk < kK16; ++kk) {
-      // As gemm_pv's FP8 steps (one 128-key block); P's k32 step is 32 bytes of its row.
-      ptx::warpgroup::wgmma_ss_e4m3<Sm90::kHeadDim>(o, ptx::warpgroup::desc_plus(dp, kk * 32),
-                                                   ptx::warpgroup::desc_plus(dv, kk * 32), 1);
+      // As gemm_pv's FP8 steps; P's k32 step is 32 bytes of its row, every 4 steps the next
+      // 128-key tile.
+      const u32 p_off = Sm90::kBlockN == 128 ? kk * 32 : (kk / 4) * 64 * 128 + (kk % 4) * 32;
+      const u32 v_off = Sm90::kBlockN == 128 ? kk * 32 : (kk / 4) * Sm90::kHeadDim * 128 + (kk % 4) * 32;
+      ptx::warpgroup::wgmma_ss_e4m3<Sm90::kHeadDim>(o, ptx::warpgroup::desc_plus(dp, p_off),
+                                                   ptx::warpgroup::desc_plus(dv, v_off), 1);
     }
     ptx::warpgroup::commit();
     ptx::warpgroup::fence_operand(o);

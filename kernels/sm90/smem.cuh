@@ -20,7 +20,7 @@ struct Sm90Smem {
   u32 kv;       // stage s: K at kv + s*kKVBytes, V right after (kKBytes later)
   u32 ones;     // 16-bit kSumMma: block_n x 64 ones, the columns past P·V's head dim
   u32 o;        // TMA-store epilogue: consumer warpgroup w stages its output at o + w*kOBytesPerWg
-  u32 p;        // FP8 kPSmem: consumer warpgroup w's P tile at p + w*kPBytesPerWg: [64 rows][128 B]
+  u32 p;        // FP8 kPSmem: consumer warpgroup w's P tile at p + w*kPBytesPerWg: [key block][64 rows][128 B]
   u32 bars;     // q_full[Q], q_empty[Q], then k_full[S], v_full[S], k_empty[S], v_empty[S],
                 // then (clusters) pair_full[Q], pair_empty[Q]
   // Per Q slot: the tile the producer took (PublishedTile), published by that slot's q_full.

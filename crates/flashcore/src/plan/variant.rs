@@ -350,8 +350,8 @@ impl Variant {
             KernelKind::FwdSm90Fp8 => {
                 // kOnesRowsBytes: 8 rows of ones after each stage's transposed V.
                 let ones = if self.sum_mma() { self.tile.stages() * 8 * 128 } else { 0 };
-                // kPBytes: a 64 x 128 e4m3 P tile per consumer warpgroup.
-                let p = if self.fp8_p_smem() { self.tile.block_m() / 64 * 64 * 128 } else { 0 };
+                // kPBytes: a 64 x block_n e4m3 P tile per consumer warpgroup.
+                let p = if self.fp8_p_smem() { self.tile.block_m() / 64 * 64 * self.tile.block_n() } else { 0 };
                 super::tiles::sm90_fp8_smem_bytes(&self.tile, self.head_dim) + ones + p
             }
         }
@@ -362,14 +362,13 @@ impl Variant {
         self.ext.sum_mma
     }
 
-    /// The FP8 forward's P·V reads P from shared memory (kernels/sm90/config.cuh `kPSmem`): 128-key
-    /// blocks without the MMA row sums. By default at d256 without a causal mask, where it lets the
+    /// The FP8 forward's P·V reads P from shared memory (kernels/sm90/config.cuh `kPSmem`), without
+    /// the MMA row sums. By default at d256 without a causal mask, where it lets the
     /// two consumers overlap and ping-pong (bench/NOTES.md, session 19); `FLASHCORE_SM90_P_SMEM=0|1`
     /// forces it.
     pub fn fp8_p_smem(&self) -> bool {
         self.kind == KernelKind::FwdSm90Fp8
             && knobs().sm90_p_smem.unwrap_or(self.head_dim == 256 && !self.causal)
-            && self.tile.block_n() == 128
             && !self.sum_mma()
     }
 
