@@ -17,3 +17,11 @@ bwd_warm_and_test() {
   echo "tests rc=$? $(grep -E '^test result' "$out/$1-tests.log" | tail -n 1)"
   grep -A3 panicked "$out/$1-tests.log" | head -n 4
 }
+# Logs kept outside $OUT and packed into $OUT/NAME.tgz by `pack` after every step: the device
+# returns few files, and a call cut short still returns what ran. `packed_logs NAME` sets $log.
+packed_logs() {
+  log=/tmp/$1
+  mkdir -p "$log"
+  tgz=$out/$1.tgz
+}
+pack() { tar czf "$tgz" -C "$log" .; }

@@ -9,10 +9,7 @@
 set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_BENCH_LSE=0 FLASHCORE_CACHE_DIR=/tmp/fc
-log=/tmp/s19-d256
-mkdir -p "$log"
-tgz=$out/s19-d256.tgz
-pack() { tar czf "$tgz" -C "$log" .; }
+packed_logs s19-d256
 {
   echo "== FP8 GPU test"
   timeout 150 .stage/gpu-tests --test-threads 1 fp8 2>&1 | grep -E -A6 "^test |test result|panicked" | head -30

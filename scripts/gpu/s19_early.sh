@@ -10,10 +10,7 @@
 set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_BENCH_LSE=0 FLASHCORE_CACHE_DIR=/tmp/fc
-log=/tmp/s19-early
-mkdir -p "$log"
-tgz=$out/s19-early.tgz
-pack() { tar czf "$tgz" -C "$log" .; }
+packed_logs s19-early
 E=FLASHCORE_SM90_EARLY_QK=1
 {
   echo "== forward GPU tests, early QK"

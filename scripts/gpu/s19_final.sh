@@ -5,10 +5,7 @@
 set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_CACHE_DIR=/tmp/fc
-log=/tmp/s19-final
-mkdir -p "$log"
-tgz=$out/s19-final.tgz
-pack() { tar czf "$tgz" -C "$log" .; }
+packed_logs s19-final
 {
   timeout 100 .stage/gpu-infer-tests --test-threads 1 2>&1 | grep -E -A8 "^test |test result|panicked"
   timeout 240 .stage/gpu-tests --test-threads 1 2>&1 | grep -E -A8 "^test |test result|panicked"

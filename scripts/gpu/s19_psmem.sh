@@ -11,10 +11,7 @@
 set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_BENCH_LSE=0 FLASHCORE_CACHE_DIR=/tmp/fc
-log=/tmp/s19-psmem
-mkdir -p "$log"
-tgz=$out/s19-psmem.tgz
-pack() { tar czf "$tgz" -C "$log" .; }
+packed_logs s19-psmem
 PS=FLASHCORE_SM90_P_SMEM=1
 FP8_CONFIGS=${FP8_CONFIGS:-"psmem:$PS psov:$PS,FLASHCORE_SM90_OVERLAP=1 pspair:$PS,FLASHCORE_SM90_PAIRED=1"}
 for c in $FP8_CONFIGS; do

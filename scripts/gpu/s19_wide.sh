@@ -9,10 +9,7 @@
 set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_BENCH_LSE=0 FLASHCORE_CACHE_DIR=/tmp/fc
-log=/tmp/s19-wide
-mkdir -p "$log"
-tgz=$out/s19-wide.tgz
-pack() { tar czf "$tgz" -C "$log" .; }
+packed_logs s19-wide
 W=FLASHCORE_SM90_FP8_TILE=128x256s2,FLASHCORE_SM90_P_SMEM=1
 for c in "wpsov:$W,FLASHCORE_SM90_OVERLAP=1" "wpsovpp:$W,FLASHCORE_SM90_OVERLAP=1,FLASHCORE_SM90_PINGPONG=1"; do
   label=${c%%:*}; e=${c#*:}
