@@ -4,7 +4,8 @@
 # a register spill (non-zero STACK or LOCAL, or LDL/STL in the SASS), a kernel without tensor-core
 # MMAs (HMMA/HGMMA/QGMMA) in its SASS (except the elementwise backward prep/post, combine/merge and
 # FP8 V-transpose kernels), a Hopper (fwd_sm90, bwd_sm90) kernel without wgmma (HGMMA), or an FP8
-# forward without e4m3 wgmma (QGMMA).
+# forward without e4m3 wgmma (QGMMA); then scripts/check_smem.py: each kernel's shared-memory plan
+# against the bytes the host launches it with.
 # Usage: scripts/check_kernels.sh FLASHCORE_BIN   (needs FLASHCORE_NVRTC_PATH and cuobjdump/nvdisasm on PATH)
 # WARMUP_ARGS replaces the warmup's arguments (default: both archs, every variant), e.g. to check a
 # knob's kernels: WARMUP_ARGS="--arch sm_90a --only dqsmem".
@@ -41,4 +42,5 @@ for f in "$out"/cubin/*.cubin; do
 done
 echo "$n kernels checked"
 if [ "$n" = 0 ]; then echo "no kernels compiled"; exit 1; fi
+python3 "$(dirname "$0")/check_smem.py" "$out/cubin" || fail=1
 exit $fail

@@ -18,6 +18,10 @@ struct __align__(8) f32x2 {
 };
 
 #define FC_DEVICE __device__ __forceinline__
+// The dynamic shared memory a kernel needs, as a symbol in its CUBIN: the compile check
+// (scripts/check_smem.py) compares it with the bytes the host launches the kernel with
+// (plan/variant.rs Variant::smem_bytes), which the host computes on its own side.
+#define FC_EXPORT_SMEM_BYTES(n) extern "C" __device__ const int fc_smem_bytes = (n)
 
 // -inf as a bit pattern: NVRTC has no constexpr infinity without toolkit headers.
 #define kNegInf (__int_as_float(0xff800000u))

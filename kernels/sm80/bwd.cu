@@ -26,6 +26,7 @@ constexpr int kStageBytes = 2 * QTile::kBytes + 2 * kVecBytes;
 constexpr int kSmemBytes = 2 * KVTile::kBytes + T::kStages * kStageBytes + DsTile::kBytes;
 static_assert((2 * kVecBytes) % 128 == 0, "stages stay 128-byte aligned for the swizzle");
 static_assert(kSmemBytes <= 227 * 1024, "tile config exceeds the largest shared memory of any sm_80+ part");
+FC_EXPORT_SMEM_BYTES(kSmemBytes);
 static_assert(T::kWarps % T::kRowGroups == 0, "warps must split evenly over the 16-row groups of a query block");
 static_assert(T::kHeadDim % (8 * T::kColSplits) == 0, "each warp's dQ column slice must be whole n8 MMA tiles");
 

@@ -19,6 +19,7 @@ using KVTile = SmemTile<Traits::kBlockN, Traits::kHeadDim>;
 static_assert(Traits::kStages == 2 || Traits::kStages == 3, "sm80 forward: K/V ring depth 2 or 3");
 constexpr int kSmemBytes = QTile::kBytes + Traits::kStages * 2 * KVTile::kBytes;
 static_assert(kSmemBytes <= 227 * 1024, "tile config exceeds the largest shared memory of any sm_80+ part");
+FC_EXPORT_SMEM_BYTES(kSmemBytes);
 
 // Where a CTA works: its sequence's extent (varlen, cache lengths), query block and split, and the
 // diagonals moved to that sequence.

@@ -11,6 +11,8 @@
 #include "bwd_producer.cuh"
 #include "bwd_smem.cuh"
 
+FC_EXPORT_SMEM_BYTES(Sm90Bwd::kSmemBytes);
+
 extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     fc_bwd_sm90(const __grid_constant__ Sm90BwdParams p) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];

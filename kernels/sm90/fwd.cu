@@ -35,6 +35,8 @@ FC_DEVICE void fp8_descales(const FwdParams& f, const sm90::Tile& x, int head, i
   }
 }
 
+FC_EXPORT_SMEM_BYTES(Sm90::kSmemBytes);
+
 #if FC_SM90_CLUSTER == 2
 #define FC_SM90_CLUSTER_DIMS __cluster_dims__(2, 1, 1)
 #else

@@ -58,8 +58,14 @@ pub fn run(archs: Vec<Arch>, out_dir: Option<PathBuf>, jobs: Option<usize>, only
                     cold.push(c.seconds)
                 }
                 if let Some(d) = &out_dir {
-                    std::fs::write(d.join(format!("{v}.cubin")), &c.cubin)
-                        .map_err(|e| flashcore::Error::Cache(format!("{}: {e}", d.display())))?;
+                    // Beside each CUBIN the dynamic shared memory the host launches it with, which
+                    // scripts/check_smem.py compares with the kernel's own count (fc_smem_bytes).
+                    let write = |name: String, bytes: &[u8]| {
+                        std::fs::write(d.join(name), bytes)
+                            .map_err(|e| flashcore::Error::Cache(format!("{}: {e}", d.display())))
+                    };
+                    write(format!("{v}.cubin"), &c.cubin)?;
+                    write(format!("{v}.smem"), v.smem_bytes().to_string().as_bytes())?;
                 }
             }
             Err(e) => {
