@@ -5,23 +5,18 @@
 set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_CACHE_DIR=/tmp/fc
-tgz=$out/s18-final.tgz
-out=/tmp/s18-final
-mkdir -p "$out"
+packed_logs s18-final
 python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)" || exit 1
 bench() {  # suite, time limit
-  timeout "$2" python3 -m flashcore bench --suite "$1" --json "$out/$day-$gpu-s18-final-python-$1.json" \
-    > "$out/s18-final-python-$1.log" 2>&1
+  timeout "$2" python3 -m flashcore bench --suite "$1" --json "$log/$day-$gpu-s18-final-python-$1.json" \
+    > "$log/s18-final-python-$1.log" 2>&1
   echo "bench $1 rc=$?"
 }
-# Logs and JSON go to a folder outside $OUT, packed into $OUT/s18-final.tgz after every step: the
-# device returns few files, and a call cut short still returns what ran.
-pack() { tar czf "$tgz" -C "$out" .; }
 {
   timeout 100 .stage/gpu-infer-tests --test-threads 1 2>&1 | grep -E "^test |test result|panicked"
   timeout 120 .stage/gpu-tests --test-threads 1 --skip backward 2>&1 | grep -E "^test |test result|panicked"
-} > "$out/s18-final-rust-tests.txt"
-grep -E "test result|panicked" "$out/s18-final-rust-tests.txt"
+} > "$log/s18-final-rust-tests.txt"
+grep -E "test result|panicked" "$log/s18-final-rust-tests.txt"
 pack
 for s in "fa 150" "seed 60" "gqa 60" "long 120" "fp8 100"; do
   bench $s
