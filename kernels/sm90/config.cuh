@@ -79,10 +79,10 @@ struct Sm90 {
   static constexpr bool kTmaStore = FC_SM90_TMA_STORE != 0 && !Traits::kInfer;
   static constexpr int kOBytesPerWg = (kHeadDim + 63) / 64 * 64 * 128;  // 16-bit output
   static constexpr int kOBytes = kTmaStore ? kConsumers * kOBytesPerWg : 0;
-  // FP8: P·V reads P from shared memory (one 64 x 128 e4m3 tile per consumer warpgroup, written
-  // with stmatrix after the softmax) instead of registers. P then holds no registers while P·V is
-  // in flight, so the intra-warpgroup overlap needs only the serial loop's
-  // registers: three consumers at 160 cannot hold S, P and O at once (bench/NOTES.md).
+  // FP8: P·V reads P from shared memory (one 64 x block_n e4m3 tile per consumer warpgroup,
+  // written with stmatrix after the softmax) instead of registers. P then holds no registers while
+  // P·V is in flight, so the intra-warpgroup overlap needs only the serial loop's registers (S, P
+  // and O at once are over 232 at d256; bench/NOTES.md, session 19).
 #ifndef FC_SM90_P_SMEM
 #define FC_SM90_P_SMEM 0
 #endif
