@@ -3,7 +3,7 @@
     python -m flashcore info
     python -m flashcore validate [--suite quick|full|edge|bwd|bwd-edge|...] [--json out.json]
     python -m flashcore bench [--suite all|seed|fa|gqa|long|bwd|bwd-edge|decode|varlen|fp8] [--json out.json] [--plot out.png]
-                              [--iters 30] [--only NAME] [--no-peers] [--sequential]
+                              [--iters 30] [--only NAME] [--no-peers] [--sequential] [--layout bhsd|bshd]
 
 Suites `bwd` and `bwd-edge` (and the backward rows of `quick`/`full`) check and time the backward:
 records with mode "bwd", gradients vs float64 on sampled (batch, kv head) groups, FLOPs = 2.5 x forward.
@@ -31,6 +31,8 @@ def main(argv=None) -> int:
     b.add_argument("--json")
     b.add_argument("--plot", help="PNG path (needs matplotlib)")
     b.add_argument("--no-peers", action="store_true", help="time flashcore only")
+    b.add_argument("--layout", choices=("bhsd", "bshd"),
+                   help="the inputs' memory layout (fp8 suite: default bhsd; other suites: replaces each row's own)")
     b.add_argument("--sequential", action="store_true",
                    help="time each backend's runs as one block (default: in rounds, every backend once per round)")
     a = ap.parse_args(argv)
@@ -52,7 +54,8 @@ def main(argv=None) -> int:
         print(f"{sum(r['passed'] for r in recs)}/{len(recs)} rows within the bar")
         return _bench.exit_code(recs, validate=True)
     if a.suite == "fp8":
-        recs = _bench.run_fp8(iters=max(a.iters, 20), only=a.only, rounds=not a.sequential)
+        recs = _bench.run_fp8(iters=max(a.iters, 20), only=a.only, rounds=not a.sequential,
+                               layout=a.layout or "bhsd")
         if a.json:
             _bench.write_json(recs, a.json)
         return _bench.exit_code(recs, validate=False)
@@ -61,7 +64,8 @@ def main(argv=None) -> int:
     if a.suite in _bench.INFER_SUITES:
         recs = _bench.run_infer(a.suite, backends, iters=max(a.iters, 20), only=a.only, rounds=not a.sequential)
     else:
-        recs = _bench.run(suites, backends, iters=max(a.iters, 20), only=a.only, rounds=not a.sequential)
+        recs = _bench.run(suites, backends, iters=max(a.iters, 20), only=a.only, rounds=not a.sequential,
+                          layout=a.layout)
     if a.json:
         _bench.write_json(recs, a.json)
         print(f"wrote {a.json}")

@@ -373,9 +373,11 @@ def run(
     timed: bool = True,
     log: Callable[[str], None] = print,
     rounds: bool = True,
+    layout: Optional[str] = None,
 ) -> List[Dict[str, Any]]:
     """One record per (shape, backend). With timed=False (validate) no timing, just errors and the
-    bar. `rounds`: time_rounds's order (False: each backend's runs in one block)."""
+    bar. `rounds`: time_rounds's order (False: each backend's runs in one block). `layout`, if
+    given, replaces every row's memory layout (every backend gets the same tensors)."""
     dev = torch.device("cuda")
     name = torch.cuda.get_device_name()
     flush = torch.empty(FLUSH_BYTES, dtype=torch.uint8, device=dev) if timed else None
@@ -388,6 +390,8 @@ def run(
     for r in load_shapes(suites):
         if only and only not in r["name"]:
             continue
+        if layout is not None:
+            r["layout"] = layout
         if r["mode"] == "bwd":
             records += run_bwd_row(r, backends, name, flush, iters, timed, log, rounds)
             torch.cuda.empty_cache()
@@ -672,11 +676,12 @@ def run_infer(suite: str, backends: Sequence[str], iters: int = 30, only: Option
 
 
 def run_fp8(iters: int = 30, only: Optional[str] = None, log: Callable[[str], None] = print,
-            rounds: bool = True) -> List[Dict[str, Any]]:
+            rounds: bool = True, layout: str = "bhsd") -> List[Dict[str, Any]]:
     """`bench --suite fp8`: FA3's outlier test (N(0,1), 0.1% of entries from N(0, 10^2)) at B·S = 16K
     tokens, H = 2048 / D, D 64/128/256, S 1K..16K, causal and not: our bf16 kernel, FP8 per tensor
     and FP8 block + Hadamard, timed in one process (FP8 times are the kernel call on quantized
-    inputs), RMSE against float64 on sampled rows of the unquantized inputs."""
+    inputs), RMSE against float64 on sampled rows of the unquantized inputs. `layout`: the inputs'
+    memory order (bshd: [B, H, S, D] views of [B, S, H, D] tensors; quantizing keeps the strides)."""
     from .fp8 import attention_fp8, hadamard_qk, quantize_fp8
 
     dev = torch.device("cuda")
@@ -689,12 +694,15 @@ def run_fp8(iters: int = 30, only: Optional[str] = None, log: Callable[[str], No
             for causal in (False, True):
                 r = dict(name=f"fp8-d{d}-s{s}{'-causal' if causal else ''}", mode="fwd", dtype="bf16", b=16384 // s,
                          h=2048 // d, hkv=2048 // d, sq=s, sk=s, d=d, mask="causal" if causal else "none",
-                         layout="bhsd")
+                         layout=layout)
                 if only and only not in r["name"]:
                     continue
 
                 def outliers() -> torch.Tensor:
-                    x = torch.randn(r["b"], r["h"], s, d, device=dev)
+                    if layout == "bshd":
+                        x = torch.randn(r["b"], s, r["h"], d, device=dev).transpose(1, 2)
+                    else:
+                        x = torch.randn(r["b"], r["h"], s, d, device=dev)
                     return torch.where(torch.rand_like(x) < 1e-3, 10 * torch.randn_like(x), x)
 
                 q, k, v = outliers(), outliers(), outliers()

@@ -1,10 +1,12 @@
 """Summarise an Nsight Compute report's per-instruction stall samples (run where ncu is installed).
 
     ncu --set full --import-source no -k regex:fc_fwd -s 3 -c 1 -o rep <cmd>
-    python3 scripts/gpu/ncu_stalls.py rep.ncu-rep [top]
+    python3 scripts/gpu/ncu_stalls.py rep.ncu-rep [top] [all.tsv]
 
 Prints the top SASS instructions by sampled warp stalls with their main stall reasons, and the
 totals per reason over the whole kernel, so a perf note can say which instruction waits on what.
+With all.tsv, every instruction in program order (address, samples, the main reasons, SASS), to
+split the samples between a kernel's prologue, main loop and epilogue.
 """
 
 import csv
@@ -52,6 +54,12 @@ def main():
         reasons = sorted(((num(r.get(c, 0)), c) for c in reason_cols), reverse=True)[:3]
         rs = " ".join(f"{c.replace('stall_', '')}={n:.0f}" for n, c in reasons if n > 0)
         print(f"{100 * v / tot:5.1f}% {r.get('Address', ''):>6} {r.get(src, '')[:70]:70s} {rs}")
+    if len(sys.argv) > 3:
+        with open(sys.argv[3], "w") as f:
+            for r in rows:
+                reasons = sorted(((num(r.get(c, 0)), c) for c in reason_cols), reverse=True)[:4]
+                rs = " ".join(f"{c.replace('stall_', '').replace(' ', '_')}={n:.0f}" for n, c in reasons if n > 0)
+                f.write(f"{r.get('Address', '')}\t{num(r.get(total_col, 0)):.0f}\t{rs}\t{r.get(src, '')}\n")
 
 
 if __name__ == "__main__":
