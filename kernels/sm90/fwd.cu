@@ -21,7 +21,10 @@ FC_DEVICE void fp8_descales(const FwdParams& f, const sm90::Tile& x, int head, i
   const float* qd = reinterpret_cast<const float*>(f.q_descale);
   const float* kd = reinterpret_cast<const float*>(f.k_descale) + x.b * f.k_descale_stride_b + x.hk * f.k_descale_stride_h;
   const float* vdp = reinterpret_cast<const float*>(f.v_descale);
-  sl2 *= qd[x.b * f.q_descale_stride_b + head * f.q_descale_stride_h + (row0 / 128) * f.q_descale_stride_blk];
+  // Rows past seqlen_q (the last tile's) take the last block's factor: block-quantized q has only
+  // ceil(seqlen_q / 128) of them (their output is never stored).
+  const int q_blk = min(row0, f.seqlen_q - 1) / 128;
+  sl2 *= qd[x.b * f.q_descale_stride_b + head * f.q_descale_stride_h + q_blk * f.q_descale_stride_blk];
   if (f.k_descale_stride_blk != 0) {
     kd_blk = kd;
   } else {
