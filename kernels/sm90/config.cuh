@@ -89,9 +89,23 @@ struct Sm90 {
   static constexpr bool kPSmem = FC_SM90_P_SMEM != 0 && kFp8 && !kSumMma;
   static constexpr int kPBytesPerWg = 64 * kBlockN;  // [key block of 128][64 rows][128 B]
   static constexpr int kPBytes = kPSmem ? kConsumers * kPBytesPerWg : 0;
-  static constexpr int kSmemTiles = kQStages * kQBytes + kStages * kKVBytes + kOnesBytes + kOBytes + kPBytes;
+  // FP8: V transposed in the kernel instead of by the fp8_vt.cu pass (which reads and writes V
+  // once more in HBM and needs a V-sized scratch per call): the producer loads V as it loads K
+  // ([d block][key][128 B], 128-byte swizzle) into a staging ring, and the producer warpgroup's
+  // warps 1-3 transpose each block into the stage's [d][key] tile with ldmatrix.trans, byte
+  // permutes and stmatrix (sm90/transpose.cuh). Staging is a K-sized tile per slot.
+#ifndef FC_SM90_VT_SMEM
+#define FC_SM90_VT_SMEM 0
+#endif
+  static constexpr bool kVtSmem = FC_SM90_VT_SMEM != 0 && kFp8;
+  static constexpr int kVsSlots = 2;  // the staging ring's depth, where it exists
+  static constexpr int kVsStages = kVtSmem ? kVsSlots : 0;
+  static constexpr int kVsBytes = kVsStages * kKBytes;
+  static constexpr int kTransposeWarps = 3;
+  static constexpr int kSmemTiles = kQStages * kQBytes + kStages * kKVBytes + kOnesBytes + kOBytes + kPBytes + kVsBytes;
   // + up to 1023 bytes to align the tiles to 1024, + the mbarriers (2 * kQStages + 4 * kStages of
-  // 8 bytes), the published tiles (smem.cuh PublishedTile) and the clusters' pair tickets.
+  // 8 bytes, and 2 * kVsStages), the published tiles (smem.cuh PublishedTile) and the clusters'
+  // pair tickets.
   static constexpr int kSmemBytes = kSmemTiles + 2048;
   // Issue the next Q·Kᵀ and the previous P·V together, so softmax runs while the tensor cores work.
   // Measured on the H100 (bench/NOTES.md): +9% at d128 S4K (588 -> 644 TF/s); at d64 it pays only
@@ -166,4 +180,7 @@ struct Sm90 {
                 "FP8: block_n 128 or 256, head dim in k32 steps");
   static_assert(!kFp8 || !kSumMma || kBlockN == 128, "FP8 row sums by MMA: block_n 128");
   static_assert(!kFp8 || !kTmaStore, "FP8: the TMA-store epilogue assumes 16-bit d blocks of the inputs");
+  // The transposer's steps are 32 keys by 16 head-dim values; its 128-key boxes match the stage's
+  // transposed layout (one TMA box each when the fp8_vt.cu pass wrote it).
+  static_assert(!kVtSmem || (kHeadDim % 16 == 0 && kBlockN % 128 == 0), "in-kernel V transpose: 32-key by 16-value steps");
 };

@@ -12,6 +12,7 @@
 #include "producer.cuh"
 #include "scheduler.cuh"
 #include "smem.cuh"
+#include "transpose.cuh"
 
 // FP8: this warp's descale factors (its 16 rows are one head and one 128-row q block). q's and,
 // unless k is block-quantized, k's go into the softmax scale; v's multiplies the output (per key
@@ -70,10 +71,16 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     }
     for (int s = 0; s < Sm90::kStages; ++s) {
       ptx::mbar_init(sm.k_full(s), 1);
-      ptx::mbar_init(sm.v_full(s), 1);
+      // FP8 kVtSmem: one arrival per transposer warp (transpose.cuh) instead of the TMA's bytes.
+      ptx::mbar_init(sm.v_full(s), Sm90::kVtSmem ? Sm90::kTransposeWarps : 1);
       ptx::mbar_init(sm.k_empty(s), releases);
       ptx::mbar_init(sm.v_empty(s), releases);
     }
+    for (int i = 0; i < Sm90::kVsStages; ++i) {
+      ptx::mbar_init(sm.vs_full(i), 1);
+      ptx::mbar_init(sm.vs_empty(i), Sm90::kTransposeWarps);
+    }
+    if constexpr (Sm90::kVtSmem) ptx::st_shared_u32(sm.vs_stop(), 0u);
     ptx::fence_barrier_init();
   }
   if constexpr (Sm90::kSumMma) {
@@ -101,6 +108,8 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     ptx::setmaxnreg_dec<Sm90::kProducerRegs>();
     // Only the producer decodes tiles: the consumers read them from shared memory (PublishedTile).
     if (threadIdx.x == 0) sm90::producer::run(p, sm, sm90::Scheduler(p));
+    // FP8 kVtSmem: warps 1-3 of this warpgroup transpose V.
+    if (Sm90::kVtSmem && threadIdx.x >= 32) sm90::transpose::run(Sm90Smem(smem_raw), threadIdx.x / 32 - 1, threadIdx.x % 32);
     return;
   }
   ptx::setmaxnreg_inc<Sm90::kConsumerRegs>();

@@ -148,6 +148,16 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       }
       // No tile left: a plain arrival completes q_full's phase and tells the consumers to stop.
       ptx::mbar_arrive(sm.q_full(slot));
+      if constexpr (Sm90::kVtSmem) {
+        // The transposer warps stop at the staging phase after the last block, which carries the
+        // stop word instead of data. Written only once they have released every staging slot:
+        // a warp still waiting for an earlier block must not see it.
+        for (int k = 1; k <= Sm90::kVsSlots && k <= it; ++k) {
+          ptx::mbar_wait(sm.vs_empty((it - k) % Sm90::kVsSlots), ((it - k) / Sm90::kVsSlots) & 1);
+        }
+        ptx::st_shared_u32(sm.vs_stop(), 1u);
+        ptx::mbar_arrive(sm.vs_full(it % Sm90::kVsSlots));
+      }
       break;
     }
     const Tile x = sched.tile(t);
@@ -184,7 +194,7 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.k_empty(s), reuse_parity);
 #if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 4)
       // Timing probe (consumer.cuh): once the ring is full, blocks reuse whatever the stage holds.
-      if (it >= Sm90::kStages) {
+      if (!Sm90::kVtSmem && it >= Sm90::kStages) {
         ptx::mbar_arrive(sm.k_full(s));
         ptx::mbar_wait(sm.v_empty(s), reuse_parity);
         ptx::mbar_arrive(sm.v_full(s));
@@ -193,6 +203,15 @@ FC_DEVICE void run(const Sm90Params& p, const Sm90Smem& sm, const Scheduler& sch
 #endif
       ptx::mbar_arrive_expect_tx(sm.k_full(s), Sm90::kKBytes);
       load_kv(sm.k(s), &p.tma_k, p, x, n0, pr, sm.k_full(s));
+      if constexpr (Sm90::kVtSmem) {
+        // V as K, into a staging slot; the transposer warps (transpose.cuh) wait for the stage's
+        // release, write its V tile and complete v_full.
+        const int i = it % Sm90::kVsSlots;
+        if (it >= Sm90::kVsSlots) ptx::mbar_wait(sm.vs_empty(i), ((it / Sm90::kVsSlots) - 1) & 1);
+        ptx::mbar_arrive_expect_tx(sm.vs_full(i), Sm90::kKBytes);
+        load_kv(sm.vs_slot(i), &p.tma_v, p, x, n0, pr, sm.vs_full(i));
+        continue;
+      }
       if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), reuse_parity);
       ptx::mbar_arrive_expect_tx(sm.v_full(s), Sm90::kVLoadBytes);
       if constexpr (Sm90::kFp8) {

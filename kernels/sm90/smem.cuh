@@ -22,7 +22,7 @@ struct Sm90Smem {
   u32 o;        // TMA-store epilogue: consumer warpgroup w stages its output at o + w*kOBytesPerWg
   u32 p;        // FP8 kPSmem: consumer warpgroup w's P tile at p + w*kPBytesPerWg: [key block][64 rows][128 B]
   u32 bars;     // q_full[Q], q_empty[Q], then k_full[S], v_full[S], k_empty[S], v_empty[S],
-                // then (clusters) pair_full[Q], pair_empty[Q]
+                // then (clusters) pair_full[Q], pair_empty[Q], then (kVtSmem) vs_full[VS], vs_empty[VS]
   // Per Q slot: the tile the producer took (PublishedTile), published by that slot's q_full.
   PublishedTile* tile;
   // Clusters: shared-memory address of the per-Q-slot tile-pair tickets (after the published tiles),
@@ -43,10 +43,11 @@ struct Sm90Smem {
   }
   static constexpr int kFirstPair = 2 * Sm90::kQStages + 4 * Sm90::kStages;  // mbarrier index of pair_full[0]
   static constexpr int kFirstKV = 2 * Sm90::kQStages;  // mbarrier index of k_full[0]
+  static constexpr int kFirstVs = kFirstPair + 2 * Sm90::kQStages;  // mbarrier index of vs_full[0]
   // The published tiles after the mbarriers, 16-byte aligned (the tiles' end is 1024-aligned).
-  static constexpr int kTileOffset = (8 * (kFirstPair + 2 * Sm90::kQStages) + 15) / 16 * 16;
+  static constexpr int kTileOffset = (8 * (kFirstVs + 2 * Sm90::kVsStages) + 15) / 16 * 16;
   static_assert(Sm90::kSmemTiles % 16 == 0, "the mbarriers and published tiles need 16-byte alignment");
-  static_assert(1023 + kTileOffset + (int)sizeof(PublishedTile) * Sm90::kQStages + 4 * Sm90::kQStages <=
+  static_assert(1023 + kTileOffset + (int)sizeof(PublishedTile) * Sm90::kQStages + 4 * Sm90::kQStages + 4 <=
                     Sm90::kSmemBytes - Sm90::kSmemTiles,
                 "the mbarriers, published tiles and pair tickets exceed the shared memory reserved past the tiles");
   FC_DEVICE u32 q(int slot) const { return q0 + slot * Sm90::kQBytes; }
@@ -69,4 +70,13 @@ struct Sm90Smem {
   FC_DEVICE u32 pair_full(int slot) const { return bars + 8 * (kFirstPair + slot); }
   FC_DEVICE u32 pair_empty(int slot) const { return bars + 8 * (kFirstPair + Sm90::kQStages + slot); }
   FC_DEVICE u32 pair_ticket(int slot) const { return ticket + 4 * slot; }
+  // FP8 kVtSmem: the producer's TMA fills V staging slot i (vs_full, with its byte count); the
+  // transposer warps release it (vs_empty, one arrival per warp) once they have read it.
+  // The staging slots are the last tiles, right before the mbarriers (no field of their own: the
+  // consumers' registers hold this struct's fields, and one more spilled at FP8 d128).
+  FC_DEVICE u32 vs_slot(int i) const { return bars - Sm90::kVsBytes + i * Sm90::kKBytes; }
+  FC_DEVICE u32 vs_full(int i) const { return bars + 8 * (kFirstVs + i); }
+  FC_DEVICE u32 vs_empty(int i) const { return bars + 8 * (kFirstVs + Sm90::kVsStages + i); }
+  // FP8 kVtSmem: nonzero once the producer has no block left (after the pair tickets).
+  FC_DEVICE u32 vs_stop() const { return ticket + 4 * Sm90::kQStages; }
 };

@@ -37,6 +37,7 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "sm90/scheduler.cuh",
     "sm90/producer.cuh",
     "sm90/consumer.cuh",
+    "sm90/transpose.cuh",
     "sm90/epilogue.cuh",
     "sm90/fwd.cu",
     "common/ptx/atomic.cuh",

@@ -54,6 +54,9 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_P_SMEM=0|1`: the FP8 forward's P·V reads P from shared memory instead of
     /// registers (kernels/sm90/config.cuh `kPSmem`).
     pub sm90_p_smem: Option<bool>,
+    /// `FLASHCORE_SM90_VT_SMEM=0|1`: the FP8 forward transposes V in shared memory (kernels/sm90/
+    /// transpose.cuh) instead of in a separate pass over HBM (kernels/sm90/fp8_vt.cu).
+    pub sm90_vt_smem: Option<bool>,
     /// `FLASHCORE_SM90_SECTION_MIB=n`: the L2 budget of the Hopper forward's causal tile sections
     /// (kernels/sm90/scheduler.cuh `Scheduler::section`; 0 orders causal tiles head by head).
     pub sm90_section_mib: Option<u32>,
@@ -114,6 +117,7 @@ impl Knobs {
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),
             sm90_pingpong: flag("FLASHCORE_SM90_PINGPONG"),
             sm90_p_smem: flag("FLASHCORE_SM90_P_SMEM"),
+            sm90_vt_smem: flag("FLASHCORE_SM90_VT_SMEM"),
             sm90_section_mib: var("FLASHCORE_SM90_SECTION_MIB").and_then(|v| v.parse().ok()).filter(|n| *n <= 1024),
             sm90_bwd_section_mib: var("FLASHCORE_SM90_BWD_SECTION_MIB")
                 .and_then(|v| v.parse().ok())

@@ -20,6 +20,10 @@ pub const FP8_VT_THREADS: usize = 256;
 /// ([`Variant::cluster_fits`]); d256 always does.
 pub const CLUSTER_MIN_KEYS: usize = 32 * 1024;
 
+/// The FP8 forward transposes V in the kernel up to this many query rows per KV head (x GQA group,
+/// halved under a causal mask), and in the fp8_vt.cu pass beyond ([`Variant::with_vt_smem`]).
+pub const VT_SMEM_MAX_ROWS: usize = 2048;
+
 /// Which kernel source a variant compiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KernelKind {
@@ -109,6 +113,9 @@ pub struct FwdExt {
     /// Hopper forward without an LSE output (FC_SM90_SUM_MMA): the softmax's row sums come from
     /// P·V run 8 columns wider over ones ([`Variant::with_sum_mma`]).
     pub sum_mma: bool,
+    /// FP8 forward only (FC_SM90_VT_SMEM): V transposed in shared memory by the kernel instead of
+    /// the fp8_vt.cu pass before it ([`Variant::with_vt_smem`]).
+    pub vt_smem: bool,
 }
 
 /// The Hopper kernel serves sm_90a unless `FLASHCORE_SM90=0` (or `FLASHCORE_FORCE_SM80=1`) asks for
@@ -202,6 +209,7 @@ impl Variant {
             merge: false,
             cluster: false,
             sum_mma: false,
+            vt_smem: false,
         };
         // A window's right edge without a causal mask is still an upper bound: the causal variant.
         let upper = p.mask.is_causal() || p.window.right.is_some();
@@ -352,7 +360,10 @@ impl Variant {
                 let ones = if self.sum_mma() { self.tile.stages() * 8 * 128 } else { 0 };
                 // kPBytes: a 64 x block_n e4m3 P tile per consumer warpgroup.
                 let p = if self.fp8_p_smem() { self.tile.block_m() / 64 * 64 * self.tile.block_n() } else { 0 };
-                super::tiles::sm90_fp8_smem_bytes(&self.tile, self.head_dim) + ones + p
+                // kVsBytes: two V staging slots the size of a K stage.
+                let vs =
+                    if self.fp8_vt_smem() { 2 * self.head_dim.div_ceil(128) * self.tile.block_n() * 128 } else { 0 };
+                super::tiles::sm90_fp8_smem_bytes(&self.tile, self.head_dim) + ones + p + vs
             }
         }
     }
@@ -370,6 +381,32 @@ impl Variant {
         self.kind == KernelKind::FwdSm90Fp8
             && knobs().sm90_p_smem.unwrap_or(self.head_dim == 256 && !self.causal)
             && !self.sum_mma()
+    }
+
+    /// See [`Variant::with_vt_smem`].
+    pub fn fp8_vt_smem(&self) -> bool {
+        self.ext.vt_smem
+    }
+
+    /// For an FP8 problem: V transposed in shared memory by the kernel (kernels/sm90/transpose.cuh,
+    /// the producer warpgroup's idle warps) rather than by the fp8_vt.cu pass before it, which
+    /// reads and writes V once more in HBM (34 us at 16K tokens of 2048 values, B·S = 16K) and
+    /// takes a V-sized scratch. The in-kernel transpose costs the kernel 5-8% (its shared-memory
+    /// instructions queue beside the softmax's MUFU work, which bounds FP8), so it pays where the
+    /// pass is the larger share: few query rows per key, i.e. (query rows x GQA group, halved
+    /// under a causal mask) <= [`VT_SMEM_MAX_ROWS`]. On the H100 (bench/NOTES.md, session 20):
+    /// d128 S1K +14%, S2K +5%, S4K -1.5% (pass kept), causal S1K +27%, S4K +3%, S16K -7% (pass
+    /// kept); d64 S1K +8%, S4K causal +7%. Where its two staging slots fit: block_n 128, head dim
+    /// up to 128. `FLASHCORE_SM90_VT_SMEM=0|1` forces it off or on where it fits.
+    pub fn with_vt_smem(self, p: &Problem) -> Variant {
+        let fits = self.kind == KernelKind::FwdSm90Fp8 && self.tile.block_n() == 128 && self.head_dim <= 128;
+        let group = p.heads / p.kv_heads.max(1);
+        let rows = p.seqlen_q * group / if self.causal { 2 } else { 1 };
+        if fits && knobs().sm90_vt_smem.unwrap_or(rows <= VT_SMEM_MAX_ROWS) {
+            Variant { ext: FwdExt { vt_smem: true, ..self.ext }, ..self }
+        } else {
+            self
+        }
     }
 
     pub fn defines(&self) -> Vec<(&'static str, String)> {
@@ -456,6 +493,9 @@ impl Variant {
             }
             if self.fp8_p_smem() {
                 d.push(("FC_SM90_P_SMEM", "1".to_string()));
+            }
+            if self.fp8_vt_smem() {
+                d.push(("FC_SM90_VT_SMEM", "1".to_string()));
             }
         }
         d
@@ -625,7 +665,13 @@ impl Variant {
                             // compile-checked with the rest.
                             let sums = (d <= 128 && v.tile.block_n() == 128)
                                 .then_some(Variant { ext: FwdExt { sum_mma: true, ..v.ext }, ..v });
-                            for v in [v.fp8_vt(), v].into_iter().chain(sums) {
+                            // And each with V transposed in the kernel where that fits (with_vt_smem).
+                            let in_kernel = [Some(v), sums]
+                                .into_iter()
+                                .flatten()
+                                .filter(|v| d <= 128 && v.tile.block_n() == 128)
+                                .map(|v| Variant { ext: FwdExt { vt_smem: true, ..v.ext }, ..v });
+                            for v in [v.fp8_vt(), v].into_iter().chain(sums).chain(in_kernel) {
                                 if !out.contains(&v) {
                                     out.push(v);
                                 }
@@ -659,7 +705,7 @@ impl std::fmt::Display for Variant {
         }
         write!(
             f,
-            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}{}{}{}",
+            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}{}{}{}{}",
             self.arch.nvrtc_arch(),
             self.head_dim,
             self.dtype.name(),
@@ -678,6 +724,7 @@ impl std::fmt::Display for Variant {
             if self.ext.infer { "-infer" } else { "" },
             if self.ext.cluster { "-c2" } else { "" },
             if self.ext.sum_mma { "-lsum" } else { "" },
+            if self.ext.vt_smem { "-vts" } else { "" },
         )
     }
 }

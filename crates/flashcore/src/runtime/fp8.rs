@@ -40,6 +40,7 @@ impl Runtime {
             kv_block_quant,
             self.info().max_smem_per_block,
         )?;
+        let v = v.with_vt_smem(p);
         Ok((v, forward_launch(&v, p, self.info().sm_count)))
     }
 
@@ -152,7 +153,6 @@ impl Runtime {
         let variant = variant.with_sum_mma(lse != 0);
         let launch = forward_launch(&variant, &p, self.info().sm_count);
         let kernel = self.kernel(&variant)?;
-        let vt_kernel = self.kernel(&vt_variant)?;
         let rows = rows_per_head(&variant, &p);
         let mut params = fwd_params(&p, &q, &k, &v, &out, lse, launch.num_m_blocks, rows);
         let [qd, kd, vd] = descales;
@@ -167,7 +167,25 @@ impl Runtime {
         (params.v_descale_stride_b, params.v_descale_stride_h, params.v_descale_stride_blk) = (vsb, vsh, vsk);
         self.context().bind_to_thread()?;
 
+        let bm = variant.tile.block_m() as u32;
+        let bn = variant.tile.block_n() as u32;
+        if variant.fp8_vt_smem() {
+            // The kernel loads V as it loads K and transposes it in shared memory (sm90/transpose.cuh).
+            let p90 = Sm90Params {
+                base: params,
+                tile_counter: self.tile_counter(),
+                tma_q: tma::encode_bshd("q", q.ptr, &q.desc, rows as u32, bm / rows as u32)?,
+                tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn, 1)?,
+                tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn, 1)?,
+                tma_o: Default::default(),
+                total_q: 0,
+                total_k: 0,
+            };
+            // SAFETY: descriptions checked above; pointer validity is this function's contract.
+            return unsafe { launch::launch_forward(&kernel.0, stream, &launch, &p90) };
+        }
         // V transposed into stream-ordered scratch, keys padded to a multiple of 32 (fp8_vt.cu).
+        let vt_kernel = self.kernel(&vt_variant)?;
         let sk_pad = p.seqlen_k.next_multiple_of(32);
         let vt = StreamScratch::new(p.batch * p.kv_heads * p.head_dim * sk_pad, stream)?;
         let vtp = VtParams {
@@ -189,8 +207,6 @@ impl Runtime {
             smem_bytes: 0,
             num_m_blocks: 0,
         };
-        let bm = variant.tile.block_m() as u32;
-        let bn = variant.tile.block_n() as u32;
         let p90 = Sm90Params {
             base: params,
             tile_counter: 0,
