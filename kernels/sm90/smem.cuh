@@ -72,8 +72,8 @@ struct Sm90Smem {
   FC_DEVICE u32 pair_ticket(int slot) const { return ticket + 4 * slot; }
   // FP8 kVtSmem: the producer's TMA fills V staging slot i (vs_full, with its byte count); the
   // transposer warps release it (vs_empty, one arrival per warp) once they have read it.
-  // The staging slots are the last tiles, right before the mbarriers (no field of their own: the
-  // consumers' registers hold this struct's fields, and one more spilled at FP8 d128).
+  // The staging slots are the last tiles, right before the mbarriers (derived from `bars` rather
+  // than held in a field of their own).
   FC_DEVICE u32 vs_slot(int i) const { return bars - Sm90::kVsBytes + i * Sm90::kKBytes; }
   FC_DEVICE u32 vs_full(int i) const { return bars + 8 * (kFirstVs + i); }
   FC_DEVICE u32 vs_empty(int i) const { return bars + 8 * (kFirstVs + Sm90::kVsStages + i); }

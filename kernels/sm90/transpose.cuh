@@ -26,9 +26,11 @@ namespace sm90::transpose {
 // 2 (m % 4): fp8_vt.cu's vt_key_of.
 FC_DEVICE int group_base(int m) { return ((m & 4) << 2) | ((m & 3) << 1); }
 
-// Transposes every V block this CTA streams, tile after tile (the tiles the producer publishes
-// with each Q slot), until the producer publishes the end. `w` is this warp's index among the
-// transposer warps.
+// Transposes every V block this CTA streams, in the order the producer fills the staging slots,
+// until the producer completes a slot's phase with the stop word set instead of data. `w` is this
+// warp's index among the transposer warps. The loop over a chunk's 32-key groups stays a loop:
+// unrolled, it changed how ptxas allocated the consumers' registers (their main loops took uniform
+// values into vector registers and two tile counters spilled; bench/NOTES.md, session 20).
 FC_DEVICE void run(const Sm90Smem& sm, int w, int lane) {
   constexpr int kGroups = Sm90::kBlockN / 32;  // 32-key groups per block
   constexpr int kChunks = Sm90::kHeadDim / 16;  // 16-byte d chunks
@@ -47,47 +49,44 @@ FC_DEVICE void run(const Sm90Smem& sm, int w, int lane) {
 #else
   constexpr int kWarps = Sm90::kTransposeWarps;
 #endif
-#pragma unroll 1
   for (int it = 0;; ++it) {
-    {
-      const int i = it % Sm90::kVsSlots, s = it % Sm90::kStages;
-      ptx::mbar_wait(sm.vs_full(i), (it / Sm90::kVsSlots) & 1);
-      // The producer completes a staging slot's phase without data once no block is left. Lane 0
-      // reads the word and the warp takes it from lane 0: lane 0's own arrivals then order every
-      // read of it before the producer's write (compute-sanitizer's racecheck does not count
-      // __syncwarp as ordering the other lanes' reads before lane 0's arrival).
-      u32 stop = lane == 0 ? ptx::ld_shared_u32(sm.vs_stop()) : 0u;
-      if (__shfl_sync(0xffffffffu, stop, 0) != 0) break;
-      // Stage s's V was last read by block it - kStages's P·V.
-      if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), ((it / Sm90::kStages) - 1) & 1);
-      const u32 src = sm.vs_slot(i), dst = sm.v(s);
+    const int i = it % Sm90::kVsSlots, s = it % Sm90::kStages;
+    ptx::mbar_wait(sm.vs_full(i), (it / Sm90::kVsSlots) & 1);
+    // The producer completes a staging slot's phase without data once no block is left. Lane 0
+    // reads the word and the warp takes it from lane 0: lane 0's own arrivals then order every
+    // read of it before the producer's write (compute-sanitizer's racecheck does not count
+    // __syncwarp as ordering the other lanes' reads before lane 0's arrival).
+    u32 stop = lane == 0 ? ptx::ld_shared_u32(sm.vs_stop()) : 0u;
+    if (__shfl_sync(0xffffffffu, stop, 0) != 0) break;
+    // Stage s's V was last read by block it - kStages's P·V.
+    if (it >= Sm90::kStages) ptx::mbar_wait(sm.v_empty(s), ((it / Sm90::kStages) - 1) & 1);
+    const u32 src = sm.vs_slot(i), dst = sm.v(s);
 #if defined(FC_SM90_PROBE) && (FC_SM90_PROBE & 16)
-      // Timing probe: the waits and arrivals without the data movement (V is left as it was).
-      if (true) {
-      } else
+    // Timing probe: the waits and arrivals without the data movement (V is left as it was).
+    if (true) {
+    } else
 #endif
-      // Warp w takes the chunks w, w + 3, ...; each chunk's groups unrolled.
-      for (int c = w; c < kChunks; c += kWarps) {
-        const u32 load = src + ((u32)c / 8) * Sm90::kBlockN * 128 + ptx::swizzle128(load_key, (u32)c % 8);
-        const int d = 16 * c + store_d;
-        const u32 store = dst + d * 128;
+    // Warp w takes the chunks w, w + 3, ...
+    for (int c = w; c < kChunks; c += kWarps) {
+      const u32 load = src + ((u32)c / 8) * Sm90::kBlockN * 128 + ptx::swizzle128(load_key, (u32)c % 8);
+      const int d = 16 * c + store_d;
+      const u32 store = dst + d * 128;
 #pragma unroll 1
-        for (int g = 0; g < kGroups; ++g) {
-          u32 x[4];
-          ptx::warp::ldmatrix_x4_trans(x, load + g * 32 * 128);
-          const u32 d0a = __byte_perm(x[0], x[1], 0x6420), d1a = __byte_perm(x[0], x[1], 0x7531);
-          const u32 d0b = __byte_perm(x[2], x[3], 0x6420), d1b = __byte_perm(x[2], x[3], 0x7531);
-          const u32 chunk = (u32)((2 * (g % 4) + (mi >> 1)) ^ (store_d & 7));
-          ptx::warp::stmatrix_x4(store + (g / 4) * Sm90::kHeadDim * 128 + (chunk << 4), d0a, d1a, d0b, d1b);
-        }
+      for (int g = 0; g < kGroups; ++g) {
+        u32 x[4];
+        ptx::warp::ldmatrix_x4_trans(x, load + g * 32 * 128);
+        const u32 d0a = __byte_perm(x[0], x[1], 0x6420), d1a = __byte_perm(x[0], x[1], 0x7531);
+        const u32 d0b = __byte_perm(x[2], x[3], 0x6420), d1b = __byte_perm(x[2], x[3], 0x7531);
+        const u32 chunk = (u32)((2 * (g % 4) + (mi >> 1)) ^ (store_d & 7));
+        ptx::warp::stmatrix_x4(store + (g / 4) * Sm90::kHeadDim * 128 + (chunk << 4), d0a, d1a, d0b, d1b);
       }
-      // The stores are generic-proxy writes that wgmma (the async proxy) reads after v_full.
-      ptx::fence_proxy_async_smem();
-      __syncwarp();
-      if (lane == 0) {
-        ptx::mbar_arrive(sm.v_full(s));
-        ptx::mbar_arrive(sm.vs_empty(i));
-      }
+    }
+    // The stores are generic-proxy writes that wgmma (the async proxy) reads after v_full.
+    ptx::fence_proxy_async_smem();
+    __syncwarp();
+    if (lane == 0) {
+      ptx::mbar_arrive(sm.v_full(s));
+      ptx::mbar_arrive(sm.vs_empty(i));
     }
   }
 }
