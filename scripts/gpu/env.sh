@@ -25,3 +25,29 @@ packed_logs() {
   tgz=$out/$1.tgz
 }
 pack() { tar czf "$tgz" -C "$log" .; }
+# The staged wheel into /tmp/fcpy (on PYTHONPATH above).
+install_wheel() { python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)"; }
+# The FP8 GPU test and `flashcore fp8` validation in the caller's environment, into
+# $log/TAG-tests.txt (packed_logs first); prints the summary lines.
+fp8_checks() {
+  {
+    echo "== FP8 GPU test"
+    timeout 150 .stage/gpu-tests --test-threads 1 fp8 2>&1 | grep -E -A12 "^test |test result|panicked" | head -40
+    echo "== flashcore fp8"
+    timeout 150 .stage/flashcore fp8 2>&1 | tail -45
+  } > "$log/$1-tests.txt" 2>&1
+  grep -E "test result|FAIL|panicked| no$|within" "$log/$1-tests.txt" | head -20
+}
+# compute-sanitizer's TOOLS (default: memcheck racecheck synccheck) on `flashcore fp8 --only ROW`
+# for each ROW, in the caller's environment, logs $log/TAG-TOOL-ROW.txt; prints each summary.
+fp8_sanitize() {
+  local tag=$1 tool o f
+  shift
+  for tool in ${TOOLS:-memcheck racecheck synccheck}; do
+    for o in "$@"; do
+      f="$log/$tag-$tool-${o// /-}.txt"
+      timeout 200 compute-sanitizer --tool "$tool" --error-exitcode 9 .stage/flashcore fp8 --only "$o" > "$f" 2>&1
+      echo "$tool $o rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$f" | head -n 1)"
+    done
+  done
+}

@@ -10,13 +10,7 @@ set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_BENCH_LSE=0 FLASHCORE_CACHE_DIR=/tmp/fc
 packed_logs s19-d256
-{
-  echo "== FP8 GPU test"
-  timeout 150 .stage/gpu-tests --test-threads 1 fp8 2>&1 | grep -E -A6 "^test |test result|panicked" | head -30
-  echo "== flashcore fp8"
-  timeout 150 .stage/flashcore fp8 2>&1 | tail -45
-} > "$log/s19-d256-tests.txt" 2>&1
-grep -E "test result|FAIL|panicked| no$" "$log/s19-d256-tests.txt" | head -20
+fp8_checks s19-d256
 pack
 CONFIGS="old:FLASHCORE_SM90_P_SMEM=0 new:" SHAPES="s1024 d256|s2048 d256|s4096 d256|s8192 d256|s16384 d256" \
   scripts/gpu/fp8_ab.sh > "$log/s19-d256-ab.txt" 2>&1

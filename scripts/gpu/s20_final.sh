@@ -18,15 +18,9 @@ packed_logs s20-final
 } > "$log/s20-final-tests.txt" 2>&1
 grep -E "test result|FAIL|panicked| no$|within" "$log/s20-final-tests.txt" | head -20
 pack
-for tool in memcheck racecheck synccheck; do
-  for o in "s77 d64" "s1000 d128" "s4096 d128 causal"; do
-    timeout 200 compute-sanitizer --tool $tool --error-exitcode 9 .stage/flashcore fp8 --only "$o" \
-      > "$log/s20-final-$tool-${o// /-}.txt" 2>&1
-    echo "$tool $o rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log/s20-final-$tool-${o// /-}.txt" | head -n 1)"
-  done
-done
+fp8_sanitize s20-final "s77 d64" "s1000 d128" "s4096 d128 causal"
 pack
-python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)" || exit 1
+install_wheel || exit 1
 timeout 200 python3 -m pytest -p no:cacheprovider -q python/tests -m gpu -k "fp8" -ra > "$log/s20-final-python-tests.txt" 2>&1
 echo "pytest fp8 rc=$?"; tail -n 1 "$log/s20-final-python-tests.txt"
 pack

@@ -10,7 +10,7 @@ set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_CACHE_DIR=/tmp/fc
 packed_logs s20-layout
-python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)" || exit 1
+install_wheel || exit 1
 for sd in "16384 256" "16384 128"; do
   timeout 150 python3 scripts/gpu/fp8_gap_probe.py $sd > "$log/s20-fp8-gap-${sd// /-}.txt" 2>&1
   echo "gap probe $sd rc=$?"; cat "$log/s20-fp8-gap-${sd// /-}.txt"

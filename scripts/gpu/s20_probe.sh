@@ -10,7 +10,7 @@ set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_CACHE_DIR=/tmp/fc
 packed_logs s20-probe
-python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)" || exit 1
+install_wheel || exit 1
 for p in 1 2; do
   for lay in bhsd bshd; do
     for s in 4096 16384; do

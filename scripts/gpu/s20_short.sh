@@ -11,7 +11,7 @@ set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_CACHE_DIR=/tmp/fc
 packed_logs s20-short
-python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)" || exit 1
+install_wheel || exit 1
 prof() {  # name, env, probe args
   local name=$1 e=$2; shift 2
   env $e timeout 200 ncu --set full --import-source no -k regex:fc_fwd_sm90 -s 2 -c 1 -o "$log/$name" \

@@ -10,7 +10,7 @@ set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_CACHE_DIR=/tmp/fc
 packed_logs s20-vt
-python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)" || exit 1
+install_wheel || exit 1
 for sd in "1024 128" "4096 128" "16384 128" "4096 256" "4096 64"; do
   timeout 120 ncu --metrics gpu__time_duration.sum -k regex:"fc_(fp8_vt|fwd_sm90)" python3 scripts/gpu/pipes_probe.py fp8 $sd \
     > "$log/s20-vt-ncu-${sd// /-}.log" 2>&1

@@ -9,12 +9,8 @@ set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_CACHE_DIR=/tmp/fc
 packed_logs s20-vt3
-python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)" || exit 1
-for o in "s77 d64" "s1000 d128"; do
-  FLASHCORE_SM90_VT_SMEM=1 timeout 200 compute-sanitizer --tool racecheck --error-exitcode 9 .stage/flashcore fp8 --only "$o" \
-    > "$log/s20-vt3-racecheck-${o// /-}.txt" 2>&1
-  echo "racecheck $o rc=$? $(grep -E 'RACECHECK SUMMARY' "$log/s20-vt3-racecheck-${o// /-}.txt" | head -n 1)"
-done
+install_wheel || exit 1
+FLASHCORE_SM90_VT_SMEM=1 TOOLS=racecheck fp8_sanitize s20-vt3 "s77 d64" "s1000 d128"
 pack
 for vt in 0 1; do
   echo "=== FLASHCORE_SM90_VT_SMEM=$vt"

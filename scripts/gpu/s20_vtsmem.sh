@@ -10,25 +10,13 @@ set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_BENCH_LSE=0 FLASHCORE_CACHE_DIR=/tmp/fc
 packed_logs s20-vtsmem
-{
-  echo "== FP8 GPU test"
-  FLASHCORE_SM90_VT_SMEM=1 timeout 150 .stage/gpu-tests --test-threads 1 fp8 2>&1 | grep -E -A12 "^test |test result|panicked" | head -40
-  echo "== flashcore fp8"
-  FLASHCORE_SM90_VT_SMEM=1 timeout 150 .stage/flashcore fp8 2>&1 | tail -45
-} > "$log/s20-vtsmem-tests.txt" 2>&1
-grep -E "test result|FAIL|panicked| no$|rows" "$log/s20-vtsmem-tests.txt" | head -20
+FLASHCORE_SM90_VT_SMEM=1 fp8_checks s20-vtsmem
 pack
-python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)" || exit 1
+install_wheel || exit 1
 FLASHCORE_SM90_VT_SMEM=1 timeout 200 python3 -m pytest -p no:cacheprovider -q python/tests -m gpu -k "fp8" -ra > "$log/s20-vtsmem-python-tests.txt" 2>&1
 echo "pytest fp8 rc=$?"; tail -n 3 "$log/s20-vtsmem-python-tests.txt"
 pack
-for tool in memcheck racecheck synccheck; do
-  for o in "s77 d64" "s1000 d128"; do
-    FLASHCORE_SM90_VT_SMEM=1 timeout 200 compute-sanitizer --tool $tool --error-exitcode 9 .stage/flashcore fp8 --only "$o" \
-      > "$log/s20-vtsmem-$tool-${o// /-}.txt" 2>&1
-    echo "$tool $o rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log/s20-vtsmem-$tool-${o// /-}.txt" | head -n 1)"
-  done
-done
+FLASHCORE_SM90_VT_SMEM=1 fp8_sanitize s20-vtsmem "s77 d64" "s1000 d128"
 pack
 CONFIGS="pass:FLASHCORE_SM90_VT_SMEM=0 smem:FLASHCORE_SM90_VT_SMEM=1" \
   SHAPES=${SHAPES:-"s1024 d128|s4096 d128|s16384 d128|s4096 d64|s1024 d64"} scripts/gpu/fp8_ab.sh > "$log/s20-vtsmem-fp8-ab.txt" 2>&1
