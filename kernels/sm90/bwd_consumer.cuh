@@ -41,6 +41,20 @@ constexpr int kBarDqFull = 3;
 
 namespace wg = ptx::warpgroup;
 
+// The last wait for this thread's bulk stores before the CTA exits. By default until their writes
+// have landed (wait_group 0, which ptxas follows with an L1 invalidation: 2.4% of the D64 S1K
+// backward's stall samples, while the next CTA waits for the SM; bench/NOTES.md, session 20).
+// FC_SM90_BWD_EXIT_READ=1 (FLASHCORE_SM90_BWD_EXIT_READ, not yet measured): only until the copy
+// engine has read shared memory, as CUTLASS's epilogues end; the writes still land before the
+// kernel completes, which is all bwd/post.cu and the caller rely on.
+FC_DEVICE void exit_wait() {
+#if defined(FC_SM90_BWD_EXIT_READ) && FC_SM90_BWD_EXIT_READ
+  ptx::tma_store_wait_read<0>();
+#else
+  ptx::tma_store_wait<0>();
+#endif
+}
+
 // Sᵀ (64 keys x block_m) = K_w Qᵀ, or dPᵀ = V_w dOᵀ. A: this warpgroup's 64 rows of K (or V); B:
 // the step's Q (or dO) tile; both K-major (head dim contiguous), 32 bytes per k16 step within a
 // 128-byte row, the next d block every 4 steps. Issues and commits; the caller waits.
@@ -584,7 +598,7 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
 
   // Shared memory must outlive the reads of the last reduces; the adds themselves complete before
   // the kernel does (bwd/post.cu reads them in stream order).
-  if (Sm90Bwd::kDqSmem && w == 0 && tw == 0) ptx::tma_store_wait<0>();
+  if (Sm90Bwd::kDqSmem && w == 0 && tw == 0) exit_wait();
 
   // dK = scale · dSᵀ Q (the scale was left out of dS); keys no query sees get 0.
   if (f.kv_splits > 1) {
@@ -618,7 +632,7 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
     }
     ptx::tma_store_commit();
     // Shared memory must outlive the stores' reads of it.
-    ptx::tma_store_wait<0>();
+    exit_wait();
   }
 }
 
