@@ -447,3 +447,47 @@ fn backward_picks_the_hopper_kernel_for_d64_d96_and_d128_on_sm90_only() {
         assert!(q.with_bwd_block_m(96, smem).is_err());
     }
 }
+
+#[test]
+fn fp8_transposes_v_in_the_kernel_only_where_the_pass_costs_more() {
+    let prob = |sq: usize, d: usize, mask: Mask, heads: usize, kv_heads: usize| Problem {
+        batch: 2,
+        heads,
+        kv_heads,
+        seqlen_q: sq,
+        seqlen_k: sq,
+        head_dim: d,
+        dtype: DType::Bf16,
+        mask,
+        scale: 0.1,
+        window: Default::default(),
+        softcap: None,
+    };
+    let pick = |p: &Problem| {
+        Variant::fp8_forward(p.head_dim, p.dtype, p.mask, p.seqlen_k, false, 227 * 1024).unwrap().with_vt_smem(p)
+    };
+    let fp8_set = Variant::fp8_set();
+    // Query rows x GQA group, halved when causal, up to VT_SMEM_MAX_ROWS (2048); d256's staging
+    // slots do not fit beside its ring (FLASHCORE_SM90_VT_SMEM unset in tests).
+    for (sq, d, mask, h, hkv, want) in [
+        (1024, 128, Mask::None, 16, 16, true),
+        (2048, 128, Mask::None, 16, 16, true),
+        (4096, 128, Mask::None, 16, 16, false),
+        (4096, 128, Mask::CausalTopLeft, 16, 16, true),
+        (8192, 128, Mask::CausalTopLeft, 16, 16, false),
+        (1024, 64, Mask::None, 32, 32, true),
+        (1024, 128, Mask::None, 16, 4, false),
+        (512, 128, Mask::None, 16, 4, true),
+        (1024, 256, Mask::None, 8, 8, false),
+    ] {
+        let v = pick(&prob(sq, d, mask, h, hkv));
+        assert_eq!(v.fp8_vt_smem(), want, "{v}: sq {sq} d {d} {mask:?} {h}/{hkv}");
+        assert_eq!(v.to_string().ends_with("-vts"), want, "{v}");
+        assert_eq!(v.options().iter().any(|o| o == "-DFC_SM90_VT_SMEM=1"), want, "{v}");
+        assert!(fp8_set.contains(&v), "{v} not compiled by warmup / CI");
+        // Its staging slots are in the launch's shared memory (scripts/check_smem.py checks the kernel's count).
+        let base = Variant::fp8_forward(d, DType::Bf16, mask, sq, false, 227 * 1024).unwrap();
+        let staging = if want { 2 * d.div_ceil(128) * v.tile.block_n() * 128 } else { 0 };
+        assert_eq!(v.smem_bytes(), base.smem_bytes() + staging, "{v}");
+    }
+}
