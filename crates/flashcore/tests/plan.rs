@@ -191,19 +191,7 @@ fn hopper_grid_is_persistent() {
 
 #[test]
 fn hopper_clusters_pair_the_query_blocks_of_dense_non_causal_heads() {
-    let prob = |sq: usize, d: usize, mask: Mask, hkv: usize| Problem {
-        batch: 2,
-        heads: 8,
-        kv_heads: hkv,
-        seqlen_q: sq,
-        seqlen_k: 4096,
-        head_dim: d,
-        dtype: DType::Bf16,
-        mask,
-        scale: 0.1,
-        window: Default::default(),
-        softcap: None,
-    };
+    let prob = |sq: usize, d: usize, mask: Mask, hkv: usize| bf16_problem(8, hkv, sq, 4096, d, mask);
     let pick = |p: &Problem| Variant::forward_for(Arch::SM90, p, 227 * 1024).unwrap();
     for d in [96, 128, 256] {
         let p = prob(4096, d, Mask::None, 8);
@@ -450,19 +438,8 @@ fn backward_picks_the_hopper_kernel_for_d64_d96_and_d128_on_sm90_only() {
 
 #[test]
 fn fp8_transposes_v_in_the_kernel_only_where_the_pass_costs_more() {
-    let prob = |sq: usize, d: usize, mask: Mask, heads: usize, kv_heads: usize| Problem {
-        batch: 2,
-        heads,
-        kv_heads,
-        seqlen_q: sq,
-        seqlen_k: sq,
-        head_dim: d,
-        dtype: DType::Bf16,
-        mask,
-        scale: 0.1,
-        window: Default::default(),
-        softcap: None,
-    };
+    let prob =
+        |sq: usize, d: usize, mask: Mask, heads: usize, kv_heads: usize| bf16_problem(heads, kv_heads, sq, sq, d, mask);
     let pick = |p: &Problem| {
         Variant::fp8_forward(p.head_dim, p.dtype, p.mask, p.seqlen_k, false, 227 * 1024).unwrap().with_vt_smem(p)
     };
@@ -489,5 +466,29 @@ fn fp8_transposes_v_in_the_kernel_only_where_the_pass_costs_more() {
         let base = Variant::fp8_forward(d, DType::Bf16, mask, sq, false, 227 * 1024).unwrap();
         let staging = if want { 2 * d.div_ceil(128) * v.tile.block_n() * 128 } else { 0 };
         assert_eq!(v.smem_bytes(), base.smem_bytes() + staging, "{v}");
+    }
+}
+
+/// Batch 2, bf16, scale 0.1, no window or softcap.
+fn bf16_problem(
+    heads: usize,
+    kv_heads: usize,
+    seqlen_q: usize,
+    seqlen_k: usize,
+    head_dim: usize,
+    mask: Mask,
+) -> Problem {
+    Problem {
+        batch: 2,
+        heads,
+        kv_heads,
+        seqlen_q,
+        seqlen_k,
+        head_dim,
+        dtype: DType::Bf16,
+        mask,
+        scale: 0.1,
+        window: Default::default(),
+        softcap: None,
     }
 }
