@@ -399,14 +399,18 @@ impl Variant {
     /// kept); d64 S1K +8%, S4K causal +7%. Where its two staging slots fit: block_n 128, head dim
     /// up to 128. `FLASHCORE_SM90_VT_SMEM=0|1` forces it off or on where it fits.
     pub fn with_vt_smem(self, p: &Problem) -> Variant {
-        let fits = self.kind == KernelKind::FwdSm90Fp8 && self.tile.block_n() == 128 && self.head_dim <= 128;
         let group = p.heads / p.kv_heads.max(1);
         let rows = p.seqlen_q * group / if self.causal { 2 } else { 1 };
-        if fits && knobs().sm90_vt_smem.unwrap_or(rows <= VT_SMEM_MAX_ROWS) {
+        if self.vt_smem_fits() && knobs().sm90_vt_smem.unwrap_or(rows <= VT_SMEM_MAX_ROWS) {
             Variant { ext: FwdExt { vt_smem: true, ..self.ext }, ..self }
         } else {
             self
         }
+    }
+
+    /// An FP8 forward whose two V staging slots fit beside its ring: block_n 128, head dim up to 128.
+    fn vt_smem_fits(&self) -> bool {
+        self.kind == KernelKind::FwdSm90Fp8 && self.tile.block_n() == 128 && self.head_dim <= 128
     }
 
     pub fn defines(&self) -> Vec<(&'static str, String)> {
@@ -672,7 +676,7 @@ impl Variant {
                             let in_kernel = [Some(v), sums]
                                 .into_iter()
                                 .flatten()
-                                .filter(|v| d <= 128 && v.tile.block_n() == 128)
+                                .filter(|v| v.vt_smem_fits())
                                 .map(|v| Variant { ext: FwdExt { vt_smem: true, ..v.ext }, ..v });
                             for v in [v.fp8_vt(), v].into_iter().chain(sums).chain(in_kernel) {
                                 if !out.contains(&v) {

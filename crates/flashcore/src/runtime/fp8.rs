@@ -169,60 +169,56 @@ impl Runtime {
 
         let bm = variant.tile.block_m() as u32;
         let bn = variant.tile.block_n() as u32;
-        if variant.fp8_vt_smem() {
-            // The kernel loads V as it loads K and transposes it in shared memory (sm90/transpose.cuh).
-            let p90 = Sm90Params {
-                base: params,
-                tile_counter: self.tile_counter(),
-                tma_q: tma::encode_bshd("q", q.ptr, &q.desc, rows as u32, bm / rows as u32)?,
-                tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn, 1)?,
-                tma_v: tma::encode_bshd("v", v.ptr, &v.desc, bn, 1)?,
-                tma_o: Default::default(),
-                total_q: 0,
-                total_k: 0,
+        let tma_q = tma::encode_bshd("q", q.ptr, &q.desc, rows as u32, bm / rows as u32)?;
+        let tma_k = tma::encode_bshd("k", k.ptr, &k.desc, bn, 1)?;
+        // V as K, transposed in shared memory by the kernel (sm90/transpose.cuh); or first
+        // transposed into stream-ordered scratch, keys padded to a multiple of 32 (fp8_vt.cu), which
+        // lives until the forward is launched behind it.
+        let mut _scratch = None;
+        let tma_v = if variant.fp8_vt_smem() {
+            tma::encode_bshd("v", v.ptr, &v.desc, bn, 1)?
+        } else {
+            let vt_kernel = self.kernel(&vt_variant)?;
+            let sk_pad = p.seqlen_k.next_multiple_of(32);
+            let vt = StreamScratch::new(p.batch * p.kv_heads * p.head_dim * sk_pad, stream)?;
+            let vtp = VtParams {
+                v: v.ptr,
+                vt: vt.ptr(),
+                v_stride_b: v.desc.strides[0],
+                v_stride_s: v.desc.strides[1],
+                v_stride_h: v.desc.strides[2],
+                batch: p.batch as i32,
+                kv_heads: p.kv_heads as i32,
+                seqlen_k: p.seqlen_k as i32,
+                seqlen_pad: sk_pad as i32,
+                head_dim: p.head_dim as i32,
+                reserved: 0,
             };
-            // SAFETY: descriptions checked above; pointer validity is this function's contract.
-            return unsafe { launch::launch_forward(&kernel.0, stream, &launch, &p90) };
-        }
-        // V transposed into stream-ordered scratch, keys padded to a multiple of 32 (fp8_vt.cu).
-        let vt_kernel = self.kernel(&vt_variant)?;
-        let sk_pad = p.seqlen_k.next_multiple_of(32);
-        let vt = StreamScratch::new(p.batch * p.kv_heads * p.head_dim * sk_pad, stream)?;
-        let vtp = VtParams {
-            v: v.ptr,
-            vt: vt.ptr(),
-            v_stride_b: v.desc.strides[0],
-            v_stride_s: v.desc.strides[1],
-            v_stride_h: v.desc.strides[2],
-            batch: p.batch as i32,
-            kv_heads: p.kv_heads as i32,
-            seqlen_k: p.seqlen_k as i32,
-            seqlen_pad: sk_pad as i32,
-            head_dim: p.head_dim as i32,
-            reserved: 0,
-        };
-        let vt_launch = Launch {
-            grid: (sk_pad.div_ceil(64) as u32, p.kv_heads as u32, p.batch as u32),
-            block: (crate::plan::variant::FP8_VT_THREADS as u32, 1, 1),
-            smem_bytes: 0,
-            num_m_blocks: 0,
+            let vt_launch = Launch {
+                grid: (sk_pad.div_ceil(64) as u32, p.kv_heads as u32, p.batch as u32),
+                block: (crate::plan::variant::FP8_VT_THREADS as u32, 1, 1),
+                smem_bytes: 0,
+                num_m_blocks: 0,
+            };
+            let map = tma::encode_vt(vt.ptr(), p.batch, p.kv_heads, p.head_dim, sk_pad)?;
+            // SAFETY: v was checked against its description; vt holds B·Hkv·D·sk_pad bytes.
+            unsafe { launch::launch_forward(&vt_kernel.0, stream, &vt_launch, &vtp) }?;
+            _scratch = Some(vt);
+            map
         };
         let p90 = Sm90Params {
             base: params,
-            tile_counter: 0,
-            tma_q: tma::encode_bshd("q", q.ptr, &q.desc, rows as u32, bm / rows as u32)?,
-            tma_k: tma::encode_bshd("k", k.ptr, &k.desc, bn, 1)?,
-            tma_v: tma::encode_vt(vt.ptr(), p.batch, p.kv_heads, p.head_dim, sk_pad)?,
+            tile_counter: self.tile_counter(),
+            tma_q,
+            tma_k,
+            tma_v,
             tma_o: Default::default(),
             // Dense FP8 calls only (no FC_INFER): the clamps' bounds are unused.
             total_q: 0,
             total_k: 0,
         };
-        let p90 = Sm90Params { tile_counter: self.tile_counter(), ..p90 };
-        // SAFETY: v was checked against its description; vt holds B·Hkv·D·sk_pad bytes.
-        unsafe { launch::launch_forward(&vt_kernel.0, stream, &vt_launch, &vtp) }?;
         // SAFETY: descriptions checked above; pointer validity is this function's contract; the
-        // scratch is freed in stream order after this launch.
+        // scratch, if any, is freed in stream order after this launch.
         unsafe { launch::launch_forward(&kernel.0, stream, &launch, &p90) }
     }
 }
