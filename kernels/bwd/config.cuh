@@ -97,6 +97,18 @@ struct BwdTraits {
     const int x = m * kBlockM + window_offset_left - kBlockN + 1;
     return x <= 0 ? 0 : (x + kBlockN - 1) / kBlockN;
   }
+  // The last key block whose range holds query block m (-1 for none): the largest n < num_n_blocks
+  // with m_begin(n * kBlockN) <= m, i.e. n * kBlockN <= causal_offset + (m + 1) * kBlockM - 1. So the
+  // key blocks visiting m are first_n_block(m) .. last_n_block(m) (scripts/model/bwd_convert_owner.py
+  // checks this against the walk's m_begin / m_end).
+  static FC_DEVICE int last_n_block(int m, int num_n_blocks, int causal_offset) {
+    if (!kCausal) return num_n_blocks - 1;
+    const int x = causal_offset + (m + 1) * kBlockM - 1;
+    return x < 0 ? -1 : min(num_n_blocks - 1, x / kBlockN);
+  }
+  static FC_DEVICE int n_blocks_visiting(int m, int num_n_blocks, int causal_offset, int window_offset_left) {
+    return max(0, last_n_block(m, num_n_blocks, causal_offset) - first_n_block(m, window_offset_left) + 1);
+  }
   // The deterministic mode's turn of key block n_block in query block m: the count of earlier key
   // blocks that visit m (their CTAs were launched earlier, key block fastest).
   static FC_DEVICE u32 dq_turn(int n_block, int m, int window_offset_left) {

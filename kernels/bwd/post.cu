@@ -27,11 +27,18 @@ FC_DEVICE void load8(float (&x)[8], const float* src) {
 }
 
 extern "C" __global__ void __launch_bounds__(kPostThreads) fc_bwd_post(const __grid_constant__ BwdParams p) {
-  const int h = blockIdx.y, b = blockIdx.z;
+  const int h = blockIdx.y;
   const i64 idx = (i64)blockIdx.x * kPostThreads + threadIdx.x;  // over (row, chunk) of one (b, h)
   const i64 row = idx / kChunks;
   const int chunk = (int)(idx % kChunks);
-  if (row < p.seqlen_q) {
+  // When the Hopper main kernel converted dQ of its grid rows (kv head x split, batch) below
+  // convert_rows (sm90/bwd_convert.cuh), this grid starts at the batch of the first one left and
+  // skips the heads converted already; it has no dK / dV partials then (kv_splits == 1).
+  const int ny = p.kv_heads * p.kv_splits;
+  const int b = p.convert_rows > 0 ? p.convert_rows / ny + (int)blockIdx.z : (int)blockIdx.z;
+  const int group = p.heads / p.kv_heads, per_cta = group / p.kv_splits;
+  const bool converted = p.convert_rows > 0 && (h / group) * p.kv_splits + (h % group) / per_cta + ny * b < p.convert_rows;
+  if (row < p.seqlen_q && !converted) {
     const i64 seqlen_q_pad = (i64)p.num_m_blocks * BwdTraits::kBlockM;
     float x[8];
     load8(x, reinterpret_cast<const float*>(p.dq_accum) +

@@ -4,7 +4,7 @@
 //   lse2 = LSE · log2(e), or +inf for a row that saw no key (LSE −inf) and for padding rows, so
 //          the main kernel's P = exp2(S · scale · log2 e − lse2) is exactly 0 there,
 // and zeroes the row's fp32 dQ accumulator and, for the first row of a query block, that block's
-// ordering counter of the deterministic mode. Memory-bound: each row is read once with 16-byte loads.
+// ordering counter of the deterministic mode (or the Hopper kernel's per-grid-row done counters). Memory-bound: each row is read once with 16-byte loads.
 #include "config.cuh"
 #include "../common/params.cuh"
 #include "../common/ptx/cvt.cuh"
@@ -43,6 +43,11 @@ extern "C" __global__ void __launch_bounds__(kPrepThreads) fc_bwd_prep(const __g
   const u16* dout = reinterpret_cast<const u16*>(p.dout) + b * p.do_stride_b + h * p.do_stride_h;
   const u16* o = reinterpret_cast<const u16*>(p.o) + b * p.o_stride_b + h * p.o_stride_h;
   const float* lse = reinterpret_cast<const float*>(p.lse) + bh * p.seqlen_q;
+  // dQ converted in the Hopper main kernel (sm90/bwd_convert.cuh): its per-grid-row done counters
+  // (kv heads x splits per batch, fewer than the heads), in the deterministic counters' scratch.
+  if (p.convert_lag > 0 && blockIdx.x == 0 && threadIdx.x == 0 && h < p.kv_heads * p.kv_splits) {
+    reinterpret_cast<u32*>(p.dq_sem)[h + p.kv_heads * p.kv_splits * b] = 0u;
+  }
 #pragma unroll 1
   for (int pass = 0; pass < kPrepRowsPerWarp / kRowsPerPass; ++pass) {
     const int row = blockIdx.x * kPrepRows + warp * kPrepRowsPerWarp + pass * kRowsPerPass + lane / kLanesPerRow;

@@ -159,9 +159,15 @@ struct BwdParams {
   u64 dlse;
   // FC_SOFTCAP: scale / cap, what tanh's argument is (scale_log2 is then cap · log2 e), as FwdParams.
   float softcap_pre;
+  // Hopper backward, dQ converted in the main kernel (sm90/bwd_convert.cuh; 0 and 0: bwd/post.cu
+  // converts every row): the CTAs of grid row r (kv head, batch) convert grid row r - convert_lag's
+  // dQ once its CTAs are done, which dq_sem counts then (u32 per grid row, zeroed by bwd/prep.cu);
+  // bwd/post.cu converts the rows from convert_rows on.
+  i32 convert_lag;
+  i32 convert_rows;
   i32 reserved;
 };
-static_assert(sizeof(BwdParams) == 376, "BwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(BwdParams) == 384, "BwdParams layout drifted from launch/params.rs");
 
 // Hopper backward (sm90/bwd.cu): the common backward params plus TMA descriptors of q and dout
 // (boxes of 64 head-dim values by block_m query rows) and k, v (64 by block_n key rows). Twin of

@@ -12,6 +12,10 @@ typedef long long i64;
 struct __align__(16) u32x4 {
   u32 x, y, z, w;
 };
+// 8-byte pair of 32-bit words (one ld/st.v2.b32).
+struct __align__(8) u32x2 {
+  u32 x, y;
+};
 // 8-byte pair of floats (one st.v2.f32).
 struct __align__(8) f32x2 {
   float x, y;

@@ -8,6 +8,7 @@
 #include "../common/params.cuh"
 #include "bwd_config.cuh"
 #include "bwd_consumer.cuh"
+#include "bwd_convert.cuh"
 #include "bwd_producer.cuh"
 #include "bwd_smem.cuh"
 
@@ -27,6 +28,9 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
       ptx::mbar_init(sm.q_empty(s), sm90::bwd::consumer::kThreads);
     }
     ptx::fence_barrier_init();
+    ptx::st_shared_u32(sm.cta_info(0), (u32)work.grid_row(p.base));
+    ptx::st_shared_u32(sm.cta_info(1), (u32)work.n_block);
+    ptx::st_shared_u32(sm.cta_info(2), (u32)(p.base.heads / p.base.kv_heads / p.base.kv_splits * p.base.num_m_blocks));
   }
   __syncthreads();
 
@@ -34,6 +38,13 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     ptx::setmaxnreg_dec<Sm90Bwd::kProducerRegs>();
     // A CTA whose keys no query sees (causal) loads nothing: its consumers only write zeros.
     if (threadIdx.x == 0 && work.steps > 0) sm90::bwd::producer::run(p, sm, work);
+    // Warps 1 .. 3 otherwise idle: dQ of an earlier grid row, when the kernel converts it.
+    // Built only where the planner converts (plan/backward.rs sm90_bwd_convert: head dims 64 and
+    // 128, no causal mask, no softcap, not the ping-pong knob's kernels): elsewhere its code made
+    // ptxas spill (NVRTC 13.0.88), and causal rows measured slower with it.
+    if constexpr (Sm90Bwd::kConvert) {
+      if (threadIdx.x >= 32 && p.base.convert_lag > 0) sm90::bwd::convert::run(p.base, sm);
+    }
     return;
   }
   ptx::setmaxnreg_inc<Sm90Bwd::kConsumerRegs>();

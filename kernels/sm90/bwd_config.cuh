@@ -56,9 +56,13 @@ struct Sm90Bwd {
   static constexpr bool kPingPong = BwdTraits::kPingPong;
   static constexpr bool kPipe = BwdTraits::kPipe;
   static constexpr bool kDet = BwdTraits::kDet;
+  // dQ converted in the kernel (sm90/bwd_convert.cuh) when BwdParams::convert_lag > 0: the host
+  // asks for it only in these kernels (plan/backward.rs sm90_bwd_convert).
+  static constexpr bool kConvert = kDqSmem && !kPingPong && !kCausal && !kSoftcap && kHeadDim != 96;
   static_assert(!kDet || (kDqSmem && !kPipe && !kPingPong), "the deterministic dQ reduce runs in the plain shared-memory loop");
   static_assert(!kPipe || kDqSmem, "the pipelined loop stores the deferred dQ tile through shared memory");
-  static_assert(8 * (1 + 2 * kStages) <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
+  // The mbarriers, then three ints (Sm90BwdSmem::cta_info).
+  static_assert(8 * (1 + 2 * kStages) + 12 <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
   static constexpr int kSmemBytes = kSmemTiles + kSmemSlack;
 
   // dQ_i (block_m x head dim) = dS K is split over the consumer warpgroups so each wgmma has M = 64:
@@ -142,6 +146,9 @@ struct Work {
     y = row % ny;
     z = row / ny;
   }
+  // This CTA's grid row (kv head x split, batch): what the in-kernel dQ conversion counts
+  // (sm90/bwd_convert.cuh).
+  FC_DEVICE int grid_row(const BwdParams& p) const { return hk * p.kv_splits + split + (int)gridDim.y * b; }
   // First row of the query block at position mi of the walk.
   FC_DEVICE int m0(int mi) const { return BwdTraits::m_at(mi, m_begin, m_count, downwards) * Sm90Bwd::kBlockM; }
 };

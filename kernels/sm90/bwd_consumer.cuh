@@ -41,20 +41,6 @@ constexpr int kBarDqFull = 3;
 
 namespace wg = ptx::warpgroup;
 
-// The last wait for this thread's bulk stores before the CTA exits. By default until their writes
-// have landed (wait_group 0, which ptxas follows with an L1 invalidation: 2.4% of the D64 S1K
-// backward's stall samples, while the next CTA waits for the SM; bench/NOTES.md, session 20).
-// FC_SM90_BWD_EXIT_READ=1 (FLASHCORE_SM90_BWD_EXIT_READ, not yet measured): only until the copy
-// engine has read shared memory, as CUTLASS's epilogues end; the writes still land before the
-// kernel completes, which is all bwd/post.cu and the caller rely on.
-FC_DEVICE void exit_wait() {
-#if defined(FC_SM90_BWD_EXIT_READ) && FC_SM90_BWD_EXIT_READ
-  ptx::tma_store_wait_read<0>();
-#else
-  ptx::tma_store_wait<0>();
-#endif
-}
-
 // Sᵀ (64 keys x block_m) = K_w Qᵀ, or dPᵀ = V_w dOᵀ. A: this warpgroup's 64 rows of K (or V); B:
 // the step's Q (or dO) tile; both K-major (head dim contiguous), 32 bytes per k16 step within a
 // 128-byte row, the next d block every 4 steps. Issues and commits; the caller waits.
@@ -598,7 +584,16 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
 
   // Shared memory must outlive the reads of the last reduces; the adds themselves complete before
   // the kernel does (bwd/post.cu reads them in stream order).
-  if (Sm90Bwd::kDqSmem && w == 0 && tw == 0) exit_wait();
+  if (Sm90Bwd::kDqSmem && w == 0 && tw == 0) {
+    ptx::tma_store_wait<0>();
+    if (Sm90Bwd::kConvert && f.convert_lag > 0) {
+      // dQ converted in the kernel (sm90/bwd_convert.cuh): this CTA's reduces have landed (the
+      // wait above, then the async proxy's writes ordered before the generic release); count it
+      // done in its grid row.
+      ptx::fence_proxy_async_global();
+      ptx::red_release_add_u32(reinterpret_cast<u32*>(f.dq_sem) + ptx::ld_shared_u32(sm.cta_info(0)), 1u);
+    }
+  }
 
   // dK = scale · dSᵀ Q (the scale was left out of dS); keys no query sees get 0.
   if (f.kv_splits > 1) {
@@ -632,7 +627,7 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
     }
     ptx::tma_store_commit();
     // Shared memory must outlive the stores' reads of it.
-    exit_wait();
+    ptx::tma_store_wait<0>();
   }
 }
 

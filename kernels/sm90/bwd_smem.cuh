@@ -42,4 +42,9 @@ struct Sm90BwdSmem {
   FC_DEVICE u32 kv_full() const { return base + kBars; }
   FC_DEVICE u32 q_full(int s) const { return base + kBars + 8 * (1 + s); }
   FC_DEVICE u32 q_empty(int s) const { return base + kBars + 8 * (1 + Sm90Bwd::kStages + s); }
+  // The CTA's grid row and key block (Work::grid_row, Work::n_block) and the units of a row that
+  // sm90/bwd_convert.cuh walks (query heads x blocks), written by thread 0 before the first
+  // barrier: the 24-register producer warps and the consumers' last step read them here rather
+  // than keep them live from the kernel's start (they spilled).
+  FC_DEVICE u32 cta_info(int i) const { return base + kBars + 8 * (1 + 2 * Sm90Bwd::kStages) + 4 * i; }
 };

@@ -6,7 +6,7 @@ TF/s and the row's FLOPs where the log has no ms; errors are null where the run 
 config, pass, and for the power probe watts and sm_mhz. `validate` logs (*-validate.txt) give ms,
 TF/s and the max / relative L2 errors per row.
 
-    python3 scripts/gpu/s14_to_json.py [s15]
+    python3 scripts/gpu/s14_to_json.py [s15 [2026-11-28]]
 """
 
 import json
@@ -18,7 +18,8 @@ import tomllib
 DEVICE = "NVIDIA H100 80GB HBM3"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
-PREFIX = f"2026-11-27-H100-80GB-HBM3-{sys.argv[1] if len(sys.argv) > 1 else 's14'}-"
+DAY = sys.argv[2] if len(sys.argv) > 2 else "2026-11-27"
+PREFIX = f"{DAY}-H100-80GB-HBM3-{sys.argv[1] if len(sys.argv) > 1 else 's14'}-"
 
 
 def load_rows():
@@ -133,6 +134,26 @@ def probe(path):
     return out
 
 
+SPLIT = re.compile(r"^  (flashcore|sdpa_cudnn)\s+([\d.]+) us (?:x\d+\s+([\d.]+)%\s+(\S+)|total)")
+
+
+def split(path):
+    # scripts/gpu/bwd_split_probe.py: "=== row", then per backend "  backend us xN pct% kernel" (the
+    # profiler's device time per call of each kernel) and "  backend us total".
+    out, r = [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("=== "):
+            r = ROWS.get(line.split()[1])
+            continue
+        m = SPLIT.match(line) if r is not None else None
+        if m:
+            be, us, pct, kname = m.groups()
+            ms = float(us) / 1e3
+            extra = dict(kernel=kname, share=float(pct) / 100) if kname else dict(kernel="all kernels of the call")
+            out.append(record(r, be, flops(r) / (ms * 1e-3) / 1e12, ms=ms, timing="profiler kernel time", **extra))
+    return out
+
+
 def main():
     for path in sorted(RESULTS.glob(PREFIX + "*.txt")):
         tag = path.name[len(PREFIX):-4]
@@ -144,6 +165,8 @@ def main():
             recs = ab(path)
         elif tag == "row-probe":
             recs = probe(path)
+        elif tag.endswith("split-probe"):
+            recs = split(path)
         elif tag.endswith("validate"):
             recs = validate(path)
         else:

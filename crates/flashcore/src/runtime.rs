@@ -570,6 +570,8 @@ impl Runtime {
             dkv_accum: if l.kv_splits > 1 { at(4) } else { 0 },
             dlse,
             softcap_pre,
+            convert_lag: l.convert_lag as i32,
+            convert_rows: l.convert_rows as i32,
             reserved: 0,
         };
         // The Hopper kernel's tensor maps first: a tensor TMA rejects returns before anything is queued.

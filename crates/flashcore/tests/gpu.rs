@@ -465,6 +465,21 @@ fn hopper_backward_matches_reference_on_ragged_gqa_and_causal_shapes() {
     check_bwd_case(qd, qd, BwdOptions { mask: Mask::CausalTopLeft, ..Default::default() }, &mut rng);
 }
 
+/// Grid rows (kv head, batch) beyond a wave's worth: where the Hopper backward converts dQ in its
+/// main kernel (plan/backward.rs `sm90_bwd_convert`, kernels/sm90/bwd_convert.cuh), the rows it
+/// converts and the ones the post kernel keeps must both be right. (Smaller shapes convert with
+/// FLASHCORE_SM90_BWD_CONVERT_LAG=1, which scripts/gpu runs the other backward tests with.)
+#[test]
+fn hopper_backward_with_many_rows_converts_dq_in_the_kernel() {
+    let mut rng = seeded();
+    for &(b, s, h, d) in &[(4, 1024, 8, 64), (3, 1000, 8, 128)] {
+        for mask in [Mask::None, Mask::CausalBottomRight] {
+            let qd = TensorDesc::contiguous_bshd(b, s, h, d, DType::Bf16);
+            check_bwd_case(qd, qd, BwdOptions { mask, ..Default::default() }, &mut rng);
+        }
+    }
+}
+
 #[test]
 fn deterministic_backward_is_bitwise_reproducible_and_accurate() {
     let mut rng = seeded();

@@ -492,3 +492,54 @@ fn bf16_problem(
         softcap: None,
     }
 }
+
+#[test]
+fn hopper_backward_converts_dq_in_the_kernel_only_where_rows_remain_after_the_lag() {
+    use flashcore::plan::backward::sm90_bwd_convert;
+    use flashcore::plan::Sm90BwdOverlap;
+    let smem = Arch::SM90.max_smem_per_block();
+    let problem = |b: usize, h: usize, hkv: usize, s: usize, d: usize, mask: Mask| Problem {
+        batch: b,
+        heads: h,
+        kv_heads: hkv,
+        seqlen_q: s,
+        seqlen_k: s,
+        head_dim: d,
+        dtype: DType::Bf16,
+        mask,
+        scale: 1.0,
+        window: Default::default(),
+        softcap: None,
+    };
+    let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false };
+    let main = |d: usize, mask: Mask| {
+        Variant::backward_sm90_with(d, DType::Bf16, mask, smem, true).unwrap().with_bwd_overlap(pipe)
+    };
+    // D128 S1K B16 H16: 256 grid rows of 8 key blocks; a wave is 17 rows, so the lag is 18 and the
+    // post kernel keeps the last 18.
+    let v = main(128, Mask::None);
+    let p = problem(16, 16, 16, 1024, 128, Mask::None);
+    assert_eq!(sm90_bwd_convert(&v, &p, 8, 1, 132, true, None), (18, 238));
+    assert_eq!(sm90_bwd_convert(&v, &p, 8, 1, 132, false, None), (0, 0), "off: the post kernel converts");
+    // S16K B1 H16: 16 rows of 128 key blocks: a wave spans 2 rows, lag 3.
+    assert_eq!(sm90_bwd_convert(&v, &problem(1, 16, 16, 16384, 128, Mask::None), 128, 1, 132, true, None), (3, 13));
+    // Not with a causal mask (it measured slower), softcap or at d 96 (kernels built without it).
+    let c = main(128, Mask::CausalTopLeft);
+    assert_eq!(
+        sm90_bwd_convert(&c, &problem(4, 16, 16, 4096, 128, Mask::CausalTopLeft), 32, 1, 132, true, None),
+        (0, 0)
+    );
+    let d96 = main(96, Mask::None);
+    assert_eq!(sm90_bwd_convert(&d96, &problem(16, 16, 16, 1024, 96, Mask::None), 8, 1, 132, true, None), (0, 0));
+    let d64 = main(64, Mask::None);
+    assert_eq!(sm90_bwd_convert(&d64, &problem(16, 32, 32, 1024, 64, Mask::None), 8, 1, 132, true, None), (18, 494));
+    // Too few rows for the lag, split GQA groups, the deterministic and ping-pong kernels: none.
+    assert_eq!(sm90_bwd_convert(&v, &problem(1, 4, 4, 1024, 128, Mask::None), 8, 1, 132, true, None), (0, 0));
+    assert_eq!(sm90_bwd_convert(&v, &problem(2, 32, 8, 2048, 128, Mask::None), 16, 4, 132, true, None), (0, 0));
+    assert_eq!(sm90_bwd_convert(&v.bwd_deterministic(), &p, 8, 1, 132, true, None), (0, 0));
+    let pp = v.with_bwd_overlap(Sm90BwdOverlap { pingpong: true, ..pipe });
+    assert_eq!(sm90_bwd_convert(&pp, &p, 8, 1, 132, true, None), (0, 0));
+    assert_eq!(sm90_bwd_convert(&v.bwd_without_dq_smem(), &p, 8, 1, 132, true, None), (0, 0));
+    // A forced lag (FLASHCORE_SM90_BWD_CONVERT_LAG, tests) replaces the wave.
+    assert_eq!(sm90_bwd_convert(&v, &problem(2, 4, 4, 256, 128, Mask::None), 2, 1, 132, true, Some(1)), (1, 7));
+}

@@ -190,16 +190,23 @@ pub struct BwdParams {
     pub dlse: u64,
     /// FC_SOFTCAP: scale / cap (tanh's argument; `scale_log2` is then cap · log2 e), as in FwdParams.
     pub softcap_pre: f32,
+    /// Hopper backward, dQ converted in the main kernel (kernels/sm90/bwd_convert.cuh): the CTAs of
+    /// grid row r (kv head, batch) convert grid row r - convert_lag's dQ once that row's CTAs are
+    /// done (counted in `dq_sem`, u32 per grid row); the post kernel converts rows from
+    /// `convert_rows` on. 0 and 0: the post kernel converts every row.
+    pub convert_lag: i32,
+    pub convert_rows: i32,
     pub reserved: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<BwdParams>() == 376);
+const _: () = assert!(std::mem::size_of::<BwdParams>() == 384);
 const _: () = assert!(std::mem::offset_of!(BwdParams, q_stride_b) == 104);
 const _: () = assert!(std::mem::offset_of!(BwdParams, batch) == 296);
 const _: () = assert!(std::mem::offset_of!(BwdParams, scale_log2) == 332);
 const _: () = assert!(std::mem::offset_of!(BwdParams, deterministic) == 340);
 const _: () = assert!(std::mem::offset_of!(BwdParams, dkv_accum) == 352);
 const _: () = assert!(std::mem::offset_of!(BwdParams, softcap_pre) == 368);
+const _: () = assert!(std::mem::offset_of!(BwdParams, convert_lag) == 372);
 
 // SAFETY: BwdParams is #[repr(C)], made only of plain integers and floats, with the exact layout the
 // kernels declare (asserted above and by static_assert in params.cuh).

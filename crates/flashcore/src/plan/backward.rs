@@ -494,6 +494,59 @@ pub struct BwdLaunches {
     pub kv_splits: usize,
     /// Key rows per (batch, kv head) of the split partials: Sk rounded up to whole key blocks.
     pub seqlen_k_pad: usize,
+    /// dQ converted in the Hopper main kernel ([`sm90_bwd_convert`]): the lag in grid rows and the
+    /// first grid row left to the post kernel; 0 and 0 where the post kernel converts every row.
+    pub convert_lag: usize,
+    pub convert_rows: usize,
+}
+
+/// The Hopper backward's in-kernel dQ conversion (kernels/sm90/bwd_convert.cuh): the CTAs of grid
+/// row r (kv head x split, batch; `num_n_blocks` CTAs each) convert row r - lag's dQ once that
+/// row's CTAs are done, and the post kernel converts the last `lag` rows. Returns (lag, first row
+/// left to the post kernel), or (0, 0) for the post kernel alone: in the kernels built without the
+/// converter (shared-memory dQ only, whose issuing thread counts the row done; head dims 64 and
+/// 128; no causal mask, where it measured 3-8% slower: a causal row ends with its longest CTA, so
+/// the converting CTAs waited; no softcap; not the ping-pong knob's), in the deterministic modes,
+/// with split GQA groups (the post kernel sums their dK / dV partials anyway), or when the lag
+/// leaves no row to convert.
+/// The lag is a wave of rows and one more (`sm_count` CTAs are resident at once), so the row a CTA
+/// converts has usually finished when it starts. Any lag >= 1 is safe: rows launch in order (no
+/// causal sections here), so the converted row was launched whole before the converting one and
+/// the wait cannot deadlock. `on`: `FLASHCORE_SM90_BWD_CONVERT=0|1`
+/// ([`sm90_bwd_convert_default`]); `forced_lag`: `FLASHCORE_SM90_BWD_CONVERT_LAG=n` (tests).
+pub fn sm90_bwd_convert(
+    main: &Variant,
+    p: &Problem,
+    num_n_blocks: usize,
+    kv_splits: usize,
+    sm_count: u32,
+    on: bool,
+    forced_lag: Option<usize>,
+) -> (usize, usize) {
+    let o = main.bwd_overlap;
+    // kernels/sm90/bwd_config.cuh `Sm90Bwd::kConvert`: the kernels built with the converter.
+    let built = main.kind == KernelKind::BwdSm90
+        && main.bwd_dq_smem()
+        && !o.pingpong
+        && !main.causal
+        && !main.ext.softcap
+        && main.head_dim != 96;
+    if !on || !built || o.det || kv_splits != 1 {
+        return (0, 0);
+    }
+    let rows = p.batch * p.kv_heads;
+    let lag = forced_lag.unwrap_or((sm_count as usize).div_ceil(num_n_blocks.max(1)) + 1);
+    if lag >= rows || rows > i32::MAX as usize {
+        return (0, 0);
+    }
+    (lag, rows - lag)
+}
+
+/// Whether the Hopper backward converts dQ in its main kernel where [`sm90_bwd_convert`] allows:
+/// `FLASHCORE_SM90_BWD_CONVERT=0|1`, else on (A B A B on the H100, bench/NOTES.md session 21:
+/// D128 S1K +3.6%, D64 S1K +3.8%, S4K level).
+pub fn sm90_bwd_convert_default() -> bool {
+    knobs().sm90_bwd_convert.unwrap_or(true)
 }
 
 /// CTAs of the Hopper backward under which a GQA/MQA group is split over several CTAs: 8 per SM.
@@ -538,6 +591,20 @@ pub fn backward_launches(main: &Variant, p: &Problem, sm_count: u32) -> BwdLaunc
         num_m_blocks: num_m_blocks as u32,
     };
     let post_rows = if kv_splits > 1 { p.seqlen_q.max(p.seqlen_k) } else { p.seqlen_q };
+    let (convert_lag, convert_rows) = sm90_bwd_convert(
+        main,
+        p,
+        num_n_blocks,
+        kv_splits,
+        sm_count,
+        sm90_bwd_convert_default(),
+        knobs().sm90_bwd_convert_lag,
+    );
+    let mut post = aux((post_rows * (p.head_dim / 8)).div_ceil(BWD_AUX_THREADS));
+    if convert_rows > 0 {
+        // The batches of the rows left to it (kernels/bwd/post.cu skips the heads converted already).
+        post.grid.2 = (p.batch - convert_rows / p.kv_heads) as u32;
+    }
     BwdLaunches {
         prep: aux(seqlen_q_pad.div_ceil(BWD_PREP_ROWS)),
         main: Launch {
@@ -546,12 +613,14 @@ pub fn backward_launches(main: &Variant, p: &Problem, sm_count: u32) -> BwdLaunc
             smem_bytes: main.smem_bytes() as u32,
             num_m_blocks: num_m_blocks as u32,
         },
-        post: aux((post_rows * (p.head_dim / 8)).div_ceil(BWD_AUX_THREADS)),
+        post,
         num_m_blocks: num_m_blocks as u32,
         num_n_blocks: num_n_blocks as u32,
         seqlen_q_pad,
         kv_splits,
         seqlen_k_pad: num_n_blocks * bn,
+        convert_lag,
+        convert_rows,
     }
 }
 

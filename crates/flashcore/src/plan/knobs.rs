@@ -83,10 +83,13 @@ pub struct Knobs {
     /// and 128 instead of the planner's choice (80 without a causal mask; plan/backward.rs
     /// `sm90_bwd_tile_config`). 80 needs the shared-memory dQ path.
     pub sm90_bwd_block_m: Option<usize>,
-    /// `FLASHCORE_SM90_BWD_EXIT_READ=1`: the Hopper backward's CTAs exit once the copy engine has
-    /// read their staged dK / dV and last dQ tile, not once the writes landed (written in session
-    /// 20, not yet measured; kernels/sm90/bwd_consumer.cuh).
-    pub sm90_bwd_exit_read: bool,
+    /// `FLASHCORE_SM90_BWD_CONVERT=0|1`: the Hopper backward converts dQ from its fp32 accumulator
+    /// inside the main kernel (kernels/sm90/bwd_convert.cuh) rather than in the post kernel, where
+    /// plan/backward.rs `sm90_bwd_convert` allows it (default on there).
+    pub sm90_bwd_convert: Option<bool>,
+    /// `FLASHCORE_SM90_BWD_CONVERT_LAG=n` (>= 1): the in-kernel dQ conversion's lag in grid rows
+    /// instead of a wave's worth: lets small test shapes convert.
+    pub sm90_bwd_convert_lag: Option<usize>,
     /// `FLASHCORE_FP8_P_LOG2=n` (0..=8): the FP8 forward multiplies P by 2^n before its e4m3 cast
     /// (default [`FP8_P_LOG2`]; kernels/common/config.cuh FC_FP8_P_LOG2). Read it through
     /// [`fp8_p_log2`].
@@ -129,7 +132,10 @@ impl Knobs {
             sm90_bwd_split: var("FLASHCORE_SM90_BWD_SPLIT").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_dq_smem: var("FLASHCORE_SM90_BWD_DQ_SMEM").is_none_or(|v| v != "0"),
             sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),
-            sm90_bwd_exit_read: flag("FLASHCORE_SM90_BWD_EXIT_READ").unwrap_or(false),
+            sm90_bwd_convert: flag("FLASHCORE_SM90_BWD_CONVERT"),
+            sm90_bwd_convert_lag: var("FLASHCORE_SM90_BWD_CONVERT_LAG")
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n >= 1),
             sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(true),
             sm90_bwd_block_m: var("FLASHCORE_SM90_BWD_TILE")
                 .and_then(|v| v.parse().ok())

@@ -1,0 +1,66 @@
+"""Where a backward call's device time goes, per kernel, flashcore beside SDPA's cuDNN backend
+(torch.profiler, flushed calls, one process). The backward is three launches in flashcore (the
+rowsum(dO∘O) preprocess, the main kernel, the dQ postprocess); this says what the two small ones
+cost on the short rows, where the ratio to cuDNN is lowest.
+    PYTHONPATH=/tmp/fcpy python3 scripts/gpu/bwd_split_probe.py [bwd row names...]
+"""
+
+import sys
+
+import torch
+from torch.nn.attention import sdpa_kernel
+from torch.profiler import ProfilerActivity, profile
+
+from flashcore import _bench
+
+dev = torch.device("cuda")
+names = sys.argv[1:] or ["bwd-d128-s1k", "bwd-d128-s1k-causal", "bwd-d64-s1k", "bwd-d64-s1k-causal", "bwd-d128-s4k", "bwd-d64-s16k"]
+rows = {r["name"]: r for r in _bench.load_shapes(["bwd"]) if r["mode"] == "bwd"}
+peers = _bench.sdpa_backends()
+flush = torch.empty(1 << 30, dtype=torch.uint8, device=dev)
+
+
+def kernel_us(fn, n=20):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(n):
+            flush.zero_()
+            fn()
+        torch.cuda.synchronize()
+    out = {}
+    for ev in prof.key_averages():
+        t = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
+        if t and ev.key != "Memset (Device)" and "fill" not in ev.key and "FillFunctor" not in ev.key:
+            out[ev.key[:70]] = (t / n, ev.count / n)
+    return out
+
+
+print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+for name in names:
+    r = rows[name]
+    q, k, v = _bench.make_inputs(r, dev)
+    dout = torch.randn_like(q)
+    fl = _bench.flops(r)
+    print(f"=== {name} ({fl / 1e9:.1f} GFLOP)")
+    for backend in ("flashcore", "sdpa_cudnn"):
+        leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+        call = _bench._flashcore_call(r, *leaves) if backend == "flashcore" else _bench._sdpa_call(r, *leaves)
+        if backend == "flashcore":
+            out = call()
+        else:
+            with sdpa_kernel([peers["sdpa_cudnn"]]):
+                out = call()
+
+        def grad(out=out, leaves=leaves):
+            return torch.autograd.grad(out, leaves, dout, retain_graph=True)
+
+        ks = kernel_us(grad)
+        total = sum(us * cnt / cnt for us, cnt in ks.values())
+        for kname, (us, cnt) in sorted(ks.items(), key=lambda kv: -kv[1][0]):
+            print(f"  {backend:10s} {us:9.1f} us x{cnt:.0f} {100 * us / total:5.1f}%  {kname}")
+        print(f"  {backend:10s} {total:9.1f} us total  ({fl / total / 1e6:.1f} TF/s kernels alone)")
+        del out, leaves
+    del q, k, v
+    torch.cuda.empty_cache()
