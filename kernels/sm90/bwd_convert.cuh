@@ -1,21 +1,23 @@
-// dQ converted inside the Hopper backward (BwdParams::convert_lag > 0), instead of by bwd/post.cu
-// after it: the post kernel re-read the whole fp32 accumulator from memory and wrote dQ, 68 us per
-// call at 16K tokens x 2048 values (9% of a D128 S1K backward, 12% causal; bench/NOTES.md session
-// 21). Here the producer warpgroup's three idle warps do it while the consumers compute.
+// dQ converted inside the Hopper backward (BwdParams::convert_lag > 0, in the kernels built with
+// it: Sm90Bwd::kConvert), instead of by bwd/post.cu after it: the post kernel re-read the whole
+// fp32 accumulator from memory and wrote dQ, 68 us per call at 16K tokens x 2048 values (9% of a
+// D128 S1K backward; bench/NOTES.md session 21). Here the producer warpgroup's three idle warps do
+// it while the consumers compute (+3.6-3.8% on the non-causal S1K rows, level at S4K; causal rows
+// measured slower and keep the post kernel).
 //
 // Who converts what. A grid row (kv head x split, batch) is the N CTAs of its key blocks; the
 // dQ tile of (query head, query block m) is complete once every one of them is done. Each CTA's
 // issuing thread counts its row done (dq_sem[row], release) after its last reduce has landed
 // (consumer::run), and the CTAs of row r convert row r - convert_lag. That row's CTAs were all
-// launched before row r's first one (launch order is key block fastest, then row; with causal
-// sections the host makes the lag at least a section, Work::sectioned), so the wait cannot
-// deadlock, and with a lag of about one wave of rows they have usually finished by then. Rows
-// from convert_rows on (the last lag rows) are left to bwd/post.cu.
+// launched before row r's first one (launch order is key block fastest, then row: no causal
+// sections in these kernels), so the wait cannot deadlock, and with a lag of about one wave of
+// rows they have usually finished by then. Rows from convert_rows on (the last lag rows) are left
+// to bwd/post.cu.
 //
 // A unit (query head hi of the row, query block m) is converted by one of the key blocks that
 // visit m, first_n_block(m) + (hi * M + m) % count (BwdTraits::n_blocks_visiting; any key block
-// when none visits m, whose dQ rows are zero): so a causal row's long-lived CTAs (low key blocks,
-// which visit more query blocks) convert more, in proportion to their work.
+// when none visits m, whose dQ rows are zero). Without a causal mask every key block visits every
+// m, so that is a round robin; the mask-aware form keeps a window's ownership within its CTAs.
 // scripts/model/bwd_convert_owner.py checks the counts against the walk and the ownership.
 #pragma once
 #include "../common/params.cuh"
@@ -23,10 +25,6 @@
 #include "../common/ptx/cvt.cuh"
 #include "bwd_config.cuh"
 #include "bwd_smem.cuh"
-
-#ifndef FC_SM90_BWD_CONVERT_AHEAD
-#define FC_SM90_BWD_CONVERT_AHEAD 4
-#endif
 
 namespace sm90::bwd::convert {
 
@@ -77,7 +75,7 @@ FC_DEVICE void convert_block(const BwdParams& f, const Sm90BwdSmem& sm, int hi, 
   // several 16-byte values in flight, so each turn first asks for the row kAhead turns later into
   // L1 (prefetch.global.L1 holds no register), and the turn's own load finds it there. The acquire
   // that saw the row done invalidated L1 (CCTL.IVALL), so what L1 holds of the tile is current.
-  constexpr int kAhead = FC_SM90_BWD_CONVERT_AHEAD;
+  constexpr int kAhead = 4;
   if (!zero) {
 #pragma unroll 1
     for (int j = 0; j < kAhead; ++j) {
@@ -93,7 +91,7 @@ FC_DEVICE void convert_block(const BwdParams& f, const Sm90BwdSmem& sm, int hi, 
     u32x2 out = {0u, 0u};
     if (!zero) {
       const int ra = r + kAhead * kStep;
-      if (kAhead > 0 && ra < rows) prefetch_l1(acc + ra * Sm90Bwd::kHeadDim + 8 * BwdTraits::dq_chunk(c, m0 + ra) + 4 * e);
+      if (ra < rows) prefetch_l1(acc + ra * Sm90Bwd::kHeadDim + 8 * BwdTraits::dq_chunk(c, m0 + ra) + 4 * e);
       const u32x4 v = ld_ca_v4(acc + r * Sm90Bwd::kHeadDim + 8 * BwdTraits::dq_chunk(c, m0 + r) + 4 * e);
       out.x = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v.x) * f.scale, __uint_as_float(v.y) * f.scale);
       out.y = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v.z) * f.scale, __uint_as_float(v.w) * f.scale);

@@ -9,7 +9,7 @@ import sys
 
 import torch
 from torch.nn.attention import sdpa_kernel
-from torch.profiler import ProfilerActivity, profile
+from kernel_times import kernel_us
 
 from flashcore import _bench
 
@@ -18,23 +18,6 @@ names = sys.argv[1:] or ["bwd-d128-s1k", "bwd-d128-s1k-causal", "bwd-d64-s1k", "
 rows = {r["name"]: r for r in _bench.load_shapes(["bwd"]) if r["mode"] == "bwd"}
 peers = _bench.sdpa_backends()
 flush = torch.empty(1 << 30, dtype=torch.uint8, device=dev)
-
-
-def kernel_us(fn, n=20):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(n):
-            flush.zero_()
-            fn()
-        torch.cuda.synchronize()
-    out = {}
-    for ev in prof.key_averages():
-        t = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
-        if t and ev.key != "Memset (Device)" and "fill" not in ev.key and "FillFunctor" not in ev.key:
-            out[ev.key[:70]] = (t / n, ev.count / n)
-    return out
 
 
 print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
@@ -56,8 +39,8 @@ for name in names:
         def grad(out=out, leaves=leaves):
             return torch.autograd.grad(out, leaves, dout, retain_graph=True)
 
-        ks = kernel_us(grad)
-        total = sum(us * cnt / cnt for us, cnt in ks.values())
+        ks = kernel_us(grad, flush, width=70)
+        total = sum(us for us, _ in ks.values())
         for kname, (us, cnt) in sorted(ks.items(), key=lambda kv: -kv[1][0]):
             print(f"  {backend:10s} {us:9.1f} us x{cnt:.0f} {100 * us / total:5.1f}%  {kname}")
         print(f"  {backend:10s} {total:9.1f} us total  ({fl / total / 1e6:.1f} TF/s kernels alone)")

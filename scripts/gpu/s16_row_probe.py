@@ -14,7 +14,7 @@ import sys
 
 import torch
 from torch.nn.attention import sdpa_kernel
-from torch.profiler import ProfilerActivity, profile
+from kernel_times import kernel_us
 
 from flashcore import _bench
 
@@ -34,24 +34,6 @@ def back_to_back_ms(fn, n=50):
     e.record()
     torch.cuda.synchronize()
     return s.elapsed_time(e) / n
-
-
-def kernel_us(fn, flush, n=20):
-    """Device time per call of each kernel fn launches (profiler, flushed calls)."""
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(n):
-            flush.zero_()
-            fn()
-        torch.cuda.synchronize()
-    out = {}
-    for ev in prof.key_averages():
-        t = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
-        if t and ev.key != "Memset (Device)" and "fill" not in ev.key and "FillFunctor" not in ev.key:
-            out[ev.key[:60]] = (t / n, ev.count / n)
-    return out
 
 
 flushes = {"1GiB": torch.empty(1 << 30, dtype=torch.uint8, device=dev), "100MiB": torch.empty(100 << 20, dtype=torch.uint8, device=dev)}

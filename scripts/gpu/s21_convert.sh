@@ -6,15 +6,19 @@
 # every grid row after the first (FLASHCORE_SM90_BWD_CONVERT_LAG=1, so the small test shapes
 # convert), the many-rows test at the planner's lag, and memcheck / racecheck / synccheck on two
 # edge rows (bottom-right with Sq > Sk: query blocks no key visits; causal sections) at lag 1.
-# GPU machine after scripts/gpu/build.sh (carry .stage). Logs packed into $OUT/s21-convert.tgz.
+# The second try (an L1 prefetch four turns ahead, waits only in CTAs that own a unit with data)
+# ran the A/B alone: `AB_ONLY=1 ONLY="bwd-d128-s1k bwd-d64-s1k bwd-d128-s4k" TAG=s21-convert2`.
+# GPU machine after scripts/gpu/build.sh (carry .stage). Logs packed into $OUT/$TAG.tgz.
 set -uo pipefail
 . scripts/gpu/env.sh
 export FLASHCORE_CACHE_DIR=/tmp/fc
-packed_logs s21-convert
+tag=${TAG:-s21-convert}
+packed_logs "$tag"
 CONFIGS="base:FLASHCORE_SM90_BWD_CONVERT=0 conv:FLASHCORE_SM90_BWD_CONVERT=1" SUITE=bwd ITERS=20 \
-  ONLY="bwd-d128-s1k bwd-d64-s1k bwd-d128-s4k bwd-d64-s16k" scripts/gpu/ab.sh > "$log/convert-ab.txt" 2>&1
-sort -s -k3,3 "$log/convert-ab.txt"
+  ONLY="${ONLY:-bwd-d128-s1k bwd-d64-s1k bwd-d128-s4k bwd-d64-s16k}" scripts/gpu/ab.sh > "$log/${tag#s21-}-ab.txt" 2>&1
+sort -s -k3,3 "$log/${tag#s21-}-ab.txt"
 pack
+[ "${AB_ONLY:-0}" = 1 ] && exit 0
 conv="FLASHCORE_SM90_BWD_CONVERT=1 FLASHCORE_SM90_BWD_CONVERT_LAG=1"
 env $conv timeout 240 .stage/gpu-tests --test-threads 1 backward > "$log/tests-lag1.txt" 2>&1
 echo "backward tests, lag 1: rc=$? $(grep -E '^test result' "$log/tests-lag1.txt")"
