@@ -4,7 +4,8 @@
 //   lse2 = LSE · log2(e), or +inf for a row that saw no key (LSE −inf) and for padding rows, so
 //          the main kernel's P = exp2(S · scale · log2 e − lse2) is exactly 0 there,
 // and zeroes the row's fp32 dQ accumulator and, for the first row of a query block, that block's
-// ordering counter of the deterministic mode (or the Hopper kernel's per-grid-row done counters). Memory-bound: each row is read once with 16-byte loads.
+// ordering counter of the deterministic mode (or the Hopper kernel's per-grid-row done counters).
+// Memory-bound: each row is read once with 16-byte loads.
 #include "config.cuh"
 #include "../common/params.cuh"
 #include "../common/ptx/cvt.cuh"
