@@ -512,8 +512,8 @@ pub struct BwdLaunches {
 /// The lag is a wave of rows and one more (`sm_count` CTAs are resident at once), so the row a CTA
 /// converts has usually finished when it starts. Any lag >= 1 is safe: rows launch in order (no
 /// causal sections here), so the converted row was launched whole before the converting one and
-/// the wait cannot deadlock. `on`: `FLASHCORE_SM90_BWD_CONVERT=0|1`
-/// ([`sm90_bwd_convert_default`]); `forced_lag`: `FLASHCORE_SM90_BWD_CONVERT_LAG=n` (tests).
+/// the wait cannot deadlock. `on`: `FLASHCORE_SM90_BWD_CONVERT=0|1` (default on);
+/// `forced_lag`: `FLASHCORE_SM90_BWD_CONVERT_LAG=n` (tests).
 pub fn sm90_bwd_convert(
     main: &Variant,
     p: &Problem,
@@ -540,13 +540,6 @@ pub fn sm90_bwd_convert(
         return (0, 0);
     }
     (lag, rows - lag)
-}
-
-/// Whether the Hopper backward converts dQ in its main kernel where [`sm90_bwd_convert`] allows:
-/// `FLASHCORE_SM90_BWD_CONVERT=0|1`, else on (A B A B on the H100, bench/NOTES.md session 21:
-/// D128 S1K +3.6%, D64 S1K +3.8%, S4K level).
-pub fn sm90_bwd_convert_default() -> bool {
-    knobs().sm90_bwd_convert.unwrap_or(true)
 }
 
 /// CTAs of the Hopper backward under which a GQA/MQA group is split over several CTAs: 8 per SM.
@@ -597,7 +590,7 @@ pub fn backward_launches(main: &Variant, p: &Problem, sm_count: u32) -> BwdLaunc
         num_n_blocks,
         kv_splits,
         sm_count,
-        sm90_bwd_convert_default(),
+        knobs().sm90_bwd_convert,
         knobs().sm90_bwd_convert_lag,
     );
     let mut post = aux((post_rows * (p.head_dim / 8)).div_ceil(BWD_AUX_THREADS));

@@ -85,8 +85,9 @@ pub struct Knobs {
     pub sm90_bwd_block_m: Option<usize>,
     /// `FLASHCORE_SM90_BWD_CONVERT=0|1`: the Hopper backward converts dQ from its fp32 accumulator
     /// inside the main kernel (kernels/sm90/bwd_convert.cuh) rather than in the post kernel, where
-    /// plan/backward.rs `sm90_bwd_convert` allows it (default on there).
-    pub sm90_bwd_convert: Option<bool>,
+    /// plan/backward.rs `sm90_bwd_convert` allows it: on by default there (A B A B on the H100,
+    /// bench/NOTES.md session 21: D128 S1K +3.6%, D64 S1K +3.8%, S4K level).
+    pub sm90_bwd_convert: bool,
     /// `FLASHCORE_SM90_BWD_CONVERT_LAG=n` (>= 1): the in-kernel dQ conversion's lag in grid rows
     /// instead of a wave's worth: lets small test shapes convert.
     pub sm90_bwd_convert_lag: Option<usize>,
@@ -132,7 +133,7 @@ impl Knobs {
             sm90_bwd_split: var("FLASHCORE_SM90_BWD_SPLIT").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_dq_smem: var("FLASHCORE_SM90_BWD_DQ_SMEM").is_none_or(|v| v != "0"),
             sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),
-            sm90_bwd_convert: flag("FLASHCORE_SM90_BWD_CONVERT"),
+            sm90_bwd_convert: flag("FLASHCORE_SM90_BWD_CONVERT").unwrap_or(true),
             sm90_bwd_convert_lag: var("FLASHCORE_SM90_BWD_CONVERT_LAG")
                 .and_then(|v| v.parse().ok())
                 .filter(|n| *n >= 1),
