@@ -24,6 +24,13 @@
 #ifndef FC_SM90_BWD_DET
 #define FC_SM90_BWD_DET 0
 #endif
+// Hopper backward only (FLASHCORE_SM90_BWD_CONVERT_END=1, off by default, not yet measured): dQ of
+// an earlier grid row converted at the CTA's end from shared memory, its fp32 tile brought in by a
+// bulk copy into the free dQ buffer (sm90/bwd_convert.cuh run_end), instead of by per-thread loads
+// while the consumers compute; built with a causal mask too. 0 or 1.
+#ifndef FC_SM90_BWD_CONVERT_END
+#define FC_SM90_BWD_CONVERT_END 0
+#endif
 
 struct BwdTraits {
   static constexpr int kHeadDim = Traits::kHeadDim;

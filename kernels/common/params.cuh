@@ -165,9 +165,19 @@ struct BwdParams {
   // bwd/post.cu converts the rows from convert_rows on.
   i32 convert_lag;
   i32 convert_rows;
-  i32 reserved;
+  // Hopper backward, dQ accumulator zeroed in the main kernel (sm90/bwd_zero.cuh; 0: bwd/prep.cu
+  // zeroes all of it): the CTAs of grid row r zero grid row r + zero_lag's accumulator and count
+  // it (u32 per grid row past the deterministic counters, bwd_zero_counters); bwd/prep.cu zeroes
+  // the rows before zero_lag.
+  i32 zero_lag;
 };
 static_assert(sizeof(BwdParams) == 384, "BwdParams layout drifted from launch/params.rs");
+
+// BwdParams::zero_lag's per-grid-row counters: past the deterministic mode's turn counters
+// ([B, H, num_m_blocks] u32) in dq_sem.
+FC_DEVICE u32* bwd_zero_counters(const BwdParams& p) {
+  return reinterpret_cast<u32*>(p.dq_sem) + (i64)p.batch * p.heads * p.num_m_blocks;
+}
 
 // Hopper backward (sm90/bwd.cu): the common backward params plus TMA descriptors of q and dout
 // (boxes of 64 head-dim values by block_m query rows) and k, v (64 by block_n key rows). Twin of

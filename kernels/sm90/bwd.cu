@@ -11,6 +11,7 @@
 #include "bwd_convert.cuh"
 #include "bwd_producer.cuh"
 #include "bwd_smem.cuh"
+#include "bwd_zero.cuh"
 
 FC_EXPORT_SMEM_BYTES(Sm90Bwd::kSmemBytes);
 
@@ -27,6 +28,7 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
       ptx::mbar_init(sm.q_full(s), 1);
       ptx::mbar_init(sm.q_empty(s), sm90::bwd::consumer::kThreads);
     }
+    if constexpr (Sm90Bwd::kConvertEnd) ptx::mbar_init(sm.conv_full(), 1);
     ptx::fence_barrier_init();
     ptx::st_shared_u32(sm.cta_info(0), (u32)work.grid_row(p.base));
     ptx::st_shared_u32(sm.cta_info(1), (u32)work.n_block);
@@ -38,12 +40,21 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     ptx::setmaxnreg_dec<Sm90Bwd::kProducerRegs>();
     // A CTA whose keys no query sees (causal) loads nothing: its consumers only write zeros.
     if (threadIdx.x == 0 && work.steps > 0) sm90::bwd::producer::run(p, sm, work);
-    // Warps 1 .. 3 otherwise idle: dQ of an earlier grid row, when the kernel converts it.
-    // Built only where the planner converts (plan/backward.rs sm90_bwd_convert: head dims 64 and
-    // 128, no causal mask, no softcap, not the ping-pong knob's kernels): elsewhere its code made
-    // ptxas spill (NVRTC 13.0.88), and causal rows measured slower with it.
+    // Warps 1 .. 3 otherwise idle: first the zeros of a later grid row's dQ accumulator, when the
+    // kernel zeroes it (every shared-memory dQ kernel), then dQ of an earlier grid row, when the
+    // kernel converts it. (Zeros stored by lanes 1 .. 31 of warp 0 instead, so the conversion
+    // starts at once, slowed the producer's thread: -4.5% at D128 S1K, bench/NOTES.md session 22.)
+    if constexpr (Sm90Bwd::kDqSmem) {
+      if (threadIdx.x >= 32 && p.base.zero_lag > 0) sm90::bwd::zero::run(p.base, sm, work.steps > 0);
+    }
+    // The converter is built only where the planner converts (plan/backward.rs sm90_bwd_convert:
+    // head dims 64 and 128, no causal mask, no softcap, not the ping-pong knob's kernels):
+    // elsewhere its code made ptxas spill (NVRTC 13.0.88), and causal rows measured slower with it.
     if constexpr (Sm90Bwd::kConvert) {
       if (threadIdx.x >= 32 && p.base.convert_lag > 0) sm90::bwd::convert::run(p.base, sm);
+    }
+    if constexpr (Sm90Bwd::kConvertEnd) {
+      if (threadIdx.x >= 32 && p.base.convert_lag > 0) sm90::bwd::convert::run_end(p.base, sm);
     }
     return;
   }

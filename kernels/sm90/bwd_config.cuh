@@ -58,11 +58,16 @@ struct Sm90Bwd {
   static constexpr bool kDet = BwdTraits::kDet;
   // dQ converted in the kernel (sm90/bwd_convert.cuh) when BwdParams::convert_lag > 0: the host
   // asks for it only in these kernels (plan/backward.rs sm90_bwd_convert).
-  static constexpr bool kConvert = kDqSmem && !kPingPong && !kCausal && !kSoftcap && kHeadDim != 96;
+  // FC_SM90_BWD_CONVERT_END: the same at the CTA's end from shared memory (run_end), with a
+  // causal mask too; then instead of the converter above.
+  static constexpr bool kConvertEnd = FC_SM90_BWD_CONVERT_END != 0 && kDqSmem && !kPingPong && !kSoftcap && !kDet &&
+                                      kHeadDim != 96;
+  static constexpr bool kConvert = !kConvertEnd && kDqSmem && !kPingPong && !kCausal && !kSoftcap && kHeadDim != 96;
   static_assert(!kDet || (kDqSmem && !kPipe && !kPingPong), "the deterministic dQ reduce runs in the plain shared-memory loop");
   static_assert(!kPipe || kDqSmem, "the pipelined loop stores the deferred dQ tile through shared memory");
-  // The mbarriers, then three ints (Sm90BwdSmem::cta_info).
-  static_assert(8 * (1 + 2 * kStages) + 12 <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
+  // The mbarriers, three ints (Sm90BwdSmem::cta_info), then the end converter's mbarrier
+  // (Sm90BwdSmem::conv_full, 8-byte aligned).
+  static_assert(8 * (1 + 2 * kStages) + 16 + 8 <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
   static constexpr int kSmemBytes = kSmemTiles + kSmemSlack;
 
   // dQ_i (block_m x head dim) = dS K is split over the consumer warpgroups so each wgmma has M = 64:

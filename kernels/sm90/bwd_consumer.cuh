@@ -22,7 +22,9 @@
 // wgmma D layout (rows g and g + 8 of the warp's 16, columns 8j + 2t + {0, 1}).
 #include "../sm80/bwd_mainloop.cuh"
 #include "bwd_config.cuh"
+#include "bwd_convert.cuh"
 #include "bwd_smem.cuh"
+#include "bwd_zero.cuh"
 
 namespace sm90::bwd::consumer {
 
@@ -574,6 +576,13 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
     dv[i][0] = dv[i][1] = dv[i][2] = dv[i][3] = 0.f;
   }
   const int key0 = work.n0 + w * 64 + warp * 16;  // this warp's first key
+  if constexpr (Sm90Bwd::kDqSmem) {
+    // The accumulator rows the bulk reduces add to were zeroed in this kernel (sm90/bwd_zero.cuh):
+    // the producer acquired the zeros before its first q_full arrival, which every consumer
+    // waits for before its first reduce; the issuing thread's bulk reduces (async proxy) are
+    // ordered after the generic stores by a proxy fence.
+    if (w == 0 && warp == 0) ptx::fence_proxy_async_global();
+  }
   if (work.steps > 0) ptx::mbar_wait(sm.kv_full(), 0);
 
   if constexpr (Sm90Bwd::kPipe) {
@@ -586,12 +595,20 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
   // the kernel does (bwd/post.cu reads them in stream order).
   if (Sm90Bwd::kDqSmem && w == 0 && tw == 0) {
     ptx::tma_store_wait<0>();
-    if (Sm90Bwd::kConvert && f.convert_lag > 0) {
+    if ((Sm90Bwd::kConvert || Sm90Bwd::kConvertEnd) && f.convert_lag > 0) {
       // dQ converted in the kernel (sm90/bwd_convert.cuh): this CTA's reduces have landed (the
       // wait above, then the async proxy's writes ordered before the generic release); count it
       // done in its grid row.
       ptx::fence_proxy_async_global();
       ptx::red_release_add_u32(reinterpret_cast<u32*>(f.dq_sem) + ptx::ld_shared_u32(sm.cta_info(0)), 1u);
+    }
+  }
+  if constexpr (Sm90Bwd::kConvertEnd) {
+    // The dQ buffers are free (the reduces that read them completed, the wait above): the end
+    // converter (sm90/bwd_convert.cuh run_end) may copy into them.
+    if (f.convert_lag > 0 && w == 0 && warp == 0) {
+      __syncwarp();
+      ptx::named_bar_arrive(convert::kBarDqFree, 32 + convert::kThreads);
     }
   }
 

@@ -53,6 +53,16 @@ FC_DEVICE int converter_thread() {
   return (int)t - 32;
 }
 
+// Batch b and query head h of query head hi of the converted grid row (kv head x split, batch).
+FC_DEVICE void converted_head(const BwdParams& f, const Sm90BwdSmem& sm, int hi, int& b, int& h) {
+  const int row = info(sm, 0) - f.convert_lag;
+  const int ny = (int)gridDim.y;
+  b = row / ny;
+  const int y = row - b * ny;
+  const int group = f.heads / f.kv_heads;
+  h = (y / f.kv_splits) * group + (y % f.kv_splits) * (group / f.kv_splits) + hi;
+}
+
 // Unit (query head hi of the converted row, query block m): dQ = scale * accumulator (its 8-float
 // chunks swizzled per row, BwdTraits::dq_chunk), or zeros when no key block visits the block
 // (`zero`). 16 bytes of the accumulator a turn: each thread always takes the same half-chunk of a
@@ -60,11 +70,8 @@ FC_DEVICE int converter_thread() {
 FC_DEVICE void convert_block(const BwdParams& f, const Sm90BwdSmem& sm, int hi, int m, bool zero) {
   constexpr int kHalves = 2 * kChunks;
   static_assert(kThreads % kHalves == 0, "a row's 16-byte halves must divide the converting threads");
-  const int row = info(sm, 0) - f.convert_lag;
-  const int ny = (int)gridDim.y;
-  const int b = row / ny, y = row - b * ny;
-  const int group = f.heads / f.kv_heads;
-  const int h = (y / f.kv_splits) * group + (y % f.kv_splits) * (group / f.kv_splits) + hi;
+  int b, h;
+  converted_head(f, sm, hi, b, h);
   const int m0 = m * Sm90Bwd::kBlockM;
   const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
   const float* acc = reinterpret_cast<const float*>(f.dq_accum) + (((i64)b * f.heads + h) * seqlen_q_pad + m0) * Sm90Bwd::kHeadDim;
@@ -118,6 +125,79 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm) {
         ready = true;
       }
       convert_block(f, sm, u / f.num_m_blocks, m, count == 0);
+    }
+    if (++m == f.num_m_blocks) m = 0;
+  }
+}
+
+// ---- Sm90Bwd::kConvertEnd (FLASHCORE_SM90_BWD_CONVERT_END=1; not yet measured) ----
+// The loads above are bound by their latency (24-register threads hold one 16-byte load each), so
+// converting took about as long as the CTA's own work at S1K (bench/NOTES.md session 21). Here the
+// converting warps wait until the CTA's last bulk reduce has read the dQ buffers, then bring each
+// owned unit's fp32 tile (block_m x head dim, one dQ buffer: contiguous in the accumulator) into
+// dQ buffer 0 with one bulk copy and convert it from shared memory, while the consumers write dK
+// and dV. Same rows, lag and owners as run().
+constexpr int kBarDqFree = 10;  // the consumers' issuing warp (arrives) and warps 1 .. 3 (32 + 96)
+constexpr int kBarConv = 11;    // warps 1 .. 3: dQ buffer 0 read, the next copy may overwrite it
+
+// Unit (hi, m) from dQ buffer 0: 16 bytes of fp32 a turn (4 values of a chunk half), 8 bytes out.
+FC_DEVICE void convert_smem(const BwdParams& f, const Sm90BwdSmem& sm, int hi, int m) {
+  int b, h;
+  converted_head(f, sm, hi, b, h);
+  const int m0 = m * Sm90Bwd::kBlockM;
+  u16* dq = reinterpret_cast<u16*>(f.dq) + b * f.dq_stride_b + h * f.dq_stride_h + m0 * f.dq_stride_s;
+  constexpr int kQuarters = Sm90Bwd::kHeadDim / 4;  // 16-byte pieces of a row
+  const int pieces = min(Sm90Bwd::kBlockM, f.seqlen_q - m0) * kQuarters;
+#pragma unroll 1
+  for (int i = converter_thread(); i < pieces; i += kThreads) {
+    const int r = i / kQuarters, c = (i % kQuarters) / 2, e = i & 1;
+    const u32 src = sm.dq(0) + 4 * (r * Sm90Bwd::kHeadDim + 8 * BwdTraits::dq_chunk(c, m0 + r) + 4 * e);
+    u32 v0, v1, v2, v3;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v0), "=r"(v1), "=r"(v2), "=r"(v3) : "r"(src));
+    u32x2 out;
+    out.x = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v0) * f.scale, __uint_as_float(v1) * f.scale);
+    out.y = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v2) * f.scale, __uint_as_float(v3) * f.scale);
+    *reinterpret_cast<u32x2*>(dq + r * f.dq_stride_s + 8 * c + 4 * e) = out;
+  }
+}
+
+FC_DEVICE void run_end(const BwdParams& f, const Sm90BwdSmem& sm) {
+  ptx::named_bar_sync(kBarDqFree, 32 + kThreads);
+  const int row = info(sm, 0) - f.convert_lag;
+  if (row < 0) return;
+  bool ready = false;
+  u32 phase = 0;
+  int m = 0;
+#pragma unroll 1
+  for (int u = 0; u < info(sm, 2); ++u) {
+    const int count = BwdTraits::n_blocks_visiting(m, f.num_n_blocks, f.causal_offset, f.window_offset_left);
+    const int owner = count > 0 ? BwdTraits::first_n_block(m, f.window_offset_left) + u % count : u % f.num_n_blocks;
+    if (owner == info(sm, 1)) {
+      if (count == 0) {
+        convert_block(f, sm, u / f.num_m_blocks, m, true);
+      } else {
+        if (!ready) {
+          while (ptx::ld_acquire_u32(reinterpret_cast<const u32*>(f.dq_sem) + row) < (u32)f.num_n_blocks) __nanosleep(500);
+          // The copy (async proxy) reads what the row's bulk reduces wrote, after the acquire.
+          ptx::fence_proxy_async_global();
+          ready = true;
+        }
+        if (converter_thread() == 0) {
+          // (Inline rather than converted_head(): through it ptxas spilled in two causal kernels.)
+          const int ny = (int)gridDim.y;
+          const int b = row / ny, y = row - b * ny;
+          const int group = f.heads / f.kv_heads;
+          const int h = (y / f.kv_splits) * group + (y % f.kv_splits) * (group / f.kv_splits) + u / f.num_m_blocks;
+          const float* acc = reinterpret_cast<const float*>(f.dq_accum) +
+                             (((i64)b * f.heads + h) * f.num_m_blocks + m) * (i64)(Sm90Bwd::kBlockM * Sm90Bwd::kHeadDim);
+          ptx::mbar_arrive_expect_tx(sm.conv_full(), Sm90Bwd::kDqBytes);
+          ptx::bulk_load(sm.dq(0), acc, Sm90Bwd::kDqBytes, sm.conv_full());
+        }
+        ptx::mbar_wait(sm.conv_full(), phase);
+        phase ^= 1;
+        convert_smem(f, sm, u / f.num_m_blocks, m);
+        ptx::named_bar_sync(kBarConv, kThreads);
+      }
     }
     if (++m == f.num_m_blocks) m = 0;
   }

@@ -5,6 +5,7 @@
 #include "../common/params.cuh"
 #include "bwd_config.cuh"
 #include "bwd_smem.cuh"
+#include "bwd_zero.cuh"
 
 namespace sm90::bwd::producer {
 
@@ -20,6 +21,12 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w)
   for (int db = 0; db < Sm90Bwd::kDBlocks; ++db) {
     ptx::tma_load_4d(sm.k() + db * Sm90Bwd::kBlockN * 128, &p.tma_k, db * 64, w.n0, w.hk, w.b, sm.kv_full());
     ptx::tma_load_4d(sm.v() + db * Sm90Bwd::kBlockN * 128, &p.tma_v, db * 64, w.n0, w.hk, w.b, sm.kv_full());
+  }
+  // The accumulator rows the consumers' bulk reduces add to are zeroed (sm90/bwd_zero.cuh) before
+  // this thread's first q_full arrival: the consumers wait for that arrival (mbarrier, release /
+  // acquire) before their first reduce. K and V load meanwhile.
+  if constexpr (Sm90Bwd::kDqSmem) {
+    if (f.zero_lag > 0) zero::wait(f, sm);
   }
   const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
   const float* lse2 = reinterpret_cast<const float*>(f.lse2);

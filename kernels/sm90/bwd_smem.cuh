@@ -47,4 +47,6 @@ struct Sm90BwdSmem {
   // barrier: the 24-register producer warps and the consumers' last step read them here rather
   // than keep them live from the kernel's start (they spilled).
   FC_DEVICE u32 cta_info(int i) const { return base + kBars + 8 * (1 + 2 * Sm90Bwd::kStages) + 4 * i; }
+  // Sm90Bwd::kConvertEnd: an accumulator tile landed in dQ buffer 0 (sm90/bwd_convert.cuh run_end).
+  FC_DEVICE u32 conv_full() const { return base + kBars + 8 * (1 + 2 * Sm90Bwd::kStages) + 16; }
 };

@@ -499,8 +499,9 @@ impl Runtime {
         let rows = p.batch * p.heads * l.seqlen_q_pad;
         let dkv_bytes =
             if l.kv_splits > 1 { 2 * l.kv_splits * p.batch * p.kv_heads * l.seqlen_k_pad * p.head_dim * 4 } else { 0 };
-        let parts =
-            [rows * p.head_dim * 4, rows * 4, rows * 4, p.batch * p.heads * l.num_m_blocks as usize * 4, dkv_bytes];
+        // dq_sem: the deterministic mode's turn counters, then the in-kernel zeroing's row counters.
+        let counters = p.batch * p.heads * l.num_m_blocks as usize + p.batch * p.kv_heads * l.kv_splits;
+        let parts = [rows * p.head_dim * 4, rows * 4, rows * 4, counters * 4, dkv_bytes];
         let mut offsets = [0usize; 5];
         let mut total = 0usize;
         for (o, bytes) in offsets.iter_mut().zip(parts) {
@@ -570,9 +571,12 @@ impl Runtime {
             dkv_accum: if l.kv_splits > 1 { at(4) } else { 0 },
             dlse,
             softcap_pre,
-            convert_lag: l.convert_lag as i32,
-            convert_rows: l.convert_rows as i32,
-            reserved: 0,
+            // Both count in dq_sem, which exists only with query work (no scratch without it):
+            // the main kernel runs without queries to write zero dK and dV, and then neither.
+            // Zeroing in the main kernel also needs it to run; else the prep kernel zeroes all.
+            convert_lag: if q_work { l.convert_lag as i32 } else { 0 },
+            convert_rows: if q_work { l.convert_rows as i32 } else { 0 },
+            zero_lag: if q_work && kv_work { l.zero_lag as i32 } else { 0 },
         };
         // The Hopper kernel's tensor maps first: a tensor TMA rejects returns before anything is queued.
         let p90 = if main.kind == KernelKind::BwdSm90 {

@@ -467,8 +467,11 @@ fn hopper_backward_matches_reference_on_ragged_gqa_and_causal_shapes() {
 
 /// Grid rows (kv head, batch) beyond a wave's worth: where the Hopper backward converts dQ in its
 /// main kernel (plan/backward.rs `sm90_bwd_convert`, kernels/sm90/bwd_convert.cuh), the rows it
-/// converts and the ones the post kernel keeps must both be right. (Smaller shapes convert with
-/// FLASHCORE_SM90_BWD_CONVERT_LAG=1, which scripts/gpu runs the other backward tests with.)
+/// converts and the ones the post kernel keeps must both be right; and where it zeroes the dQ
+/// accumulator in its main kernel (`sm90_bwd_zero_lag`, kernels/sm90/bwd_zero.cuh), the rows it
+/// zeroes and the ones the prep kernel zeroes. (Smaller shapes do both with
+/// FLASHCORE_SM90_BWD_CONVERT_LAG=1 and FLASHCORE_SM90_BWD_ZERO_LAG=1, which scripts/gpu runs the
+/// other backward tests with.)
 #[test]
 fn hopper_backward_with_many_rows_converts_dq_in_the_kernel() {
     let mut rng = seeded();

@@ -500,16 +500,7 @@ fn hopper_backward_converts_dq_in_the_kernel_only_where_rows_remain_after_the_la
     let smem = Arch::SM90.max_smem_per_block();
     let problem = |b: usize, h: usize, hkv: usize, s: usize, d: usize, mask: Mask| Problem {
         batch: b,
-        heads: h,
-        kv_heads: hkv,
-        seqlen_q: s,
-        seqlen_k: s,
-        head_dim: d,
-        dtype: DType::Bf16,
-        mask,
-        scale: 1.0,
-        window: Default::default(),
-        softcap: None,
+        ..bf16_problem(h, hkv, s, s, d, mask)
     };
     let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false };
     let main = |d: usize, mask: Mask| {
@@ -523,11 +514,13 @@ fn hopper_backward_converts_dq_in_the_kernel_only_where_rows_remain_after_the_la
     assert_eq!(sm90_bwd_convert(&v, &p, 8, 1, 132, false, None), (0, 0), "off: the post kernel converts");
     // S16K B1 H16: 16 rows of 128 key blocks: a wave spans 2 rows, lag 3.
     assert_eq!(sm90_bwd_convert(&v, &problem(1, 16, 16, 16384, 128, Mask::None), 128, 1, 132, true, None), (3, 13));
-    // Not with a causal mask (it measured slower), softcap or at d 96 (kernels built without it).
+    // Not with a causal mask (it measured slower; unless FLASHCORE_SM90_BWD_CONVERT_END=1 builds
+    // the end converter into causal kernels too), softcap or at d 96 (kernels built without it).
     let c = main(128, Mask::CausalTopLeft);
+    let end = std::env::var("FLASHCORE_SM90_BWD_CONVERT_END").is_ok_and(|v| v == "1");
     assert_eq!(
         sm90_bwd_convert(&c, &problem(4, 16, 16, 4096, 128, Mask::CausalTopLeft), 32, 1, 132, true, None),
-        (0, 0)
+        if end { (6, 58) } else { (0, 0) }
     );
     let d96 = main(96, Mask::None);
     assert_eq!(sm90_bwd_convert(&d96, &problem(16, 16, 16, 1024, 96, Mask::None), 8, 1, 132, true, None), (0, 0));
@@ -542,4 +535,39 @@ fn hopper_backward_converts_dq_in_the_kernel_only_where_rows_remain_after_the_la
     assert_eq!(sm90_bwd_convert(&v.bwd_without_dq_smem(), &p, 8, 1, 132, true, None), (0, 0));
     // A forced lag (FLASHCORE_SM90_BWD_CONVERT_LAG, tests) replaces the wave.
     assert_eq!(sm90_bwd_convert(&v, &problem(2, 4, 4, 256, 128, Mask::None), 2, 1, 132, true, Some(1)), (1, 7));
+}
+
+#[test]
+fn hopper_backward_zeroes_dq_in_the_kernel_a_wave_ahead_and_a_section_apart() {
+    use flashcore::plan::backward::sm90_bwd_zero_lag;
+    use flashcore::plan::Sm90BwdOverlap;
+    let smem = Arch::SM90.max_smem_per_block();
+    let problem = |b: usize, h: usize, hkv: usize, s: usize, mask: Mask| Problem {
+        batch: b,
+        ..bf16_problem(h, hkv, s, s, 128, mask)
+    };
+    let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false };
+    let main =
+        |mask: Mask| Variant::backward_sm90_with(128, DType::Bf16, mask, smem, true).unwrap().with_bwd_overlap(pipe);
+    let (full, causal) = (main(Mask::None), main(Mask::CausalTopLeft));
+    // D128 S1K B16 H16: 256 rows of 8 key blocks, a wave is 17 rows: lag 18, causal or not.
+    let p = problem(16, 16, 16, 1024, Mask::None);
+    assert_eq!(sm90_bwd_zero_lag(&full, &p, 8, 1, 132, true, None), 18);
+    assert_eq!(sm90_bwd_zero_lag(&causal, &problem(16, 16, 16, 1024, Mask::CausalTopLeft), 8, 1, 132, true, None), 18);
+    assert_eq!(sm90_bwd_zero_lag(&full, &p, 8, 1, 132, false, None), 0, "off: the prep kernel zeroes");
+    // Split GQA groups count rows per split: GQA 32/8 B2 S2K split by 4 is 64 rows of 16 blocks.
+    assert_eq!(sm90_bwd_zero_lag(&full, &problem(2, 32, 8, 2048, Mask::None), 16, 4, 132, true, None), 10);
+    // Causal sections (16 key blocks or more, 16 MiB of query-side traffic): at S2K a row is 2 MiB,
+    // so a section is 8 rows, and the lag is at least that even where the wave is shorter.
+    let c2k = problem(8, 16, 16, 2048, Mask::CausalTopLeft);
+    if std::env::var("FLASHCORE_SM90_BWD_SECTION_MIB").is_err() {
+        assert_eq!(sm90_bwd_zero_lag(&causal, &c2k, 16, 1, 16, true, None), 8);
+        assert_eq!(sm90_bwd_zero_lag(&causal, &c2k, 16, 1, 132, true, Some(1)), 8);
+    }
+    assert_eq!(sm90_bwd_zero_lag(&full, &problem(8, 16, 16, 2048, Mask::None), 16, 1, 16, true, Some(1)), 1);
+    // Too few rows for the lag, and the kernels without the shared-memory dQ path: none.
+    assert_eq!(sm90_bwd_zero_lag(&full, &problem(1, 4, 4, 1024, Mask::None), 8, 1, 132, true, None), 0);
+    assert_eq!(sm90_bwd_zero_lag(&full.bwd_without_dq_smem(), &p, 8, 1, 132, true, None), 0);
+    // The deterministic kernels zero in the kernel too (no sections there).
+    assert_eq!(sm90_bwd_zero_lag(&causal.bwd_deterministic(), &c2k, 16, 1, 16, true, Some(1)), 1);
 }

@@ -51,6 +51,7 @@ pub static FILES: &[(&str, &str)] = kernel_files!(
     "sm90/bwd_smem.cuh",
     "sm90/bwd_producer.cuh",
     "sm90/bwd_convert.cuh",
+    "sm90/bwd_zero.cuh",
     "sm90/bwd_consumer.cuh",
     "sm90/bwd.cu",
     "attn/combine.cu",

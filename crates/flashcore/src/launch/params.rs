@@ -196,7 +196,11 @@ pub struct BwdParams {
     /// `convert_rows` on. 0 and 0: the post kernel converts every row.
     pub convert_lag: i32,
     pub convert_rows: i32,
-    pub reserved: i32,
+    /// Hopper backward, dQ accumulator zeroed in the main kernel (kernels/sm90/bwd_zero.cuh): the
+    /// CTAs of grid row r zero row r + zero_lag's accumulator, counted in u32s after the
+    /// deterministic counters of `dq_sem`; the prep kernel zeroes the rows before zero_lag. 0: the
+    /// prep kernel zeroes every row.
+    pub zero_lag: i32,
 }
 
 const _: () = assert!(std::mem::size_of::<BwdParams>() == 384);

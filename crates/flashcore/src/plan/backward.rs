@@ -498,6 +498,9 @@ pub struct BwdLaunches {
     /// first grid row left to the post kernel; 0 and 0 where the post kernel converts every row.
     pub convert_lag: usize,
     pub convert_rows: usize,
+    /// dQ accumulator zeroed in the Hopper main kernel ([`sm90_bwd_zero_lag`]): the lag in grid
+    /// rows, the prep kernel zeroing the rows before it; 0 where the prep kernel zeroes every row.
+    pub zero_lag: usize,
 }
 
 /// The Hopper backward's in-kernel dQ conversion (kernels/sm90/bwd_convert.cuh): the CTAs of grid
@@ -506,13 +509,16 @@ pub struct BwdLaunches {
 /// left to the post kernel), or (0, 0) for the post kernel alone: in the kernels built without the
 /// converter (shared-memory dQ only, whose issuing thread counts the row done; head dims 64 and
 /// 128; no causal mask, where it measured 3-8% slower: a causal row ends with its longest CTA, so
-/// the converting CTAs waited; no softcap; not the ping-pong knob's), in the deterministic modes,
+/// the converting CTAs waited, unless `FLASHCORE_SM90_BWD_CONVERT_END=1` builds the end converter,
+/// causal kernels too, whose lag is then at least a causal section; no softcap; not the ping-pong
+/// knob's), in the deterministic modes,
 /// with split GQA groups (the post kernel sums their dK / dV partials anyway), or when the lag
 /// leaves no row to convert.
 /// The lag is a wave of rows and one more (`sm_count` CTAs are resident at once), so the row a CTA
-/// converts has usually finished when it starts. Any lag >= 1 is safe: rows launch in order (no
-/// causal sections here), so the converted row was launched whole before the converting one and
-/// the wait cannot deadlock. `on`: `FLASHCORE_SM90_BWD_CONVERT=0|1` (default on);
+/// converts has usually finished when it starts. Any lag >= 1 is safe: rows launch in order (with
+/// the end converter's causal sections the lag is at least a section, whose rows launch after the
+/// previous section's), so the converted row was launched whole before the converting one and the
+/// wait cannot deadlock. `on`: `FLASHCORE_SM90_BWD_CONVERT=0|1` (default on);
 /// `forced_lag`: `FLASHCORE_SM90_BWD_CONVERT_LAG=n` (tests).
 pub fn sm90_bwd_convert(
     main: &Variant,
@@ -524,22 +530,89 @@ pub fn sm90_bwd_convert(
     forced_lag: Option<usize>,
 ) -> (usize, usize) {
     let o = main.bwd_overlap;
-    // kernels/sm90/bwd_config.cuh `Sm90Bwd::kConvert`: the kernels built with the converter.
+    // kernels/sm90/bwd_config.cuh `Sm90Bwd::kConvert` / `kConvertEnd`: the kernels built with a
+    // converter (the end converter, FLASHCORE_SM90_BWD_CONVERT_END=1, with a causal mask too).
+    let end = knobs().sm90_bwd_convert_end;
     let built = main.kind == KernelKind::BwdSm90
         && main.bwd_dq_smem()
         && !o.pingpong
-        && !main.causal
+        && (end || !main.causal)
         && !main.ext.softcap
         && main.head_dim != 96;
     if !on || !built || o.det || kv_splits != 1 {
         return (0, 0);
     }
-    let rows = p.batch * p.kv_heads;
-    let lag = forced_lag.unwrap_or((sm_count as usize).div_ceil(num_n_blocks.max(1)) + 1);
-    if lag >= rows || rows > i32::MAX as usize {
-        return (0, 0);
+    match sm90_bwd_row_lag(main, p, num_n_blocks, kv_splits, sm_count, forced_lag) {
+        Some(lag) => (lag, p.batch * p.kv_heads - lag),
+        None => (0, 0),
     }
-    (lag, rows - lag)
+}
+
+/// The Hopper backward's in-kernel zeroing of the fp32 dQ accumulator (kernels/sm90/bwd_zero.cuh):
+/// the CTAs of grid row r (kv head x split, batch; `num_n_blocks` CTAs each) zero row r + lag's
+/// accumulator at their start, and the prep kernel zeroes the first `lag` rows. Returns the lag, or
+/// 0 for the prep kernel alone: in the kernels without the shared-memory dQ path (whose issuing
+/// thread waits for the zeros), or when the lag leaves no row to the main kernel.
+/// The lag is a wave of rows and one more, so the zeros are written long before they are needed.
+/// Rows launch in order, so any lag >= 1 is safe, except in causal sections
+/// (kernels/sm90/bwd_config.cuh `Work::sectioned`: a section's rows launch interleaved), where the
+/// lag is raised to a section's rows so the zeroing row's section launches first.
+/// `on`: `FLASHCORE_SM90_BWD_ZERO=0|1` (default on); `forced_lag`: `FLASHCORE_SM90_BWD_ZERO_LAG=n`.
+pub fn sm90_bwd_zero_lag(
+    main: &Variant,
+    p: &Problem,
+    num_n_blocks: usize,
+    kv_splits: usize,
+    sm_count: u32,
+    on: bool,
+    forced_lag: Option<usize>,
+) -> usize {
+    if !on || main.kind != KernelKind::BwdSm90 || !main.bwd_dq_smem() {
+        return 0;
+    }
+    sm90_bwd_row_lag(main, p, num_n_blocks, kv_splits, sm_count, forced_lag).unwrap_or(0)
+}
+
+/// The lag in grid rows (kv head x split, batch) between a Hopper backward CTA's row and the row
+/// whose dQ it converts or whose accumulator it zeroes: a wave of rows and one more (`sm_count`
+/// CTAs of `num_n_blocks` per row are resident at once), or `forced`, raised to a causal section's
+/// rows (a section's rows launch interleaved; the other row must be in an earlier section). None
+/// when it leaves no row to the main kernel.
+fn sm90_bwd_row_lag(
+    main: &Variant,
+    p: &Problem,
+    num_n_blocks: usize,
+    kv_splits: usize,
+    sm_count: u32,
+    forced: Option<usize>,
+) -> Option<usize> {
+    let rows = p.batch * p.kv_heads * kv_splits;
+    let mut lag = forced.unwrap_or((sm_count as usize).div_ceil(num_n_blocks.max(1)) + 1);
+    if let Some(section) = sm90_bwd_section_rows(main, p, num_n_blocks, kv_splits) {
+        lag = lag.max(section);
+    }
+    (lag < rows && rows <= i32::MAX as usize).then_some(lag)
+}
+
+/// The grid rows of one causal section of the Hopper backward (kernels/sm90/bwd_config.cuh
+/// `Work::sectioned`: causal, head dim >= 96, not deterministic, 16 key blocks or more; a section is
+/// the rows whose query-side traffic, 8 bytes per element, fits the L2 budget), or None where the
+/// CTAs launch in plain order. Within a section the rows' CTAs launch interleaved.
+pub fn sm90_bwd_section_rows(main: &Variant, p: &Problem, num_n_blocks: usize, kv_splits: usize) -> Option<usize> {
+    let mib = knobs().sm90_bwd_section_mib.unwrap_or(16) as usize;
+    if main.kind != KernelKind::BwdSm90
+        || !main.causal
+        || main.head_dim < 96
+        || main.bwd_overlap.det
+        || num_n_blocks < 16
+        || mib == 0
+    {
+        return None;
+    }
+    let rows = p.batch * p.kv_heads * kv_splits;
+    let group = p.heads / p.kv_heads.max(1) / kv_splits.max(1);
+    let row_bytes = 8 * group * p.seqlen_q.div_ceil(main.tile.block_m()) * main.tile.block_m() * main.head_dim;
+    Some(rows.min(((mib << 20) / row_bytes.max(1)).max(1)))
 }
 
 /// CTAs of the Hopper backward under which a GQA/MQA group is split over several CTAs: 8 per SM.
@@ -593,6 +666,8 @@ pub fn backward_launches(main: &Variant, p: &Problem, sm_count: u32) -> BwdLaunc
         knobs().sm90_bwd_convert,
         knobs().sm90_bwd_convert_lag,
     );
+    let zero_lag =
+        sm90_bwd_zero_lag(main, p, num_n_blocks, kv_splits, sm_count, knobs().sm90_bwd_zero, knobs().sm90_bwd_zero_lag);
     let mut post = aux((post_rows * (p.head_dim / 8)).div_ceil(BWD_AUX_THREADS));
     if convert_rows > 0 {
         // The batches of the rows left to it (kernels/bwd/post.cu skips the heads converted already).
@@ -614,6 +689,7 @@ pub fn backward_launches(main: &Variant, p: &Problem, sm_count: u32) -> BwdLaunc
         seqlen_k_pad: num_n_blocks * bn,
         convert_lag,
         convert_rows,
+        zero_lag,
     }
 }
 

@@ -91,6 +91,18 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_BWD_CONVERT_LAG=n` (>= 1): the in-kernel dQ conversion's lag in grid rows
     /// instead of a wave's worth: lets small test shapes convert.
     pub sm90_bwd_convert_lag: Option<usize>,
+    /// `FLASHCORE_SM90_BWD_CONVERT_END=1`: the Hopper backward's in-kernel dQ conversion at each
+    /// CTA's end from shared memory (a bulk copy of each tile into the free dQ buffer;
+    /// kernels/sm90/bwd_convert.cuh `run_end`), with a causal mask too. Off by default: not yet
+    /// measured.
+    pub sm90_bwd_convert_end: bool,
+    /// `FLASHCORE_SM90_BWD_ZERO=0|1`: the Hopper backward zeroes its fp32 dQ accumulator inside the
+    /// main kernel (kernels/sm90/bwd_zero.cuh) rather than in the prep kernel, where plan/backward.rs
+    /// `sm90_bwd_zero_lag` allows it (default on).
+    pub sm90_bwd_zero: bool,
+    /// `FLASHCORE_SM90_BWD_ZERO_LAG=n` (>= 1): the in-kernel zeroing's lag in grid rows instead of
+    /// a wave's worth (raised to a causal section's rows): lets small test shapes zero in the kernel.
+    pub sm90_bwd_zero_lag: Option<usize>,
     /// `FLASHCORE_FP8_P_LOG2=n` (0..=8): the FP8 forward multiplies P by 2^n before its e4m3 cast
     /// (default [`FP8_P_LOG2`]; kernels/common/config.cuh FC_FP8_P_LOG2). Read it through
     /// [`fp8_p_log2`].
@@ -137,6 +149,9 @@ impl Knobs {
             sm90_bwd_convert_lag: var("FLASHCORE_SM90_BWD_CONVERT_LAG")
                 .and_then(|v| v.parse().ok())
                 .filter(|n| *n >= 1),
+            sm90_bwd_convert_end: flag("FLASHCORE_SM90_BWD_CONVERT_END").unwrap_or(false),
+            sm90_bwd_zero: flag("FLASHCORE_SM90_BWD_ZERO").unwrap_or(true),
+            sm90_bwd_zero_lag: var("FLASHCORE_SM90_BWD_ZERO_LAG").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(true),
             sm90_bwd_block_m: var("FLASHCORE_SM90_BWD_TILE")
                 .and_then(|v| v.parse().ok())

@@ -448,6 +448,9 @@ impl Variant {
         if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.det {
             d.push(("FC_SM90_BWD_DET", "1".to_string()));
         }
+        if self.kind == KernelKind::BwdSm90 && knobs().sm90_bwd_convert_end {
+            d.push(("FC_SM90_BWD_CONVERT_END", "1".to_string()));
+        }
         if let (Some(n), KernelKind::BwdSm90) = (knobs().sm90_bwd_section_mib, self.kind) {
             d.push(("FC_SM90_BWD_SECTION_MIB", n.to_string()));
         }
