@@ -31,6 +31,14 @@
 #ifndef FC_SM90_BWD_CONVERT_END
 #define FC_SM90_BWD_CONVERT_END 0
 #endif
+// Hopper backward only (FLASHCORE_SM90_BWD_CONVERT_STAGED=1, off by default, not yet measured):
+// dQ of an earlier grid row converted while the consumers compute, as the default converter, but
+// brought into shared memory by bulk copies (a ring of small staging buffers past the tiles) rather
+// than by per-thread loads (sm90/bwd_convert.cuh run_staged); only where the ring fits the 227 KiB
+// (head dim 64); built with a causal mask too. 0 or 1.
+#ifndef FC_SM90_BWD_CONVERT_STAGED
+#define FC_SM90_BWD_CONVERT_STAGED 0
+#endif
 
 struct BwdTraits {
   static constexpr int kHeadDim = Traits::kHeadDim;

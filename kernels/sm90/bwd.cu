@@ -29,6 +29,9 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
       ptx::mbar_init(sm.q_empty(s), sm90::bwd::consumer::kThreads);
     }
     if constexpr (Sm90Bwd::kConvertEnd) ptx::mbar_init(sm.conv_full(), 1);
+    if constexpr (Sm90Bwd::kConvertStaged) {
+      for (int i = 0; i < Sm90Bwd::kStageBufs; ++i) ptx::mbar_init(sm.stage_full(i), 1);
+    }
     ptx::fence_barrier_init();
     ptx::st_shared_u32(sm.cta_info(0), (u32)work.grid_row(p.base));
     ptx::st_shared_u32(sm.cta_info(1), (u32)work.n_block);
@@ -55,6 +58,10 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     }
     if constexpr (Sm90Bwd::kConvertEnd) {
       if (threadIdx.x >= 32 && p.base.convert_lag > 0) sm90::bwd::convert::run_end(p.base, sm);
+    }
+    // (Either shared-memory converter, FLASHCORE_SM90_BWD_CONVERT_END / _STAGED, replaces it where built.)
+    if constexpr (Sm90Bwd::kConvertStaged) {
+      if (threadIdx.x >= 32 && p.base.convert_lag > 0) sm90::bwd::convert::run_staged(p.base, sm);
     }
     return;
   }

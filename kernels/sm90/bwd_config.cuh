@@ -60,15 +60,33 @@ struct Sm90Bwd {
   // asks for it only in these kernels (plan/backward.rs sm90_bwd_convert).
   // FC_SM90_BWD_CONVERT_END: the same at the CTA's end from shared memory (run_end), with a
   // causal mask too; then instead of the converter above.
-  static constexpr bool kConvertEnd = FC_SM90_BWD_CONVERT_END != 0 && kDqSmem && !kPingPong && !kSoftcap && !kDet &&
-                                      kHeadDim != 96;
-  static constexpr bool kConvert = !kConvertEnd && kDqSmem && !kPingPong && !kCausal && !kSoftcap && kHeadDim != 96;
+  // FC_SM90_BWD_CONVERT_STAGED: while the consumers compute, from a ring of kStageBufs staging
+  // buffers of kStageRows accumulator rows each (bulk copies; run_staged), placed after the tiles
+  // where they fit the 227 KiB (the largest of 32, 16 or 8 rows; none at d 128, whose tiles fill
+  // it); with a causal mask too; then instead of either converter. Their mbarriers follow them,
+  // then three 8-byte words of the tile being converted (Sm90BwdSmem::stage_info).
+  // Mirrored by plan/backward.rs::sm90_bwd_stage_rows.
+  static constexpr int kStageBufs = 4;
+  static constexpr int kStageFree = 227 * 1024 - kSmemTiles - kSmemSlack - 8 * kStageBufs - 24;
+  static constexpr bool kConvertStaged = FC_SM90_BWD_CONVERT_STAGED != 0 && kDqSmem && !kPingPong && !kSoftcap &&
+                                         !kDet && kHeadDim != 96 && kStageBufs * 8 * kHeadDim * 4 <= kStageFree;
+  // (8 where unused: the converter's code is compiled in every kernel.)
+  static constexpr int kStageRows = kStageBufs * 32 * kHeadDim * 4 <= kStageFree   ? 32
+                                    : kStageBufs * 16 * kHeadDim * 4 <= kStageFree ? 16
+                                                                                   : 8;
+  static constexpr int kStageBytes = kStageRows * kHeadDim * 4;
+  static constexpr int kStagingBytes = kConvertStaged ? kStageBufs * (kStageBytes + 8) + 24 : 0;
+  static constexpr bool kConvertEnd = FC_SM90_BWD_CONVERT_END != 0 && !kConvertStaged && kDqSmem && !kPingPong &&
+                                      !kSoftcap && !kDet && kHeadDim != 96;
+  static constexpr bool kConvert = !kConvertEnd && !kConvertStaged && kDqSmem && !kPingPong && !kCausal && !kSoftcap &&
+                                   kHeadDim != 96;
+  static_assert(!kConvertStaged || kBlockM % kStageRows == 0, "a query block must be whole staging buffers");
   static_assert(!kDet || (kDqSmem && !kPipe && !kPingPong), "the deterministic dQ reduce runs in the plain shared-memory loop");
   static_assert(!kPipe || kDqSmem, "the pipelined loop stores the deferred dQ tile through shared memory");
   // The mbarriers, three ints (Sm90BwdSmem::cta_info), then the end converter's mbarrier
   // (Sm90BwdSmem::conv_full, 8-byte aligned).
   static_assert(8 * (1 + 2 * kStages) + 16 + 8 <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
-  static constexpr int kSmemBytes = kSmemTiles + kSmemSlack;
+  static constexpr int kSmemBytes = kSmemTiles + kStagingBytes + kSmemSlack;
 
   // dQ_i (block_m x head dim) = dS K is split over the consumer warpgroups so each wgmma has M = 64:
   // with 64 query rows, by head-dim halves (N = head dim / 2); with 128, by query halves (N = head dim).

@@ -595,7 +595,7 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
   // the kernel does (bwd/post.cu reads them in stream order).
   if (Sm90Bwd::kDqSmem && w == 0 && tw == 0) {
     ptx::tma_store_wait<0>();
-    if ((Sm90Bwd::kConvert || Sm90Bwd::kConvertEnd) && f.convert_lag > 0) {
+    if ((Sm90Bwd::kConvert || Sm90Bwd::kConvertEnd || Sm90Bwd::kConvertStaged) && f.convert_lag > 0) {
       // dQ converted in the kernel (sm90/bwd_convert.cuh): this CTA's reduces have landed (the
       // wait above, then the async proxy's writes ordered before the generic release); count it
       // done in its grid row.

@@ -203,4 +203,102 @@ FC_DEVICE void run_end(const BwdParams& f, const Sm90BwdSmem& sm) {
   }
 }
 
+// ---- Sm90Bwd::kConvertStaged (FLASHCORE_SM90_BWD_CONVERT_STAGED=1; not yet measured) ----
+// As run(), while the consumers compute, but the accumulator's rows come into a ring of
+// kStageBufs staging buffers (kStageRows rows each, past the tiles) by bulk copies that one thread
+// keeps a ring ahead, and are converted from shared memory: the copies hold no registers, so the
+// 24-register threads are no longer bound by one 16-byte load's round trip each (run's cost: the
+// conversion extended the CTA at S1K, bench/NOTES.md session 21), and unlike run_end nothing waits
+// for the CTA's end. Same rows, lag and owners as run(); kBarConv marks a buffer read.
+
+// The tile of unit (query head hi, query block m) of the converted row, for the converters' first
+// thread: its accumulator (block_m x head dim, contiguous), dQ address and first query row, into
+// Sm90BwdSmem::stage_info, where the other threads read them after their first buffer's wait
+// (mbarrier arrive releases, its wait acquires). In shared memory rather than registers: the
+// 24-register threads spilled when the loops below kept them (or the unit's index) live.
+FC_DEVICE void stage_unit(const BwdParams& f, const Sm90BwdSmem& sm, int hi, int m) {
+  int b, h;
+  converted_head(f, sm, hi, b, h);
+  const float* acc = reinterpret_cast<const float*>(f.dq_accum) +
+                     (((i64)b * f.heads + h) * f.num_m_blocks + m) * (i64)(Sm90Bwd::kBlockM * Sm90Bwd::kHeadDim);
+  const int m0 = m * Sm90Bwd::kBlockM;
+  u16* dq = reinterpret_cast<u16*>(f.dq) + b * f.dq_stride_b + h * f.dq_stride_h + m0 * f.dq_stride_s;
+  ptx::st_shared_u64(sm.stage_info(0), reinterpret_cast<u64>(acc));
+  ptx::st_shared_u64(sm.stage_info(1), reinterpret_cast<u64>(dq));
+  ptx::st_shared_u32(sm.stage_info(2), (u32)m0);
+}
+
+// Rows j * kStageRows .. of the staged tile into staging buffer `buf` (the first thread).
+FC_DEVICE void stage_copy(const Sm90BwdSmem& sm, int j, int buf) {
+  const float* src = reinterpret_cast<const float*>(ptx::ld_shared_u64(sm.stage_info(0))) +
+                     j * (Sm90Bwd::kStageRows * Sm90Bwd::kHeadDim);
+  ptx::mbar_arrive_expect_tx(sm.stage_full(buf), Sm90Bwd::kStageBytes);
+  ptx::bulk_load(sm.stage(buf), src, Sm90Bwd::kStageBytes, sm.stage_full(buf));
+}
+
+// Those rows from staging buffer `buf` to dQ: 16 bytes of fp32 a turn, 8 bytes out.
+FC_DEVICE void convert_stage(const BwdParams& f, const Sm90BwdSmem& sm, int j, int buf) {
+  constexpr int kQuarters = Sm90Bwd::kHeadDim / 4;  // 16-byte pieces of a row
+  const int r0 = (int)ptx::ld_shared_u32(sm.stage_info(2)) + j * Sm90Bwd::kStageRows;
+  const int pieces = min(Sm90Bwd::kStageRows, f.seqlen_q - r0) * kQuarters;
+#pragma unroll 1
+  for (int i = converter_thread(); i < pieces; i += kThreads) {
+    const int r = i / kQuarters, c = (i % kQuarters) / 2, e = i & 1;
+    const u32 src = sm.stage(buf) + 4 * (r * Sm90Bwd::kHeadDim + 8 * BwdTraits::dq_chunk(c, r0 + r) + 4 * e);
+    u32 v0, v1, v2, v3;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v0), "=r"(v1), "=r"(v2), "=r"(v3) : "r"(src));
+    u32x2 out;
+    out.x = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v0) * f.scale, __uint_as_float(v1) * f.scale);
+    out.y = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v2) * f.scale, __uint_as_float(v3) * f.scale);
+    u16* dq = reinterpret_cast<u16*>(ptx::ld_shared_u64(sm.stage_info(1)));
+    *reinterpret_cast<u32x2*>(dq + (r + j * Sm90Bwd::kStageRows) * f.dq_stride_s + 8 * c + 4 * e) = out;
+  }
+}
+
+// Every owned tile is copied whole (the accumulator is padded to whole query blocks; rows past
+// seqlen_q are not stored), so each tile takes the ring round the same kPieces / kBufs times and a
+// piece's buffer and phase follow from its index alone: no count carried across tiles.
+FC_DEVICE void run_staged(const BwdParams& f, const Sm90BwdSmem& sm) {
+  constexpr int kBufs = Sm90Bwd::kStageBufs;
+  constexpr int kPieces = Sm90Bwd::kBlockM / Sm90Bwd::kStageRows;
+  static_assert(!Sm90Bwd::kConvertStaged || kPieces % kBufs == 0, "a tile must take the staging ring round whole times");
+  if (info(sm, 0) < f.convert_lag) return;
+  bool ready = false;
+  int m = 0;
+#pragma unroll 1
+  for (int u = 0; u < info(sm, 2); ++u) {
+    const int count = BwdTraits::n_blocks_visiting(m, f.num_n_blocks, f.causal_offset, f.window_offset_left);
+    const int owner = count > 0 ? BwdTraits::first_n_block(m, f.window_offset_left) + u % count : u % f.num_n_blocks;
+    if (owner == info(sm, 1)) {
+      if (count == 0) {
+        convert_block(f, sm, u / f.num_m_blocks, m, true);
+      } else {
+        if (!ready) {
+          while (ptx::ld_acquire_u32(reinterpret_cast<const u32*>(f.dq_sem) + info(sm, 0) - f.convert_lag) <
+                 (u32)f.num_n_blocks)
+            __nanosleep(500);
+          // The copies (async proxy) read what the row's bulk reduces wrote, after the acquire.
+          ptx::fence_proxy_async_global();
+          ready = true;
+        }
+        // The ring's buffers and stage_info were all read (the last meeting below): the first
+        // thread may rewrite them.
+        if (converter_thread() == 0) {
+          stage_unit(f, sm, u / f.num_m_blocks, m);
+#pragma unroll 1
+          for (int j = 0; j < kBufs; ++j) stage_copy(sm, j, j);
+        }
+#pragma unroll 1
+        for (int j = 0; j < kPieces; ++j) {
+          ptx::mbar_wait(sm.stage_full(j % kBufs), (j / kBufs) & 1);
+          convert_stage(f, sm, j, j % kBufs);
+          ptx::named_bar_sync(kBarConv, kThreads);
+          if (converter_thread() == 0 && j + kBufs < kPieces) stage_copy(sm, j + kBufs, j % kBufs);
+        }
+      }
+    }
+    if (++m == f.num_m_blocks) m = 0;
+  }
+}
+
 }  // namespace sm90::bwd::convert

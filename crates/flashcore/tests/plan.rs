@@ -339,7 +339,9 @@ fn backward_picks_the_hopper_kernel_for_d64_d96_and_d128_on_sm90_only() {
         let q = Variant::backward_sm90_with(d, DType::F16, Mask::CausalTopLeft, smem, true).unwrap();
         let bufs = if d == 128 { 2 } else { 1 };
         assert_eq!(sm90_bwd_dq_buffers(&q.tile, d, true), bufs);
-        assert_eq!(q.smem_bytes(), v.smem_bytes() + bufs * 32 * 1024);
+        // (+ the staged converter's ring where FLASHCORE_SM90_BWD_CONVERT_STAGED=1 builds it: d 64.)
+        let staging = flashcore::plan::backward::sm90_bwd_stage_rows(&q).map_or(0, |rows| 4 * (rows * d * 4 + 8) + 24);
+        assert_eq!(q.smem_bytes(), v.smem_bytes() + bufs * 32 * 1024 + staging);
         assert!(q.smem_bytes() <= smem);
         assert!(q.to_string().ends_with("-dqsmem"), "{q}");
         assert!(q.options().contains(&"-DFC_SM90_BWD_DQ_SMEM=1".to_string()));
@@ -495,7 +497,7 @@ fn bf16_problem(
 
 #[test]
 fn hopper_backward_converts_dq_in_the_kernel_only_where_rows_remain_after_the_lag() {
-    use flashcore::plan::backward::sm90_bwd_convert;
+    use flashcore::plan::backward::{sm90_bwd_convert, sm90_bwd_stage_rows};
     use flashcore::plan::Sm90BwdOverlap;
     let smem = Arch::SM90.max_smem_per_block();
     let problem = |b: usize, h: usize, hkv: usize, s: usize, d: usize, mask: Mask| Problem {
@@ -521,6 +523,19 @@ fn hopper_backward_converts_dq_in_the_kernel_only_where_rows_remain_after_the_la
     assert_eq!(
         sm90_bwd_convert(&c, &problem(4, 16, 16, 4096, 128, Mask::CausalTopLeft), 32, 1, 132, true, None),
         if end { (6, 58) } else { (0, 0) }
+    );
+    // FLASHCORE_SM90_BWD_CONVERT_STAGED=1 builds the staged converter where its ring fits (d 64:
+    // 4 buffers of 16 rows beside 195 KiB of tiles; not d 128, whose tiles fill the 227 KiB), with
+    // a causal mask too; D64 S1K causal B16 H32: lag 18 of 512 rows.
+    let staged = std::env::var("FLASHCORE_SM90_BWD_CONVERT_STAGED").is_ok_and(|v| v == "1");
+    let c64 = main(64, Mask::CausalTopLeft);
+    assert_eq!(sm90_bwd_stage_rows(&c64), staged.then_some(16));
+    assert_eq!(sm90_bwd_stage_rows(&c), None);
+    assert_eq!(sm90_bwd_stage_rows(&c64.bwd_deterministic()), None);
+    assert!(c64.smem_bytes() <= 227 * 1024);
+    assert_eq!(
+        sm90_bwd_convert(&c64, &problem(16, 32, 32, 1024, 64, Mask::CausalTopLeft), 8, 1, 132, true, None),
+        if staged || end { (18, 494) } else { (0, 0) }
     );
     let d96 = main(96, Mask::None);
     assert_eq!(sm90_bwd_convert(&d96, &problem(16, 16, 16, 1024, 96, Mask::None), 8, 1, 132, true, None), (0, 0));

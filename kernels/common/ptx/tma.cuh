@@ -172,6 +172,12 @@ namespace ptx {
 FC_DEVICE u32 swizzle128(int row, int chunk) { return (u32)(row * 128 + ((chunk ^ (row & 7)) << 4)); }
 
 FC_DEVICE void st_shared_u32(u32 addr, u32 v) { asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory"); }
+FC_DEVICE u64 ld_shared_u64(u32 addr) {
+  u64 v;
+  asm volatile("ld.shared.u64 %0, [%1];\n" : "=l"(v) : "r"(addr) : "memory");
+  return v;
+}
+FC_DEVICE void st_shared_u64(u32 addr, u64 v) { asm volatile("st.shared.u64 [%0], %1;\n" ::"r"(addr), "l"(v) : "memory"); }
 
 // Orders this thread's generic-proxy shared-memory writes before later async-proxy reads (a TMA
 // store of the same bytes). Each writing thread fences, then the threads meet at a barrier.

@@ -532,7 +532,7 @@ pub fn sm90_bwd_convert(
     let o = main.bwd_overlap;
     // kernels/sm90/bwd_config.cuh `Sm90Bwd::kConvert` / `kConvertEnd`: the kernels built with a
     // converter (the end converter, FLASHCORE_SM90_BWD_CONVERT_END=1, with a causal mask too).
-    let end = knobs().sm90_bwd_convert_end;
+    let end = knobs().sm90_bwd_convert_end || sm90_bwd_stage_rows(main).is_some();
     let built = main.kind == KernelKind::BwdSm90
         && main.bwd_dq_smem()
         && !o.pingpong
@@ -546,6 +546,32 @@ pub fn sm90_bwd_convert(
         Some(lag) => (lag, p.batch * p.kv_heads - lag),
         None => (0, 0),
     }
+}
+
+/// kernels/sm90/bwd_config.cuh `kStageBufs`: the staged converter's ring of shared-memory buffers.
+pub const SM90_BWD_STAGE_BUFS: usize = 4;
+
+/// kernels/sm90/bwd_config.cuh `kStageRows`: accumulator rows per staging buffer of the staged dQ
+/// converter (`FLASHCORE_SM90_BWD_CONVERT_STAGED=1`, kernels/sm90/bwd_convert.cuh `run_staged`):
+/// the largest of 32, 16 or 8 whose ring of [`SM90_BWD_STAGE_BUFS`] buffers (an mbarrier each,
+/// and 24 bytes of the staged tile's addresses) fits beside the tiles in 227 KiB, in the kernels
+/// that convert (shared-memory dQ, no ping-pong, softcap or deterministic mode, head dim 64 or
+/// 128). None where the knob is off or the ring does not fit (d 128's tiles fill the 227 KiB;
+/// d 64: 16 rows).
+pub fn sm90_bwd_stage_rows(main: &Variant) -> Option<usize> {
+    let o = main.bwd_overlap;
+    if !knobs().sm90_bwd_convert_staged
+        || main.kind != KernelKind::BwdSm90
+        || !main.bwd_dq_smem()
+        || o.pingpong
+        || o.det
+        || main.ext.softcap
+        || main.head_dim == 96
+    {
+        return None;
+    }
+    let base = sm90_bwd_smem_bytes(&main.tile, main.head_dim, true);
+    [32, 16, 8].into_iter().find(|rows| base + SM90_BWD_STAGE_BUFS * (rows * main.head_dim * 4 + 8) + 24 <= 227 * 1024)
 }
 
 /// The Hopper backward's in-kernel zeroing of the fp32 dQ accumulator (kernels/sm90/bwd_zero.cuh):

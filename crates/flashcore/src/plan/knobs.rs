@@ -96,6 +96,11 @@ pub struct Knobs {
     /// kernels/sm90/bwd_convert.cuh `run_end`), with a causal mask too. Off by default: not yet
     /// measured.
     pub sm90_bwd_convert_end: bool,
+    /// `FLASHCORE_SM90_BWD_CONVERT_STAGED=1`: the Hopper backward's in-kernel dQ conversion while
+    /// the consumers compute, its rows brought into a ring of shared-memory staging buffers by bulk
+    /// copies (kernels/sm90/bwd_convert.cuh `run_staged`), where the ring fits (head dim 64), with
+    /// a causal mask too. Off by default: not yet measured.
+    pub sm90_bwd_convert_staged: bool,
     /// `FLASHCORE_SM90_BWD_ZERO=0|1`: the Hopper backward zeroes its fp32 dQ accumulator inside the
     /// main kernel (kernels/sm90/bwd_zero.cuh) rather than in the prep kernel, where plan/backward.rs
     /// `sm90_bwd_zero_lag` allows it (default on).
@@ -150,6 +155,7 @@ impl Knobs {
                 .and_then(|v| v.parse().ok())
                 .filter(|n| *n >= 1),
             sm90_bwd_convert_end: flag("FLASHCORE_SM90_BWD_CONVERT_END").unwrap_or(false),
+            sm90_bwd_convert_staged: flag("FLASHCORE_SM90_BWD_CONVERT_STAGED").unwrap_or(false),
             sm90_bwd_zero: flag("FLASHCORE_SM90_BWD_ZERO").unwrap_or(true),
             sm90_bwd_zero_lag: var("FLASHCORE_SM90_BWD_ZERO_LAG").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(true),

@@ -353,7 +353,11 @@ impl Variant {
                 sm90_smem_bytes(&self.tile, self.head_dim) + o_buffers + ones
             }
             KernelKind::BwdSm80 => super::backward::bwd_smem_bytes(&self.tile, self.head_dim),
-            KernelKind::BwdSm90 => super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim, self.tma_store),
+            KernelKind::BwdSm90 => {
+                let staging = super::backward::sm90_bwd_stage_rows(self)
+                    .map_or(0, |rows| super::backward::SM90_BWD_STAGE_BUFS * (rows * self.head_dim * 4 + 8) + 24);
+                super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim, self.tma_store) + staging
+            }
             KernelKind::BwdPrep | KernelKind::BwdPost | KernelKind::Combine | KernelKind::Fp8Vt => 0,
             KernelKind::FwdSm90Fp8 => {
                 // kOnesRowsBytes: 8 rows of ones after each stage's transposed V.
@@ -450,6 +454,9 @@ impl Variant {
         }
         if self.kind == KernelKind::BwdSm90 && knobs().sm90_bwd_convert_end {
             d.push(("FC_SM90_BWD_CONVERT_END", "1".to_string()));
+        }
+        if self.kind == KernelKind::BwdSm90 && knobs().sm90_bwd_convert_staged {
+            d.push(("FC_SM90_BWD_CONVERT_STAGED", "1".to_string()));
         }
         if let (Some(n), KernelKind::BwdSm90) = (knobs().sm90_bwd_section_mib, self.kind) {
             d.push(("FC_SM90_BWD_SECTION_MIB", n.to_string()));
