@@ -36,6 +36,11 @@
 // brought into shared memory by bulk copies (a ring of small staging buffers past the tiles) rather
 // than by per-thread loads (sm90/bwd_convert.cuh run_staged); only where the ring fits the 227 KiB
 // (head dim 64); built with a causal mask too. 0 or 1.
+// Hopper backward only (FLASHCORE_SM90_BWD_DQ_BUFS=1, off by default, not yet measured): one fp32
+// dQ buffer even where two fit (d 128 at 64 rows), leaving room for the staged converter's ring.
+#ifndef FC_SM90_BWD_DQ_BUFS
+#define FC_SM90_BWD_DQ_BUFS 0
+#endif
 #ifndef FC_SM90_BWD_CONVERT_STAGED
 #define FC_SM90_BWD_CONVERT_STAGED 0
 #endif

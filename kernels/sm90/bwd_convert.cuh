@@ -256,12 +256,15 @@ FC_DEVICE void convert_stage(const BwdParams& f, const Sm90BwdSmem& sm, int j, i
 }
 
 // Every owned tile is copied whole (the accumulator is padded to whole query blocks; rows past
-// seqlen_q are not stored), so each tile takes the ring round the same kPieces / kBufs times and a
-// piece's buffer and phase follow from its index alone: no count carried across tiles.
+// seqlen_q are not stored), so each tile takes the ring round the same even number of times
+// (Sm90Bwd::kStageRows is chosen so) and each buffer's mbarrier is back at phase parity 0 when the
+// next tile starts: a piece's buffer and phase follow from its index alone, no count carried
+// across tiles (with one, the 24-register threads spilled).
 FC_DEVICE void run_staged(const BwdParams& f, const Sm90BwdSmem& sm) {
   constexpr int kBufs = Sm90Bwd::kStageBufs;
   constexpr int kPieces = Sm90Bwd::kBlockM / Sm90Bwd::kStageRows;
-  static_assert(!Sm90Bwd::kConvertStaged || kPieces % kBufs == 0, "a tile must take the staging ring round whole times");
+  static_assert(!Sm90Bwd::kConvertStaged || kPieces % (2 * kBufs) == 0,
+                "a tile must take the staging ring round an even number of times");
   if (info(sm, 0) < f.convert_lag) return;
   bool ready = false;
   int m = 0;
@@ -273,14 +276,16 @@ FC_DEVICE void run_staged(const BwdParams& f, const Sm90BwdSmem& sm) {
       if (count == 0) {
         convert_block(f, sm, u / f.num_m_blocks, m, true);
       } else {
-        if (!ready) {
+        // Only the copying thread reads the accumulator: it alone waits for the row (the others
+        // wait on the ring's mbarriers).
+        if (!ready && converter_thread() == 0) {
           while (ptx::ld_acquire_u32(reinterpret_cast<const u32*>(f.dq_sem) + info(sm, 0) - f.convert_lag) <
                  (u32)f.num_n_blocks)
             __nanosleep(500);
           // The copies (async proxy) read what the row's bulk reduces wrote, after the acquire.
           ptx::fence_proxy_async_global();
-          ready = true;
         }
+        ready = true;
         // The ring's buffers and stage_info were all read (the last meeting below): the first
         // thread may rewrite them.
         if (converter_thread() == 0) {

@@ -93,13 +93,14 @@ pub const SM90_BWD_SMEM_SLACK: usize = 1024 + 64;
 
 /// kernels/sm90/bwd_config.cuh `kDqBufs`: fp32 dQ tiles (block_m x head dim) in shared memory when
 /// the backward adds dQ with bulk reduces (`FLASHCORE_SM90_BWD_DQ_SMEM=1`): two where they fit in
-/// 227 KiB (d 128: exactly), else one (d 64), none on the red.global path.
+/// 227 KiB (d 128: exactly) unless `FLASHCORE_SM90_BWD_DQ_BUFS=1`, else one (d 64), none on the
+/// red.global path.
 pub fn sm90_bwd_dq_buffers(t: &TileConfig, head_dim: usize, dq_smem: bool) -> usize {
     if !dq_smem {
         return 0;
     }
     let tile = t.block_m() * head_dim * 4;
-    if sm90_bwd_smem_bytes(t, head_dim, false) + 2 * tile <= 227 * 1024 {
+    if !knobs().sm90_bwd_one_dq_buf && sm90_bwd_smem_bytes(t, head_dim, false) + 2 * tile <= 227 * 1024 {
         2
     } else {
         1
@@ -556,8 +557,10 @@ pub const SM90_BWD_STAGE_BUFS: usize = 4;
 /// the largest of 32, 16 or 8 whose ring of [`SM90_BWD_STAGE_BUFS`] buffers (an mbarrier each,
 /// and 24 bytes of the staged tile's addresses) fits beside the tiles in 227 KiB, in the kernels
 /// that convert (shared-memory dQ, no ping-pong, softcap or deterministic mode, head dim 64 or
-/// 128). None where the knob is off or the ring does not fit (d 128's tiles fill the 227 KiB;
-/// d 64: 16 rows).
+/// 128), and that a query block takes the ring round an even number of times (the kernel's
+/// mbarrier phases). None where the knob is off or no ring fits: d 64 takes 16 rows; d 128's tiles
+/// fill the 227 KiB, unless `FLASHCORE_SM90_BWD_DQ_BUFS=1` frees a dQ buffer (8 rows at 64 query
+/// rows a step, none at 80).
 pub fn sm90_bwd_stage_rows(main: &Variant) -> Option<usize> {
     let o = main.bwd_overlap;
     if !knobs().sm90_bwd_convert_staged
@@ -571,7 +574,10 @@ pub fn sm90_bwd_stage_rows(main: &Variant) -> Option<usize> {
         return None;
     }
     let base = sm90_bwd_smem_bytes(&main.tile, main.head_dim, true);
-    [32, 16, 8].into_iter().find(|rows| base + SM90_BWD_STAGE_BUFS * (rows * main.head_dim * 4 + 8) + 24 <= 227 * 1024)
+    [32, 16, 8].into_iter().find(|rows| {
+        base + SM90_BWD_STAGE_BUFS * (rows * main.head_dim * 4 + 8) + 24 <= 227 * 1024
+            && main.tile.block_m() % (2 * SM90_BWD_STAGE_BUFS * rows) == 0
+    })
 }
 
 /// The Hopper backward's in-kernel zeroing of the fp32 dQ accumulator (kernels/sm90/bwd_zero.cuh):

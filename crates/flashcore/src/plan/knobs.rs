@@ -72,6 +72,10 @@ pub struct Knobs {
     /// turns it off. The deterministic mode orders the bulk reduces on this path (plan/backward.rs
     /// `bwd_deterministic`; red.global with a window or at d64 with a softcap).
     pub sm90_bwd_dq_smem: bool,
+    /// `FLASHCORE_SM90_BWD_DQ_BUFS=1`: one fp32 dQ tile buffer in the Hopper backward's shared
+    /// memory even where two fit (d 128's 64-row tile), which leaves 32 KiB for the staged dQ
+    /// converter's ring (`FLASHCORE_SM90_BWD_CONVERT_STAGED=1`). Off by default: not yet measured.
+    pub sm90_bwd_one_dq_buf: bool,
     /// `FLASHCORE_SM90_BWD_PINGPONG=1`: the Hopper backward's consumer warpgroups take turns
     /// issuing GEMMs (default off; plan/backward.rs `Sm90BwdOverlap`).
     pub sm90_bwd_pingpong: bool,
@@ -149,6 +153,7 @@ impl Knobs {
                 .filter(|n| *n <= 1024),
             sm90_bwd_split: var("FLASHCORE_SM90_BWD_SPLIT").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_dq_smem: var("FLASHCORE_SM90_BWD_DQ_SMEM").is_none_or(|v| v != "0"),
+            sm90_bwd_one_dq_buf: var("FLASHCORE_SM90_BWD_DQ_BUFS").is_some_and(|v| v == "1"),
             sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),
             sm90_bwd_convert: flag("FLASHCORE_SM90_BWD_CONVERT").unwrap_or(true),
             sm90_bwd_convert_lag: var("FLASHCORE_SM90_BWD_CONVERT_LAG")

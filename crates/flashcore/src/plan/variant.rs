@@ -443,6 +443,9 @@ impl Variant {
         if self.bwd_dq_smem() {
             d.push(("FC_SM90_BWD_DQ_SMEM", "1".to_string()));
         }
+        if self.kind == KernelKind::BwdSm90 && self.bwd_dq_smem() && knobs().sm90_bwd_one_dq_buf {
+            d.push(("FC_SM90_BWD_DQ_BUFS", "1".to_string()));
+        }
         if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.pingpong {
             d.push(("FC_SM90_BWD_PINGPONG", "1".to_string()));
         }
