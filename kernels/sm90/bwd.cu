@@ -50,9 +50,10 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     if constexpr (Sm90Bwd::kDqSmem) {
       if (threadIdx.x >= 32 && p.base.zero_lag > 0) sm90::bwd::zero::run(p.base, sm, work.steps > 0);
     }
-    // The converter is built only where the planner converts (plan/backward.rs sm90_bwd_convert:
-    // head dims 64 and 128, no causal mask, no softcap, not the ping-pong knob's kernels):
-    // elsewhere its code made ptxas spill (NVRTC 13.0.88), and causal rows measured slower with it.
+    // The default converter is built only where the planner converts (plan/backward.rs
+    // sm90_bwd_convert: head dims 64 and 128, no causal mask, no softcap, not the ping-pong knob's
+    // kernels): elsewhere its code made ptxas spill (NVRTC 13.0.88), and causal rows measured
+    // slower with it. The end and staged converters (knobs) are built into causal kernels too.
     if constexpr (Sm90Bwd::kConvert) {
       if (threadIdx.x >= 32 && p.base.convert_lag > 0) sm90::bwd::convert::run(p.base, sm);
     }

@@ -9,9 +9,11 @@
 // dQ tile of (query head, query block m) is complete once every one of them is done. Each CTA's
 // issuing thread counts its row done (dq_sem[row], release) after its last reduce has landed
 // (consumer::run), and the CTAs of row r convert row r - convert_lag. That row's CTAs were all
-// launched before row r's first one (launch order is key block fastest, then row: no causal
-// sections in these kernels), so the wait cannot deadlock, and with a lag of about one wave of
-// rows they have usually finished by then. Rows from convert_rows on (the last lag rows) are left
+// launched before row r's first one (launch order is key block fastest, then row; in causal
+// kernels with sections, which only the end and staged converters are built into, the host keeps
+// the lag at least a section long, so the two rows are in different sections, launched one after
+// the other: plan/backward.rs sm90_bwd_row_lag), so the wait cannot deadlock, and with a lag of
+// about one wave of rows they have usually finished by then. Rows from convert_rows on (the last lag rows) are left
 // to bwd/post.cu.
 //
 // A unit (query head hi of the row, query block m) is converted by one of the key blocks that
@@ -176,12 +178,14 @@ FC_DEVICE void run_end(const BwdParams& f, const Sm90BwdSmem& sm) {
       if (count == 0) {
         convert_block(f, sm, u / f.num_m_blocks, m, true);
       } else {
-        if (!ready) {
+        // Only the copying thread reads the accumulator: it alone waits for the row (the others
+        // read shared memory after the copy's mbarrier).
+        if (!ready && converter_thread() == 0) {
           while (ptx::ld_acquire_u32(reinterpret_cast<const u32*>(f.dq_sem) + row) < (u32)f.num_n_blocks) __nanosleep(500);
           // The copy (async proxy) reads what the row's bulk reduces wrote, after the acquire.
           ptx::fence_proxy_async_global();
-          ready = true;
         }
+        ready = true;
         if (converter_thread() == 0) {
           // (Inline rather than converted_head(): through it ptxas spilled in two causal kernels.)
           const int ny = (int)gridDim.y;
