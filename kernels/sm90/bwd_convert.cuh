@@ -65,6 +65,18 @@ FC_DEVICE void converted_head(const BwdParams& f, const Sm90BwdSmem& sm, int hi,
   h = (y / f.kv_splits) * group + (y % f.kv_splits) * (group / f.kv_splits) + hi;
 }
 
+// The key blocks visiting query block m (`count`) and the owner of unit u (query head u / M,
+// block m) among them, as the header describes; every converter walks the units this way.
+FC_DEVICE int unit_owner(const BwdParams& f, int u, int m, int& count) {
+  count = BwdTraits::n_blocks_visiting(m, f.num_n_blocks, f.causal_offset, f.window_offset_left);
+  return count > 0 ? BwdTraits::first_n_block(m, f.window_offset_left) + u % count : u % f.num_n_blocks;
+}
+
+// Until every CTA of grid row `row` has counted itself done (acquire).
+FC_DEVICE void wait_row_done(const BwdParams& f, int row) {
+  while (ptx::ld_acquire_u32(reinterpret_cast<const u32*>(f.dq_sem) + row) < (u32)f.num_n_blocks) __nanosleep(500);
+}
+
 // Unit (query head hi of the converted row, query block m): dQ = scale * accumulator (its 8-float
 // chunks swizzled per row, BwdTraits::dq_chunk), or zeros when no key block visits the block
 // (`zero`). 16 bytes of the accumulator a turn: each thread always takes the same half-chunk of a
@@ -118,12 +130,11 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm) {
   int m = 0;
 #pragma unroll 1
   for (int u = 0; u < info(sm, 2); ++u) {
-    const int count = BwdTraits::n_blocks_visiting(m, f.num_n_blocks, f.causal_offset, f.window_offset_left);
-    const int owner = count > 0 ? BwdTraits::first_n_block(m, f.window_offset_left) + u % count : u % f.num_n_blocks;
-    if (owner == info(sm, 1)) {
+    int count;
+    if (unit_owner(f, u, m, count) == info(sm, 1)) {
       // Only a CTA that owns a unit with data waits (a causal row's short CTAs mostly own none).
       if (count > 0 && !ready) {
-        while (ptx::ld_acquire_u32(reinterpret_cast<const u32*>(f.dq_sem) + row) < (u32)f.num_n_blocks) __nanosleep(500);
+        wait_row_done(f, row);
         ready = true;
       }
       convert_block(f, sm, u / f.num_m_blocks, m, count == 0);
@@ -172,16 +183,15 @@ FC_DEVICE void run_end(const BwdParams& f, const Sm90BwdSmem& sm) {
   int m = 0;
 #pragma unroll 1
   for (int u = 0; u < info(sm, 2); ++u) {
-    const int count = BwdTraits::n_blocks_visiting(m, f.num_n_blocks, f.causal_offset, f.window_offset_left);
-    const int owner = count > 0 ? BwdTraits::first_n_block(m, f.window_offset_left) + u % count : u % f.num_n_blocks;
-    if (owner == info(sm, 1)) {
+    int count;
+    if (unit_owner(f, u, m, count) == info(sm, 1)) {
       if (count == 0) {
         convert_block(f, sm, u / f.num_m_blocks, m, true);
       } else {
         // Only the copying thread reads the accumulator: it alone waits for the row (the others
         // read shared memory after the copy's mbarrier).
         if (!ready && converter_thread() == 0) {
-          while (ptx::ld_acquire_u32(reinterpret_cast<const u32*>(f.dq_sem) + row) < (u32)f.num_n_blocks) __nanosleep(500);
+          wait_row_done(f, row);
           // The copy (async proxy) reads what the row's bulk reduces wrote, after the acquire.
           ptx::fence_proxy_async_global();
         }
@@ -274,18 +284,15 @@ FC_DEVICE void run_staged(const BwdParams& f, const Sm90BwdSmem& sm) {
   int m = 0;
 #pragma unroll 1
   for (int u = 0; u < info(sm, 2); ++u) {
-    const int count = BwdTraits::n_blocks_visiting(m, f.num_n_blocks, f.causal_offset, f.window_offset_left);
-    const int owner = count > 0 ? BwdTraits::first_n_block(m, f.window_offset_left) + u % count : u % f.num_n_blocks;
-    if (owner == info(sm, 1)) {
+    int count;
+    if (unit_owner(f, u, m, count) == info(sm, 1)) {
       if (count == 0) {
         convert_block(f, sm, u / f.num_m_blocks, m, true);
       } else {
         // Only the copying thread reads the accumulator: it alone waits for the row (the others
         // wait on the ring's mbarriers).
         if (!ready && converter_thread() == 0) {
-          while (ptx::ld_acquire_u32(reinterpret_cast<const u32*>(f.dq_sem) + info(sm, 0) - f.convert_lag) <
-                 (u32)f.num_n_blocks)
-            __nanosleep(500);
+          wait_row_done(f, info(sm, 0) - f.convert_lag);
           // The copies (async proxy) read what the row's bulk reduces wrote, after the acquire.
           ptx::fence_proxy_async_global();
         }

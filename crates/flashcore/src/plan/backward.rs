@@ -530,23 +530,28 @@ pub fn sm90_bwd_convert(
     on: bool,
     forced_lag: Option<usize>,
 ) -> (usize, usize) {
-    let o = main.bwd_overlap;
-    // kernels/sm90/bwd_config.cuh `Sm90Bwd::kConvert` / `kConvertEnd`: the kernels built with a
-    // converter (the end converter, FLASHCORE_SM90_BWD_CONVERT_END=1, with a causal mask too).
-    let end = knobs().sm90_bwd_convert_end || sm90_bwd_stage_rows(main).is_some();
-    let built = main.kind == KernelKind::BwdSm90
-        && main.bwd_dq_smem()
-        && !o.pingpong
-        && (end || !main.causal)
-        && !main.ext.softcap
-        && main.head_dim != 96;
-    if !on || !built || o.det || kv_splits != 1 {
+    // kernels/sm90/bwd_config.cuh `Sm90Bwd::kConvert` / `kConvertEnd` / `kConvertStaged`: the
+    // kernels built with a converter (the end and staged ones, knobs, with a causal mask too).
+    let shared_memory_converter = knobs().sm90_bwd_convert_end || sm90_bwd_stage_rows(main).is_some();
+    let built = sm90_bwd_may_convert(main) && (shared_memory_converter || !main.causal);
+    if !on || !built || main.bwd_overlap.det || kv_splits != 1 {
         return (0, 0);
     }
     match sm90_bwd_row_lag(main, p, num_n_blocks, kv_splits, sm_count, forced_lag) {
         Some(lag) => (lag, p.batch * p.kv_heads - lag),
         None => (0, 0),
     }
+}
+
+/// Whether a Hopper backward kernel can carry an in-kernel dQ converter at all (kernels/sm90/
+/// bwd_config.cuh `kConvert*`): the shared-memory dQ path (its issuing thread counts the row done),
+/// head dim 64 or 128, no softcap, not the ping-pong knob's kernels.
+fn sm90_bwd_may_convert(main: &Variant) -> bool {
+    main.kind == KernelKind::BwdSm90
+        && main.bwd_dq_smem()
+        && !main.bwd_overlap.pingpong
+        && !main.ext.softcap
+        && main.head_dim != 96
 }
 
 /// kernels/sm90/bwd_config.cuh `kStageBufs`: the staged converter's ring of shared-memory buffers.
@@ -562,15 +567,7 @@ pub const SM90_BWD_STAGE_BUFS: usize = 4;
 /// fill the 227 KiB, unless `FLASHCORE_SM90_BWD_DQ_BUFS=1` frees a dQ buffer (8 rows at 64 query
 /// rows a step, none at 80).
 pub fn sm90_bwd_stage_rows(main: &Variant) -> Option<usize> {
-    let o = main.bwd_overlap;
-    if !knobs().sm90_bwd_convert_staged
-        || main.kind != KernelKind::BwdSm90
-        || !main.bwd_dq_smem()
-        || o.pingpong
-        || o.det
-        || main.ext.softcap
-        || main.head_dim == 96
-    {
+    if !knobs().sm90_bwd_convert_staged || !sm90_bwd_may_convert(main) || main.bwd_overlap.det {
         return None;
     }
     let base = sm90_bwd_smem_bytes(&main.tile, main.head_dim, true);
