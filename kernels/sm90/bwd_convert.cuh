@@ -77,6 +77,30 @@ FC_DEVICE void wait_row_done(const BwdParams& f, int row) {
   while (ptx::ld_acquire_u32(reinterpret_cast<const u32*>(f.dq_sem) + row) < (u32)f.num_n_blocks) __nanosleep(500);
 }
 
+// The shared-memory converters' copying thread, before its first copy: the row is done, and its
+// copies (async proxy) read what the row's bulk reduces wrote after this acquire. The other
+// threads only read shared memory after the copies' mbarriers, so they do not wait here.
+FC_DEVICE void copier_waits_for_row(const BwdParams& f, int row) {
+  wait_row_done(f, row);
+  ptx::fence_proxy_async_global();
+}
+
+// The accumulator tile of (batch b, query head h, query block m): block_m x head dim, contiguous.
+FC_DEVICE const float* acc_tile(const BwdParams& f, int b, int h, int m) {
+  return reinterpret_cast<const float*>(f.dq_accum) +
+         (((i64)b * f.heads + h) * f.num_m_blocks + m) * (i64)(Sm90Bwd::kBlockM * Sm90Bwd::kHeadDim);
+}
+
+// 16 bytes of fp32 at shared address `src` (4 values of a chunk half), scaled, to 8 bytes of dQ.
+FC_DEVICE void convert_16b(const BwdParams& f, u32 src, u16* dst) {
+  u32 v0, v1, v2, v3;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v0), "=r"(v1), "=r"(v2), "=r"(v3) : "r"(src));
+  u32x2 out;
+  out.x = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v0) * f.scale, __uint_as_float(v1) * f.scale);
+  out.y = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v2) * f.scale, __uint_as_float(v3) * f.scale);
+  *reinterpret_cast<u32x2*>(dst) = out;
+}
+
 // Unit (query head hi of the converted row, query block m): dQ = scale * accumulator (its 8-float
 // chunks swizzled per row, BwdTraits::dq_chunk), or zeros when no key block visits the block
 // (`zero`). 16 bytes of the accumulator a turn: each thread always takes the same half-chunk of a
@@ -87,6 +111,7 @@ FC_DEVICE void convert_block(const BwdParams& f, const Sm90BwdSmem& sm, int hi, 
   int b, h;
   converted_head(f, sm, hi, b, h);
   const int m0 = m * Sm90Bwd::kBlockM;
+  // (acc_tile's address, written out: through acc_tile ptxas spilled in four default kernels.)
   const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
   const float* acc = reinterpret_cast<const float*>(f.dq_accum) + (((i64)b * f.heads + h) * seqlen_q_pad + m0) * Sm90Bwd::kHeadDim;
   u16* dq = reinterpret_cast<u16*>(f.dq) + b * f.dq_stride_b + h * f.dq_stride_h + m0 * f.dq_stride_s;
@@ -165,12 +190,7 @@ FC_DEVICE void convert_smem(const BwdParams& f, const Sm90BwdSmem& sm, int hi, i
   for (int i = converter_thread(); i < pieces; i += kThreads) {
     const int r = i / kQuarters, c = (i % kQuarters) / 2, e = i & 1;
     const u32 src = sm.dq(0) + 4 * (r * Sm90Bwd::kHeadDim + 8 * BwdTraits::dq_chunk(c, m0 + r) + 4 * e);
-    u32 v0, v1, v2, v3;
-    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v0), "=r"(v1), "=r"(v2), "=r"(v3) : "r"(src));
-    u32x2 out;
-    out.x = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v0) * f.scale, __uint_as_float(v1) * f.scale);
-    out.y = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v2) * f.scale, __uint_as_float(v3) * f.scale);
-    *reinterpret_cast<u32x2*>(dq + r * f.dq_stride_s + 8 * c + 4 * e) = out;
+    convert_16b(f, src, dq + r * f.dq_stride_s + 8 * c + 4 * e);
   }
 }
 
@@ -188,13 +208,7 @@ FC_DEVICE void run_end(const BwdParams& f, const Sm90BwdSmem& sm) {
       if (count == 0) {
         convert_block(f, sm, u / f.num_m_blocks, m, true);
       } else {
-        // Only the copying thread reads the accumulator: it alone waits for the row (the others
-        // read shared memory after the copy's mbarrier).
-        if (!ready && converter_thread() == 0) {
-          wait_row_done(f, row);
-          // The copy (async proxy) reads what the row's bulk reduces wrote, after the acquire.
-          ptx::fence_proxy_async_global();
-        }
+        if (!ready && converter_thread() == 0) copier_waits_for_row(f, row);
         ready = true;
         if (converter_thread() == 0) {
           // (Inline rather than converted_head(): through it ptxas spilled in two causal kernels.)
@@ -202,10 +216,8 @@ FC_DEVICE void run_end(const BwdParams& f, const Sm90BwdSmem& sm) {
           const int b = row / ny, y = row - b * ny;
           const int group = f.heads / f.kv_heads;
           const int h = (y / f.kv_splits) * group + (y % f.kv_splits) * (group / f.kv_splits) + u / f.num_m_blocks;
-          const float* acc = reinterpret_cast<const float*>(f.dq_accum) +
-                             (((i64)b * f.heads + h) * f.num_m_blocks + m) * (i64)(Sm90Bwd::kBlockM * Sm90Bwd::kHeadDim);
           ptx::mbar_arrive_expect_tx(sm.conv_full(), Sm90Bwd::kDqBytes);
-          ptx::bulk_load(sm.dq(0), acc, Sm90Bwd::kDqBytes, sm.conv_full());
+          ptx::bulk_load(sm.dq(0), acc_tile(f, b, h, m), Sm90Bwd::kDqBytes, sm.conv_full());
         }
         ptx::mbar_wait(sm.conv_full(), phase);
         phase ^= 1;
@@ -233,11 +245,9 @@ FC_DEVICE void run_end(const BwdParams& f, const Sm90BwdSmem& sm) {
 FC_DEVICE void stage_unit(const BwdParams& f, const Sm90BwdSmem& sm, int hi, int m) {
   int b, h;
   converted_head(f, sm, hi, b, h);
-  const float* acc = reinterpret_cast<const float*>(f.dq_accum) +
-                     (((i64)b * f.heads + h) * f.num_m_blocks + m) * (i64)(Sm90Bwd::kBlockM * Sm90Bwd::kHeadDim);
   const int m0 = m * Sm90Bwd::kBlockM;
   u16* dq = reinterpret_cast<u16*>(f.dq) + b * f.dq_stride_b + h * f.dq_stride_h + m0 * f.dq_stride_s;
-  ptx::st_shared_u64(sm.stage_info(0), reinterpret_cast<u64>(acc));
+  ptx::st_shared_u64(sm.stage_info(0), reinterpret_cast<u64>(acc_tile(f, b, h, m)));
   ptx::st_shared_u64(sm.stage_info(1), reinterpret_cast<u64>(dq));
   ptx::st_shared_u32(sm.stage_info(2), (u32)m0);
 }
@@ -259,13 +269,8 @@ FC_DEVICE void convert_stage(const BwdParams& f, const Sm90BwdSmem& sm, int j, i
   for (int i = converter_thread(); i < pieces; i += kThreads) {
     const int r = i / kQuarters, c = (i % kQuarters) / 2, e = i & 1;
     const u32 src = sm.stage(buf) + 4 * (r * Sm90Bwd::kHeadDim + 8 * BwdTraits::dq_chunk(c, r0 + r) + 4 * e);
-    u32 v0, v1, v2, v3;
-    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v0), "=r"(v1), "=r"(v2), "=r"(v3) : "r"(src));
-    u32x2 out;
-    out.x = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v0) * f.scale, __uint_as_float(v1) * f.scale);
-    out.y = ptx::pack2<Sm90Bwd::kBf16>(__uint_as_float(v2) * f.scale, __uint_as_float(v3) * f.scale);
     u16* dq = reinterpret_cast<u16*>(ptx::ld_shared_u64(sm.stage_info(1)));
-    *reinterpret_cast<u32x2*>(dq + (r + j * Sm90Bwd::kStageRows) * f.dq_stride_s + 8 * c + 4 * e) = out;
+    convert_16b(f, src, dq + (r + j * Sm90Bwd::kStageRows) * f.dq_stride_s + 8 * c + 4 * e);
   }
 }
 
@@ -289,13 +294,7 @@ FC_DEVICE void run_staged(const BwdParams& f, const Sm90BwdSmem& sm) {
       if (count == 0) {
         convert_block(f, sm, u / f.num_m_blocks, m, true);
       } else {
-        // Only the copying thread reads the accumulator: it alone waits for the row (the others
-        // wait on the ring's mbarriers).
-        if (!ready && converter_thread() == 0) {
-          wait_row_done(f, info(sm, 0) - f.convert_lag);
-          // The copies (async proxy) read what the row's bulk reduces wrote, after the acquire.
-          ptx::fence_proxy_async_global();
-        }
+        if (!ready && converter_thread() == 0) copier_waits_for_row(f, info(sm, 0) - f.convert_lag);
         ready = true;
         // The ring's buffers and stage_info were all read (the last meeting below): the first
         // thread may rewrite them.

@@ -510,8 +510,8 @@ pub struct BwdLaunches {
 /// left to the post kernel), or (0, 0) for the post kernel alone: in the kernels built without the
 /// converter (shared-memory dQ only, whose issuing thread counts the row done; head dims 64 and
 /// 128; no causal mask, where it measured 3-8% slower: a causal row ends with its longest CTA, so
-/// the converting CTAs waited, unless `FLASHCORE_SM90_BWD_CONVERT_END=1` builds the end converter,
-/// causal kernels too, whose lag is then at least a causal section; no softcap; not the ping-pong
+/// the converting CTAs waited, unless `FLASHCORE_SM90_BWD_CONVERT_END=1` or `..._STAGED=1` builds
+/// a shared-memory converter, causal kernels too, whose lag is then at least a causal section; no softcap; not the ping-pong
 /// knob's), in the deterministic modes,
 /// with split GQA groups (the post kernel sums their dK / dV partials anyway), or when the lag
 /// leaves no row to convert.
@@ -571,10 +571,20 @@ pub fn sm90_bwd_stage_rows(main: &Variant) -> Option<usize> {
         return None;
     }
     let base = sm90_bwd_smem_bytes(&main.tile, main.head_dim, true);
-    [32, 16, 8].into_iter().find(|rows| {
-        base + SM90_BWD_STAGE_BUFS * (rows * main.head_dim * 4 + 8) + 24 <= 227 * 1024
+    [32, 16, 8].into_iter().find(|&rows| {
+        base + stage_ring_bytes(rows, main.head_dim) <= 227 * 1024
             && main.tile.block_m() % (2 * SM90_BWD_STAGE_BUFS * rows) == 0
     })
+}
+
+/// kernels/sm90/bwd_config.cuh `kStagingBytes`: the staged converter's shared memory beyond the
+/// tiles (its ring, an mbarrier a buffer, 24 bytes of the staged tile's addresses), 0 without it.
+pub fn sm90_bwd_staging_bytes(main: &Variant) -> usize {
+    sm90_bwd_stage_rows(main).map_or(0, |rows| stage_ring_bytes(rows, main.head_dim))
+}
+
+fn stage_ring_bytes(rows: usize, head_dim: usize) -> usize {
+    SM90_BWD_STAGE_BUFS * (rows * head_dim * 4 + 8) + 24
 }
 
 /// The Hopper backward's in-kernel zeroing of the fp32 dQ accumulator (kernels/sm90/bwd_zero.cuh):

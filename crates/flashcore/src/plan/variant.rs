@@ -354,9 +354,8 @@ impl Variant {
             }
             KernelKind::BwdSm80 => super::backward::bwd_smem_bytes(&self.tile, self.head_dim),
             KernelKind::BwdSm90 => {
-                let staging = super::backward::sm90_bwd_stage_rows(self)
-                    .map_or(0, |rows| super::backward::SM90_BWD_STAGE_BUFS * (rows * self.head_dim * 4 + 8) + 24);
-                super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim, self.tma_store) + staging
+                super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim, self.tma_store)
+                    + super::backward::sm90_bwd_staging_bytes(self)
             }
             KernelKind::BwdPrep | KernelKind::BwdPost | KernelKind::Combine | KernelKind::Fp8Vt => 0,
             KernelKind::FwdSm90Fp8 => {
