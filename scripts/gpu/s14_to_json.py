@@ -7,19 +7,23 @@ config, pass, and for the power probe watts and sm_mhz. `validate` logs (*-valid
 TF/s and the max / relative L2 errors per row.
 
     python3 scripts/gpu/s14_to_json.py [s15 [2026-11-28]]
+
+The device is the H100 unless FLASHCORE_RESULTS_DEVICE names another (e.g. "NVIDIA H200"); the
+files' prefix is the date and that name without "NVIDIA", spaces as dashes.
 """
 
 import json
+import os
 import pathlib
 import re
 import sys
 import tomllib
 
-DEVICE = "NVIDIA H100 80GB HBM3"
+DEVICE = os.environ.get("FLASHCORE_RESULTS_DEVICE", "NVIDIA H100 80GB HBM3")
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 DAY = sys.argv[2] if len(sys.argv) > 2 else "2026-11-27"
-PREFIX = f"{DAY}-H100-80GB-HBM3-{sys.argv[1] if len(sys.argv) > 1 else 's14'}-"
+PREFIX = f"{DAY}-{DEVICE.removeprefix('NVIDIA ').replace(' ', '-')}-{sys.argv[1] if len(sys.argv) > 1 else 's14'}-"
 
 
 def load_rows():
