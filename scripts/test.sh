@@ -29,7 +29,7 @@ step "Rust tests (CPU reference, planner, cache, errors, NVRTC)"
 cargo test --workspace
 
 step "models of the Hopper backward's cross-CTA and ring coordination (pure Python, assert-checked)"
-for m in bwd_convert_owner bwd_zero_cover bwd_stage_ring; do python3 "scripts/model/$m.py" | tail -n 1; done
+for m in bwd_convert_owner bwd_zero_cover; do python3 "scripts/model/$m.py" | tail -n 1; done
 
 step "kernel compile check: every variant for sm_80 and sm_90a, no spills, tensor-core MMAs present"
 cargo build -p flashcore-cli

@@ -24,26 +24,6 @@
 #ifndef FC_SM90_BWD_DET
 #define FC_SM90_BWD_DET 0
 #endif
-// Hopper backward only (FLASHCORE_SM90_BWD_CONVERT_END=1, off by default, not yet measured): dQ of
-// an earlier grid row converted at the CTA's end from shared memory, its fp32 tile brought in by a
-// bulk copy into the free dQ buffer (sm90/bwd_convert.cuh run_end), instead of by per-thread loads
-// while the consumers compute; built with a causal mask too. 0 or 1.
-#ifndef FC_SM90_BWD_CONVERT_END
-#define FC_SM90_BWD_CONVERT_END 0
-#endif
-// Hopper backward only (FLASHCORE_SM90_BWD_CONVERT_STAGED=1, off by default, not yet measured):
-// dQ of an earlier grid row converted while the consumers compute, as the default converter, but
-// brought into shared memory by bulk copies (a ring of small staging buffers past the tiles) rather
-// than by per-thread loads (sm90/bwd_convert.cuh run_staged); only where the ring fits the 227 KiB
-// (head dim 64); built with a causal mask too. 0 or 1.
-// Hopper backward only (FLASHCORE_SM90_BWD_DQ_BUFS=1, off by default, not yet measured): one fp32
-// dQ buffer even where two fit (d 128 at 64 rows), leaving room for the staged converter's ring.
-#ifndef FC_SM90_BWD_DQ_BUFS
-#define FC_SM90_BWD_DQ_BUFS 0
-#endif
-#ifndef FC_SM90_BWD_CONVERT_STAGED
-#define FC_SM90_BWD_CONVERT_STAGED 0
-#endif
 
 struct BwdTraits {
   static constexpr int kHeadDim = Traits::kHeadDim;

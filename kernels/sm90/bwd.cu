@@ -28,10 +28,6 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
       ptx::mbar_init(sm.q_full(s), 1);
       ptx::mbar_init(sm.q_empty(s), sm90::bwd::consumer::kThreads);
     }
-    if constexpr (Sm90Bwd::kConvertEnd) ptx::mbar_init(sm.conv_full(), 1);
-    if constexpr (Sm90Bwd::kConvertStaged) {
-      for (int i = 0; i < Sm90Bwd::kStageBufs; ++i) ptx::mbar_init(sm.stage_full(i), 1);
-    }
     ptx::fence_barrier_init();
     ptx::st_shared_u32(sm.cta_info(0), (u32)work.grid_row(p.base));
     ptx::st_shared_u32(sm.cta_info(1), (u32)work.n_block);
@@ -50,19 +46,13 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     if constexpr (Sm90Bwd::kDqSmem) {
       if (threadIdx.x >= 32 && p.base.zero_lag > 0) sm90::bwd::zero::run(p.base, sm, work.steps > 0);
     }
-    // The default converter is built only where the planner converts (plan/backward.rs
-    // sm90_bwd_convert: head dims 64 and 128, no causal mask, no softcap, not the ping-pong knob's
-    // kernels): elsewhere its code made ptxas spill (NVRTC 13.0.88), and causal rows measured
-    // slower with it. The end and staged converters (knobs) are built into causal kernels too.
+    // The converter is built only where the planner converts (plan/backward.rs sm90_bwd_convert:
+    // head dims 64 and 128, no causal mask, no softcap, not the ping-pong knob's kernels):
+    // elsewhere its code made ptxas spill (NVRTC 13.0.88), and causal rows measured slower with
+    // it. (Two converters through shared memory, at the CTA's end or from a ring of bulk-copied
+    // staging buffers, lost 8-14% and 0-1.5%: bench/NOTES.md session 24.)
     if constexpr (Sm90Bwd::kConvert) {
       if (threadIdx.x >= 32 && p.base.convert_lag > 0) sm90::bwd::convert::run(p.base, sm);
-    }
-    if constexpr (Sm90Bwd::kConvertEnd) {
-      if (threadIdx.x >= 32 && p.base.convert_lag > 0) sm90::bwd::convert::run_end(p.base, sm);
-    }
-    // (Either shared-memory converter, FLASHCORE_SM90_BWD_CONVERT_END / _STAGED, replaces it where built.)
-    if constexpr (Sm90Bwd::kConvertStaged) {
-      if (threadIdx.x >= 32 && p.base.convert_lag > 0) sm90::bwd::convert::run_staged(p.base, sm);
     }
     return;
   }

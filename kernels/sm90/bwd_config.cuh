@@ -48,9 +48,8 @@ struct Sm90Bwd {
   // Up to 1023 bytes to align the tiles to 1024, and the 1 + 2 * kStages mbarriers. Mirrored by
   // plan/backward.rs::sm90_bwd_smem_bytes.
   static constexpr int kSmemSlack = 1024 + 64;
-  // (FC_SM90_BWD_DQ_BUFS=1: one buffer even where two fit, for the staged converter's ring.)
   static constexpr bool kTwoDqFit = kSmemBase + 2 * kDqBytes + kSmemSlack <= 227 * 1024;
-  static constexpr int kDqBufs = !kDqSmem ? 0 : FC_SM90_BWD_DQ_BUFS != 1 && kTwoDqFit ? 2 : 1;
+  static constexpr int kDqBufs = !kDqSmem ? 0 : kTwoDqFit ? 2 : 1;
   static constexpr int kSmemTiles = kSmemBase + kDqBufs * kDqBytes;
   // Main-loop overlap knobs (BwdTraits; sm90/bwd_consumer.cuh has the schedules): the consumer
   // warpgroups take turns issuing their GEMM batches (FLASHCORE_SM90_BWD_PINGPONG=1); step i's dQ
@@ -60,39 +59,12 @@ struct Sm90Bwd {
   static constexpr bool kDet = BwdTraits::kDet;
   // dQ converted in the kernel (sm90/bwd_convert.cuh) when BwdParams::convert_lag > 0: the host
   // asks for it only in these kernels (plan/backward.rs sm90_bwd_convert).
-  // FC_SM90_BWD_CONVERT_END: the same at the CTA's end from shared memory (run_end), with a
-  // causal mask too; then instead of the converter above.
-  // FC_SM90_BWD_CONVERT_STAGED: while the consumers compute, from a ring of kStageBufs staging
-  // buffers of kStageRows accumulator rows each (bulk copies; run_staged), placed after the tiles
-  // where they fit the 227 KiB (the largest of 32, 16 or 8 rows: d 64 16; none at d 128, whose
-  // tiles fill it, unless FC_SM90_BWD_DQ_BUFS=1 frees a dQ buffer: 8 at 64 rows, none at 80); with
-  // a causal mask too; then instead of either converter. Their mbarriers follow them,
-  // then three 8-byte words of the tile being converted (Sm90BwdSmem::stage_info).
-  // Mirrored by plan/backward.rs::sm90_bwd_stage_rows.
-  static constexpr int kStageBufs = 4;
-  static constexpr int kStageFree = 227 * 1024 - kSmemTiles - kSmemSlack - 8 * kStageBufs - 24;
-  // A query block must take the ring round an even number of times (run_staged's phases).
-  static constexpr bool kStage32 = kStageBufs * 32 * kHeadDim * 4 <= kStageFree && kBlockM % (2 * kStageBufs * 32) == 0;
-  static constexpr bool kStage16 = kStageBufs * 16 * kHeadDim * 4 <= kStageFree && kBlockM % (2 * kStageBufs * 16) == 0;
-  static constexpr bool kStage8 = kStageBufs * 8 * kHeadDim * 4 <= kStageFree && kBlockM % (2 * kStageBufs * 8) == 0;
-  static constexpr bool kConvertStaged = FC_SM90_BWD_CONVERT_STAGED != 0 && kDqSmem && !kPingPong && !kSoftcap &&
-                                         !kDet && kHeadDim != 96 && (kStage32 || kStage16 || kStage8);
-  // (8 where unused: the converter's code is compiled in every kernel.)
-  static constexpr int kStageRows = kStage32 ? 32 : kStage16 ? 16 : 8;
-  static constexpr int kStageBytes = kStageRows * kHeadDim * 4;
-  static constexpr int kStagingBytes = kConvertStaged ? kStageBufs * (kStageBytes + 8) + 24 : 0;
-  static constexpr bool kConvertEnd = FC_SM90_BWD_CONVERT_END != 0 && !kConvertStaged && kDqSmem && !kPingPong &&
-                                      !kSoftcap && !kDet && kHeadDim != 96;
-  static constexpr bool kConvert = !kConvertEnd && !kConvertStaged && kDqSmem && !kPingPong && !kCausal && !kSoftcap &&
-                                   kHeadDim != 96;
-  static_assert(!kConvertStaged || kBlockM % (2 * kStageBufs * kStageRows) == 0,
-                "a query block must take the staging ring round an even number of times");
+  static constexpr bool kConvert = kDqSmem && !kPingPong && !kCausal && !kSoftcap && kHeadDim != 96;
   static_assert(!kDet || (kDqSmem && !kPipe && !kPingPong), "the deterministic dQ reduce runs in the plain shared-memory loop");
   static_assert(!kPipe || kDqSmem, "the pipelined loop stores the deferred dQ tile through shared memory");
-  // The mbarriers, three ints (Sm90BwdSmem::cta_info), then the end converter's mbarrier
-  // (Sm90BwdSmem::conv_full, 8-byte aligned).
-  static_assert(8 * (1 + 2 * kStages) + 16 + 8 <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
-  static constexpr int kSmemBytes = kSmemTiles + kStagingBytes + kSmemSlack;
+  // The mbarriers, then three ints (Sm90BwdSmem::cta_info).
+  static_assert(8 * (1 + 2 * kStages) + 12 <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
+  static constexpr int kSmemBytes = kSmemTiles + kSmemSlack;
 
   // dQ_i (block_m x head dim) = dS K is split over the consumer warpgroups so each wgmma has M = 64:
   // with 64 query rows, by head-dim halves (N = head dim / 2); with 128, by query halves (N = head dim).

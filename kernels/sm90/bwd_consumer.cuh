@@ -22,7 +22,6 @@
 // wgmma D layout (rows g and g + 8 of the warp's 16, columns 8j + 2t + {0, 1}).
 #include "../sm80/bwd_mainloop.cuh"
 #include "bwd_config.cuh"
-#include "bwd_convert.cuh"
 #include "bwd_smem.cuh"
 #include "bwd_zero.cuh"
 
@@ -595,20 +594,12 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
   // the kernel does (bwd/post.cu reads them in stream order).
   if (Sm90Bwd::kDqSmem && w == 0 && tw == 0) {
     ptx::tma_store_wait<0>();
-    if ((Sm90Bwd::kConvert || Sm90Bwd::kConvertEnd || Sm90Bwd::kConvertStaged) && f.convert_lag > 0) {
+    if (Sm90Bwd::kConvert && f.convert_lag > 0) {
       // dQ converted in the kernel (sm90/bwd_convert.cuh): this CTA's reduces have landed (the
       // wait above, then the async proxy's writes ordered before the generic release); count it
       // done in its grid row.
       ptx::fence_proxy_async_global();
       ptx::red_release_add_u32(reinterpret_cast<u32*>(f.dq_sem) + ptx::ld_shared_u32(sm.cta_info(0)), 1u);
-    }
-  }
-  if constexpr (Sm90Bwd::kConvertEnd) {
-    // The dQ buffers are free (the reduces that read them completed, the wait above): the end
-    // converter (sm90/bwd_convert.cuh run_end) may copy into them.
-    if (f.convert_lag > 0 && w == 0 && warp == 0) {
-      __syncwarp();
-      ptx::named_bar_arrive(convert::kBarDqFree, 32 + convert::kThreads);
     }
   }
 

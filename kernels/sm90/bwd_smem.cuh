@@ -1,7 +1,6 @@
 // Shared-memory plan of the Hopper backward: tile addresses and mbarriers, derived from Sm90Bwd.
-// K | V | Q[2] | dO[2] | dSᵀ[2] | dQ[kDqBufs] | lse2[2] | dsum[2] | staging ring | mbarriers; every
-// tile 1024-byte aligned (dQ: no buffer unless Sm90Bwd::kDqSmem; the staging ring only with
-// Sm90Bwd::kConvertStaged).
+// K | V | Q[2] | dO[2] | dSᵀ[2] | dQ[kDqBufs] | lse2[2] | dsum[2] | mbarriers; every tile 1024-byte
+// aligned (dQ: no buffer unless Sm90Bwd::kDqSmem).
 #pragma once
 #include "../common/ptx/cp_async.cuh"
 #include "../common/ptx/tma.cuh"
@@ -23,11 +22,8 @@ struct Sm90BwdSmem {
   static constexpr int kDq = kDs + 2 * Sm90Bwd::kDsBytes;
   static constexpr int kLse = kDq + Sm90Bwd::kDqBufs * Sm90Bwd::kDqBytes;
   static constexpr int kDsum = kLse + Sm90Bwd::kStages * Sm90Bwd::kVecBytes;
-  // Sm90Bwd::kConvertStaged's staging ring and its mbarriers (none otherwise), then ours.
-  static constexpr int kStage = Sm90Bwd::kSmemTiles;
-  static constexpr int kBars = kStage + Sm90Bwd::kStagingBytes;
-  static_assert(kDsum + Sm90Bwd::kStages * Sm90Bwd::kVecBytes == kStage, "smem plan and kSmemTiles disagree");
-  static_assert(kStage % 128 == 0, "bulk copies into the staging ring need 16-byte (better 128-byte) alignment");
+  static constexpr int kBars = Sm90Bwd::kSmemTiles;
+  static_assert(kDsum + Sm90Bwd::kStages * Sm90Bwd::kVecBytes == kBars, "smem plan and kSmemTiles disagree");
 
   FC_DEVICE u32 k() const { return base; }
   FC_DEVICE u32 v() const { return base + Sm90Bwd::kKVBytes; }
@@ -51,15 +47,4 @@ struct Sm90BwdSmem {
   // barrier: the 24-register producer warps and the consumers' last step read them here rather
   // than keep them live from the kernel's start (they spilled).
   FC_DEVICE u32 cta_info(int i) const { return base + kBars + 8 * (1 + 2 * Sm90Bwd::kStages) + 4 * i; }
-  // Sm90Bwd::kConvertEnd: an accumulator tile landed in dQ buffer 0 (sm90/bwd_convert.cuh run_end).
-  FC_DEVICE u32 conv_full() const { return base + kBars + 8 * (1 + 2 * Sm90Bwd::kStages) + 16; }
-  // Sm90Bwd::kConvertStaged: staging buffer i of the converter's ring (sm90/bwd_convert.cuh
-  // run_staged), and its mbarrier (a bulk copy landed in it).
-  FC_DEVICE u32 stage(int i) const { return base + kStage + i * Sm90Bwd::kStageBytes; }
-  FC_DEVICE u32 stage_full(int i) const { return base + kStage + Sm90Bwd::kStageBufs * Sm90Bwd::kStageBytes + 8 * i; }
-  // The tile being converted, written by the converters' first thread before its copies: its
-  // accumulator address, its dQ address, its first query row (sm90/bwd_convert.cuh run_staged).
-  FC_DEVICE u32 stage_info(int i) const {
-    return base + kStage + Sm90Bwd::kStageBufs * (Sm90Bwd::kStageBytes + 8) + 8 * i;
-  }
 };

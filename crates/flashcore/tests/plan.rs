@@ -337,14 +337,9 @@ fn backward_picks_the_hopper_kernel_for_d64_d96_and_d128_on_sm90_only() {
         // FLASHCORE_SM90_BWD_DQ_SMEM=1: + 32 KiB fp32 dQ tiles, two at d 128 (227 KiB exactly), one
         // at d 64; the post kernel reads the swizzled accumulator, prep is shared.
         let q = Variant::backward_sm90_with(d, DType::F16, Mask::CausalTopLeft, smem, true).unwrap();
-        // (FLASHCORE_SM90_BWD_DQ_BUFS=1 in this process's environment keeps d 128 to one.)
-        let one = std::env::var("FLASHCORE_SM90_BWD_DQ_BUFS").is_ok_and(|v| v == "1");
-        let bufs = if d == 128 && !one { 2 } else { 1 };
+        let bufs = if d == 128 { 2 } else { 1 };
         assert_eq!(sm90_bwd_dq_buffers(&q.tile, d, true), bufs);
-        // (+ the staged converter's ring where FLASHCORE_SM90_BWD_CONVERT_STAGED=1 builds it: d 64.)
-        let staging = flashcore::plan::backward::sm90_bwd_stage_rows(&q).map_or(0, |rows| 4 * (rows * d * 4 + 8) + 24);
-        assert_eq!(q.smem_bytes(), v.smem_bytes() + bufs * 32 * 1024 + staging);
-        assert!(staging == 0 || (d == 64) || one, "d 128's tiles leave the ring no room with two dQ buffers");
+        assert_eq!(q.smem_bytes(), v.smem_bytes() + bufs * 32 * 1024);
         assert!(q.smem_bytes() <= smem);
         assert!(q.to_string().ends_with("-dqsmem"), "{q}");
         assert!(q.options().contains(&"-DFC_SM90_BWD_DQ_SMEM=1".to_string()));
@@ -500,7 +495,7 @@ fn bf16_problem(
 
 #[test]
 fn hopper_backward_converts_dq_in_the_kernel_only_where_rows_remain_after_the_lag() {
-    use flashcore::plan::backward::{sm90_bwd_convert, sm90_bwd_stage_rows};
+    use flashcore::plan::backward::sm90_bwd_convert;
     use flashcore::plan::Sm90BwdOverlap;
     let smem = Arch::SM90.max_smem_per_block();
     let problem = |b: usize, h: usize, hkv: usize, s: usize, d: usize, mask: Mask| Problem {
@@ -519,30 +514,16 @@ fn hopper_backward_converts_dq_in_the_kernel_only_where_rows_remain_after_the_la
     assert_eq!(sm90_bwd_convert(&v, &p, 8, 1, 132, false, None), (0, 0), "off: the post kernel converts");
     // S16K B1 H16: 16 rows of 128 key blocks: a wave spans 2 rows, lag 3.
     assert_eq!(sm90_bwd_convert(&v, &problem(1, 16, 16, 16384, 128, Mask::None), 128, 1, 132, true, None), (3, 13));
-    // Not with a causal mask (it measured slower; unless FLASHCORE_SM90_BWD_CONVERT_END=1 builds
-    // the end converter into causal kernels too), softcap or at d 96 (kernels built without it).
+    // Not with a causal mask (it measured slower), softcap or at d 96 (kernels built without it).
     let c = main(128, Mask::CausalTopLeft);
-    let end = std::env::var("FLASHCORE_SM90_BWD_CONVERT_END").is_ok_and(|v| v == "1");
-    let staged = std::env::var("FLASHCORE_SM90_BWD_CONVERT_STAGED").is_ok_and(|v| v == "1");
-    let one = std::env::var("FLASHCORE_SM90_BWD_DQ_BUFS").is_ok_and(|v| v == "1");
     assert_eq!(
         sm90_bwd_convert(&c, &problem(4, 16, 16, 4096, 128, Mask::CausalTopLeft), 32, 1, 132, true, None),
-        if end || (staged && one) { (6, 58) } else { (0, 0) }
+        (0, 0)
     );
-    // FLASHCORE_SM90_BWD_CONVERT_STAGED=1 builds the staged converter where its ring fits (d 64:
-    // 4 buffers of 16 rows beside 195 KiB of tiles; not d 128, whose tiles fill the 227 KiB), with
-    // a causal mask too; D64 S1K causal B16 H32: lag 18 of 512 rows.
     let c64 = main(64, Mask::CausalTopLeft);
-    assert_eq!(sm90_bwd_stage_rows(&c64), staged.then_some(16));
-    // d 128 (64 rows) only with one dQ buffer (FLASHCORE_SM90_BWD_DQ_BUFS=1): 8 rows, a query
-    // block taking the ring round twice; the 80-row tile never (10 pieces of 8).
-    assert_eq!(sm90_bwd_stage_rows(&c), (staged && one).then_some(8));
-    assert_eq!(sm90_bwd_stage_rows(&v), None);
-    assert_eq!(sm90_bwd_stage_rows(&c64.bwd_deterministic()), None);
-    assert!(c64.smem_bytes() <= 227 * 1024);
     assert_eq!(
         sm90_bwd_convert(&c64, &problem(16, 32, 32, 1024, 64, Mask::CausalTopLeft), 8, 1, 132, true, None),
-        if staged || end { (18, 494) } else { (0, 0) }
+        (0, 0)
     );
     let d96 = main(96, Mask::None);
     assert_eq!(sm90_bwd_convert(&d96, &problem(16, 16, 16, 1024, 96, Mask::None), 8, 1, 132, true, None), (0, 0));

@@ -93,14 +93,13 @@ pub const SM90_BWD_SMEM_SLACK: usize = 1024 + 64;
 
 /// kernels/sm90/bwd_config.cuh `kDqBufs`: fp32 dQ tiles (block_m x head dim) in shared memory when
 /// the backward adds dQ with bulk reduces (`FLASHCORE_SM90_BWD_DQ_SMEM=1`): two where they fit in
-/// 227 KiB (d 128: exactly) unless `FLASHCORE_SM90_BWD_DQ_BUFS=1`, else one (d 64), none on the
-/// red.global path.
+/// 227 KiB (d 128: exactly), else one (d 64), none on the red.global path.
 pub fn sm90_bwd_dq_buffers(t: &TileConfig, head_dim: usize, dq_smem: bool) -> usize {
     if !dq_smem {
         return 0;
     }
     let tile = t.block_m() * head_dim * 4;
-    if !knobs().sm90_bwd_one_dq_buf && sm90_bwd_smem_bytes(t, head_dim, false) + 2 * tile <= 227 * 1024 {
+    if sm90_bwd_smem_bytes(t, head_dim, false) + 2 * tile <= 227 * 1024 {
         2
     } else {
         1
@@ -510,16 +509,15 @@ pub struct BwdLaunches {
 /// left to the post kernel), or (0, 0) for the post kernel alone: in the kernels built without the
 /// converter (shared-memory dQ only, whose issuing thread counts the row done; head dims 64 and
 /// 128; no causal mask, where it measured 3-8% slower: a causal row ends with its longest CTA, so
-/// the converting CTAs waited, unless `FLASHCORE_SM90_BWD_CONVERT_END=1` or `..._STAGED=1` builds
-/// a shared-memory converter, causal kernels too, whose lag is then at least a causal section; no softcap; not the ping-pong
-/// knob's), in the deterministic modes,
+/// the converting CTAs waited; no softcap; not the ping-pong knob's), in the deterministic modes,
 /// with split GQA groups (the post kernel sums their dK / dV partials anyway), or when the lag
-/// leaves no row to convert.
+/// leaves no row to convert. (Two converters through shared memory, at each CTA's end or from a
+/// ring of bulk-copied staging buffers, causal kernels too, lost 8-14% and 0-1.5% on the H200:
+/// bench/NOTES.md session 24; removed.)
 /// The lag is a wave of rows and one more (`sm_count` CTAs are resident at once), so the row a CTA
-/// converts has usually finished when it starts. Any lag >= 1 is safe: rows launch in order (with
-/// the end converter's causal sections the lag is at least a section, whose rows launch after the
-/// previous section's), so the converted row was launched whole before the converting one and the
-/// wait cannot deadlock. `on`: `FLASHCORE_SM90_BWD_CONVERT=0|1` (default on);
+/// converts has usually finished when it starts. Any lag >= 1 is safe: rows launch in order (no
+/// causal sections here), so the converted row was launched whole before the converting one and
+/// the wait cannot deadlock. `on`: `FLASHCORE_SM90_BWD_CONVERT=0|1` (default on);
 /// `forced_lag`: `FLASHCORE_SM90_BWD_CONVERT_LAG=n` (tests).
 pub fn sm90_bwd_convert(
     main: &Variant,
@@ -530,10 +528,8 @@ pub fn sm90_bwd_convert(
     on: bool,
     forced_lag: Option<usize>,
 ) -> (usize, usize) {
-    // kernels/sm90/bwd_config.cuh `Sm90Bwd::kConvert` / `kConvertEnd` / `kConvertStaged`: the
-    // kernels built with a converter (the end and staged ones, knobs, with a causal mask too).
-    let shared_memory_converter = knobs().sm90_bwd_convert_end || sm90_bwd_stage_rows(main).is_some();
-    let built = sm90_bwd_may_convert(main) && (shared_memory_converter || !main.causal);
+    // kernels/sm90/bwd_config.cuh `Sm90Bwd::kConvert`: the kernels built with the converter.
+    let built = sm90_bwd_may_convert(main) && !main.causal;
     if !on || !built || main.bwd_overlap.det || kv_splits != 1 {
         return (0, 0);
     }
@@ -543,48 +539,15 @@ pub fn sm90_bwd_convert(
     }
 }
 
-/// Whether a Hopper backward kernel can carry an in-kernel dQ converter at all (kernels/sm90/
-/// bwd_config.cuh `kConvert*`): the shared-memory dQ path (its issuing thread counts the row done),
-/// head dim 64 or 128, no softcap, not the ping-pong knob's kernels.
+/// Whether a Hopper backward kernel can carry the in-kernel dQ converter (kernels/sm90/
+/// bwd_config.cuh `kConvert`, which also needs no causal mask): the shared-memory dQ path (its
+/// issuing thread counts the row done), head dim 64 or 128, no softcap, not the ping-pong knob's.
 fn sm90_bwd_may_convert(main: &Variant) -> bool {
     main.kind == KernelKind::BwdSm90
         && main.bwd_dq_smem()
         && !main.bwd_overlap.pingpong
         && !main.ext.softcap
         && main.head_dim != 96
-}
-
-/// kernels/sm90/bwd_config.cuh `kStageBufs`: the staged converter's ring of shared-memory buffers.
-pub const SM90_BWD_STAGE_BUFS: usize = 4;
-
-/// kernels/sm90/bwd_config.cuh `kStageRows`: accumulator rows per staging buffer of the staged dQ
-/// converter (`FLASHCORE_SM90_BWD_CONVERT_STAGED=1`, kernels/sm90/bwd_convert.cuh `run_staged`):
-/// the largest of 32, 16 or 8 whose ring of [`SM90_BWD_STAGE_BUFS`] buffers (an mbarrier each,
-/// and 24 bytes of the staged tile's addresses) fits beside the tiles in 227 KiB, in the kernels
-/// that convert (shared-memory dQ, no ping-pong, softcap or deterministic mode, head dim 64 or
-/// 128), and that a query block takes the ring round an even number of times (the kernel's
-/// mbarrier phases). None where the knob is off or no ring fits: d 64 takes 16 rows; d 128's tiles
-/// fill the 227 KiB, unless `FLASHCORE_SM90_BWD_DQ_BUFS=1` frees a dQ buffer (8 rows at 64 query
-/// rows a step, none at 80).
-pub fn sm90_bwd_stage_rows(main: &Variant) -> Option<usize> {
-    if !knobs().sm90_bwd_convert_staged || !sm90_bwd_may_convert(main) || main.bwd_overlap.det {
-        return None;
-    }
-    let base = sm90_bwd_smem_bytes(&main.tile, main.head_dim, true);
-    [32, 16, 8].into_iter().find(|&rows| {
-        base + stage_ring_bytes(rows, main.head_dim) <= 227 * 1024
-            && main.tile.block_m() % (2 * SM90_BWD_STAGE_BUFS * rows) == 0
-    })
-}
-
-/// kernels/sm90/bwd_config.cuh `kStagingBytes`: the staged converter's shared memory beyond the
-/// tiles (its ring, an mbarrier a buffer, 24 bytes of the staged tile's addresses), 0 without it.
-pub fn sm90_bwd_staging_bytes(main: &Variant) -> usize {
-    sm90_bwd_stage_rows(main).map_or(0, |rows| stage_ring_bytes(rows, main.head_dim))
-}
-
-fn stage_ring_bytes(rows: usize, head_dim: usize) -> usize {
-    SM90_BWD_STAGE_BUFS * (rows * head_dim * 4 + 8) + 24
 }
 
 /// The Hopper backward's in-kernel zeroing of the fp32 dQ accumulator (kernels/sm90/bwd_zero.cuh):

@@ -72,10 +72,6 @@ pub struct Knobs {
     /// turns it off. The deterministic mode orders the bulk reduces on this path (plan/backward.rs
     /// `bwd_deterministic`; red.global with a window or at d64 with a softcap).
     pub sm90_bwd_dq_smem: bool,
-    /// `FLASHCORE_SM90_BWD_DQ_BUFS=1`: one fp32 dQ tile buffer in the Hopper backward's shared
-    /// memory even where two fit (d 128's 64-row tile), which leaves 32 KiB for the staged dQ
-    /// converter's ring (`FLASHCORE_SM90_BWD_CONVERT_STAGED=1`). Off by default: not yet measured.
-    pub sm90_bwd_one_dq_buf: bool,
     /// `FLASHCORE_SM90_BWD_PINGPONG=1`: the Hopper backward's consumer warpgroups take turns
     /// issuing GEMMs (default off; plan/backward.rs `Sm90BwdOverlap`).
     pub sm90_bwd_pingpong: bool,
@@ -95,16 +91,6 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_BWD_CONVERT_LAG=n` (>= 1): the in-kernel dQ conversion's lag in grid rows
     /// instead of a wave's worth: lets small test shapes convert.
     pub sm90_bwd_convert_lag: Option<usize>,
-    /// `FLASHCORE_SM90_BWD_CONVERT_END=1`: the Hopper backward's in-kernel dQ conversion at each
-    /// CTA's end from shared memory (a bulk copy of each tile into the free dQ buffer;
-    /// kernels/sm90/bwd_convert.cuh `run_end`), with a causal mask too. Off by default: not yet
-    /// measured.
-    pub sm90_bwd_convert_end: bool,
-    /// `FLASHCORE_SM90_BWD_CONVERT_STAGED=1`: the Hopper backward's in-kernel dQ conversion while
-    /// the consumers compute, its rows brought into a ring of shared-memory staging buffers by bulk
-    /// copies (kernels/sm90/bwd_convert.cuh `run_staged`), where the ring fits (head dim 64), with
-    /// a causal mask too. Off by default: not yet measured.
-    pub sm90_bwd_convert_staged: bool,
     /// `FLASHCORE_SM90_BWD_ZERO=0|1`: the Hopper backward zeroes its fp32 dQ accumulator inside the
     /// main kernel (kernels/sm90/bwd_zero.cuh) rather than in the prep kernel, where plan/backward.rs
     /// `sm90_bwd_zero_lag` allows it (default on).
@@ -153,14 +139,11 @@ impl Knobs {
                 .filter(|n| *n <= 1024),
             sm90_bwd_split: var("FLASHCORE_SM90_BWD_SPLIT").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_dq_smem: var("FLASHCORE_SM90_BWD_DQ_SMEM").is_none_or(|v| v != "0"),
-            sm90_bwd_one_dq_buf: var("FLASHCORE_SM90_BWD_DQ_BUFS").is_some_and(|v| v == "1"),
             sm90_bwd_pingpong: flag("FLASHCORE_SM90_BWD_PINGPONG").unwrap_or(false),
             sm90_bwd_convert: flag("FLASHCORE_SM90_BWD_CONVERT").unwrap_or(true),
             sm90_bwd_convert_lag: var("FLASHCORE_SM90_BWD_CONVERT_LAG")
                 .and_then(|v| v.parse().ok())
                 .filter(|n| *n >= 1),
-            sm90_bwd_convert_end: flag("FLASHCORE_SM90_BWD_CONVERT_END").unwrap_or(false),
-            sm90_bwd_convert_staged: flag("FLASHCORE_SM90_BWD_CONVERT_STAGED").unwrap_or(false),
             sm90_bwd_zero: flag("FLASHCORE_SM90_BWD_ZERO").unwrap_or(true),
             sm90_bwd_zero_lag: var("FLASHCORE_SM90_BWD_ZERO_LAG").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(true),

@@ -353,10 +353,7 @@ impl Variant {
                 sm90_smem_bytes(&self.tile, self.head_dim) + o_buffers + ones
             }
             KernelKind::BwdSm80 => super::backward::bwd_smem_bytes(&self.tile, self.head_dim),
-            KernelKind::BwdSm90 => {
-                super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim, self.tma_store)
-                    + super::backward::sm90_bwd_staging_bytes(self)
-            }
+            KernelKind::BwdSm90 => super::backward::sm90_bwd_smem_bytes(&self.tile, self.head_dim, self.tma_store),
             KernelKind::BwdPrep | KernelKind::BwdPost | KernelKind::Combine | KernelKind::Fp8Vt => 0,
             KernelKind::FwdSm90Fp8 => {
                 // kOnesRowsBytes: 8 rows of ones after each stage's transposed V.
@@ -442,9 +439,6 @@ impl Variant {
         if self.bwd_dq_smem() {
             d.push(("FC_SM90_BWD_DQ_SMEM", "1".to_string()));
         }
-        if self.kind == KernelKind::BwdSm90 && self.bwd_dq_smem() && knobs().sm90_bwd_one_dq_buf {
-            d.push(("FC_SM90_BWD_DQ_BUFS", "1".to_string()));
-        }
         if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.pingpong {
             d.push(("FC_SM90_BWD_PINGPONG", "1".to_string()));
         }
@@ -453,12 +447,6 @@ impl Variant {
         }
         if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.det {
             d.push(("FC_SM90_BWD_DET", "1".to_string()));
-        }
-        if self.kind == KernelKind::BwdSm90 && knobs().sm90_bwd_convert_end {
-            d.push(("FC_SM90_BWD_CONVERT_END", "1".to_string()));
-        }
-        if self.kind == KernelKind::BwdSm90 && knobs().sm90_bwd_convert_staged {
-            d.push(("FC_SM90_BWD_CONVERT_STAGED", "1".to_string()));
         }
         if let (Some(n), KernelKind::BwdSm90) = (knobs().sm90_bwd_section_mib, self.kind) {
             d.push(("FC_SM90_BWD_SECTION_MIB", n.to_string()));
