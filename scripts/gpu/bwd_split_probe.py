@@ -5,24 +5,16 @@ cost on the short rows, where the ratio to cuDNN is lowest.
     PYTHONPATH=/tmp/fcpy python3 scripts/gpu/bwd_split_probe.py [bwd row names...]
 """
 
-import sys
-
 import torch
 from torch.nn.attention import sdpa_kernel
-from kernel_times import kernel_us
+from kernel_times import kernel_us, probe_setup
 
 from flashcore import _bench
 
-dev = torch.device("cuda")
-names = sys.argv[1:] or ["bwd-d128-s1k", "bwd-d128-s1k-causal", "bwd-d64-s1k", "bwd-d64-s1k-causal", "bwd-d128-s4k", "bwd-d64-s16k"]
-rows = {r["name"]: r for r in _bench.load_shapes(["bwd"]) if r["mode"] == "bwd"}
-peers = _bench.sdpa_backends()
-flush = torch.empty(1 << 30, dtype=torch.uint8, device=dev)
-
-
-print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-for name in names:
-    r = rows[name]
+DEFAULT_ROWS = ["bwd-d128-s1k", "bwd-d128-s1k-causal", "bwd-d64-s1k", "bwd-d64-s1k-causal", "bwd-d128-s4k", "bwd-d64-s16k"]
+dev, picked, peers, flush = probe_setup(DEFAULT_ROWS, "bwd", "bwd")
+for r in picked:
+    name = r["name"]
     q, k, v = _bench.make_inputs(r, dev)
     dout = torch.randn_like(q)
     fl = _bench.flops(r)

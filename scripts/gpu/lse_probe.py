@@ -1,25 +1,20 @@
 """Does asking for the LSE (what a training forward does: autograd saves it for the backward) cost
 the Hopper forward speed? Per row, in one process with rounds: flashcore.attention without and with
 return_lse, and the training path's forward (q, k, v requiring grad) beside cuDNN's; TF/s.
-    PYTHONPATH=/tmp/fcpy python3 scripts/gpu/lse_probe.py [row names...]
+    PYTHONPATH=<flashcore install> python3 scripts/gpu/lse_probe.py [row names...]
 """
-
-import sys
 
 import torch
 from torch.nn.attention import sdpa_kernel
+from kernel_times import probe_setup
 
 from flashcore import _bench
 from flashcore.functional import attention
 
-dev = torch.device("cuda")
-names = sys.argv[1:] or ["long-32k-causal", "long-32k", "d128-s4k-causal", "d128-s4k", "d64-s4k", "d64-s4k-causal"]
-rows = {r["name"]: r for r in _bench.load_shapes(["full"]) if r["mode"] == "fwd"}
-peers = _bench.sdpa_backends()
-flush = torch.empty(1 << 30, dtype=torch.uint8, device=dev)
-print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
-for name in names:
-    r = rows[name]
+DEFAULT_ROWS = ["long-32k-causal", "long-32k", "d128-s4k-causal", "d128-s4k", "d64-s4k", "d64-s4k-causal"]
+dev, picked, peers, flush = probe_setup(DEFAULT_ROWS, "full", "fwd")
+for r in picked:
+    name = r["name"]
     q, k, v = _bench.make_inputs(r, dev)
     causal = r["mask"] != "none"
     qg, kg, vg = (t.detach().requires_grad_() for t in (q, k, v))
