@@ -28,7 +28,7 @@ bash scripts/check_unsafe.sh
 step "Rust tests (CPU reference, planner, cache, errors, NVRTC)"
 cargo test --workspace
 
-step "models of the Hopper backward's cross-CTA and ring coordination (pure Python, assert-checked)"
+step "models of the Hopper backward's cross-CTA coordination (pure Python, assert-checked)"
 for m in bwd_convert_owner bwd_zero_cover; do python3 "scripts/model/$m.py" | tail -n 1; done
 
 step "kernel compile check: every variant for sm_80 and sm_90a, no spills, tensor-core MMAs present"
