@@ -99,6 +99,7 @@ def fp8(path):
 
 
 def validate(path):
+    # `flashcore validate` and `flashcore bench` (the CLI's table):
     # "name  shape...  max_err bar rel_l2 ok groups ms TF/s us/head %peak variant"
     out = []
     for line in path.read_text().splitlines():
@@ -138,6 +139,19 @@ def probe(path):
     return out
 
 
+def lse(path):
+    # scripts/gpu/lse_probe.py: "name  config TF/s  config TF/s ...", configs no_lse / lse /
+    # train_fwd (flashcore) and cudnn (SDPA's cuDNN backend), one process.
+    out = []
+    for line in path.read_text().splitlines():
+        f = line.split()
+        if len(f) < 3 or f[0] not in ROWS or len(f) % 2 == 0:
+            continue
+        for cfg, tf in zip(f[1::2], f[2::2]):
+            out.append(record(ROWS[f[0]], "sdpa_cudnn" if cfg == "cudnn" else "flashcore", float(tf), config=cfg))
+    return out
+
+
 SPLIT = re.compile(r"^  (flashcore|sdpa_cudnn)\s+([\d.]+) us (?:x\d+\s+([\d.]+)%\s+(\S+)|total)")
 
 
@@ -171,8 +185,10 @@ def main():
             recs = probe(path)
         elif tag.endswith("split-probe"):
             recs = split(path)
-        elif tag.endswith("validate"):
+        elif tag.endswith(("validate", "bench")):
             recs = validate(path)
+        elif tag == "lse-probe":
+            recs = lse(path)
         else:
             continue
         if recs:
