@@ -45,15 +45,19 @@ namespace wg = ptx::warpgroup;
 // Sᵀ (64 keys x block_m) = K_w Qᵀ, or dPᵀ = V_w dOᵀ. A: this warpgroup's 64 rows of K (or V); B:
 // the step's Q (or dO) tile; both K-major (head dim contiguous), 32 bytes per k16 step within a
 // 128-byte row, the next d block every 4 steps. Issues and commits; the caller waits.
+// Each step's descriptors are the tiles' base descriptors plus the step's offset (wg::desc_plus),
+// as in the forward: built from each step's address, every wgmma paid a mask, shift, or and a move
+// to the uniform datapath.
 FC_DEVICE void gemm_kq(float (&acc)[kM8][4], u32 kv, u32 q, int w) {
+  const u64 da = wg::make_desc(kv + w * 64 * 128, 16, 1024);
+  const u64 db = wg::make_desc(q, 16, 1024);
   wg::fence_operand(acc);
   wg::fence();
 #pragma unroll
   for (int kk = 0; kk < Sm90Bwd::kHeadDim / 16; ++kk) {
-    const u32 a = kv + (kk / 4) * Sm90Bwd::kBlockN * 128 + w * 64 * 128 + (kk % 4) * 32;
-    const u32 b = q + (kk / 4) * Sm90Bwd::kBlockM * 128 + (kk % 4) * 32;
-    wg::wgmma_ss<Sm90Bwd::kBlockM, Sm90Bwd::kBf16>(acc, wg::make_desc(a, 16, 1024), wg::make_desc(b, 16, 1024),
-                                                   kk > 0);
+    wg::wgmma_ss<Sm90Bwd::kBlockM, Sm90Bwd::kBf16>(
+        acc, wg::desc_plus_lo(da, (kk / 4) * Sm90Bwd::kBlockN * 128 + (kk % 4) * 32),
+        wg::desc_plus_lo(db, (kk / 4) * Sm90Bwd::kBlockM * 128 + (kk % 4) * 32), kk > 0);
   }
   wg::commit();
   wg::fence_operand(acc);
@@ -75,13 +79,13 @@ FC_DEVICE void pack(u32 (&a)[kM16][4], const float (&x)[kM8][4]) {
 // the step's dO or Q tile). B is MN-major here (head dim contiguous, like V in the forward's P·V):
 // 8-query groups 1024 bytes apart, d blocks block_m * 128 bytes apart.
 FC_DEVICE void gemm_rs(float (&acc)[kD8][4], u32 (&a)[kM16][4], u32 b) {
+  const u64 db = wg::make_desc(b, Sm90Bwd::kBlockM * 128, 1024);
   wg::fence_operand(acc);
   wg::fence_operand(a);
   wg::fence();
 #pragma unroll
   for (int kk = 0; kk < kM16; ++kk) {
-    wg::wgmma_rs<Sm90Bwd::kHeadDim, Sm90Bwd::kBf16, 1>(
-        acc, a[kk], wg::make_desc(b + kk * 16 * 128, Sm90Bwd::kBlockM * 128, 1024));
+    wg::wgmma_rs<Sm90Bwd::kHeadDim, Sm90Bwd::kBf16, 1>(acc, a[kk], wg::desc_plus_lo(db, kk * 16 * 128));
   }
   wg::commit();
   wg::fence_operand(acc);
@@ -99,18 +103,19 @@ FC_DEVICE void gemm_rs(float (&acc)[kD8][4], u32 (&a)[kM16][4], u32 b) {
 // (A template so that the branch not taken, whose wgmma shape does not match acc, is discarded.)
 template <int N8>
 FC_DEVICE void gemm_dq(float (&acc)[N8][4], u32 ds, u32 k) {
+  const u64 dk = wg::make_desc(k, Sm90Bwd::kBlockN * 128, 1024);
+  const u64 dds = wg::make_desc(ds, Sm90Bwd::kDqT ? 16 : Sm90Bwd::kBlockN * 128, 1024);
   wg::fence_operand(acc);
   wg::fence();
 #pragma unroll
   for (int kk = 0; kk < Sm90Bwd::kBlockN / 16; ++kk) {
     if constexpr (Sm90Bwd::kDqT) {
-      const u32 b = ds + (kk / 4) * Sm90Bwd::kBlockM * 128 + (kk % 4) * 32;
       wg::wgmma_ss<Sm90Bwd::kBlockM, Sm90Bwd::kBf16, 1, 0>(
-          acc, wg::make_desc(k + kk * 2048, Sm90Bwd::kBlockN * 128, 1024), wg::make_desc(b, 16, 1024), kk > 0);
+          acc, wg::desc_plus_lo(dk, kk * 2048), wg::desc_plus_lo(dds, (kk / 4) * Sm90Bwd::kBlockM * 128 + (kk % 4) * 32),
+          kk > 0);
     } else {
-      wg::wgmma_ss<Sm90Bwd::kDqCols, Sm90Bwd::kBf16, 1, 1>(
-          acc, wg::make_desc(ds + kk * 2048, Sm90Bwd::kBlockN * 128, 1024),
-          wg::make_desc(k + kk * 2048, Sm90Bwd::kBlockN * 128, 1024), kk > 0);
+      wg::wgmma_ss<Sm90Bwd::kDqCols, Sm90Bwd::kBf16, 1, 1>(acc, wg::desc_plus_lo(dds, kk * 2048),
+                                                           wg::desc_plus_lo(dk, kk * 2048), kk > 0);
     }
   }
   wg::commit();

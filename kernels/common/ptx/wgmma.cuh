@@ -79,5 +79,12 @@ FC_DEVICE u64 make_desc(u32 smem_addr, u32 lbo_bytes, u32 sbo_bytes) {
 // (bytes a multiple of 16) never carries out of it. One add per wgmma step instead of building
 // each step's descriptor from its address (mask, shift, or).
 FC_DEVICE u64 desc_plus(u64 desc, u32 bytes) { return desc + (u64)(bytes >> 4); }
+// The same add on the low word alone (it cannot carry into the high one): where the base
+// descriptor is per-thread (built from a warpgroup index ptxas cannot prove uniform), a 64-bit add
+// took a carry chain and register moves per wgmma; this takes one 32-bit add, the high word stays
+// the one constant.
+FC_DEVICE u64 desc_plus_lo(u64 desc, u32 bytes) {
+  return (desc & 0xFFFFFFFF00000000ull) | (u32)((u32)desc + (bytes >> 4));
+}
 
 }  // namespace ptx::warpgroup
