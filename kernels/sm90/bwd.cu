@@ -57,5 +57,12 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     return;
   }
   ptx::setmaxnreg_inc<Sm90Bwd::kConsumerRegs>();
-  sm90::bwd::consumer::run(p, sm, work, warpgroup - 1, threadIdx.x - 128 * warpgroup);
+  // The warpgroup index through a shuffle, which ptxas knows is warp-uniform: the wgmma
+  // descriptors built from it (K and V rows, dQ's K columns) then stay in uniform registers instead
+  // of a move per wgmma (+0.5-2% at d 96 and on the d128 80-row tile, bench/NOTES.md session 25
+  // item 3). Not at d 64, whose 128-row kernels then spilled (NVRTC 13.0.88), nor on d128's 64-row
+  // tile (the causal one), which lost 0.6-1.4% with it.
+  constexpr bool kUniformWg = Sm90Bwd::kHeadDim == 96 || Sm90Bwd::kBlockM == 80;
+  const int w = kUniformWg ? __shfl_sync(0xffffffffu, warpgroup - 1, 0) : warpgroup - 1;
+  sm90::bwd::consumer::run(p, sm, work, w, threadIdx.x - 128 * warpgroup);
 }
