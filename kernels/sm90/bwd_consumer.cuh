@@ -45,9 +45,9 @@ namespace wg = ptx::warpgroup;
 // Sᵀ (64 keys x block_m) = K_w Qᵀ, or dPᵀ = V_w dOᵀ. A: this warpgroup's 64 rows of K (or V); B:
 // the step's Q (or dO) tile; both K-major (head dim contiguous), 32 bytes per k16 step within a
 // 128-byte row, the next d block every 4 steps. Issues and commits; the caller waits.
-// Each step's descriptors are the tiles' base descriptors plus the step's offset (wg::desc_plus),
-// as in the forward: built from each step's address, every wgmma paid a mask, shift, or and a move
-// to the uniform datapath.
+// Here and in gemm_rs / gemm_dq, each step's descriptors are the tiles' base descriptors plus the
+// step's offset (wg::desc_plus_lo), as in the forward: built from each step's address, every wgmma
+// paid a mask, shift, or and a move to the uniform datapath (bench/NOTES.md session 25 item 2).
 FC_DEVICE void gemm_kq(float (&acc)[kM8][4], u32 kv, u32 q, int w) {
   const u64 da = wg::make_desc(kv + w * 64 * 128, 16, 1024);
   const u64 db = wg::make_desc(q, 16, 1024);

@@ -17,6 +17,16 @@ bwd_warm_and_test() {
   echo "tests rc=$? $(grep -E '^test result' "$out/$1-tests.log" | tail -n 1)"
   grep -A3 panicked "$out/$1-tests.log" | head -n 4
 }
+# After packed_logs: bwd_warm_and_test into $log, then `validate --full --only bwd-` (time limit
+# $2 seconds, default 150) into $log/TAG-validate-bwd.log; prints the pass / FAIL counts.
+bwd_checks() {
+  local keep=$out
+  out=$log
+  bwd_warm_and_test "$1"
+  out=$keep
+  timeout "${2:-150}" .stage/flashcore validate --full --only bwd- > "$log/$1-validate-bwd.log" 2>&1
+  echo "validate bwd rc=$? $(grep -cE ' pass ' "$log/$1-validate-bwd.log") pass, $(grep -cE ' FAIL ' "$log/$1-validate-bwd.log") FAIL"
+}
 # Logs kept outside $OUT and packed into $OUT/NAME.tgz by `pack` after every step: the device
 # returns few files, and a call cut short still returns what ran. `packed_logs NAME` sets $log.
 packed_logs() {

@@ -16,10 +16,6 @@ sort -s -k3,3 "$log/s25-desc-ab.txt"
 pack
 fi
 if [ "$PART" = 2 ]; then
-out_save=$out; out=$log
-bwd_warm_and_test new
-out=$out_save
-timeout 240 .stage/flashcore validate --full --only bwd- > "$log/new-validate-bwd.log" 2>&1
-echo "validate bwd rc=$? $(grep -cE ' pass ' "$log/new-validate-bwd.log") pass, $(grep -cE ' FAIL ' "$log/new-validate-bwd.log") FAIL"
+bwd_checks new 240
 pack
 fi

@@ -14,9 +14,5 @@ CONFIGS="base@.stage/flashcore-desc: new:" SUITE=bwd ITERS=20 ONLY="bwd-d128 bwd
 CONFIGS="base@.stage/flashcore-desc: new:" SUITE=bwd-long ITERS=20 ONLY="bwd-d96-s4k bwd-d128-s2k" timeout 90 scripts/gpu/ab.sh >> "$log/s25-uniform-ab.txt" 2>&1
 sort -s -k3,3 "$log/s25-uniform-ab.txt"
 pack
-out_save=$out; out=$log
-bwd_warm_and_test new
-out=$out_save
-timeout 150 .stage/flashcore validate --full --only bwd- > "$log/new-validate-bwd.log" 2>&1
-echo "validate bwd rc=$? $(grep -cE ' pass ' "$log/new-validate-bwd.log") pass, $(grep -cE ' FAIL ' "$log/new-validate-bwd.log") FAIL"
+bwd_checks new 150
 pack
