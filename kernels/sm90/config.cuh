@@ -17,11 +17,19 @@ struct Sm90 {
   // persistent scheduler loop; asking for more than the budget hangs the CTA.)
   // The inference paths' producer (varlen lookups, a TMA box per page) needs more than 32: 40 still
   // fits beside two consumers at 232 (128 * 40 + 256 * 232 = 64512).
-  static constexpr int kProducerRegs = Traits::kInfer && kConsumers == 2 ? 40 : 32;
-  static constexpr int kConsumerRegs = kConsumers == 2 ? 232 : 160;
-  static_assert(128 * kProducerRegs + 128 * kConsumers * kConsumerRegs <=
-                    kThreads * ((65536 / kThreads) / 8 * 8),
+  // Several CTAs per SM (the tile's occupancy, FC_MIN_BLOCKS: a 64-row tile's lone consumer beside
+  // another CTA's, each walking its own tiles and K/V ring): the launch then allocates
+  // 65536 / (threads x CTAs) registers per thread, and the consumer takes what the producer leaves
+  // of its CTA's share (one consumer at two CTAs: 128 * 32 + 128 * 224 = 256 * 128).
+  static constexpr int kCtasPerSm = Traits::kMinBlocksPerSm;
+  static constexpr int kLaunchRegs = (65536 / (kThreads * kCtasPerSm) < 255 ? 65536 / (kThreads * kCtasPerSm) : 255) / 8 * 8;
+  static constexpr int kProducerRegs = Traits::kInfer && (kConsumers == 2 || kCtasPerSm > 1) ? 40 : 32;
+  static constexpr int kConsumerRegs =
+      kCtasPerSm > 1 ? (kThreads * kLaunchRegs - 128 * kProducerRegs) / (128 * kConsumers) / 8 * 8
+                     : kConsumers == 2 ? 232 : 160;
+  static_assert(128 * kProducerRegs + 128 * kConsumers * kConsumerRegs <= kThreads * kLaunchRegs,
                 "setmaxnreg budget exceeds the registers allocated at launch");
+  static_assert(kConsumerRegs >= 128 && kConsumerRegs <= 240, "consumer registers: 128 to 240");
   // Tiles are stored as head-dim blocks of 64 values (128 bytes per row, the TMA box and the
   // wgmma 128-byte swizzle atom width): [d block][row][64].
   // d 96 takes two blocks, the second half-filled: TMA zero-fills the columns past the tensor's
@@ -173,6 +181,8 @@ struct Sm90 {
   static_assert(kBlockM == 64 || kBlockM == 128 || kBlockM == 192, "sm90 path: 1 to 3 consumer warpgroups");
   static_assert(kBlockN % 16 == 0 && kBlockN >= 64 && kBlockN <= 256, "sm90 path: block_n is a generated wgmma N");
   static_assert(kSmemBytes <= 227 * 1024, "sm90 tile config exceeds shared memory");
+  // Each resident CTA also takes 1 KiB of the SM's 228 KiB.
+  static_assert(kCtasPerSm * (kSmemBytes + 1024) <= 228 * 1024, "sm90 tile: its CTAs per SM exceed shared memory");
   // FP8: a key block is one or two 128-byte rows of the transposed V (one TMA box and one swizzle
   // atom each); block-quantized k / v have a descale per 128 keys, which the host pairs with
   // block_n 128 only (plan/tiles.rs), and the MMA row sums' ones sit after a single atom.

@@ -47,7 +47,7 @@ FC_EXPORT_SMEM_BYTES(Sm90::kSmemBytes);
 #define FC_SM90_CLUSTER_DIMS
 #endif
 
-extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads, 1)
+extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads, Sm90::kCtasPerSm)
     fc_fwd_sm90(const __grid_constant__ Sm90Params p) {
   // A split call's combine kernel is launched as this one's dependent (runtime/ext.rs) and waits
   // for it; letting it start now puts its CTAs on the SMs this grid leaves free.

@@ -97,6 +97,53 @@ fn gqa_groups_pack_into_hopper_tiles_only_for_short_queries() {
 }
 
 #[test]
+fn short_causal_d64_runs_three_ctas_per_sm_on_hopper() {
+    let prob = |sq: usize, sk: usize, mask: Mask| Problem {
+        batch: 32,
+        heads: 32,
+        kv_heads: 32,
+        seqlen_q: sq,
+        seqlen_k: sk,
+        head_dim: 64,
+        dtype: DType::Bf16,
+        mask,
+        scale: 0.125,
+        window: Default::default(),
+        softcap: None,
+    };
+    let smem = 227 * 1024;
+    let set = Variant::standard_set(Arch::SM90);
+    for sq in [1, 512, 1024] {
+        let p = prob(sq, 1024, Mask::CausalTopLeft);
+        let v = Variant::forward_for(Arch::SM90, &p, smem).unwrap();
+        let t = v.tile;
+        assert_eq!((t.block_m(), t.block_n(), t.min_blocks_per_sm()), (64, 64, 3), "{v}");
+        assert_eq!(v.threads(), 256, "a producer and one consumer warpgroup");
+        assert!(v.to_string().contains("-64x64o3s2"), "{v}");
+        // Three such CTAs (and the LSE-free build's block of ones) fit an SM's 228 KiB, 1 KiB each
+        // reserved.
+        for w in [v, v.with_sum_mma(false)] {
+            assert!(3 * (w.smem_bytes() + 1024) <= 228 * 1024, "{w}: {} bytes", w.smem_bytes());
+            assert!(set.contains(&w), "{w} not in the standard set");
+        }
+        let l = forward_launch(&v, &p, 132);
+        let tiles = 32 * 32 * sq.div_ceil(64) as u32;
+        assert_eq!(l.grid.0, tiles.min(3 * 132), "persistent: three CTAs per SM");
+    }
+    // Longer rows, no mask, more queries than keys allow, or the inference builds: one CTA per SM.
+    for (p, infer) in [
+        (prob(2048, 2048, Mask::CausalTopLeft), false),
+        (prob(512, 512, Mask::None), false),
+        (prob(4097, 1000, Mask::CausalBottomRight), false),
+        (prob(512, 512, Mask::CausalTopLeft), true),
+    ] {
+        let v = Variant::forward_ext(Arch::SM90, &p, infer, smem).unwrap();
+        assert_eq!(v.tile.min_blocks_per_sm(), 1, "{v}");
+        assert!(v.tile.block_m() >= 128, "{v}");
+    }
+}
+
+#[test]
 fn variant_renders_its_defines_and_arch() {
     let v = Variant::forward(Arch::SM90, 128, DType::Bf16, Mask::CausalTopLeft, 4096, 227 * 1024).unwrap();
     let opts = v.options();

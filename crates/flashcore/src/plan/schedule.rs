@@ -34,16 +34,18 @@ pub fn cluster_grid(tiles: u64, max_clusters: u32) -> u64 {
 pub fn forward_launch(v: &Variant, p: &Problem, sm_count: u32) -> Launch {
     let bm = v.tile.block_m();
     if matches!(v.kind, KernelKind::FwdSm90 | KernelKind::FwdSm90Fp8) {
-        // Persistent: one CTA per SM (registers allow no more), each walking tiles
-        // (kernels/sm90/scheduler.cuh); fewer when there are fewer tiles than SMs. A tile holds
-        // `pack` query heads of one GQA group when their queries are few.
+        // Persistent: the tile's occupancy in CTAs per SM (one, or two for a 64-row tile whose lone
+        // consumer leaves room for another CTA's), each walking tiles (kernels/sm90/scheduler.cuh);
+        // fewer when there are fewer tiles. A tile holds `pack` query heads of one GQA group when
+        // their queries are few.
         let rows_per_head = rows_per_head(v, p);
         let pack = bm / rows_per_head;
         let num_m_blocks = p.seqlen_q.div_ceil(rows_per_head) as u32;
         let tiles = num_m_blocks as u64 * (p.heads / pack) as u64 * p.batch as u64;
         // Clusters of two take tile pairs: an even grid, at most one CTA per SM (the runtime
         // lowers it further to the clusters the device can hold at once, `cluster_grid`).
-        let grid = if v.ext.cluster { cluster_grid(tiles, sm_count / 2) } else { tiles.min(sm_count.max(1) as u64) };
+        let resident = sm_count.max(1) * v.tile.min_blocks_per_sm() as u32;
+        let grid = if v.ext.cluster { cluster_grid(tiles, resident / 2) } else { tiles.min(resident as u64) };
         return Launch {
             grid: (grid as u32, 1, 1),
             block: (v.threads() as u32, 1, 1),

@@ -138,15 +138,27 @@ pub fn sm90_head_dim(d: usize) -> bool {
 ///   almost as much as the GEMMs).
 /// - d 128: 128x128, two stages: 648/560; three stages 642/558.
 /// - d 256: 128x64 (192 KiB of shared memory), overlap on: 642/554.
-/// - d 64 causal with at most 1K keys: 128x128 (two consumers, no overlap). With few key blocks per
-///   row the 192-row tile's diagonal waste dominates: 245 against 217 TF/s at S512, 320 against
-///   279 at S1K; at S4K 192x128 is ahead again (431 against 426).
+/// - d 64 causal with at most 1K keys: 64x64 at three CTAs per SM (one consumer warpgroup each,
+///   serial). With few key blocks per row the 192-row tile's diagonal waste dominates (245 against
+///   217 TF/s at S512 for 128x128 on the H100), and on 128x128 the two warpgroups wait for each
+///   other at every block and tile end; three independent CTAs on 64-row tiles do not, and 64-key
+///   blocks cut the diagonal's waste further. On the H200 (bench/NOTES.md session 26): S512 causal
+///   270.6 against 247.7 TF/s for 128x128, S1K causal 348 against 322; at S2K level (400), at S4K
+///   433 against 462 for 192x128. 64x128 at two CTAs per SM: 232 / 313; 64x64 at two: 227 / 290.
+///   [`tile_config_sm90_for`] keeps 128x128 where a tile's rows see more keys (more than 1K
+///   queries), [`crate::plan::Variant::forward_ext`] for the window, softcap and inference
+///   builds (its producer needs 40 registers, which leaves a third CTA's consumer too few).
 ///
-/// Shared memory: [`sm90_smem_bytes`]. `FLASHCORE_SM90_TILE=MxNsS` overrides, for tuning runs.
+/// Shared memory: [`sm90_smem_bytes`]. `FLASHCORE_SM90_TILE=MxNoBsS` overrides, for tuning runs
+/// (occupancy B > 1: 64-row tiles only, kernels/sm90/config.cuh `kCtasPerSm`).
 pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: usize) -> Result<TileConfig> {
     if let Some(s) = &super::knobs::knobs().sm90_tile {
         let t = parse_tile(s)?;
-        if sm90_smem_bytes(&t, head_dim) > max_smem
+        // Several CTAs per SM share its shared memory (1 KiB each reserved) and registers: two at
+        // most, and only a 64-row tile's (one consumer warpgroup, kernels/sm90/config.cuh).
+        let occ = t.min_blocks_per_sm();
+        if sm90_smem_bytes(&t, head_dim) > (max_smem + 1024) / occ - 1024
+            || (occ > 1 && (occ > 3 || t.block_m() != 64))
             || t.block_m() % 64 != 0
             || ![64, 80, 96, 128, 160, 176, 192, 256].contains(&t.block_n())
         {
@@ -158,7 +170,7 @@ pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: 
         return Ok(t);
     }
     let t = match head_dim {
-        64 if mask.is_causal() && seqlen_k <= 1024 => TileConfig::new(128, 128, 1, 2)?,
+        64 if mask.is_causal() && seqlen_k <= SHORT_CAUSAL_KEYS => TileConfig::new(64, 64, 3, 2)?,
         64 => TileConfig::new(192, 128, 1, 2)?,
         96 | 128 => TileConfig::new(128, 128, 1, 2)?,
         256 => TileConfig::new(128, 64, 1, 2)?,
@@ -169,6 +181,10 @@ pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: 
     }
     Ok(t)
 }
+
+/// d64 causal rows up to this many keys (and queries, [`tile_config_sm90_for`]) run the 64x64 tile
+/// at three CTAs per SM ([`tile_config_sm90`]).
+pub const SHORT_CAUSAL_KEYS: usize = 1024;
 
 /// Query heads of one GQA group the Hopper kernel packs into a tile of `block_m` rows: with few
 /// queries (decode, speculative decoding, small chunks) a tile of one head would be mostly padding
@@ -198,9 +214,14 @@ pub fn sm90_pack(block_m: usize, p: &Problem) -> usize {
 
 /// The Hopper kernel's tile for a whole problem: [`tile_config_sm90`], except that d64's 192-row
 /// tile gives way to 128 rows where only those can pack a GQA group (192 / pack must be 16, 32 or
-/// 64, i.e. groups of 3, 6 or 12).
+/// 64, i.e. groups of 3, 6 or 12), and d64's short causal tile (64x64, three CTAs per SM) to
+/// 128x128 when more than [`SHORT_CAUSAL_KEYS`] queries make most tiles long (Sq 4097 against Sk
+/// 1000, bottom-right: 358 against 451 TF/s for 64x128 at two CTAs, session 26's validate runs).
 pub fn tile_config_sm90_for(p: &Problem, max_smem: usize) -> Result<TileConfig> {
     let t = tile_config_sm90(p.head_dim, p.mask, p.seqlen_k, max_smem)?;
+    if super::knobs::knobs().sm90_tile.is_none() && t.min_blocks_per_sm() > 1 && p.seqlen_q > SHORT_CAUSAL_KEYS {
+        return TileConfig::new(128, 128, 1, t.stages());
+    }
     if super::knobs::knobs().sm90_tile.is_none()
         && t.block_m() == 192
         && sm90_pack(192, p) == 1

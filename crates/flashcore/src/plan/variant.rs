@@ -216,10 +216,12 @@ impl Variant {
         let with = |v: Variant| Variant { causal: upper, ext, ..v };
         if arch == Arch::SM90 && sm90_head_dim(p.head_dim) && sm90_enabled() {
             let mut tile = tile_config_sm90_for(p, max_smem)?;
-            if ext != FwdExt::default() && tile.block_m() == 192 {
+            if ext != FwdExt::default() && (tile.block_m() == 192 || tile.min_blocks_per_sm() > 1) {
                 // Three consumers at 160 registers have no room for the per-tile window and
-                // sequence state (they spill); two at 232 do.
-                tile = TileConfig::new(128, tile.block_n(), 1, tile.stages())?;
+                // sequence state (they spill); two at 232 do. A CTA of several per SM has too few
+                // for the inference producer's 40 (kernels/sm90/config.cuh kConsumerRegs).
+                tile =
+                    TileConfig::new(128, if tile.block_m() == 192 { tile.block_n() } else { 128 }, 1, tile.stages())?;
             }
             let tma_store = knobs().sm90_tma_store && p.head_dim <= 128 && !infer;
             return Variant::sm90_tile(p.head_dim, p.dtype, p.mask, tile, max_smem, tma_store).map(with);
