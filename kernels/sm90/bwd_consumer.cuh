@@ -25,9 +25,6 @@
 #include "bwd_smem.cuh"
 #include "bwd_zero.cuh"
 
-#ifndef FC_BWD_WU
-#define FC_BWD_WU 1
-#endif
 namespace sm90::bwd::consumer {
 
 constexpr int kM8 = Sm90Bwd::kBlockM / 8;    // query columns of Sᵀ and dPᵀ, in n8 tiles
@@ -484,10 +481,8 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
                              float (&dk)[kD8][4], float (&dv)[kD8][4]) {
   const int warp = tw >> 5, lane = tw & 31;
   const int key0_held = work.n0 + w * 64 + warp * 16;  // this warp's first key
-  // TRIAL: the descriptors' warpgroup index through a shuffle at d 64 only.
-  const int wu = FC_BWD_WU && Sm90Bwd::kHeadDim == 64 ? __shfl_sync(0xffffffffu, w, 0) : w;
-  const u32 dq_a = Sm90Bwd::kDqSplitRows ? wu * Sm90Bwd::kBlockN * 128 : 0;  // offset in a dS buffer
-  const u32 dq_b = sm.k() + (Sm90Bwd::kDqSplitRows ? 0 : wu * Sm90Bwd::kBlockN * 128);
+  const u32 dq_a = Sm90Bwd::kDqSplitRows ? w * Sm90Bwd::kBlockN * 128 : 0;  // offset in a dS buffer
+  const u32 dq_b = sm.k() + (Sm90Bwd::kDqSplitRows ? 0 : w * Sm90Bwd::kBlockN * 128);
   const bool issuer = w == 0 && tw == 0;
 
   int h = work.h0, mi = 0;
@@ -505,7 +500,7 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
       float dq[kDq8][4];
       turn_begin(w, i == 0);
       gemm_dq(dq, sm.ds((i + 1) & 1) + dq_a, dq_b);
-      gemm_kq(sc, sm.k(), sm.q(s), wu);
+      gemm_kq(sc, sm.k(), sm.q(s), w);
       turn_end(w, false);
       wg::wait<1>();  // groups retire in order: dQ_{i-1} is done, Sᵀ may still run
       wg::fence_operand(dq);
@@ -514,7 +509,7 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
     }
     float dp[kM8][4];
     turn_begin(w, false);
-    gemm_kq(dp, sm.v(), sm.dout(s), wu);
+    gemm_kq(dp, sm.v(), sm.dout(s), w);
     turn_end(w, false);
     if (i > 0) dq_reduce(f, sm, i - 1, prev_bh, prev_m0, w, tw);
     wg::wait<1>();  // Sᵀ is done, dPᵀ may still run
