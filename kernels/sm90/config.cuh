@@ -118,7 +118,8 @@ struct Sm90 {
   // Issue the next Q·Kᵀ and the previous P·V together, so softmax runs while the tensor cores work.
   // Measured on the H100 (bench/NOTES.md): +9% at d128 S4K (588 -> 644 TF/s); at d64 it pays only
   // with three consumers and ping-pong among them (+1.5-2%), and loses on the two-consumer d64 tile
-  // (128x128, causal with few keys).
+  // (128x128, causal with few keys), and on the H200 on the 64x64 tile at three CTAs per SM that
+  // replaced it there (S512 causal 259 against 271 TF/s, S1K causal 340 against 348; session 26).
   // Ping-pong (FlashAttention-3): the consumer warpgroups take turns issuing their GEMMs (in a
   // cycle, for two or three), so one warpgroup's softmax runs while the others' GEMMs occupy the
   // tensor cores. Without overlap each Q·Kᵀ and each P·V issue is a turn.

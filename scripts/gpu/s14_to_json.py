@@ -100,15 +100,19 @@ def fp8(path):
 
 def validate(path):
     # `flashcore validate` and `flashcore bench` (the CLI's table):
-    # "name  shape...  max_err bar rel_l2 ok groups ms TF/s us/head %peak variant"
+    # "name  shape...  max_err bar rel_l2 ok groups ms TF/s us/head %peak variant", or the same
+    # after a configuration label (a tile forced with FLASHCORE_SM90_TILE, session 26)
     out = []
     for line in path.read_text().splitlines():
         f = line.split()
+        config = {}
+        if len(f) > 1 and f[0] not in ROWS and f[1] in ROWS:
+            config, f = {"config": f[0]}, f[1:]
         if len(f) < 12 or f[0] not in ROWS or f[-7] not in ("pass", "FAIL"):
             continue
         max_err, _bar, rel, ok, _groups, ms, tf = f[-10:-3]
         out.append(record(ROWS[f[0]], "flashcore", float(tf), ms=float(ms), max_abs_err=float(max_err),
-                          rel_err=float(rel), passed=ok == "pass", variant=f[-1]))
+                          rel_err=float(rel), passed=ok == "pass", variant=f[-1], **config))
     return out
 
 

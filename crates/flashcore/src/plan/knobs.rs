@@ -12,7 +12,8 @@ pub struct Knobs {
     pub sm90_bwd_disabled: bool,
     /// `FLASHCORE_FWD_TILE=MxNoBsS`: the sm80 kernel's tile (tuning runs).
     pub fwd_tile: Option<String>,
-    /// `FLASHCORE_SM90_TILE=MxNsS`: the Hopper kernel's tile (tuning runs).
+    /// `FLASHCORE_SM90_TILE=MxNoBsS`: the Hopper kernel's tile (tuning runs; occupancy B > 1, i.e.
+    /// several CTAs per SM, for 64-row tiles only).
     pub sm90_tile: Option<String>,
     /// `FLASHCORE_SM90_FP8_TILE=MxNsS`: the FP8 forward's tile (plan/tiles.rs `tile_config_sm90_fp8`).
     pub sm90_fp8_tile: Option<String>,
