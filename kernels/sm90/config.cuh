@@ -155,6 +155,17 @@ struct Sm90 {
   static constexpr bool kRotateOn = kHeadDim == 256;
 #endif
   static constexpr bool kRotate = kRotateOn && !kFp8 && !Traits::kInfer && !Traits::kCausal && !Traits::kLocal;
+  // Warpgroups whose 64 rows are all past the sequence's end skip the main loop
+  // (consumer.cuh Mainloop::run_idle), and the scheduler hands out such partial last query blocks
+  // after every full one (scheduler.cuh Scheduler::tile), so the cheaper tiles fill the last wave.
+#ifndef FC_SM90_IDLE_WG
+#define FC_SM90_IDLE_WG 1
+#endif
+  static constexpr bool kIdleWg = FC_SM90_IDLE_WG != 0;
+#ifndef FC_SM90_PARTIAL_LAST
+#define FC_SM90_PARTIAL_LAST 1
+#endif
+  static constexpr bool kPartialLast = FC_SM90_PARTIAL_LAST != 0 && kCluster == 1;
 #ifdef FC_SM90_PINGPONG
   static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers >= 2;
 #else

@@ -391,6 +391,44 @@ struct Mainloop {
     }
   }
 
+  // A warpgroup whose rows all lie past the sequence's end (the last query block's, when the
+  // sequence leaves at least 64 of its rows empty) computes nothing: it takes each K / V stage's
+  // landing and releases it, and its ping-pong turns, in the order the working loop does, so the
+  // stage ring and the turns stay in step while the CTA's other warpgroups have the tensor cores and
+  // the MUFU to themselves. FC_SM90_IDLE_WG=0 computes such rows anyway (and throws them away).
+  FC_DEVICE void run_idle() const {
+    if (n_blocks == 0) return;
+    if constexpr (Sm90::kOverlap) {
+      ptx::mbar_wait(sm.k_full(stage(0)), parity(0));
+      turn_begin();
+      turn_end();
+      release(sm.k_empty(stage(0)));
+      for (int j = 1; j < n_blocks; ++j) {
+        ptx::mbar_wait(sm.k_full(stage(j)), parity(j));
+        ptx::mbar_wait(sm.v_full(stage(j - 1)), parity(j - 1));
+        turn_begin();
+        turn_end();
+        release(sm.k_empty(stage(j)));
+        release(sm.v_empty(stage(j - 1)));
+      }
+      ptx::mbar_wait(sm.v_full(stage(n_blocks - 1)), parity(n_blocks - 1));
+      turn_begin();
+      turn_end();
+      release(sm.v_empty(stage(n_blocks - 1)));
+    } else {
+      for (int j = 0; j < n_blocks; ++j) {
+        ptx::mbar_wait(sm.k_full(stage(j)), parity(j));
+        turn_begin();
+        turn_end();
+        release(sm.k_empty(stage(j)));
+        ptx::mbar_wait(sm.v_full(stage(j)), parity(j));
+        turn_begin();
+        turn_end();
+        release(sm.v_empty(stage(j)));
+      }
+    }
+  }
+
   // Clusters, causal: the pair streams its longer tile's key blocks; this tile's extra ones
   // (n_blocks .. n_stream - 1, past its diagonal) are released unread so the ring stays in step.
   FC_DEVICE void drain(int n_stream) const {

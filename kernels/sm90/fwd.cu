@@ -158,7 +158,11 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     const sm90::consumer::Mainloop mainloop{
         f,   sm,         sm.q(slot), wg,         lane,          warp_row0, x.n_blocks,
         it0, x.n_block0, x.seqlen_k, x.causal_offset, x.window_left, sl2,       kd_blk, vd_blk, x.rot};
-    if constexpr (Sm90::kOverlap) {
+    // No row of this warpgroup in the sequence (the same for all its threads).
+    const bool idle = Sm90::kIdleWg && x.m0 + (wg * 64) % f.rows_per_head >= x.seqlen_q;
+    if (idle) {
+      mainloop.run_idle();
+    } else if constexpr (Sm90::kOverlap) {
       mainloop.run_overlapped(softmax, o, lsum);
     } else {
       mainloop.run_serial(softmax, o, lsum);
@@ -204,7 +208,8 @@ extern "C" __global__ void FC_SM90_CLUSTER_DIMS __launch_bounds__(Sm90::kThreads
     if constexpr (Sm90::kTmaStore) {
       // The O tensor map's box is min(64, rows_per_head) rows by 64 / that heads: one warpgroup's rows.
       const int wg_head = xe.h + wg * 64 / f.rows_per_head, wg_row0 = xe.m0 + wg * 64 % f.rows_per_head;
-      sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, wg_row0, wg_head, xe.b);
+      // An idle warpgroup's rows are all outside the tensor: TMA would drop every one of them.
+      if (!idle) sm90::store_o_tma(o, inv_l, p, sm.o + wg * Sm90::kOBytesPerWg, wg, tw, wg_row0, wg_head, xe.b);
     } else {
       u16* out = reinterpret_cast<u16*>(f.o) + xe.b * f.o_stride_b + head * f.o_stride_h + warp_row0 * f.o_stride_s;
       sm90::store_o(o, inv_l, out, f.o_stride_s, f.seqlen_q - warp_row0, lane);
