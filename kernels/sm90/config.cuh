@@ -156,16 +156,14 @@ struct Sm90 {
 #endif
   static constexpr bool kRotate = kRotateOn && !kFp8 && !Traits::kInfer && !Traits::kCausal && !Traits::kLocal;
   // Warpgroups whose 64 rows are all past the sequence's end skip the main loop
-  // (consumer.cuh Mainloop::run_idle), and the scheduler hands out such partial last query blocks
-  // after every full one (scheduler.cuh Scheduler::tile), so the cheaper tiles fill the last wave.
+  // (consumer.cuh Mainloop::run_idle): every d64 row on the 192-row tile has such a last query
+  // block. On the H200 (bench/NOTES.md session 26): d64 S512 +2.7%, S1K +3.9%, S4K causal +3.2%,
+  // the seed's H8 row +2.1%. Dense variants only (the window and inference builds keep computing
+  // those rows). (Handing the partial blocks out after the full ones as well lost 1.5-3% of that.)
 #ifndef FC_SM90_IDLE_WG
 #define FC_SM90_IDLE_WG 1
 #endif
-  static constexpr bool kIdleWg = FC_SM90_IDLE_WG != 0;
-#ifndef FC_SM90_PARTIAL_LAST
-#define FC_SM90_PARTIAL_LAST 1
-#endif
-  static constexpr bool kPartialLast = FC_SM90_PARTIAL_LAST != 0 && kCluster == 1;
+  static constexpr bool kIdleWg = FC_SM90_IDLE_WG != 0 && !Traits::kInfer && !Traits::kLocal;
 #ifdef FC_SM90_PINGPONG
   static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers >= 2;
 #else

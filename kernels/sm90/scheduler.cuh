@@ -122,22 +122,8 @@ struct Scheduler {
       x.b = Traits::kInfer ? bs % f.batch : bs;
       x.split = Traits::kInfer ? bs / f.batch : 0;
     } else {
-      int mi = t % f.num_m_blocks, hb = t / f.num_m_blocks;
-      // Sm90::kPartialLast: when the last query block leaves a warpgroup's 64 rows empty (it then
-      // skips them, Sm90::kIdleWg), every head's full blocks go first (query block fastest) and
-      // the cheaper last blocks after them, so those fill the last wave instead of sitting among
-      // the full ones (seed B16 H8 S512 d64: 3 tiles of 192 rows per head on 132 SMs).
-      const int nmb = f.num_m_blocks;
-      if (Sm90::kPartialLast && nmb > 1 && nmb * f.rows_per_head - f.seqlen_q >= 64) {
-        const int full = (nmb - 1) * (num_tiles / nmb);
-        if (t < full) {
-          mi = t % (nmb - 1);
-          hb = t / (nmb - 1);
-        } else {
-          mi = nmb - 1;
-          hb = t - full;
-        }
-      }
+      const int mi = t % f.num_m_blocks;
+      const int hb = t / f.num_m_blocks;
       x.m_block = mi;
       x.h = (hb % head_groups) * (Sm90::kBlockM / f.rows_per_head);
       const int bs = hb / head_groups;

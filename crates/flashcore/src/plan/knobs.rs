@@ -43,9 +43,6 @@ pub struct Knobs {
     /// sequence's end too, instead of skipping a warpgroup that has none (kernels/sm90/config.cuh
     /// `kIdleWg`; A/B runs).
     pub sm90_idle_wg: Option<bool>,
-    /// `FLASHCORE_SM90_PARTIAL_LAST=0`: the Hopper forward's scheduler hands out partial last query
-    /// blocks among the full ones, query block fastest, instead of after them (`kPartialLast`).
-    pub sm90_partial_last: Option<bool>,
     /// `FLASHCORE_SM90_SUM_MMA=0|1`: the Hopper forward's softmax sums its rows with FADDs also
     /// when no LSE is wanted (0), or takes them from P·V's extra columns of ones on FP8 too (1;
     /// less accurate there) (plan/variant.rs `Variant::with_sum_mma`).
@@ -136,7 +133,6 @@ impl Knobs {
             sm90_cluster: flag("FLASHCORE_SM90_CLUSTER"),
             sm90_kv_rotate: flag("FLASHCORE_SM90_KV_ROTATE"),
             sm90_idle_wg: flag("FLASHCORE_SM90_IDLE_WG"),
-            sm90_partial_last: flag("FLASHCORE_SM90_PARTIAL_LAST"),
             sm90_sum_mma: flag("FLASHCORE_SM90_SUM_MMA"),
             sm90_pack: var("FLASHCORE_SM90_PACK").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_overlap: flag("FLASHCORE_SM90_OVERLAP"),

@@ -490,9 +490,6 @@ impl Variant {
             if let Some(on) = knobs().sm90_idle_wg {
                 d.push(("FC_SM90_IDLE_WG", u8::from(on).to_string()));
             }
-            if let Some(on) = knobs().sm90_partial_last {
-                d.push(("FC_SM90_PARTIAL_LAST", u8::from(on).to_string()));
-            }
             if let Some(n) = knobs().sm90_probe {
                 d.push(("FC_SM90_PROBE", n.to_string()));
             }
