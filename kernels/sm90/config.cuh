@@ -158,12 +158,15 @@ struct Sm90 {
   // Warpgroups whose 64 rows are all past the sequence's end skip the main loop
   // (consumer.cuh Mainloop::run_idle): every d64 row on the 192-row tile has such a last query
   // block. On the H200 (bench/NOTES.md session 26): d64 S512 +2.7%, S1K +3.9%, S4K causal +3.2%,
-  // the seed's H8 row +2.1%. Dense variants only (the window and inference builds keep computing
-  // those rows). (Handing the partial blocks out after the full ones as well lost 1.5-3% of that.)
-#ifndef FC_SM90_IDLE_WG
-#define FC_SM90_IDLE_WG 1
-#endif
+  // the seed's H8 row +2.1%. Dense 16-bit d64 only, as measured: other head dims meet such a block
+  // only on ragged lengths (their 128-row tiles), and the window and inference builds keep
+  // computing those rows. (Handing the partial blocks out after the full ones as well lost 1.5-3%
+  // of the gain.) FC_SM90_IDLE_WG=0|1 forces it off or on (on: any dense 16-bit or FP8 variant).
+#ifdef FC_SM90_IDLE_WG
   static constexpr bool kIdleWg = FC_SM90_IDLE_WG != 0 && !Traits::kInfer && !Traits::kLocal;
+#else
+  static constexpr bool kIdleWg = kHeadDim == 64 && !kFp8 && !Traits::kInfer && !Traits::kLocal;
+#endif
 #ifdef FC_SM90_PINGPONG
   static constexpr bool kPingPong = FC_SM90_PINGPONG != 0 && kConsumers >= 2;
 #else

@@ -39,9 +39,9 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_KV_ROTATE=0|1`: dense non-causal Hopper tiles start their key loop at a block
     /// spread by query block (kernels/sm90/config.cuh `kRotate`; default on at d256 only).
     pub sm90_kv_rotate: Option<bool>,
-    /// `FLASHCORE_SM90_IDLE_WG=0`: the Hopper forward's consumer warpgroups compute rows past the
-    /// sequence's end too, instead of skipping a warpgroup that has none (kernels/sm90/config.cuh
-    /// `kIdleWg`; A/B runs).
+    /// `FLASHCORE_SM90_IDLE_WG=0|1`: whether the Hopper forward's consumer warpgroups skip their
+    /// main loop when none of their rows is in the sequence (kernels/sm90/config.cuh `kIdleWg`;
+    /// default on for dense 16-bit d64, the one head dim measured; A/B runs).
     pub sm90_idle_wg: Option<bool>,
     /// `FLASHCORE_SM90_SUM_MMA=0|1`: the Hopper forward's softmax sums its rows with FADDs also
     /// when no LSE is wanted (0), or takes them from P·V's extra columns of ones on FP8 too (1;
