@@ -35,6 +35,16 @@ packed_logs() {
   tgz=$out/$1.tgz
 }
 pack() { tar czf "$tgz" -C "$log" .; }
+# After packed_logs: every Rust GPU test, then the inference-path GPU tests, into $log
+# (rust-gpu-tests.txt, rust-infer.txt), a summary line each and the first failure; packs after each.
+rust_gpu_checks() {
+  timeout 240 .stage/gpu-tests --test-threads 1 > "$log/rust-gpu-tests.txt" 2>&1
+  echo "Rust GPU tests rc=$? $(grep -E '^test result' "$log/rust-gpu-tests.txt")"
+  grep -A4 panicked "$log/rust-gpu-tests.txt" | head -n 10
+  pack
+  timeout 90 .stage/gpu-infer-tests --test-threads 1 > "$log/rust-infer.txt" 2>&1
+  echo "inference-path tests rc=$? $(grep -E '^test result' "$log/rust-infer.txt")"
+}
 # The staged wheel into /tmp/fcpy (on PYTHONPATH above).
 install_wheel() { python3 -m pip install -q --no-deps --upgrade --target /tmp/fcpy "$(ls .stage/flashcore-*.whl | head -n 1)"; }
 # The FP8 GPU test and `flashcore fp8` validation in the caller's environment, into

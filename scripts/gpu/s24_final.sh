@@ -20,12 +20,7 @@ if [ "${PART:-1}" = 1 ]; then
   tail -n 8 "$log/train-step.txt"
   pack
 else
-  timeout 240 .stage/gpu-tests --test-threads 1 > "$log/rust-gpu-tests.txt" 2>&1
-  echo "Rust GPU tests rc=$? $(grep -E '^test result' "$log/rust-gpu-tests.txt")"
-  grep -A4 panicked "$log/rust-gpu-tests.txt" | head -n 10
-  pack
-  timeout 90 .stage/gpu-infer-tests --test-threads 1 > "$log/rust-infer.txt" 2>&1
-  echo "inference-path tests rc=$? $(grep -E '^test result' "$log/rust-infer.txt")"
+  rust_gpu_checks
   FLASHCORE_FORCE_SM80=1 timeout 90 .stage/gpu-infer-tests --test-threads 1 > "$log/rust-infer-sm80.txt" 2>&1
   echo "inference-path tests, portable kernel rc=$? $(grep -E '^test result' "$log/rust-infer-sm80.txt")"
   pack

@@ -12,12 +12,7 @@ set -uo pipefail
 export FLASHCORE_CACHE_DIR=/tmp/fc
 packed_logs "s26-final-${PART:-1}"
 if [ "${PART:-1}" = 1 ]; then
-  timeout 240 .stage/gpu-tests --test-threads 1 > "$log/rust-gpu-tests.txt" 2>&1
-  echo "Rust GPU tests rc=$? $(grep -E '^test result' "$log/rust-gpu-tests.txt")"
-  grep -A4 panicked "$log/rust-gpu-tests.txt" | head -n 10
-  pack
-  timeout 90 .stage/gpu-infer-tests --test-threads 1 > "$log/rust-infer.txt" 2>&1
-  echo "inference-path tests rc=$? $(grep -E '^test result' "$log/rust-infer.txt")"
+  rust_gpu_checks
   pack
   for o in d64 seed gqa32-8-s1000 bhsd pack s1 sq4097; do
     timeout 90 .stage/flashcore validate --full --only "$o" 2>&1 | grep -E " pass | FAIL |rror"
