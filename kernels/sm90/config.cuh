@@ -22,7 +22,8 @@ struct Sm90 {
   // 65536 / (threads x CTAs) registers per thread, and the consumer takes what the producer leaves
   // of its CTA's share (one consumer at two CTAs: 128 * 32 + 128 * 224 = 256 * 128).
   static constexpr int kCtasPerSm = Traits::kMinBlocksPerSm;
-  static constexpr int kLaunchRegs = (65536 / (kThreads * kCtasPerSm) < 255 ? 65536 / (kThreads * kCtasPerSm) : 255) / 8 * 8;
+  static constexpr int kLaunchRegsRaw = 65536 / (kThreads * kCtasPerSm);
+  static constexpr int kLaunchRegs = (kLaunchRegsRaw < 255 ? kLaunchRegsRaw : 255) / 8 * 8;
   static constexpr int kProducerRegs = Traits::kInfer && (kConsumers == 2 || kCtasPerSm > 1) ? 40 : 32;
   static constexpr int kConsumerRegs =
       kCtasPerSm > 1 ? (kThreads * kLaunchRegs - 128 * kProducerRegs) / (128 * kConsumers) / 8 * 8

@@ -34,8 +34,8 @@ pub fn cluster_grid(tiles: u64, max_clusters: u32) -> u64 {
 pub fn forward_launch(v: &Variant, p: &Problem, sm_count: u32) -> Launch {
     let bm = v.tile.block_m();
     if matches!(v.kind, KernelKind::FwdSm90 | KernelKind::FwdSm90Fp8) {
-        // Persistent: the tile's occupancy in CTAs per SM (one, or two for a 64-row tile whose lone
-        // consumer leaves room for another CTA's), each walking tiles (kernels/sm90/scheduler.cuh);
+        // Persistent: the tile's occupancy in CTAs per SM (one, or up to three for a 64-row tile
+        // whose lone consumer leaves room for other CTAs'), each walking tiles (kernels/sm90/scheduler.cuh);
         // fewer when there are fewer tiles. A tile holds `pack` query heads of one GQA group when
         // their queries are few.
         let rows_per_head = rows_per_head(v, p);

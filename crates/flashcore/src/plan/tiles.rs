@@ -154,7 +154,7 @@ pub fn sm90_head_dim(d: usize) -> bool {
 pub fn tile_config_sm90(head_dim: usize, mask: Mask, seqlen_k: usize, max_smem: usize) -> Result<TileConfig> {
     if let Some(s) = &super::knobs::knobs().sm90_tile {
         let t = parse_tile(s)?;
-        // Several CTAs per SM share its shared memory (1 KiB each reserved) and registers: two at
+        // Several CTAs per SM share its shared memory (1 KiB each reserved) and registers: three at
         // most, and only a 64-row tile's (one consumer warpgroup, kernels/sm90/config.cuh).
         let occ = t.min_blocks_per_sm();
         if sm90_smem_bytes(&t, head_dim) > (max_smem + 1024) / occ - 1024
