@@ -44,7 +44,7 @@ pub fn forward_launch(v: &Variant, p: &Problem, sm_count: u32) -> Launch {
         let tiles = num_m_blocks as u64 * (p.heads / pack) as u64 * p.batch as u64;
         // Clusters of two take tile pairs: an even grid, at most one CTA per SM (the runtime
         // lowers it further to the clusters the device can hold at once, `cluster_grid`).
-        let resident = sm_count.max(1) * v.tile.min_blocks_per_sm() as u32;
+        let resident = v.tile.resident_ctas(sm_count);
         let grid = if v.ext.cluster { cluster_grid(tiles, resident / 2) } else { tiles.min(resident as u64) };
         return Launch {
             grid: (grid as u32, 1, 1),

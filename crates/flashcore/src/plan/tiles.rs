@@ -46,6 +46,10 @@ impl TileConfig {
     pub fn stages(&self) -> usize {
         self.stages
     }
+    /// CTAs of this tile resident at once on `sm_count` SMs: a persistent grid needs no more.
+    pub fn resident_ctas(&self, sm_count: u32) -> u32 {
+        sm_count.max(1) * self.min_blocks_per_sm as u32
+    }
     pub fn threads(&self) -> usize {
         self.block_m / 16 * 32
     }

@@ -65,8 +65,7 @@ impl Runtime {
             if per_seq || splits > 1 || ext.sinks != 0 { v } else { Variant::forward_ext(arch, p, false, smem)? };
         let mut launch = forward_launch(&variant, p, self.info.sm_count);
         if variant.kind == KernelKind::FwdSm90 {
-            let resident = self.info.sm_count.max(1) as usize * variant.tile.min_blocks_per_sm();
-            launch.grid.0 = (tiles * splits).min(resident).max(1) as u32;
+            launch.grid.0 = (tiles * splits).min(variant.tile.resident_ctas(self.info.sm_count) as usize).max(1) as u32;
         } else {
             // kernels/sm80/fwd.cu: blockIdx.x = query block * num_splits + split.
             launch.grid.0 *= splits as u32;
