@@ -569,6 +569,24 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
   }
 }
 
+// The end of a thread's bulk operations (the dQ reduces, the dK/dV stores): shared memory must
+// outlive their reads of it, and no more, so the CTA leaves its SM to the next one without waiting
+// for the global writes (those complete before the kernel does, and bwd/post.cu reads them in
+// stream order). Session 27: the whole wait, once for the reduces before the dK/dV epilogue's
+// barrier and once for the stores, held every CTA's exit. Where the kernel converts dQ itself
+// (sm90/bwd_convert.cuh), the thread that issued the reduces (warpgroup 0's first) waits for their
+// writes instead and then counts the CTA done in its grid row (the async proxy's writes ordered
+// before the generic release).
+FC_DEVICE void drain(const BwdParams& f, const Sm90BwdSmem& sm, bool dq_issuer) {
+  if (Sm90Bwd::kConvert && f.convert_lag > 0 && dq_issuer) {
+    ptx::tma_store_wait<0>();
+    ptx::fence_proxy_async_global();
+    ptx::red_release_add_u32(reinterpret_cast<u32*>(f.dq_sem) + ptx::ld_shared_u32(sm.cta_info(0)), 1u);
+  } else {
+    ptx::tma_store_wait_read<0>();
+  }
+}
+
 // Everything consumer warpgroup w (thread tw of it) does, from K/V landing to storing dK and dV.
 FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& work, int w, int tw) {
   const BwdParams& f = p.base;
@@ -595,19 +613,6 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
     mainloop(f, sm, work, w, tw, dk, dv);
   }
 
-  // Shared memory must outlive the reads of the last reduces; the adds themselves complete before
-  // the kernel does (bwd/post.cu reads them in stream order).
-  if (Sm90Bwd::kDqSmem && w == 0 && tw == 0) {
-    ptx::tma_store_wait<0>();
-    if (Sm90Bwd::kConvert && f.convert_lag > 0) {
-      // dQ converted in the kernel (sm90/bwd_convert.cuh): this CTA's reduces have landed (the
-      // wait above, then the async proxy's writes ordered before the generic release); count it
-      // done in its grid row.
-      ptx::fence_proxy_async_global();
-      ptx::red_release_add_u32(reinterpret_cast<u32*>(f.dq_sem) + ptx::ld_shared_u32(sm.cta_info(0)), 1u);
-    }
-  }
-
   // dK = scale · dSᵀ Q (the scale was left out of dS); keys no query sees get 0.
   if (f.kv_splits > 1) {
     // A share of the group's heads: fp32 partials, summed in split order by bwd/post.cu. Rows run
@@ -618,6 +623,7 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
                  (((i64)work.b * f.kv_heads + work.hk) * seqlen_k_pad + key0) * Sm90Bwd::kHeadDim;
     store_partial(dk, f.scale, dkp, lane);
     store_partial(dv, 1.f, dkp + (i64)f.kv_splits * part, lane);
+    if (w == 0 && tw == 0) drain(f, sm, true);
     return;
   }
   // The whole group's dK and dV: staged in the K and V tiles (free once both warpgroups' last GEMMs
@@ -639,8 +645,7 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
       ptx::tma_store_4d(&p.tma_dv, sm.v() + off, db * 64, work.n0 + w * 64, work.hk, work.b);
     }
     ptx::tma_store_commit();
-    // Shared memory must outlive the stores' reads of it.
-    ptx::tma_store_wait<0>();
+    drain(f, sm, w == 0);
   }
 }
 

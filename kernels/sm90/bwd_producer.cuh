@@ -9,6 +9,25 @@
 
 namespace sm90::bwd::producer {
 
+// One step's loads into stage s: Q and dO rows m0 .. of query head h (TMA), and their lse2 and
+// dsum rows (bulk copies), all counted by q_full[s].
+FC_DEVICE void load_step(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w, int s, int m0, int h) {
+  const BwdParams& f = p.base;
+#pragma unroll
+  for (int db = 0; db < Sm90Bwd::kDBlocks; ++db) {
+    // Query rows past seqlen_q read as zeros; their lse2 is +inf (bwd/prep.cu), so P = 0 there.
+    ptx::tma_load_4d(sm.q(s) + db * Sm90Bwd::kBlockM * 128, &p.tma_q, db * 64, m0, h, w.b, sm.q_full(s));
+    ptx::tma_load_4d(sm.dout(s) + db * Sm90Bwd::kBlockM * 128, &p.tma_do, db * 64, m0, h, w.b, sm.q_full(s));
+  }
+  // lse2 and dsum are padded to whole query blocks by bwd/prep.cu: no bounds to check; rows are
+  // 16-byte aligned because seqlen_q_pad is a multiple of block_m and the scratch 256-byte aligned.
+  const i64 row0 = ((i64)w.b * f.heads + h) * ((i64)f.num_m_blocks * Sm90Bwd::kBlockM) + m0;
+  ptx::bulk_load(sm.lse2(s), reinterpret_cast<const float*>(f.lse2) + row0, Sm90Bwd::kVecBytes, sm.q_full(s));
+  ptx::bulk_load(sm.dsum(s), reinterpret_cast<const float*>(f.dsum) + row0, Sm90Bwd::kVecBytes, sm.q_full(s));
+}
+
+constexpr u32 kStepBytes = 2 * Sm90Bwd::kQBytes + 2 * Sm90Bwd::kVecBytes;
+
 FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w) {
   const BwdParams& f = p.base;
   ptx::prefetch_tma_desc(&p.tma_q);
@@ -22,38 +41,30 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w)
     ptx::tma_load_4d(sm.k() + db * Sm90Bwd::kBlockN * 128, &p.tma_k, db * 64, w.n0, w.hk, w.b, sm.kv_full());
     ptx::tma_load_4d(sm.v() + db * Sm90Bwd::kBlockN * 128, &p.tma_v, db * 64, w.n0, w.hk, w.b, sm.kv_full());
   }
+  // The first step's loads go out beside K and V, and only its q_full arrival waits for the zeroed
+  // accumulator. Before session 27 the loads themselves waited for it: the counter's acquire, an
+  // L2 round trip, then the Q load's, on every CTA's way to its first GEMM.
+  ptx::mbar_expect_tx(sm.q_full(0), kStepBytes);
+  load_step(p, sm, w, 0, w.m0(0), w.h0);
   // The accumulator rows the consumers' bulk reduces add to are zeroed (sm90/bwd_zero.cuh) before
   // this thread's first q_full arrival: the consumers wait for that arrival (mbarrier, release /
-  // acquire) before their first reduce. K and V load meanwhile.
+  // acquire) before their first reduce.
   if constexpr (Sm90Bwd::kDqSmem) {
     if (f.zero_lag > 0) zero::wait(f, sm);
   }
-  const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
-  const float* lse2 = reinterpret_cast<const float*>(f.lse2);
-  const float* dsum = reinterpret_cast<const float*>(f.dsum);
+  ptx::mbar_arrive(sm.q_full(0));
   // Walk (head, query block) incrementally: no divisions in the loop.
   int h = w.h0, mi = 0;
-  for (int i = 0; i < w.steps; ++i) {
-    const int s = i % Sm90Bwd::kStages;
-    // Stage s was last used by step i - kStages; wait until every consumer thread released it.
-    if (i >= Sm90Bwd::kStages) ptx::mbar_wait(sm.q_empty(s), ((i / Sm90Bwd::kStages) - 1) & 1);
-    const int m0 = w.m0(mi);
-    ptx::mbar_arrive_expect_tx(sm.q_full(s), 2 * Sm90Bwd::kQBytes + 2 * Sm90Bwd::kVecBytes);
-#pragma unroll
-    for (int db = 0; db < Sm90Bwd::kDBlocks; ++db) {
-      // Query rows past seqlen_q read as zeros; their lse2 is +inf (bwd/prep.cu), so P = 0 there.
-      ptx::tma_load_4d(sm.q(s) + db * Sm90Bwd::kBlockM * 128, &p.tma_q, db * 64, m0, h, w.b, sm.q_full(s));
-      ptx::tma_load_4d(sm.dout(s) + db * Sm90Bwd::kBlockM * 128, &p.tma_do, db * 64, m0, h, w.b, sm.q_full(s));
-    }
-    // lse2 and dsum are padded to whole query blocks by bwd/prep.cu: no bounds to check; rows are
-    // 16-byte aligned because seqlen_q_pad is a multiple of block_m and the scratch 256-byte aligned.
-    const i64 row0 = ((i64)w.b * f.heads + h) * seqlen_q_pad + m0;
-    ptx::bulk_load(sm.lse2(s), lse2 + row0, Sm90Bwd::kVecBytes, sm.q_full(s));
-    ptx::bulk_load(sm.dsum(s), dsum + row0, Sm90Bwd::kVecBytes, sm.q_full(s));
+  for (int i = 1; i < w.steps; ++i) {
     if (++mi == w.m_count) {
       mi = 0;
       ++h;
     }
+    const int s = i % Sm90Bwd::kStages;
+    // Stage s was last used by step i - kStages; wait until every consumer thread released it.
+    if (i >= Sm90Bwd::kStages) ptx::mbar_wait(sm.q_empty(s), ((i / Sm90Bwd::kStages) - 1) & 1);
+    ptx::mbar_arrive_expect_tx(sm.q_full(s), kStepBytes);
+    load_step(p, sm, w, s, w.m0(mi), h);
   }
 }
 
