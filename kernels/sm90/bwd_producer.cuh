@@ -27,6 +27,14 @@ FC_DEVICE void load_step(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Wo
 }
 
 constexpr u32 kStepBytes = 2 * Sm90Bwd::kQBytes + 2 * Sm90Bwd::kVecBytes;
+// The first step's Q, dO, lse2 and dsum loaded before the producer waits for the zeroed dQ
+// accumulator, and only its q_full arrival after the wait. Without it the loads themselves waited:
+// the counter's acquire (an L2 round trip), then the Q load's, on every CTA's way to its first
+// GEMM. Session 27 (bench/NOTES.md), A B A B: +0.4-2.3% on the d128 rows and the d64 non-causal
+// ones. Not in the d64 causal kernels, whose loop ptxas then scheduled otherwise (shorter, and
+// 2.7% slower at S4K), nor in the softcap or ping-pong kernels at d64, whose consumers then spilled
+// (NVRTC 13.0.88).
+constexpr bool kEarlyFirstLoad = !(Sm90Bwd::kHeadDim == 64 && (Sm90Bwd::kCausal || Sm90Bwd::kSoftcap || Sm90Bwd::kPingPong));
 
 FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w) {
   const BwdParams& f = p.base;
@@ -41,30 +49,36 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w)
     ptx::tma_load_4d(sm.k() + db * Sm90Bwd::kBlockN * 128, &p.tma_k, db * 64, w.n0, w.hk, w.b, sm.kv_full());
     ptx::tma_load_4d(sm.v() + db * Sm90Bwd::kBlockN * 128, &p.tma_v, db * 64, w.n0, w.hk, w.b, sm.kv_full());
   }
-  // The first step's loads go out beside K and V, and only its q_full arrival waits for the zeroed
-  // accumulator. Before session 27 the loads themselves waited for it: the counter's acquire, an
-  // L2 round trip, then the Q load's, on every CTA's way to its first GEMM.
-  ptx::mbar_expect_tx(sm.q_full(0), kStepBytes);
-  load_step(p, sm, w, 0, w.m0(0), w.h0);
+  if constexpr (kEarlyFirstLoad) {
+    // The first step's loads go out beside K and V, and only its q_full arrival waits for the
+    // zeroed accumulator (below).
+    ptx::mbar_expect_tx(sm.q_full(0), kStepBytes);
+    load_step(p, sm, w, 0, w.m0(0), w.h0);
+  }
   // The accumulator rows the consumers' bulk reduces add to are zeroed (sm90/bwd_zero.cuh) before
   // this thread's first q_full arrival: the consumers wait for that arrival (mbarrier, release /
   // acquire) before their first reduce.
   if constexpr (Sm90Bwd::kDqSmem) {
     if (f.zero_lag > 0) zero::wait(f, sm);
   }
-  ptx::mbar_arrive(sm.q_full(0));
+  if constexpr (kEarlyFirstLoad) ptx::mbar_arrive(sm.q_full(0));
   // Walk (head, query block) incrementally: no divisions in the loop.
   int h = w.h0, mi = 0;
-  for (int i = 1; i < w.steps; ++i) {
-    if (++mi == w.m_count) {
+  for (int i = kEarlyFirstLoad ? 1 : 0; i < w.steps; ++i) {
+    if (kEarlyFirstLoad && ++mi == w.m_count) {
       mi = 0;
       ++h;
     }
     const int s = i % Sm90Bwd::kStages;
     // Stage s was last used by step i - kStages; wait until every consumer thread released it.
     if (i >= Sm90Bwd::kStages) ptx::mbar_wait(sm.q_empty(s), ((i / Sm90Bwd::kStages) - 1) & 1);
+    const int m0 = w.m0(mi);
     ptx::mbar_arrive_expect_tx(sm.q_full(s), kStepBytes);
-    load_step(p, sm, w, s, w.m0(mi), h);
+    load_step(p, sm, w, s, m0, h);
+    if (!kEarlyFirstLoad && ++mi == w.m_count) {
+      mi = 0;
+      ++h;
+    }
   }
 }
 
