@@ -3,7 +3,7 @@
 # warpgroups were measured in the CLI only), then the seed's H8 row (the one forward row under
 # cuDNN) on tile / schedule knobs (AB: ab.sh CONFIGS), A B A B in the CLI, then SUITES2.
 # SUITES="seed:70 fa:170" (suite:seconds).
-# Everything (logs, JSON) is packed into $OUT/s27-first.tgz after each step.
+# PYTEST: Python GPU test files after them. Everything (logs, JSON) is packed into $OUT/s27-first.tgz after each step.
 # GPU machine after scripts/gpu/build.sh and build_wheel.sh (carry .stage).
 set -uo pipefail
 . scripts/gpu/env.sh
@@ -27,3 +27,10 @@ if [ -n "${AB:-}" ]; then
   pack
 fi
 [ -n "${SUITES2:-}" ] && suites "$SUITES2"
+# PYTEST="python/tests/FILE ...": those Python GPU tests, after the suites.
+if [ -n "${PYTEST:-}" ]; then
+  timeout "${PYTEST_S:-200}" python3 -m pytest -p no:cacheprovider -q $PYTEST -m gpu -ra > "$log/py-gpu-tests.txt" 2>&1
+  echo "Python GPU tests rc=$? $(tail -n 1 "$log/py-gpu-tests.txt")"
+  grep -E "^FAILED|^ERROR" "$log/py-gpu-tests.txt" | head
+  pack
+fi
