@@ -569,14 +569,14 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
   }
 }
 
-// The end of a thread's bulk operations (the dQ reduces, the dK/dV stores): shared memory must
-// outlive their reads of it, and no more, so the CTA leaves its SM to the next one without waiting
-// for the global writes (those complete before the kernel does, and bwd/post.cu reads them in
-// stream order). Session 27: the whole wait, once for the reduces before the dK/dV epilogue's
-// barrier and once for the stores, held every CTA's exit. Where the kernel converts dQ itself
-// (sm90/bwd_convert.cuh), the thread that issued the reduces (warpgroup 0's first) waits for their
-// writes instead and then counts the CTA done in its grid row (the async proxy's writes ordered
-// before the generic release).
+// The end of a thread's bulk operations (the dQ reduces, the dK/dV stores), after the last dK/dV
+// store was issued: shared memory must outlive their reads of it (their global writes complete
+// before the kernel does; bwd/post.cu reads them in stream order). Until session 27 the reduces'
+// issuer waited for them before the dK/dV epilogue's barrier, so every consumer thread waited too
+// (ptxas emits the same DEPBAR for the `.read` form and the full one: what moved is where the
+// wait sits; +0.4-2.3% per backward row with the producer's early first load, bench/NOTES.md).
+// Where the kernel converts dQ itself (sm90/bwd_convert.cuh), the reduces' issuer (warpgroup 0's
+// first thread) then counts the CTA done in its grid row, its writes ordered before the release.
 FC_DEVICE void drain(const BwdParams& f, const Sm90BwdSmem& sm, bool dq_issuer) {
   if (Sm90Bwd::kConvert && f.convert_lag > 0 && dq_issuer) {
     ptx::tma_store_wait<0>();
