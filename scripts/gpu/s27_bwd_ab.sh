@@ -13,11 +13,5 @@ CONFIGS="${CONFIGS:-base@.stage/flashcore-base: new:}" SUITE=all ITERS=${ITERS:-
 cat "$log/ab.txt"
 pack
 [ -n "${NO_CHECKS:-}" ] && exit 0
-timeout 200 .stage/gpu-tests --test-threads 1 backward > "$log/tests.txt" 2>&1
-echo "backward tests rc=$? $(grep -E '^test result' "$log/tests.txt" | tail -n 1)"
-grep -A3 panicked "$log/tests.txt" | head -n 8
-pack
-timeout 150 .stage/flashcore validate --full --only bwd- > "$log/validate-bwd.txt" 2>&1
-echo "validate bwd rc=$? $(grep -cE ' pass ' "$log/validate-bwd.txt") pass, $(grep -cE ' FAIL ' "$log/validate-bwd.txt") FAIL"
-grep -E ' FAIL ' "$log/validate-bwd.txt" | head -n 5
+BWD_WARM=0 bwd_checks new
 pack
