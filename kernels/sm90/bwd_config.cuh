@@ -89,12 +89,6 @@ struct Sm90Bwd {
   static_assert(kSmemBytes <= 227 * 1024, "sm90 backward tile exceeds shared memory");
 };
 
-// Hopper backward's pipelined loop: dV's GEMM issued before dPᵀ is waited for (sm90/bwd_consumer.cuh
-// mainloop_pipe). 0 or 1.
-#ifndef FC_SM90_BWD_EARLY_DV
-#define FC_SM90_BWD_EARLY_DV 1
-#endif
-
 // L2 budget (MiB) of a section of causal CTAs (Work::sectioned); 0: launch order.
 #ifndef FC_SM90_BWD_SECTION_MIB
 #define FC_SM90_BWD_SECTION_MIB 16

@@ -477,26 +477,6 @@ FC_DEVICE int warp_key0(const Work& work) {
 // within one iteration (accumulators in flight across the back edge gave C7514: NOTES, Hopper
 // backward 2 and 3) and none sits in a conditional (C7518): step 0 issues a dQ GEMM on the other
 // dS buffer whose result is thrown away, and the last step's dQ runs after the loop.
-// FC_SM90_BWD_EARLY_DV (default 1): dV's GEMM issued before dPᵀ is waited for (below); not with
-// the ping-pong turns, whose batches pair dV with dK, nor with a softcap, whose dS recovers tanh
-// from the fp32 P.
-constexpr bool kEarlyDv = FC_SM90_BWD_EARLY_DV != 0 && !Sm90Bwd::kPingPong && !Sm90Bwd::kSoftcap;
-
-// dPᵀ -> dSᵀ in place as sm80::bwd::dscores, with Pᵀ read back from its packed 16-bit A fragments
-// (pack's layout): dS = P ∘ (dP − D) with P rounded as dV's GEMM uses it.
-FC_DEVICE void dscores_packed(float (&dp)[kM8][4], const u32 (&pa)[kM16][4], const float* dsum, int lane) {
-  const int t = lane & 3;
-#pragma unroll
-  for (int j = 0; j < kM8; ++j) {
-    const float2 d = *reinterpret_cast<const float2*>(dsum + 8 * j + 2 * t);
-    float p[4];
-    ptx::unpack2<Sm90Bwd::kBf16>(pa[j / 2][2 * (j % 2)], p[0], p[1]);
-    ptx::unpack2<Sm90Bwd::kBf16>(pa[j / 2][2 * (j % 2) + 1], p[2], p[3]);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) dp[j][e] = p[e] * (dp[j][e] - (e & 1 ? d.y : d.x));
-  }
-}
-
 FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw,
                              float (&dk)[kD8][4], float (&dv)[kD8][4]) {
   const int warp = tw >> 5, lane = tw & 31;
@@ -543,31 +523,17 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
                                                              f.window_offset_left, lane);
     }
     sm80::bwd::probs(sc, sm.lse2_ptr(s), f.scale_log2, lane);
+    wg::wait<0>();
+    wg::fence_operand(dp);
+    sm80::bwd::dscores<Sm90Bwd::kSoftcap>(dp, sc, sm.dsum_ptr(s), lane, sm.lse2_ptr(s), 1.f / f.scale_log2);
+
     u32 pa[kM16][4], dsa[kM16][4];
-    if constexpr (kEarlyDv) {
-      // dV += Pᵀ dO goes out as soon as Pᵀ is packed, before dPᵀ is waited for: the tensor cores
-      // run it while the threads compute and pack dSᵀ, which used to sit between dPᵀ's end and
-      // the next GEMM.
-      // dSᵀ takes Pᵀ from the packed fragments, so the fp32 Pᵀ is dead before dPᵀ's wait (with
-      // both live beside dK and dV, ptxas serialized the wgmmas and spilled, C7512).
-      pack(pa, sc);
-      gemm_rs(dv, pa, sm.dout(s));
-      wg::wait<1>();  // dPᵀ is done, dV may still run
-      wg::fence_operand(dp);
-      dscores_packed(dp, pa, sm.dsum_ptr(s), lane);
-      pack(dsa, dp);
-      gemm_rs(dk, dsa, sm.q(s));  // dK += dSᵀ Q
-    } else {
-      wg::wait<0>();
-      wg::fence_operand(dp);
-      sm80::bwd::dscores<Sm90Bwd::kSoftcap>(dp, sc, sm.dsum_ptr(s), lane, sm.lse2_ptr(s), 1.f / f.scale_log2);
-      pack(pa, sc);
-      pack(dsa, dp);
-      turn_begin(w, false);
-      gemm_rs(dv, pa, sm.dout(s));  // dV += Pᵀ dO
-      gemm_rs(dk, dsa, sm.q(s));    // dK += dSᵀ Q
-      turn_end(w, false);
-    }
+    pack(pa, sc);
+    pack(dsa, dp);
+    turn_begin(w, false);
+    gemm_rs(dv, pa, sm.dout(s));  // dV += Pᵀ dO
+    gemm_rs(dk, dsa, sm.q(s));    // dK += dSᵀ Q
+    turn_end(w, false);
     // Buffer i % 2 was last read by dQ_{i-2}, issued at the top of step i - 1 and waited there by
     // each warpgroup before it arrived at step i - 1's dS barrier.
     store_ds(dsa, sm.ds(i & 1), w * 64 + warp * 16, lane);
