@@ -5,14 +5,17 @@ end to end").
     PYTHONPATH=<flashcore install> python bench/train_step.py [--layers 8 --embed 2048 --heads 16
                                                               --seq 4096 --batch 4 --steps 10]
 
-Each configuration runs the same model and batch: warm-up steps, then the median of timed steps
-(forward, loss, backward, no optimizer), CUDA events; the first configuration's loss is the
-reference the others are compared with. Prints a table and optionally writes JSON records.
+Each configuration runs the same model and batch: warm-up steps, then timed steps (forward, loss,
+backward, no optimizer), CUDA events. The configurations take turns for --rounds rounds (A B C D
+A B C D ...), so a drift in the card's clocks over the run reaches all of them alike; each one's
+figure is the median over all its timed steps. The first configuration's loss is the reference
+the others are compared with. Prints a table and optionally writes JSON records.
 """
 
 import argparse
 import contextlib
 import json
+import os
 import statistics
 
 import torch
@@ -62,6 +65,7 @@ def step(model, ids):
 
 
 def timed(model, ids, steps, warmup=3):
+    """The times of `steps` steps (ms) after `warmup` untimed ones, and the last step's loss."""
     for _ in range(warmup):
         loss = step(model, ids)
     times = []
@@ -72,7 +76,7 @@ def timed(model, ids, steps, warmup=3):
         b.record()
         torch.cuda.synchronize()
         times.append(a.elapsed_time(b))
-    return statistics.median(times), float(loss)
+    return times, float(loss)
 
 
 def main():
@@ -83,6 +87,7 @@ def main():
     ap.add_argument("--seq", type=int, default=4096)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json")
     a = ap.parse_args()
     import flashcore
@@ -97,20 +102,35 @@ def main():
         ("flashcore", flashcore.patched),
     ]
     print(f"GPT bf16: {a.layers} layers, embed {a.embed}, {a.heads} heads (d {a.embed // a.heads}), "
-          f"batch {a.batch} x seq {a.seq}, causal; forward + backward per step")
+          f"batch {a.batch} x seq {a.seq}, causal; forward + backward per step; "
+          f"{a.rounds} rounds of {a.steps} timed steps per configuration")
+    times = {name: [] for name, _ in configs}
+    losses, grads = {}, {}
+    # The gradient of the first block's QKV projection (every attention gradient flows into it),
+    # from each configuration's last step: relative L2 distance to the first configuration's.
+    probe = model.blocks[0].qkv.weight
+    for _ in range(a.rounds):
+        for name, ctx in configs:
+            with ctx():
+                t, losses[name] = timed(model, ids, a.steps)
+            times[name] += t
+            grads[name] = probe.grad.float().clone()
+    g_ref = grads[configs[0][0]]
     recs, ref = [], None
-    for name, ctx in configs:
-        with ctx():
-            ms, loss = timed(model, ids, a.steps)
+    for name, _ in configs:
+        ms, loss = statistics.median(times[name]), losses[name]
         ref = loss if ref is None else ref
-        recs.append({"backend": name, "ms_per_step": ms, "loss": loss})
-        print(f"{name:14s} {ms:9.2f} ms/step  loss {loss:.5f} (vs first {loss - ref:+.2e})")
+        grad_rel = float((grads[name] - g_ref).norm() / g_ref.norm())
+        recs.append({"backend": name, "ms_per_step": ms, "loss": loss, "qkv0_grad_rel": grad_rel,
+                     "ms_min": min(times[name]), "ms_max": max(times[name]), "timed_steps": len(times[name])})
+        print(f"{name:14s} {ms:9.2f} ms/step (min {min(times[name]):.2f}, max {max(times[name]):.2f})  "
+              f"loss {loss:.5f} (vs first {loss - ref:+.2e}), block-0 QKV grad vs first {grad_rel:.2e}")
     base = min(r["ms_per_step"] for r in recs if r["backend"] != "flashcore")
     fc = next(r for r in recs if r["backend"] == "flashcore")
     print(f"flashcore vs the fastest SDPA backend: {base / fc['ms_per_step']:.3f}x")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"config": vars(a), "device": torch.cuda.get_device_name(), "records": recs}, f, indent=1)
+            json.dump({"config": dict(vars(a), json=os.path.basename(a.json)), "device": torch.cuda.get_device_name(), "records": recs}, f, indent=1)
 
 
 if __name__ == "__main__":
