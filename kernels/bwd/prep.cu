@@ -57,9 +57,6 @@ extern "C" __global__ void __launch_bounds__(kPrepThreads) fc_bwd_prep(const __g
     bwd_zero_counters(p)[h + p.kv_heads * p.kv_splits * b] = 0u;
   }
   const bool zero_acc = p.zero_lag == 0 || bh < (i64)p.zero_lag * heads_per_row;
-  // BwdParams::dsum_main: the Hopper kernel's zeroing warps also compute D and lse2 of the rows
-  // they zero (sm90/bwd_zero.cuh dsum_rows), this kernel only of the rows before zero_lag.
-  const bool vec_rows = p.dsum_main == 0 || zero_acc;
   // Every pass's loads first, then the arithmetic and stores, so a thread has all its loads in
   // flight at once (61 -> 60 us at 16K tokens x 2048 values once the accumulator's zeroing left,
   // ~2.2 TB/s: it was hardly bound by latency; bench/NOTES.md session 22 item 3).
@@ -72,12 +69,12 @@ extern "C" __global__ void __launch_bounds__(kPrepThreads) fc_bwd_prep(const __g
     const int row = row0 + pass * kRowsPerPass;
     const bool real = row < p.seqlen_q;
     va[pass] = vc[pass] = u32x4{0u, 0u, 0u, 0u};
-    if (real && chunk < kChunks && vec_rows) {
+    if (real && chunk < kChunks) {
       va[pass] = *reinterpret_cast<const u32x4*>(dout + row * p.do_stride_s + 8 * chunk);
       vc[pass] = *reinterpret_cast<const u32x4*>(o + row * p.o_stride_s + 8 * chunk);
     }
-    vl[pass] = real && chunk == 0 && vec_rows ? lse[row] : kNegInf;
-    vd[pass] = real && chunk == 0 && vec_rows && p.dlse != 0 ? reinterpret_cast<const float*>(p.dlse)[bh * p.seqlen_q + row] : 0.f;
+    vl[pass] = real && chunk == 0 ? lse[row] : kNegInf;
+    vd[pass] = real && chunk == 0 && p.dlse != 0 ? reinterpret_cast<const float*>(p.dlse)[bh * p.seqlen_q + row] : 0.f;
   }
 #pragma unroll
   for (int pass = 0; pass < kPasses; ++pass) {
@@ -90,11 +87,9 @@ extern "C" __global__ void __launch_bounds__(kPrepThreads) fc_bwd_prep(const __g
     if (row >= seqlen_q_pad) continue;
     const i64 at = bh * seqlen_q_pad + row;
     if (chunk == 0) {
-      if (vec_rows) {
-        reinterpret_cast<float*>(p.dsum)[at] = real ? acc - vd[pass] : 0.f;
-        const float l = vl[pass];
-        reinterpret_cast<float*>(p.lse2)[at] = l == kNegInf ? __int_as_float(0x7f800000) : l * 1.4426950408889634f;
-      }
+      reinterpret_cast<float*>(p.dsum)[at] = real ? acc - vd[pass] : 0.f;
+      const float l = vl[pass];
+      reinterpret_cast<float*>(p.lse2)[at] = l == kNegInf ? __int_as_float(0x7f800000) : l * 1.4426950408889634f;
       if (p.deterministic && row % BwdTraits::kBlockM == 0) {
         reinterpret_cast<u32*>(p.dq_sem)[bh * p.num_m_blocks + row / BwdTraits::kBlockM] = 0u;
       }

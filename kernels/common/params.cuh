@@ -119,7 +119,7 @@ struct CombineParams {
 static_assert(sizeof(CombineParams) == 184, "CombineParams layout drifted from launch/params.rs");
 
 // Backward (bwd/prep.cu, sm80/bwd.cu, bwd/post.cu). Twin of launch/params.rs `BwdParams` (both
-// assert 392 bytes). Scratch buffers (fp32, from the host's stream-ordered allocation) are laid out
+// assert 376 bytes). Scratch buffers (fp32, from the host's stream-ordered allocation) are laid out
 // per (batch, head) over seqlen_q_pad = num_m_blocks * block_m rows, so the main kernel loads LSE
 // and D of a whole query block without bounds checks.
 struct BwdParams {
@@ -170,13 +170,8 @@ struct BwdParams {
   // it (u32 per grid row past the deterministic counters, bwd_zero_counters); bwd/prep.cu zeroes
   // the rows before zero_lag.
   i32 zero_lag;
-  // 1 (only with zero_lag > 0, in the Hopper kernels built with sm90/bwd_zero.cuh's dsum_rows): the
-  // zeroing warps also write D and lse2 of the rows they zero, and bwd/prep.cu only those of the
-  // rows before zero_lag. 0: bwd/prep.cu writes them all.
-  i32 dsum_main;
-  i32 pad_;
 };
-static_assert(sizeof(BwdParams) == 392, "BwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(BwdParams) == 384, "BwdParams layout drifted from launch/params.rs");
 
 // BwdParams::zero_lag's per-grid-row counters: past the deterministic mode's turn counters
 // ([B, H, num_m_blocks] u32) in dq_sem.
@@ -186,7 +181,7 @@ FC_DEVICE u32* bwd_zero_counters(const BwdParams& p) {
 
 // Hopper backward (sm90/bwd.cu): the common backward params plus TMA descriptors of q and dout
 // (boxes of 64 head-dim values by block_m query rows) and k, v (64 by block_n key rows). Twin of
-// launch/params.rs `Sm90BwdParams` (both assert 1216 bytes: base padded to 448 for the 64-byte
+// launch/params.rs `Sm90BwdParams` (both assert 1152 bytes: base padded to 384 for the 64-byte
 // aligned maps).
 struct Sm90BwdParams {
   BwdParams base;
@@ -195,7 +190,7 @@ struct Sm90BwdParams {
   // epilogue's TMA stores when the CTA owns its key block's whole group (kv_splits == 1).
   TmaDesc tma_dk, tma_dv;
 };
-static_assert(sizeof(Sm90BwdParams) == 1216, "Sm90BwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(Sm90BwdParams) == 1152, "Sm90BwdParams layout drifted from launch/params.rs");
 
 // FP8 V transpose (sm90/fp8_vt.cu): v e4m3 [B, Sk, Hkv, D] (element strides, head dim stride 1) to
 // vt [B, Hkv, D, seqlen_pad] contiguous, keys permuted within groups of 32 (see fp8_vt.cu) and zero

@@ -122,7 +122,8 @@ FC_DEVICE void convert_block(const BwdParams& f, const Sm90BwdSmem& sm, int hi, 
 // The converting warps: every unit of row r - lag this CTA owns, once that row's CTAs are all done
 // (every lane acquires the count itself).
 FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm) {
-  if (info(sm, 0) - f.convert_lag < 0) return;
+  const int row = info(sm, 0) - f.convert_lag;
+  if (row < 0) return;
   bool ready = false;
   int m = 0;
 #pragma unroll 1
@@ -131,7 +132,7 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm) {
     if (unit_owner(f, u, m, count) == info(sm, 1)) {
       // Only a CTA that owns a unit with data waits (a causal row's short CTAs mostly own none).
       if (count > 0 && !ready) {
-        wait_row_done(f, info(sm, 0) - f.convert_lag);  // the row read again: held, it spilled
+        wait_row_done(f, row);
         ready = true;
       }
       convert_block(f, sm, u / f.num_m_blocks, m, count == 0);

@@ -9,27 +9,21 @@
 
 namespace sm90::bwd::producer {
 
-// One step's loads into stage s, all counted by q_full[s]: Q and dO rows m0 .. of query head h
-// (TMA; load_tiles), and their lse2 and dsum rows (bulk copies; load_vecs).
-FC_DEVICE void load_tiles(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w, int s, int m0, int h) {
+// One step's loads into stage s: Q and dO rows m0 .. of query head h (TMA), and their lse2 and
+// dsum rows (bulk copies), all counted by q_full[s].
+FC_DEVICE void load_step(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w, int s, int m0, int h) {
+  const BwdParams& f = p.base;
 #pragma unroll
   for (int db = 0; db < Sm90Bwd::kDBlocks; ++db) {
     // Query rows past seqlen_q read as zeros; their lse2 is +inf (bwd/prep.cu), so P = 0 there.
     ptx::tma_load_4d(sm.q(s) + db * Sm90Bwd::kBlockM * 128, &p.tma_q, db * 64, m0, h, w.b, sm.q_full(s));
     ptx::tma_load_4d(sm.dout(s) + db * Sm90Bwd::kBlockM * 128, &p.tma_do, db * 64, m0, h, w.b, sm.q_full(s));
   }
-}
-FC_DEVICE void load_vecs(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w, int s, int m0, int h) {
-  const BwdParams& f = p.base;
   // lse2 and dsum are padded to whole query blocks by bwd/prep.cu: no bounds to check; rows are
   // 16-byte aligned because seqlen_q_pad is a multiple of block_m and the scratch 256-byte aligned.
   const i64 row0 = ((i64)w.b * f.heads + h) * ((i64)f.num_m_blocks * Sm90Bwd::kBlockM) + m0;
   ptx::bulk_load(sm.lse2(s), reinterpret_cast<const float*>(f.lse2) + row0, Sm90Bwd::kVecBytes, sm.q_full(s));
   ptx::bulk_load(sm.dsum(s), reinterpret_cast<const float*>(f.dsum) + row0, Sm90Bwd::kVecBytes, sm.q_full(s));
-}
-FC_DEVICE void load_step(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w, int s, int m0, int h) {
-  load_tiles(p, sm, w, s, m0, h);
-  load_vecs(p, sm, w, s, m0, h);
 }
 
 constexpr u32 kStepBytes = 2 * Sm90Bwd::kQBytes + 2 * Sm90Bwd::kVecBytes;
@@ -55,29 +49,19 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w)
     ptx::tma_load_4d(sm.k() + db * Sm90Bwd::kBlockN * 128, &p.tma_k, db * 64, w.n0, w.hk, w.b, sm.kv_full());
     ptx::tma_load_4d(sm.v() + db * Sm90Bwd::kBlockN * 128, &p.tma_v, db * 64, w.n0, w.hk, w.b, sm.kv_full());
   }
-  // The zeroing CTAs also write lse2 and dsum (BwdParams::dsum_main, sm90/bwd_zero.cuh).
-  const bool vecs_late = zero::kDsumBuilt && f.dsum_main != 0;
   if constexpr (kEarlyFirstLoad) {
-    // The first step's loads go out beside K and V, and only its q_full arrival (and, when this
-    // kernel computes them, its lse2 and dsum loads) waits for the zeroed accumulator (below).
+    // The first step's loads go out beside K and V, and only its q_full arrival waits for the
+    // zeroed accumulator (below).
     ptx::mbar_expect_tx(sm.q_full(0), kStepBytes);
-    if (vecs_late) {
-      load_tiles(p, sm, w, 0, w.m0(0), w.h0);
-    } else {
-      load_step(p, sm, w, 0, w.m0(0), w.h0);
-    }
+    load_step(p, sm, w, 0, w.m0(0), w.h0);
   }
   // The accumulator rows the consumers' bulk reduces add to are zeroed (sm90/bwd_zero.cuh) before
   // this thread's first q_full arrival: the consumers wait for that arrival (mbarrier, release /
-  // acquire) before their first reduce. The same wait orders this thread's bulk copies of lse2 and
-  // dsum after their stores (acquire, then a proxy fence).
+  // acquire) before their first reduce.
   if constexpr (Sm90Bwd::kDqSmem) {
     if (f.zero_lag > 0) zero::wait(f, sm);
   }
-  if constexpr (kEarlyFirstLoad) {
-    if (vecs_late) load_vecs(p, sm, w, 0, w.m0(0), w.h0);
-    ptx::mbar_arrive(sm.q_full(0));
-  }
+  if constexpr (kEarlyFirstLoad) ptx::mbar_arrive(sm.q_full(0));
   // Walk (head, query block) incrementally: no divisions in the loop.
   int h = w.h0, mi = 0;
   for (int i = kEarlyFirstLoad ? 1 : 0; i < w.steps; ++i) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Session 28: D = rowsum(dO ∘ O) and lse2 computed by the Hopper backward's zeroing warps for the
+# Session 28 (reverted after these runs, bench/NOTES.md session 28 item 3; the knob is gone): D = rowsum(dO ∘ O)
+# and lse2 computed by the Hopper backward's zeroing warps for the
 # rows they zero (BwdParams::dsum_main), the prep kernel only for the rows before zero_lag.
 # PART=1: old / new / new with FLASHCORE_SM90_BWD_DSUM=0, A B A B on the backward rows (ONLY), then
 # `validate --full --only bwd-`. PART=2: the backward GPU tests as they are and with the in-kernel

@@ -3,10 +3,6 @@
 for random shapes,
   - the N CTAs of grid row r, each storing 16-byte units n * 96 + t, stepping by N * 96, cover
     row r + lag's units exactly once;
-  - with BwdParams::dsum_main, the same CTAs' D pass (bwd_zero.cuh dsum_rows: CTA n's warp
-    w in 1 .. 3 takes query rows ((n * 3 + w - 1) * R + i, i < R, R = 32 / lanes per row),
-    stepping by N * 3 * R) covers every padded query row of every head of row r + lag once, and
-    each warp's trips are the same for all its lanes (the shuffles are not divergent);
   - prep's rows (bh < lag * heads per row) and the kernel's rows (r >= lag) cover every row once;
   - every CTA of row r - lag is launched before any CTA of row r, in launch order with or without
     causal sections (Work::sectioned), with the host's lag (a wave of rows + 1, raised to a
@@ -75,22 +71,6 @@ def check(rng):
                 hits[u] += 1
                 u += n_blocks * THREADS
     assert all(h == 1 for h in hits), (d, bm, sq, n_blocks, units)
-    # The D pass over one head's padded query rows (every head of the row walks the same).
-    sq_pad = -(-sq // bm) * bm
-    r_per_warp = 32 // (8 if d <= 64 else 16)
-    hits = [0] * sq_pad
-    for n in range(n_blocks):
-        for w in range(1, 4):
-            trips = set()
-            for i in range(r_per_warp):
-                m, k = (n * 3 + w - 1) * r_per_warp + i, 0
-                while m < sq_pad:
-                    hits[m] += 1
-                    m += n_blocks * 3 * r_per_warp
-                    k += 1
-                trips.add(k)
-            assert len(trips) == 1, (n, w, sq_pad, n_blocks)
-    assert all(h == 1 for h in hits), (d, bm, sq, n_blocks)
     # Prep's rows and the kernel's rows partition the rows.
     heads = hkv * group
     for bh in range(b * heads):

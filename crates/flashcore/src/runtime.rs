@@ -577,8 +577,6 @@ impl Runtime {
             convert_lag: if q_work { l.convert_lag as i32 } else { 0 },
             convert_rows: if q_work { l.convert_rows as i32 } else { 0 },
             zero_lag: if q_work && kv_work { l.zero_lag as i32 } else { 0 },
-            dsum_main: i32::from(q_work && kv_work && l.dsum_main),
-            pad_: 0,
         };
         // The Hopper kernel's tensor maps first: a tensor TMA rejects returns before anything is queued.
         let p90 = if main.kind == KernelKind::BwdSm90 {

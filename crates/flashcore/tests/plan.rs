@@ -621,34 +621,3 @@ fn hopper_backward_zeroes_dq_in_the_kernel_a_wave_ahead_and_a_section_apart() {
     // The deterministic kernels zero in the kernel too (no sections there).
     assert_eq!(sm90_bwd_zero_lag(&causal.bwd_deterministic(), &c2k, 16, 1, 16, true, Some(1)), 1);
 }
-
-#[test]
-fn hopper_backward_computes_d_where_it_zeroes_in_the_kernel_built_with_the_pass() {
-    use flashcore::plan::backward::{backward_launches, sm90_bwd_dsum_main};
-    use flashcore::plan::{FwdExt, Sm90BwdOverlap};
-    let smem = Arch::SM90.max_smem_per_block();
-    let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false };
-    let pp = Sm90BwdOverlap { pingpong: true, pipe: true, det: false };
-    let main = |d: usize, mask: Mask, o: Sm90BwdOverlap| {
-        Variant::backward_sm90_with(d, DType::Bf16, mask, smem, true).unwrap().with_bwd_overlap(o)
-    };
-    for d in [64, 96, 128] {
-        for mask in [Mask::None, Mask::CausalTopLeft] {
-            let v = main(d, mask, pipe);
-            assert!(sm90_bwd_dsum_main(&v, 18, true), "d{d} {mask:?}");
-            assert!(!sm90_bwd_dsum_main(&v, 0, true), "no in-kernel zeroing: the prep kernel computes D");
-            assert!(!sm90_bwd_dsum_main(&v, 18, false), "FLASHCORE_SM90_BWD_DSUM=0");
-            assert_eq!(sm90_bwd_dsum_main(&main(d, mask, pp), 18, true), d != 64, "d{d} ping-pong");
-            let softcap = Variant { ext: FwdExt { softcap: true, ..v.ext }, ..v };
-            assert_eq!(sm90_bwd_dsum_main(&softcap, 18, true), d != 64, "d{d} softcap");
-        }
-    }
-    // The launches carry it with the zeroing: D128 S1K B16 H16 zeroes rows from 18 on.
-    let p = Problem { batch: 16, ..bf16_problem(16, 16, 1024, 1024, 128, Mask::None) };
-    let l = backward_launches(&main(128, Mask::None, pipe), &p, 132);
-    if std::env::var("FLASHCORE_SM90_BWD_ZERO").is_err() && std::env::var("FLASHCORE_SM90_BWD_DSUM").is_err() {
-        assert_eq!((l.zero_lag, l.dsum_main), (18, true));
-    }
-    let small = backward_launches(&main(128, Mask::None, pipe), &bf16_problem(4, 4, 1024, 1024, 128, Mask::None), 132);
-    assert!(small.zero_lag == 0 && !small.dsum_main, "too few rows: the prep kernel does both");
-}

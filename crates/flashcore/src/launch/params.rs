@@ -121,7 +121,7 @@ unsafe impl DeviceRepr for Sm90Params {}
 
 /// Backward parameters, shared by the prep, main and post kernels (kernels/bwd/prep.cu,
 /// kernels/sm80/bwd.cu, kernels/bwd/post.cu). Layout must match `struct BwdParams` in
-/// kernels/common/params.cuh (both sides assert 392 bytes).
+/// kernels/common/params.cuh (both sides assert 376 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BwdParams {
@@ -201,14 +201,9 @@ pub struct BwdParams {
     /// deterministic counters of `dq_sem`; the prep kernel zeroes the rows before zero_lag. 0: the
     /// prep kernel zeroes every row.
     pub zero_lag: i32,
-    /// 1 (only with `zero_lag` > 0, for a Hopper kernel built with the zeroing warps' D pass,
-    /// [`crate::plan::backward::sm90_bwd_dsum_main`]): those warps also write D and lse2 of the rows
-    /// they zero, the prep kernel only of the rows before zero_lag. 0: the prep kernel writes all.
-    pub dsum_main: i32,
-    pub pad_: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<BwdParams>() == 392);
+const _: () = assert!(std::mem::size_of::<BwdParams>() == 384);
 const _: () = assert!(std::mem::offset_of!(BwdParams, q_stride_b) == 104);
 const _: () = assert!(std::mem::offset_of!(BwdParams, batch) == 296);
 const _: () = assert!(std::mem::offset_of!(BwdParams, scale_log2) == 332);
@@ -223,7 +218,7 @@ unsafe impl DeviceRepr for BwdParams {}
 
 /// Hopper backward parameters: the common backward ones plus TMA maps of q and dout (boxes of 64
 /// head-dim values by block_m rows) and k, v (64 by block_n rows). Twin of `struct Sm90BwdParams`
-/// in kernels/common/params.cuh (both assert 1216 bytes; `base` is padded to 448 bytes so the maps
+/// in kernels/common/params.cuh (both assert 1152 bytes; `base` is padded to 384 bytes so the maps
 /// stay 64-byte aligned).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -239,9 +234,9 @@ pub struct Sm90BwdParams {
     pub tma_dv: TensorMap,
 }
 
-const _: () = assert!(std::mem::size_of::<Sm90BwdParams>() == 1216);
-const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_q) == 448);
-const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_do) == 832);
+const _: () = assert!(std::mem::size_of::<Sm90BwdParams>() == 1152);
+const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_q) == 384);
+const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_do) == 768);
 
 // SAFETY: #[repr(C)] plain data with the layout the kernel declares (asserted above and in params.cuh).
 unsafe impl DeviceRepr for Sm90BwdParams {}

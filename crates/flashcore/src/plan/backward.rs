@@ -501,8 +501,6 @@ pub struct BwdLaunches {
     /// dQ accumulator zeroed in the Hopper main kernel ([`sm90_bwd_zero_lag`]): the lag in grid
     /// rows, the prep kernel zeroing the rows before it; 0 where the prep kernel zeroes every row.
     pub zero_lag: usize,
-    /// D and lse2 of the rows the main kernel zeroes computed there too ([`sm90_bwd_dsum_main`]).
-    pub dsum_main: bool,
 }
 
 /// The Hopper backward's in-kernel dQ conversion (kernels/sm90/bwd_convert.cuh): the CTAs of grid
@@ -575,19 +573,6 @@ pub fn sm90_bwd_zero_lag(
         return 0;
     }
     sm90_bwd_row_lag(main, p, num_n_blocks, kv_splits, sm_count, forced_lag).unwrap_or(0)
-}
-
-/// Whether the Hopper backward's zeroing warps also compute D = rowsum(dO ∘ O) − dlse and lse2 of
-/// the rows they zero (kernels/sm90/bwd_zero.cuh `dsum_rows`), so the prep kernel reads O and dO
-/// only for the rows before `zero_lag`: its ~45 us at 16K tokens x 2048 values (H200, session 24)
-/// then mostly overlaps the main kernel's compute. Needs the in-kernel zeroing (`zero_lag` > 0) and
-/// a kernel built with that pass: `kDsumBuilt` there, i.e. not the d64 softcap or ping-pong
-/// kernels (spills). `on`: `FLASHCORE_SM90_BWD_DSUM=0|1` (default on).
-pub fn sm90_bwd_dsum_main(main: &Variant, zero_lag: usize, on: bool) -> bool {
-    on && zero_lag > 0
-        && main.kind == KernelKind::BwdSm90
-        && main.bwd_dq_smem()
-        && !(main.head_dim == 64 && (main.ext.softcap || main.bwd_overlap.pingpong))
 }
 
 /// The lag in grid rows (kv head x split, batch) between a Hopper backward CTA's row and the row
@@ -707,7 +692,6 @@ pub fn backward_launches(main: &Variant, p: &Problem, sm_count: u32) -> BwdLaunc
         convert_lag,
         convert_rows,
         zero_lag,
-        dsum_main: sm90_bwd_dsum_main(main, zero_lag, knobs().sm90_bwd_dsum),
     }
 }
 

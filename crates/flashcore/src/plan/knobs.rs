@@ -103,10 +103,6 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_BWD_ZERO_LAG=n` (>= 1): the in-kernel zeroing's lag in grid rows instead of
     /// a wave's worth (raised to a causal section's rows): lets small test shapes zero in the kernel.
     pub sm90_bwd_zero_lag: Option<usize>,
-    /// `FLASHCORE_SM90_BWD_DSUM=0|1`: where the Hopper backward zeroes in its main kernel, the
-    /// zeroing warps also compute D = rowsum(dO ∘ O) and lse2 of those rows, which the prep kernel
-    /// then leaves (plan/backward.rs `sm90_bwd_dsum_main`; default on).
-    pub sm90_bwd_dsum: bool,
     /// `FLASHCORE_FP8_P_LOG2=n` (0..=8): the FP8 forward multiplies P by 2^n before its e4m3 cast
     /// (default [`FP8_P_LOG2`]; kernels/common/config.cuh FC_FP8_P_LOG2). Read it through
     /// [`fp8_p_log2`].
@@ -156,7 +152,6 @@ impl Knobs {
                 .filter(|n| *n >= 1),
             sm90_bwd_zero: flag("FLASHCORE_SM90_BWD_ZERO").unwrap_or(true),
             sm90_bwd_zero_lag: var("FLASHCORE_SM90_BWD_ZERO_LAG").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
-            sm90_bwd_dsum: flag("FLASHCORE_SM90_BWD_DSUM").unwrap_or(true),
             sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(true),
             sm90_bwd_block_m: var("FLASHCORE_SM90_BWD_TILE")
                 .and_then(|v| v.parse().ok())
