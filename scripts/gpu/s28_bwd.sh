@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Session 28: the Hopper backward's dV GEMM issued before dPᵀ is waited for (FC_SM90_BWD_EARLY_DV).
+# Session 28 (reverted after this run, bench/NOTES.md session 28 item 1): the Hopper backward's dV GEMM
+# issued before dPᵀ is waited for (FC_SM90_BWD_EARLY_DV, commit 2082943). Reusable for any old / new backward A B A B.
 # The new build's backward GPU tests first (a wrong kernel makes the timing moot), then old / new
 # A B A B on the backward rows (ONLY), then `validate --full --only bwd-` (unless NO_VALIDATE).
 # Logs packed into $OUT/s28-bwd.tgz after each step.
