@@ -12,13 +12,17 @@
 #include "../common/ptx/cvt.cuh"
 
 constexpr int kPrepThreads = 128;
-constexpr int kPrepRowsPerWarp = 16;
+// 8 rows per warp (32 per CTA): twice the CTAs of 16, each with half the loads in flight, evens
+// out the last wave: +0.3-0.6% on the S1K backward rows on the H200, level at S4K, 4 rows the
+// same (bench/NOTES.md session 28 item 4). Mirrored by plan/backward.rs BWD_PREP_ROWS.
+constexpr int kPrepRowsPerWarp = 8;
 constexpr int kPrepRows = kPrepThreads / 32 * kPrepRowsPerWarp;  // rows per CTA
 
 // One row is kChunks 16-byte chunks, read by kLanesPerRow lanes (a power of two, for the shuffle
-// reduction); a warp covers kRowsPerPass rows at once.
+// reduction; at least 4, so a pass's rows divide a warp's 8 even at head dim 16); a warp covers
+// kRowsPerPass rows at once.
 constexpr int kChunks = BwdTraits::kHeadDim / 8;
-constexpr int kLanesPerRow = kChunks <= 2 ? 2 : kChunks <= 4 ? 4 : kChunks <= 8 ? 8 : kChunks <= 16 ? 16 : 32;
+constexpr int kLanesPerRow = kChunks <= 4 ? 4 : kChunks <= 8 ? 8 : kChunks <= 16 ? 16 : 32;
 constexpr int kRowsPerPass = 32 / kLanesPerRow;
 static_assert(kChunks <= 32 && kPrepRowsPerWarp % kRowsPerPass == 0, "rows must split evenly into passes");
 

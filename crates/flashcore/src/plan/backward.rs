@@ -19,7 +19,7 @@ pub fn supported_bwd_head_dim(d: usize) -> bool {
 /// Threads of the prep and post kernels (kernels/bwd/prep.cu `kPrepThreads`, post.cu `kPostThreads`).
 pub const BWD_AUX_THREADS: usize = 128;
 /// Query rows per prep CTA (kernels/bwd/prep.cu `kPrepRows`).
-pub const BWD_PREP_ROWS: usize = 64;
+pub const BWD_PREP_ROWS: usize = 32;
 
 /// Does the tile split dQ = dS K evenly over its warps (kernels/bwd/config.cuh `BwdTraits`)?
 /// Warps = block_n / 16 must be a multiple of the query block's 16-row groups, and each warp's
