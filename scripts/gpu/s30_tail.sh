@@ -3,7 +3,8 @@
 # session 29 without a device: (1) the last-wave test (scripts/gpu/s29_waves.py: does the CTA
 # count's fraction of a wave move TF/s at all?), (2) the backward GPU tests with every allowed
 # launch split (=3) and compute-sanitizer memcheck on the tail test, (3) default / tail A B A B
-# in the CLI on the non-causal backward rows (=1, the planner's choice), (4) `validate --full
+# in the CLI on the non-causal backward rows (=1, the planner's choice; =5, five pieces of the
+# last partial wave everywhere, to calibrate the planner's per-piece cost), (4) `validate --full
 # --only bwd-` with =1. Stops after (1) if STOP_AFTER_WAVES is set. Logs packed into
 # $OUT/s30-tail.tgz after each step.
 # GPU machine after scripts/gpu/build.sh and build_wheel.sh (carry .stage).
@@ -27,7 +28,7 @@ FLASHCORE_SM90_BWD_TAIL=3 FLASHCORE_SM90_BWD_SPLIT=1 timeout 150 compute-sanitiz
   .stage/gpu-tests --test-threads 1 tail_split > "$log/tail3-memcheck.log" 2>&1
 echo "memcheck rc=$? $(grep -E 'ERROR SUMMARY' "$log/tail3-memcheck.log" | tail -n 1)"
 pack
-CONFIGS="base: tail:FLASHCORE_SM90_BWD_TAIL=1" SUITE=all ITERS=${ITERS:-30} \
+CONFIGS="${CONFIGS:-base: tail:FLASHCORE_SM90_BWD_TAIL=1 t5:FLASHCORE_SM90_BWD_TAIL=5}" SUITE=all ITERS=${ITERS:-30} \
   ONLY="${ONLY:-bwd-d128-s1k bwd-d128-s4k bwd-d128-s16k bwd-d64-s1k bwd-d64-s4k bwd-d64-s16k}" \
   bash scripts/gpu/ab.sh > "$log/$day-$gpu-s30-tail-ab.txt" 2>&1
 cat "$log/$day-$gpu-s30-tail-ab.txt"

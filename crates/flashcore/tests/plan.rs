@@ -634,7 +634,7 @@ fn hopper_backward_tail_split_fills_the_last_wave() {
     let tail = |first, tiles, pieces| Some(BwdTail { first, tiles, pieces });
     // (CTAs, query blocks, heads per CTA, SMs, first CTA the lag rows allow).
     // D128 S4K (B4 H16, 80-row steps): 64 rows of 32 key blocks, lag 6 rows.
-    assert_eq!(sm90_bwd_tail(2048, 52, 1, 132, 58 * 32, None), tail(1980, 68, 5));
+    assert_eq!(sm90_bwd_tail(2048, 52, 1, 132, 58 * 32, None), tail(1980, 68, 3));
     // D128 S16K (B1 H16): 16 rows of 128, lag 3.
     assert_eq!(sm90_bwd_tail(2048, 205, 1, 132, 13 * 128, None), tail(1980, 68, 9));
     // D64 S1K (B16 H32, 128-row steps): 512 rows of 8, lag 18; S4K and S16K.

@@ -544,9 +544,10 @@ impl BwdTail {
 }
 
 /// The per-CTA cost outside the query-block steps (its start and end, bench/NOTES.md session 27
-/// item 2), and a piece's partial write, count and read back, in steps.
+/// item 2), and a piece's partial write (128 KiB at d128, at an SM's share of HBM while every SM
+/// writes: ~2 steps; alone: ~0.5), count and read back, in steps: estimates until measured.
 const TAIL_OVERHEAD_STEPS: f64 = 2.0;
-const TAIL_FIXUP_STEPS: f64 = 0.5;
+const TAIL_FIXUP_STEPS: f64 = 1.5;
 /// The least predicted gain for which the planner splits.
 const TAIL_MIN_GAIN: f64 = 0.005;
 
