@@ -5,7 +5,9 @@ non-causal row the same length; the suite's rows (B x S = 16K tokens) launch 204
 4096 (H32), 15.52 and 31.03 waves of 132 SMs. If CTAs run in lockstep waves, a row takes
 ceil(waves) CTA-times and its TF/s goes as CTAs / ceil(waves). Each triple below changes B or H so
 the CTA count lands just over a wave, at the suite's fraction, and on a whole number of waves.
-flashcore alone, the bench's own method (python -m flashcore bench: events, 1 GiB flush, median).
+The forward's d128 tiles (128 x 128, a persistent grid of 132 CTAs) make the same 15.52 rounds
+at D128 S8K B1 H32, so three forward rows ask the same of it. flashcore alone, the bench's own
+method (python -m flashcore bench: events, 1 GiB flush, median).
 
     python3 scripts/gpu/s29_waves.py OUT.json [ROUNDS]
 """
@@ -15,7 +17,12 @@ import sys
 
 from flashcore import _bench
 
-# (name, b, h, s, d): CTAs = b * h * s / 128.
+# (name, b, h, s, d): CTAs (forward: tiles) = b * h * s / 128.
+FWD_SHAPES = [
+    ("fwd-d128-s8k-b1h31", 1, 31, 8192, 128),  # 1984 tiles, 15.03 rounds
+    ("fwd-d128-s8k-b1h32", 1, 32, 8192, 128),  # 2048, 15.52
+    ("fwd-d128-s8k-b1h33", 1, 33, 8192, 128),  # 2112, 16.00
+]
 SHAPES = [
     ("d64-s1k-b16h31", 16, 31, 1024, 64),    # 3968 CTAs, 30.06 waves
     ("d64-s1k-b16h32", 16, 32, 1024, 64),    # 4096, 31.03 (the suite's row)
@@ -31,9 +38,10 @@ SHAPES = [
 
 def rows():
     return [
-        dict(name=n, suites=["waves"], mode="bwd", b=b, h=h, hkv=h, sq=s, sk=s, d=d, dtype="bf16", mask="none",
+        dict(name=n, suites=["waves"], mode=mode, b=b, h=h, hkv=h, sq=s, sk=s, d=d, dtype="bf16", mask="none",
              layout="bshd")
-        for n, b, h, s, d in SHAPES
+        for mode, shapes in (("fwd", FWD_SHAPES), ("bwd", SHAPES))
+        for n, b, h, s, d in shapes
     ]
 
 
