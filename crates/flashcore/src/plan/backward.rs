@@ -582,8 +582,8 @@ pub fn sm90_bwd_tail(
     let whole = ctas.div_ceil(sm_count) as f64 * (steps + TAIL_OVERHEAD_STEPS);
     let mut best: Option<(f64, BwdTail)> = None;
     for tiles in [rest, rest + sm_count].into_iter().filter(|t| rest > 0 && *t <= room) {
+        let full = ((ctas - tiles) / sm_count) as f64 * (steps + TAIL_OVERHEAD_STEPS);
         for pieces in 2..=m_blocks.min(64) {
-            let full = ((ctas - tiles) / sm_count) as f64 * (steps + TAIL_OVERHEAD_STEPS);
             let piece = (heads * m_blocks.div_ceil(pieces)) as f64 + TAIL_OVERHEAD_STEPS + TAIL_FIXUP_STEPS;
             let time = full + (tiles * pieces).div_ceil(sm_count) as f64 * piece;
             if best.is_none_or(|(t, _)| time < t) {
