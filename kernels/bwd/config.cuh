@@ -24,12 +24,6 @@
 #ifndef FC_SM90_BWD_DET
 #define FC_SM90_BWD_DET 0
 #endif
-// Hopper backward only: the last partial wave's key blocks split into pieces (plan/backward.rs
-// `sm90_bwd_tail`, sm90/bwd_config.cuh Work): a one-dimensional grid, and the dK / dV epilogue
-// sums the pieces' fp32 partials. 0 or 1.
-#ifndef FC_SM90_BWD_TAIL
-#define FC_SM90_BWD_TAIL 0
-#endif
 
 struct BwdTraits {
   static constexpr int kHeadDim = Traits::kHeadDim;
@@ -46,7 +40,6 @@ struct BwdTraits {
   static constexpr bool kPingPong = FC_SM90_BWD_PINGPONG != 0;
   static constexpr bool kPipe = FC_SM90_BWD_PIPE != 0;
   static constexpr bool kDet = FC_SM90_BWD_DET != 0;
-  static constexpr bool kTail = FC_SM90_BWD_TAIL != 0;
   // The Hopper backward's 80-row tile and its d 96 (sm90/bwd_config.cuh Sm90Bwd::kDqT): dQᵀ per
   // warpgroup, and the accumulator's chunks swizzled by (row / 2) % 4 instead of row % 4 (dq_chunk).
   static constexpr bool kDqT = kDqSmem && (kBlockM == 80 || kHeadDim == 96);

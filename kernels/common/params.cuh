@@ -181,25 +181,16 @@ FC_DEVICE u32* bwd_zero_counters(const BwdParams& p) {
 
 // Hopper backward (sm90/bwd.cu): the common backward params plus TMA descriptors of q and dout
 // (boxes of 64 head-dim values by block_m query rows) and k, v (64 by block_n key rows). Twin of
-// launch/params.rs `Sm90BwdParams` (both assert 1216 bytes: base is 384 bytes, so the maps are
-// 64-byte aligned; the tail fields after them, the size rounded up to the maps' 64).
+// launch/params.rs `Sm90BwdParams` (both assert 1152 bytes: base padded to 384 for the 64-byte
+// aligned maps).
 struct Sm90BwdParams {
   BwdParams base;
   TmaDesc tma_q, tma_k, tma_v, tma_do;
   // dk and dv (boxes of 64 head-dim values by 64 key rows: one consumer warpgroup's keys), for the
   // epilogue's TMA stores when the CTA owns its key block's whole group (kv_splits == 1).
   TmaDesc tma_dk, tma_dv;
-  // The tail split (kernels built with FC_SM90_BWD_TAIL; plan/backward.rs `sm90_bwd_tail`): the
-  // grid is one-dimensional; CTAs 0 .. tail_first - 1 take one key block each, in the order of the
-  // usual (key block, kv head x split, batch) grid, and the tiles after them are split into
-  // tail_pieces CTAs each, which divide the query blocks. Piece p of tail tile t writes its fp32
-  // dK and dV to tail_accum [t][p][2][block_n][head dim], counts itself in tail_sem[t] (u32,
-  // zeroed by the host), and the piece that counts last adds the others' partials to its own and
-  // stores dK and dV.
-  i32 tail_first, tail_pieces;
-  u64 tail_accum, tail_sem;
 };
-static_assert(sizeof(Sm90BwdParams) == 1216, "Sm90BwdParams layout drifted from launch/params.rs");
+static_assert(sizeof(Sm90BwdParams) == 1152, "Sm90BwdParams layout drifted from launch/params.rs");
 
 // FP8 V transpose (sm90/fp8_vt.cu): v e4m3 [B, Sk, Hkv, D] (element strides, head dim stride 1) to
 // vt [B, Hkv, D, seqlen_pad] contiguous, keys permuted within groups of 32 (see fp8_vt.cu) and zero

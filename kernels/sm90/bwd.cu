@@ -19,7 +19,7 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     fc_bwd_sm90(const __grid_constant__ Sm90BwdParams p) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const Sm90BwdSmem sm(smem_raw);
-  const sm90::bwd::Work work(p.base, p.tail_first, p.tail_pieces);
+  const sm90::bwd::Work work(p.base);
   const int warpgroup = threadIdx.x / 128;
 
   if (threadIdx.x == 0) {
@@ -43,9 +43,8 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     // kernel zeroes it (every shared-memory dQ kernel), then dQ of an earlier grid row, when the
     // kernel converts it. (Zeros stored by lanes 1 .. 31 of warp 0 instead, so the conversion
     // starts at once, slowed the producer's thread: -4.5% at D128 S1K, bench/NOTES.md session 22.)
-    // (Tail pieces after the first leave both to piece 0, which has their key block's share.)
     if constexpr (Sm90Bwd::kDqSmem) {
-      if (threadIdx.x >= 32 && p.base.zero_lag > 0 && work.piece == 0) sm90::bwd::zero::run(p.base, sm, work.steps > 0);
+      if (threadIdx.x >= 32 && p.base.zero_lag > 0) sm90::bwd::zero::run(p.base, sm, work.steps > 0);
     }
     // The converter is built only where the planner converts (plan/backward.rs sm90_bwd_convert:
     // head dims 64 and 128, no causal mask, no softcap, not the ping-pong knob's kernels):
@@ -53,7 +52,7 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
     // it. (Two converters through shared memory, at the CTA's end or from a ring of bulk-copied
     // staging buffers, lost 8-14% and 0-1.5%: bench/NOTES.md session 24.)
     if constexpr (Sm90Bwd::kConvert) {
-      if (threadIdx.x >= 32 && p.base.convert_lag > 0 && work.piece == 0) sm90::bwd::convert::run(p.base, sm);
+      if (threadIdx.x >= 32 && p.base.convert_lag > 0) sm90::bwd::convert::run(p.base, sm);
     }
     return;
   }

@@ -57,19 +57,13 @@ struct Sm90Bwd {
   static constexpr bool kPingPong = BwdTraits::kPingPong;
   static constexpr bool kPipe = BwdTraits::kPipe;
   static constexpr bool kDet = BwdTraits::kDet;
-  // The tail split (Sm90BwdParams::tail_*, Work): only in the kernels the planner splits, the
-  // default non-causal ones (no window, no softcap, the pipelined loop, not deterministic), whose
-  // in-kernel zeroing and dQ conversion keep their row order.
-  static constexpr bool kTail = BwdTraits::kTail;
-  static_assert(!kTail || (kDqSmem && kPipe && !kPingPong && !kDet && !kCausal && !kLocal && !kSoftcap),
-                "the tail split is built into the default non-causal kernels only");
   // dQ converted in the kernel (sm90/bwd_convert.cuh) when BwdParams::convert_lag > 0: the host
   // asks for it only in these kernels (plan/backward.rs sm90_bwd_convert).
   static constexpr bool kConvert = kDqSmem && !kPingPong && !kCausal && !kSoftcap && kHeadDim != 96;
   static_assert(!kDet || (kDqSmem && !kPipe && !kPingPong), "the deterministic dQ reduce runs in the plain shared-memory loop");
   static_assert(!kPipe || kDqSmem, "the pipelined loop stores the deferred dQ tile through shared memory");
-  // The mbarriers, then four ints (Sm90BwdSmem::cta_info).
-  static_assert(8 * (1 + 2 * kStages) + 16 <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
+  // The mbarriers, then three ints (Sm90BwdSmem::cta_info).
+  static_assert(8 * (1 + 2 * kStages) + 12 <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
   static constexpr int kSmemBytes = kSmemTiles + kSmemSlack;
 
   // dQ_i (block_m x head dim) = dS K is split over the consumer warpgroups so each wgmma has M = 64:
@@ -111,15 +105,11 @@ struct Work {
   int n_block, hk, b, n0, split;
   int h0, m_begin, m_count, steps;
   bool downwards;  // the deterministic mode's walk (BwdTraits::m_at)
-  // The tail split (Sm90Bwd::kTail): this CTA is piece `piece` of `pieces` of tail tile
-  // `tail_tile`; 0, 1 and -1 for a CTA with a whole key block (and in every other kernel).
-  int piece = 0, pieces = 1, tail_tile = -1;
 
-  FC_DEVICE Work(const BwdParams& p, int tail_first, int tail_pieces) {
+  FC_DEVICE explicit Work(const BwdParams& p) {
     int y = blockIdx.y;
     n_block = blockIdx.x;
     b = blockIdx.z;
-    if constexpr (Sm90Bwd::kTail) tail(p, tail_first, tail_pieces, n_block, y, b);
     if constexpr (Sm90Bwd::kCausal && !Sm90Bwd::kDet && Sm90Bwd::kHeadDim >= 96) sectioned(p, n_block, y, b);
     hk = y / p.kv_splits;
     split = y % p.kv_splits;
@@ -127,34 +117,10 @@ struct Work {
     // Only the query blocks that see some key of the block (BwdTraits::m_begin / m_end).
     m_begin = BwdTraits::m_begin(n0, p.num_m_blocks, p.causal_offset);
     m_count = max(0, BwdTraits::m_end(n0, p.num_m_blocks, p.window_offset_left) - m_begin);
-    if constexpr (Sm90Bwd::kTail) {
-      // A piece takes its share of the query blocks, the same for every head of the group.
-      const int lo = m_count * piece / pieces, hi = m_count * (piece + 1) / pieces;
-      m_begin += lo;
-      m_count = hi - lo;
-    }
     const int heads_per_cta = p.heads / p.kv_heads / p.kv_splits;
     h0 = hk * (p.heads / p.kv_heads) + split * heads_per_cta;
     steps = m_count * heads_per_cta;
     downwards = p.deterministic != 0;
-  }
-  // The tail split's one-dimensional grid (Sm90BwdParams::tail_first): the launch index to a key
-  // block, grid row and piece. The whole-block CTAs come first in the usual order (key block
-  // fastest, then kv head x split, then batch); each tail tile's pieces are launched together.
-  FC_DEVICE void tail(const BwdParams& p, int tail_first, int tail_pieces, int& x, int& y, int& z) {
-    int tile = (int)blockIdx.x;
-    if (tile >= tail_first) {
-      const int q = tile - tail_first;
-      tail_tile = q / tail_pieces;
-      piece = q - tail_tile * tail_pieces;
-      pieces = tail_pieces;
-      tile = tail_first + tail_tile;
-    }
-    const int ny = p.kv_heads * p.kv_splits;
-    const int row = tile / p.num_n_blocks;
-    x = tile - row * p.num_n_blocks;
-    z = row / ny;
-    y = row - z * ny;
   }
   // Causal: a key block's work shrinks with its index (key block 0 sees every query block), and
   // the hardware hands out CTAs in launch order (x fastest), i.e. each (kv head, batch) row's key
@@ -183,9 +149,7 @@ struct Work {
   }
   // This CTA's grid row (kv head x split, batch): what the in-kernel dQ conversion counts
   // (sm90/bwd_convert.cuh).
-  FC_DEVICE int grid_row(const BwdParams& p) const {
-    return hk * p.kv_splits + split + (Sm90Bwd::kTail ? p.kv_heads * p.kv_splits : (int)gridDim.y) * b;
-  }
+  FC_DEVICE int grid_row(const BwdParams& p) const { return hk * p.kv_splits + split + (int)gridDim.y * b; }
   // First row of the query block at position mi of the walk.
   FC_DEVICE int m0(int mi) const { return BwdTraits::m_at(mi, m_begin, m_count, downwards) * Sm90Bwd::kBlockM; }
 };

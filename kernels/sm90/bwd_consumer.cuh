@@ -234,21 +234,6 @@ FC_DEVICE void store_partial(const float (&acc)[kD8][4], float scale, float* out
   }
 }
 
-// Adds fp32 rows that store_partial wrote (scale 1) to this thread's fragments of them.
-FC_DEVICE void add_partial(float (&acc)[kD8][4], const float* in, int lane) {
-  const int g = lane >> 2, t = lane & 3;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float* src = in + (g + 8 * r) * Sm90Bwd::kHeadDim + 2 * t;
-#pragma unroll
-    for (int i = 0; i < kD8; ++i) {
-      const f32x2 v = *reinterpret_cast<const f32x2*>(src + 8 * i);
-      acc[i][2 * r] += v.x;
-      acc[i][2 * r + 1] += v.y;
-    }
-  }
-}
-
 // FLASHCORE_SM90_BWD_PINGPONG=1 (Sm90Bwd::kPingPong): the two consumer warpgroups take turns
 // issuing their GEMM batches, as the forward's ping-pong (sm90/consumer.cuh turn_begin/turn_end):
 // warpgroup w waits on barrier kBarTurn0 + w before a batch and, once issued, arrives on the
@@ -602,44 +587,6 @@ FC_DEVICE void drain(const BwdParams& f, const Sm90BwdSmem& sm, bool dq_issuer) 
   }
 }
 
-// The tail split (Sm90Bwd::kTail, Sm90BwdParams::tail_*): a piece of a tail tile writes its dK and
-// dV (fp32, unscaled) to its slot, one thread counts the CTA in the tile's counter, and the piece
-// that counts last adds the others' slots to its registers in piece order, then stores the tile
-// as a whole key block's CTA does; the others only drain. Returns whether this CTA stores it.
-// Which piece is last varies from run to run, so with three pieces or more the sum's rounding
-// does too (the tail split is not built into the deterministic kernels).
-FC_DEVICE bool tail_fixup(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& work, int w, int tw,
-                          float (&dk)[kD8][4], float (&dv)[kD8][4]) {
-  const int warp = tw >> 5, lane = tw & 31;
-  constexpr i64 kHalf = (i64)Sm90Bwd::kBlockN * Sm90Bwd::kHeadDim;  // dK, then dV, of one piece
-  float* tile = reinterpret_cast<float*>(p.tail_accum) + (i64)work.tail_tile * work.pieces * 2 * kHalf;
-  const i64 row = (i64)(w * 64 + warp * 16) * Sm90Bwd::kHeadDim;  // this warp's first key
-  store_partial(dk, 1.f, tile + work.piece * 2 * kHalf + row, lane);
-  store_partial(dv, 1.f, tile + work.piece * 2 * kHalf + kHalf + row, lane);
-  // Every consumer thread's stores before one thread's release: its fence is cumulative over what
-  // the barrier ordered before it.
-  ptx::named_bar_sync(kBarKvFree, kThreads);
-  u32* count = reinterpret_cast<u32*>(p.tail_sem) + work.tail_tile;
-  if (w == 0 && tw == 0) {
-    ptx::fence_gpu();
-    ptx::st_shared_u32(sm.cta_info(3), ptx::atom_acq_rel_add_u32(count, 1u));
-  }
-  ptx::named_bar_sync(kBarKvFree, kThreads);
-  if (ptx::ld_shared_u32(sm.cta_info(3)) != (u32)(work.pieces - 1)) {
-    if (w == 0 && tw == 0) drain(p.base, sm, true);
-    return false;
-  }
-  // Each thread acquires the final count itself, so the other pieces' stores are visible to it.
-  (void)ptx::ld_acquire_u32(count);
-#pragma unroll 1
-  for (int q = 0; q < work.pieces; ++q) {
-    if (q == work.piece) continue;
-    add_partial(dk, tile + q * 2 * kHalf + row, lane);
-    add_partial(dv, tile + q * 2 * kHalf + kHalf + row, lane);
-  }
-  return true;
-}
-
 // Everything consumer warpgroup w (thread tw of it) does, from K/V landing to storing dK and dV.
 FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& work, int w, int tw) {
   const BwdParams& f = p.base;
@@ -678,9 +625,6 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& wo
     store_partial(dv, 1.f, dkp + (i64)f.kv_splits * part, lane);
     if (w == 0 && tw == 0) drain(f, sm, true);
     return;
-  }
-  if constexpr (Sm90Bwd::kTail) {
-    if (work.pieces > 1 && !tail_fixup(p, sm, work, w, tw, dk, dv)) return;
   }
   // The whole group's dK and dV: staged in the K and V tiles (free once both warpgroups' last GEMMs
   // reading them, the dQ GEMMs, have completed) and written by TMA, one box of 64 keys per

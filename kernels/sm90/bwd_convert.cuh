@@ -56,7 +56,7 @@ FC_DEVICE int converter_thread() {
 // Batch b and query head h of query head hi of the converted grid row (kv head x split, batch).
 FC_DEVICE void converted_head(const BwdParams& f, const Sm90BwdSmem& sm, int hi, int& b, int& h) {
   const int row = info(sm, 0) - f.convert_lag;
-  const int ny = Sm90Bwd::kTail ? f.kv_heads * f.kv_splits : (int)gridDim.y;
+  const int ny = (int)gridDim.y;
   b = row / ny;
   const int y = row - b * ny;
   const int group = f.heads / f.kv_heads;

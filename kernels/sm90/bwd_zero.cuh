@@ -32,9 +32,7 @@ constexpr int kBarZeroed = 9;  // named barrier of those warps (the consumers us
 // spills, sm90/bwd_convert.cuh).
 FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, bool loads) {
   const int row = (int)ptx::ld_shared_u32(sm.cta_info(0)) + f.zero_lag;
-  // (The tail split's grid is one-dimensional: its rows and key blocks from the params.)
-  const int rows = Sm90Bwd::kTail ? f.batch * f.kv_heads * f.kv_splits : (int)(gridDim.y * gridDim.z);
-  if (row >= rows) return;  // the same for all three warps
+  if (row >= (int)(gridDim.y * gridDim.z)) return;  // the same for all three warps
   // After the CTA's own first loads (K and V) landed: the zeros' stores do not compete with them.
   if (loads) ptx::mbar_wait(sm.kv_full(), 0);
   // 16-byte units of a grid row's accumulator: (heads per row x query blocks, cta_info(2)) x
@@ -45,7 +43,7 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, bool loads) {
   asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(tid));
   // The CTAs of the row take turns by 96 units (1.5 KiB, one store per thread): no 64-bit
   // division (its slow path spilled at 24 registers).
-  const i64 stride = (i64)(Sm90Bwd::kTail ? (u32)f.num_n_blocks : gridDim.x) * kThreads;
+  const i64 stride = (i64)gridDim.x * kThreads;
   u32x4* acc = reinterpret_cast<u32x4*>(f.dq_accum) + row * units;
   const u32x4 zero = {0u, 0u, 0u, 0u};
   // Not unrolled: an unrolled loop's trip count is a 64-bit division.
@@ -66,8 +64,7 @@ FC_DEVICE void run(const BwdParams& f, const Sm90BwdSmem& sm, bool loads) {
 FC_DEVICE void wait(const BwdParams& f, const Sm90BwdSmem& sm) {
   const int row = (int)ptx::ld_shared_u32(sm.cta_info(0));
   if (row < f.zero_lag) return;
-  const u32 n = Sm90Bwd::kTail ? (u32)f.num_n_blocks : gridDim.x;
-  while (ptx::ld_acquire_u32(bwd_zero_counters(f) + row) != n) __nanosleep(200);
+  while (ptx::ld_acquire_u32(bwd_zero_counters(f) + row) != gridDim.x) __nanosleep(200);
   ptx::fence_proxy_async_global();
 }
 

@@ -303,8 +303,7 @@ impl Runtime {
         }
     }
 
-    /// The backward's main-kernel variant and its three launches on this device (the variant the
-    /// main launch runs: [`BwdLaunches::main_kernel`]).
+    /// The backward's main-kernel variant and its three launches on this device.
     pub fn plan_backward(&self, p: &Problem) -> Result<(Variant, BwdLaunches)> {
         self.plan_backward_on(BwdPath::Auto, p)
     }
@@ -313,8 +312,7 @@ impl Runtime {
     /// runs the sm80 kernels (only zeros to write; TMA maps cannot describe an empty tensor).
     pub fn plan_backward_on(&self, path: BwdPath, p: &Problem) -> Result<(Variant, BwdLaunches)> {
         let v = self.backward_variant(path, p)?;
-        let l = backward_launches(&v, p, self.info.sm_count);
-        Ok((l.main_kernel(v), l))
+        Ok((v, backward_launches(&v, p, self.info.sm_count)))
     }
 
     /// The main kernel of [`Runtime::plan_backward_on`], without its launches.
@@ -491,27 +489,20 @@ impl Runtime {
         }
         let main = self.backward_variant(path, &p)?.bwd_for_mode(opts.deterministic);
         let l = backward_launches(&main, &p, self.info.sm_count);
-        // A tail split runs the main kernel's build with it (one-dimensional grid: `l.main`).
-        let main = l.main_kernel(main);
         let prep = main.bwd_aux(KernelKind::BwdPrep);
         let post = main.bwd_aux(KernelKind::BwdPost);
         let (k_main, k_prep, k_post) = (self.kernel(&main)?, self.kernel(&prep)?, self.kernel(&post)?);
         self.ctx.bind_to_thread()?;
 
         // Scratch, one stream-ordered allocation: dq_accum | lse2 | dsum | dq_sem | dkv_accum (split
-        // GQA groups only: fp32 dK and dV partials per split) | the tail split's partials (fp32 dK
-        // and dV per piece) and its counters (u32 per split tile), each 256-byte aligned.
+        // GQA groups only: fp32 dK and dV partials per split), each 256-byte aligned.
         let rows = p.batch * p.heads * l.seqlen_q_pad;
         let dkv_bytes =
             if l.kv_splits > 1 { 2 * l.kv_splits * p.batch * p.kv_heads * l.seqlen_k_pad * p.head_dim * 4 } else { 0 };
         // dq_sem: the deterministic mode's turn counters, then the in-kernel zeroing's row counters.
         let counters = p.batch * p.heads * l.num_m_blocks as usize + p.batch * p.kv_heads * l.kv_splits;
-        let (tail_bytes, tail_counters) = match l.tail {
-            Some(t) => (t.tiles * t.pieces * 2 * main.tile.block_n() * p.head_dim * 4, t.tiles * 4),
-            None => (0, 0),
-        };
-        let parts = [rows * p.head_dim * 4, rows * 4, rows * 4, counters * 4, dkv_bytes, tail_bytes, tail_counters];
-        let mut offsets = [0usize; 7];
+        let parts = [rows * p.head_dim * 4, rows * 4, rows * 4, counters * 4, dkv_bytes];
+        let mut offsets = [0usize; 5];
         let mut total = 0usize;
         for (o, bytes) in offsets.iter_mut().zip(parts) {
             *o = total;
@@ -519,11 +510,6 @@ impl Runtime {
         }
         let scratch = if q_work { Some(StreamScratch::new(total, stream)?) } else { None };
         let at = |i: usize| scratch.as_ref().map_or(0, |s| s.ptr() + offsets[i] as u64);
-        // The tail split's counters start at zero (the last piece of a tile is the one that counts
-        // pieces - 1).
-        if let (Some(s), true) = (&scratch, tail_counters > 0) {
-            s.zero(offsets[6], tail_counters)?;
-        }
         let st = |t: &RawTensor| (t.desc.strides[0], t.desc.strides[1], t.desc.strides[2]);
         let ((qb, qs, qh), (kb, ks, kh), (vb, vs, vh)) = (st(&q), st(&k), st(&v));
         let ((ob, os, oh), (dob, dos, doh)) = (st(&out), st(&dout));
@@ -603,10 +589,6 @@ impl Runtime {
                 tma_do: tma::encode_bshd("dout", dout.ptr, &dout.desc, bm, 1)?,
                 tma_dk: tma::encode_bshd("dk", dk.ptr, &dk.desc, 64, 1)?,
                 tma_dv: tma::encode_bshd("dv", dv.ptr, &dv.desc, 64, 1)?,
-                tail_first: l.tail.map_or(0, |t| t.first as i32),
-                tail_pieces: l.tail.map_or(1, |t| t.pieces as i32),
-                tail_accum: if l.tail.is_some() { at(5) } else { 0 },
-                tail_sem: if l.tail.is_some() { at(6) } else { 0 },
             })
         } else {
             None

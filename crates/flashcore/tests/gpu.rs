@@ -483,42 +483,6 @@ fn hopper_backward_with_many_rows_converts_dq_in_the_kernel() {
     }
 }
 
-/// The Hopper backward's tail split (plan/backward.rs `sm90_bwd_tail`, kernels/sm90/bwd_config.cuh
-/// `Work::tail`; off unless FLASHCORE_SM90_BWD_TAIL is set, and scripts/gpu runs this test with
-/// `=3`, which splits wherever the kernel allows): every shape whose GQA group is not split over
-/// CTAs (`FLASHCORE_SM90_BWD_SPLIT=1` makes that all of them) must then have its main launch split
-/// (on the small ones every CTA is a piece; on the two with more grid rows than a wave, the split
-/// key blocks follow whole-block CTAs that zero the dQ accumulator and convert dQ in the kernel),
-/// and the gradients must match the reference: dK / dV summed from the pieces, dQ from all of
-/// them. MHA, GQA and MQA; head dims 64, 96 and 128; ragged lengths. Without the knob, the same
-/// shapes on the default path.
-#[test]
-fn hopper_backward_tail_split_matches_reference() {
-    let mut rng = seeded();
-    let knob = flashcore::plan::knobs::knobs().sm90_bwd_tail;
-    // (B, S, H, Hkv, D, dtype)
-    let shapes = [
-        (2, 300, 4, 4, 128, DType::Bf16),
-        (1, 333, 8, 2, 96, DType::F16),
-        (2, 250, 4, 1, 64, DType::Bf16),
-        (4, 1024, 8, 8, 64, DType::Bf16),
-        (3, 1000, 8, 8, 128, DType::F16),
-    ];
-    for &(b, s, h, hkv, d, dt) in &shapes {
-        let qd = TensorDesc::contiguous_bshd(b, s, h, d, dt);
-        let kd = TensorDesc::contiguous_bshd(b, s, hkv, d, dt);
-        let opts = BwdOptions::default();
-        if knob.is_some() && rt().info().arch == flashcore::Arch::SM90 {
-            let p: Problem = flashcore::api::check::check(&qd, &kd, &kd, &qd.like(), &opts.forward()).unwrap();
-            let (v, l) = rt().plan_backward(&p).unwrap();
-            if l.kv_splits == 1 {
-                assert!(l.tail.is_some() && v.bwd_overlap.tail, "{v} B{b} S{s} H{h}/{hkv}: not split ({l:?})");
-            }
-        }
-        check_bwd_case(qd, kd, opts, &mut rng);
-    }
-}
-
 #[test]
 fn deterministic_backward_is_bitwise_reproducible_and_accurate() {
     let mut rng = seeded();

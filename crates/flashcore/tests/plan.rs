@@ -396,7 +396,7 @@ fn backward_picks_the_hopper_kernel_for_d64_d96_and_d128_on_sm90_only() {
         assert_eq!(q.bwd_without_dq_smem(), v);
         // The main-loop overlap knobs (FLASHCORE_SM90_BWD_PINGPONG / _PIPE): main kernel only, the
         // pipe only on the shared-memory dQ path; the deterministic fallback drops both.
-        let on = |pingpong, pipe| Sm90BwdOverlap { pingpong, pipe, det: false, tail: false };
+        let on = |pingpong, pipe| Sm90BwdOverlap { pingpong, pipe, det: false };
         let pp = q.with_bwd_overlap(on(true, false));
         let pipe = q.with_bwd_overlap(on(false, true));
         let both = q.with_bwd_overlap(on(true, true));
@@ -427,7 +427,7 @@ fn backward_picks_the_hopper_kernel_for_d64_d96_and_d128_on_sm90_only() {
     // bulk reduce at 64 rows.
     assert!(sm90_bwd_tile_config(96, false, smem, false).is_err(), "d 96 needs the shared-memory dQ path");
     for mask in [Mask::None, Mask::CausalTopLeft] {
-        let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false, tail: false };
+        let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false };
         let v = Variant::backward_sm90_with(96, DType::Bf16, mask, smem, true).unwrap().with_bwd_overlap(pipe);
         let t = sm90_bwd_tile_config(96, mask.is_causal(), smem, true).unwrap();
         assert_eq!(v.tile, t);
@@ -461,7 +461,6 @@ fn backward_picks_the_hopper_kernel_for_d64_d96_and_d128_on_sm90_only() {
             pingpong: false,
             pipe: true,
             det: false,
-            tail: false,
         });
         assert_eq!(q.tile.block_m(), 64);
         assert!(set.contains(&q), "{q}: FLASHCORE_SM90_BWD_TILE=64 is compile-checked too");
@@ -550,7 +549,7 @@ fn hopper_backward_converts_dq_in_the_kernel_only_where_rows_remain_after_the_la
         batch: b,
         ..bf16_problem(h, hkv, s, s, d, mask)
     };
-    let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false, tail: false };
+    let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false };
     let main = |d: usize, mask: Mask| {
         Variant::backward_sm90_with(d, DType::Bf16, mask, smem, true).unwrap().with_bwd_overlap(pipe)
     };
@@ -597,7 +596,7 @@ fn hopper_backward_zeroes_dq_in_the_kernel_a_wave_ahead_and_a_section_apart() {
         batch: b,
         ..bf16_problem(h, hkv, s, s, 128, mask)
     };
-    let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false, tail: false };
+    let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false };
     let main =
         |mask: Mask| Variant::backward_sm90_with(128, DType::Bf16, mask, smem, true).unwrap().with_bwd_overlap(pipe);
     let (full, causal) = (main(Mask::None), main(Mask::CausalTopLeft));
@@ -621,71 +620,4 @@ fn hopper_backward_zeroes_dq_in_the_kernel_a_wave_ahead_and_a_section_apart() {
     assert_eq!(sm90_bwd_zero_lag(&full.bwd_without_dq_smem(), &p, 8, 1, 132, true, None), 0);
     // The deterministic kernels zero in the kernel too (no sections there).
     assert_eq!(sm90_bwd_zero_lag(&causal.bwd_deterministic(), &c2k, 16, 1, 16, true, Some(1)), 1);
-}
-
-/// The backward's tail split (plan/backward.rs `sm90_bwd_tail`): the suite's non-causal rows, whose
-/// CTAs are 15.52 (H16) and 31.03 (H32) waves of 132, split the last partial wave's key blocks as
-/// scripts/model/bwd_tail_split.py's closed form does; whole waves, one query block and a tail
-/// reaching before the lag rows do not split; the knob's forced count; and which kernels have it.
-#[test]
-fn hopper_backward_tail_split_fills_the_last_wave() {
-    use flashcore::plan::backward::{sm90_bwd_tail, BwdTail};
-    use flashcore::plan::{KernelKind, Sm90BwdOverlap};
-    let tail = |first, tiles, pieces| Some(BwdTail { first, tiles, pieces });
-    // (CTAs, query blocks, heads per CTA, SMs, first CTA the lag rows allow).
-    // D128 S4K (B4 H16, 80-row steps): 64 rows of 32 key blocks, lag 6 rows.
-    assert_eq!(sm90_bwd_tail(2048, 52, 1, 132, 58 * 32, None), tail(1980, 68, 3));
-    // D128 S16K (B1 H16): 16 rows of 128, lag 3.
-    assert_eq!(sm90_bwd_tail(2048, 205, 1, 132, 13 * 128, None), tail(1980, 68, 9));
-    // D64 S1K (B16 H32, 128-row steps): 512 rows of 8, lag 18; S4K and S16K.
-    assert_eq!(sm90_bwd_tail(4096, 8, 1, 132, 494 * 8, None), tail(4092, 4, 8));
-    assert_eq!(sm90_bwd_tail(4096, 32, 1, 132, 122 * 32, None), tail(4092, 4, 32));
-    assert_eq!(sm90_bwd_tail(4096, 128, 1, 132, 29 * 128, None), tail(4092, 4, 32));
-    // D128 S1K: 13 steps of 15 per CTA; the pieces' overhead eats the gain (the model: +0.4%).
-    assert_eq!(sm90_bwd_tail(2048, 13, 1, 132, 238 * 8, None), None);
-    // Whole waves, one query block, no room after the lag rows: no split.
-    assert_eq!(sm90_bwd_tail(132 * 16, 52, 1, 132, 0, None), None);
-    assert_eq!(sm90_bwd_tail(2048, 1, 1, 132, 0, None), None);
-    assert_eq!(sm90_bwd_tail(2048, 52, 1, 132, 2048, None), None);
-    // GQA: a CTA walks every head of its group; pieces divide each head's query blocks.
-    let gqa = sm90_bwd_tail(2048, 52, 4, 132, 0, None).expect("4 heads per CTA split too");
-    assert_eq!((gqa.first, gqa.tiles), (1980, 68));
-    // Forced (FLASHCORE_SM90_BWD_TAIL=n): the last partial wave, or a wave when the CTAs fill
-    // whole ones, in n pieces at most one per query block, within the lag rows.
-    assert_eq!(sm90_bwd_tail(24, 9, 1, 132, 0, Some(3)), tail(0, 24, 3));
-    assert_eq!(sm90_bwd_tail(264, 9, 1, 132, 0, Some(3)), tail(132, 132, 3));
-    assert_eq!(sm90_bwd_tail(256, 4, 2, 132, 200, Some(8)), tail(200, 56, 4));
-    assert_eq!(sm90_bwd_tail(24, 1, 1, 132, 0, Some(3)), None);
-    let t = tail(1980, 68, 5).unwrap();
-    assert_eq!(t.ctas(), 1980 + 340);
-
-    // The kernels built with it: the planner's default non-causal Hopper ones.
-    let smem = Arch::SM90.max_smem_per_block();
-    let pipe = Sm90BwdOverlap { pingpong: false, pipe: true, det: false, tail: false };
-    for d in [64, 96, 128] {
-        let full = Variant::backward_sm90_with(d, DType::Bf16, Mask::None, smem, true).unwrap().with_bwd_overlap(pipe);
-        let t = full.bwd_tail().unwrap_or_else(|| panic!("{full}: no tail build"));
-        assert!(t.bwd_overlap.tail && t.to_string().ends_with("-tail"), "{t}");
-        assert!(t.defines().iter().any(|(k, v)| *k == "FC_SM90_BWD_TAIL" && v == "1"), "{t}");
-        assert_eq!((t.tile, t.smem_bytes(), t.threads()), (full.tile, full.smem_bytes(), full.threads()));
-        let causal = Variant::backward_sm90_with(d, DType::Bf16, Mask::CausalTopLeft, smem, true)
-            .unwrap()
-            .with_bwd_overlap(pipe);
-        let pp = full.with_bwd_overlap(Sm90BwdOverlap { pingpong: true, ..pipe });
-        let window = flashcore::Window { left: Some(64), right: None };
-        for v in [
-            causal,
-            pp,
-            full.bwd_deterministic(),
-            full.with_bwd_ext(&window, false),
-            full.with_bwd_ext(&Default::default(), true),
-        ] {
-            assert_eq!(v.bwd_tail(), None, "{v}");
-        }
-        assert!(Variant::backward_set(Arch::SM90).contains(&t), "{t}: compile-checked");
-        assert_eq!(t.bwd_aux(KernelKind::BwdPrep), full.bwd_aux(KernelKind::BwdPrep));
-        assert_eq!(t.bwd_aux(KernelKind::BwdPost), full.bwd_aux(KernelKind::BwdPost));
-    }
-    let sm80 = Variant::backward_sm80(Arch::SM90, 128, DType::Bf16, Mask::None, smem).unwrap();
-    assert_eq!(sm80.bwd_tail(), None);
 }

@@ -51,14 +51,6 @@ FC_DEVICE void red_release_add_u32(u32* addr, u32 v) {
   asm volatile("red.release.gpu.global.add.u32 [%0], %1;\n" ::"l"(addr), "r"(v) : "memory");
 }
 
-// *addr += v, returning the old value, with acquire and release semantics at GPU scope (the tail
-// split's count of a tile's pieces: each releases its partials, and the last acquires the others').
-FC_DEVICE u32 atom_acq_rel_add_u32(u32* addr, u32 v) {
-  u32 old;
-  asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;\n" : "=r"(old) : "l"(addr), "r"(v) : "memory");
-  return old;
-}
-
 // fence.acq_rel.gpu: orders this thread's earlier writes, and the writes it has observed (other
 // threads' before a barrier it passed: fences are cumulative), before its later ones for every
 // observer on the GPU (what __threadfence() emits).

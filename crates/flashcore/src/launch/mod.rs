@@ -200,7 +200,6 @@ pub unsafe fn borrow_stream(ctx: &Arc<CudaContext>, raw: sys::CUstream) -> Arc<C
 /// puts no cudarc event bookkeeping on the caller's stream.
 pub struct StreamScratch<'a> {
     ptr: u64,
-    bytes: usize,
     stream: &'a CudaStream,
 }
 
@@ -210,22 +209,11 @@ impl<'a> StreamScratch<'a> {
     pub fn new(bytes: usize, stream: &'a CudaStream) -> Result<StreamScratch<'a>> {
         // SAFETY: the stream is live for 'a (borrowed); the pointer is freed on the same stream in Drop.
         let ptr = unsafe { cudarc::driver::result::malloc_async(stream.cu_stream(), bytes.max(1)) }?;
-        Ok(StreamScratch { ptr, bytes, stream })
+        Ok(StreamScratch { ptr, stream })
     }
 
     pub fn ptr(&self) -> u64 {
         self.ptr
-    }
-
-    /// Zeroes `bytes` bytes from `offset`, in stream order (before the work queued after it).
-    pub fn zero(&self, offset: usize, bytes: usize) -> Result<()> {
-        assert!(offset.checked_add(bytes).is_some_and(|end| end <= self.bytes), "zeroed range past the scratch");
-        // SAFETY: the range lies inside this live allocation (asserted), which work on `stream` may
-        // use from its allocation on; the memset is queued on that stream.
-        unsafe {
-            cudarc::driver::result::memset_d8_async(self.ptr + offset as u64, 0, bytes, self.stream.cu_stream())
-        }?;
-        Ok(())
     }
 }
 

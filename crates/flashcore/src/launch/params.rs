@@ -218,8 +218,8 @@ unsafe impl DeviceRepr for BwdParams {}
 
 /// Hopper backward parameters: the common backward ones plus TMA maps of q and dout (boxes of 64
 /// head-dim values by block_m rows) and k, v (64 by block_n rows). Twin of `struct Sm90BwdParams`
-/// in kernels/common/params.cuh (both assert 1216 bytes: `base` is 384 bytes, so the maps are
-/// 64-byte aligned, and the tail split's fields follow them, the size rounded up to 64).
+/// in kernels/common/params.cuh (both assert 1152 bytes; `base` is padded to 384 bytes so the maps
+/// stay 64-byte aligned).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sm90BwdParams {
@@ -232,18 +232,9 @@ pub struct Sm90BwdParams {
     /// epilogue's TMA stores.
     pub tma_dk: TensorMap,
     pub tma_dv: TensorMap,
-    /// The tail split ([`crate::plan::backward::BwdTail`]; kernels built with FC_SM90_BWD_TAIL):
-    /// the one-dimensional grid's first tail CTA, the pieces per tail tile, the pieces' fp32 dK /
-    /// dV slots ([tile][piece][2][block_n][head dim]) and the tiles' u32 counters (zeroed by the
-    /// host before the launch). 0 elsewhere.
-    pub tail_first: i32,
-    pub tail_pieces: i32,
-    pub tail_accum: u64,
-    pub tail_sem: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<Sm90BwdParams>() == 1216);
-const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tail_first) == 1152);
+const _: () = assert!(std::mem::size_of::<Sm90BwdParams>() == 1152);
 const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_q) == 384);
 const _: () = assert!(std::mem::offset_of!(Sm90BwdParams, tma_do) == 768);
 

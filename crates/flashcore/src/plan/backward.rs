@@ -178,9 +178,6 @@ pub struct Sm90BwdOverlap {
     /// The deterministic mode on the shared-memory dQ path (FC_SM90_BWD_DET): each step's bulk
     /// reduce waits for its turn in the query block; the plain loop, no pingpong or pipe.
     pub det: bool,
-    /// The tail split (FC_SM90_BWD_TAIL, [`Variant::bwd_tail`], [`sm90_bwd_tail`]): the last
-    /// partial wave's key blocks run as several CTAs each, on a one-dimensional grid.
-    pub tail: bool,
 }
 
 /// Which backward kernel a call runs.
@@ -222,7 +219,7 @@ impl Variant {
     /// (`FLASHCORE_SM90_BWD_DQ_SMEM`).
     pub fn backward_sm90(head_dim: usize, dtype: DType, mask: Mask, max_smem: usize) -> Result<Variant> {
         let k = knobs();
-        let overlap = Sm90BwdOverlap { pingpong: k.sm90_bwd_pingpong, pipe: k.sm90_bwd_pipe, det: false, tail: false };
+        let overlap = Sm90BwdOverlap { pingpong: k.sm90_bwd_pingpong, pipe: k.sm90_bwd_pipe, det: false };
         Ok(Variant::backward_sm90_with(head_dim, dtype, mask, max_smem, k.sm90_bwd_dq_smem)?.with_bwd_overlap(overlap))
     }
 
@@ -259,12 +256,7 @@ impl Variant {
             return self;
         }
         Variant {
-            bwd_overlap: Sm90BwdOverlap {
-                pingpong: o.pingpong,
-                pipe: o.pipe && self.tma_store,
-                det: false,
-                tail: false,
-            },
+            bwd_overlap: Sm90BwdOverlap { pingpong: o.pingpong, pipe: o.pipe && self.tma_store, det: false },
             ..self
         }
         .bwd_rows_checked()
@@ -300,10 +292,7 @@ impl Variant {
         if !self.bwd_dq_smem() || self.ext.local || (self.head_dim <= 64 && self.ext.softcap) {
             return self.bwd_without_dq_smem();
         }
-        Variant {
-            bwd_overlap: Sm90BwdOverlap { pingpong: false, pipe: false, det: true, tail: false },
-            ..self.bwd_rows64()
-        }
+        Variant { bwd_overlap: Sm90BwdOverlap { pingpong: false, pipe: false, det: true }, ..self.bwd_rows64() }
     }
 
     /// The main kernel a backward call runs in the given mode: on the shared-memory dQ path the
@@ -333,23 +322,6 @@ impl Variant {
             };
         }
         Variant { tma_store: false, bwd_overlap: Sm90BwdOverlap::default(), ..self.bwd_rows64() }
-    }
-
-    /// The tail split's kernel for this main kernel (FC_SM90_BWD_TAIL, [`sm90_bwd_tail`]), where it
-    /// is built: the planner's default non-causal Hopper kernels (shared-memory dQ, the pipelined
-    /// loop, no ping-pong, window or softcap), not the deterministic ones (the sum of a tile's
-    /// pieces is added in whichever order they finish).
-    pub fn bwd_tail(&self) -> Option<Variant> {
-        let o = self.bwd_overlap;
-        let built = self.kind == KernelKind::BwdSm90
-            && self.bwd_dq_smem()
-            && o.pipe
-            && !o.pingpong
-            && !o.det
-            && !self.causal
-            && !self.ext.local
-            && !self.ext.softcap;
-        built.then_some(Variant { bwd_overlap: Sm90BwdOverlap { tail: true, ..o }, ..*self })
     }
 
     /// The Hopper backward's 80-row tile as the 64-row one; any other variant unchanged.
@@ -437,15 +409,14 @@ impl Variant {
     /// `FLASHCORE_SM90_BWD_PIPE`, both), so every tile and knob setting the planner can pick is
     /// compile-checked. Sliding windows and softcaps add, for head dims 64, 96 and 128 and both dtypes,
     /// the planner's main kernel with a left edge (FC_LOCAL) under a right edge (FC_CAUSAL) or none,
-    /// and with a softcap (FC_SOFTCAP), on both paths. And the tail split's build of each main
-    /// kernel that has one ([`Variant::bwd_tail`]).
+    /// and with a softcap (FC_SOFTCAP), on both paths.
     pub fn backward_set(arch: Arch) -> Vec<Variant> {
         let mut out = Vec::new();
         for d in (16..=128).filter(|d| supported_bwd_head_dim(*d)) {
             for dtype in [DType::F16, DType::Bf16] {
                 for mask in [Mask::None, Mask::CausalTopLeft] {
                     let overlaps = [(false, false), (true, false), (false, true), (true, true)]
-                        .map(|(pingpong, pipe)| Sm90BwdOverlap { pingpong, pipe, det: false, tail: false });
+                        .map(|(pingpong, pipe)| Sm90BwdOverlap { pingpong, pipe, det: false });
                     // `pipe` without the shared-memory dQ path falls back to the plain loop
                     // (`with_bwd_overlap`); the duplicates are dropped below.
                     let sm90 = [false, true]
@@ -461,12 +432,7 @@ impl Variant {
                     let rows = [64, 80].map(|m| {
                         (arch == Arch::SM90 && (d == 96 || d == 128)).then(|| {
                             Variant::backward_sm90_with(d, dtype, mask, arch.max_smem_per_block(), true)?
-                                .with_bwd_overlap(Sm90BwdOverlap {
-                                    pingpong: false,
-                                    pipe: true,
-                                    det: false,
-                                    tail: false,
-                                })
+                                .with_bwd_overlap(Sm90BwdOverlap { pingpong: false, pipe: true, det: false })
                                 .with_bwd_block_m(m, arch.max_smem_per_block())
                         })
                     });
@@ -509,89 +475,8 @@ impl Variant {
                 }
             }
         }
-        // The tail split's build of every main kernel that has one (`FLASHCORE_SM90_BWD_TAIL`).
-        let tails: Vec<Variant> = out.iter().filter_map(Variant::bwd_tail).collect();
-        for t in tails {
-            if !out.contains(&t) {
-                out.push(t);
-            }
-        }
         out
     }
-}
-
-/// The Hopper backward's tail split (kernels/sm90/bwd_config.cuh `Work::tail`): the usual grid has
-/// one CTA per (key block, grid row), all of a non-causal call the same length, one per SM, so a
-/// call whose CTAs are not a whole number of waves ends with most SMs idle (the suite's rows: 2048
-/// CTAs at H16, 15.52 waves of 132; 4096 at H32, 31.03). The last `tiles` key blocks run as
-/// `pieces` CTAs each, which divide the query blocks; each writes fp32 dK / dV partials and the
-/// one that finishes last sums them (bench/NOTES.md session 29, scripts/model/bwd_tail_split.py).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BwdTail {
-    /// CTAs with a whole key block each, launched first in the usual order.
-    pub first: usize,
-    /// Key blocks split, the last ones of that order.
-    pub tiles: usize,
-    /// CTAs per split key block (>= 2).
-    pub pieces: usize,
-}
-
-impl BwdTail {
-    /// The one-dimensional grid's CTAs.
-    pub fn ctas(&self) -> usize {
-        self.first + self.tiles * self.pieces
-    }
-}
-
-/// The per-CTA cost outside the query-block steps (its start and end, bench/NOTES.md session 27
-/// item 2), and a piece's partial write (128 KiB at d128, at an SM's share of HBM while every SM
-/// writes: ~2 steps; alone: ~0.5), count and read back, in steps: estimates until measured.
-const TAIL_OVERHEAD_STEPS: f64 = 2.0;
-const TAIL_FIXUP_STEPS: f64 = 1.5;
-/// The least predicted gain for which the planner splits.
-const TAIL_MIN_GAIN: f64 = 0.005;
-
-/// The tail split of a non-causal Hopper backward of `ctas` key-block CTAs (`m_blocks` query blocks
-/// of each of `heads` query heads per CTA) on `sm_count` SMs, or None. The split tiles are the
-/// last partial wave's, or those and one whole wave more, never before CTA `min_first` (the
-/// in-kernel zeroing and dQ conversion reach `lag` grid rows back and ahead, so the split tiles
-/// stay in the last lag rows, whose order those do not depend on). Lockstep waves (every CTA the
-/// same length, handed out in launch order): `full` waves, then ceil(tiles x pieces / SMs) rounds
-/// of the longest piece; the (tiles, pieces) with the shortest predicted time, if it gains at least
-/// TAIL_MIN_GAIN. `forced` (`FLASHCORE_SM90_BWD_TAIL=n`, n >= 2: tests) takes n pieces (at most
-/// m_blocks) of the last partial wave's tiles, or of a wave's when the CTAs fill whole waves.
-pub fn sm90_bwd_tail(
-    ctas: usize,
-    m_blocks: usize,
-    heads: usize,
-    sm_count: usize,
-    min_first: usize,
-    forced: Option<usize>,
-) -> Option<BwdTail> {
-    if m_blocks < 2 || sm_count == 0 || ctas <= min_first {
-        return None;
-    }
-    let rest = ctas % sm_count;
-    let room = ctas - min_first;
-    if let Some(n) = forced {
-        let tiles = (if rest > 0 { rest } else { sm_count.min(ctas) }).min(room);
-        let pieces = n.min(m_blocks);
-        return (tiles > 0 && pieces >= 2).then_some(BwdTail { first: ctas - tiles, tiles, pieces });
-    }
-    let steps = (heads * m_blocks) as f64;
-    let whole = ctas.div_ceil(sm_count) as f64 * (steps + TAIL_OVERHEAD_STEPS);
-    let mut best: Option<(f64, BwdTail)> = None;
-    for tiles in [rest, rest + sm_count].into_iter().filter(|t| rest > 0 && *t <= room) {
-        let full = ((ctas - tiles) / sm_count) as f64 * (steps + TAIL_OVERHEAD_STEPS);
-        for pieces in 2..=m_blocks.min(64) {
-            let piece = (heads * m_blocks.div_ceil(pieces)) as f64 + TAIL_OVERHEAD_STEPS + TAIL_FIXUP_STEPS;
-            let time = full + (tiles * pieces).div_ceil(sm_count) as f64 * piece;
-            if best.is_none_or(|(t, _)| time < t) {
-                best = Some((time, BwdTail { first: ctas - tiles, tiles, pieces }));
-            }
-        }
-    }
-    best.filter(|(t, _)| *t < whole * (1.0 - TAIL_MIN_GAIN)).map(|(_, tail)| tail)
 }
 
 /// The three launches of one backward call, and the sizes the host needs for the scratch buffers.
@@ -616,20 +501,6 @@ pub struct BwdLaunches {
     /// dQ accumulator zeroed in the Hopper main kernel ([`sm90_bwd_zero_lag`]): the lag in grid
     /// rows, the prep kernel zeroing the rows before it; 0 where the prep kernel zeroes every row.
     pub zero_lag: usize,
-    /// The tail split ([`sm90_bwd_tail`], `FLASHCORE_SM90_BWD_TAIL`): the main launch is then
-    /// one-dimensional and runs [`Variant::bwd_tail`] of the main kernel.
-    pub tail: Option<BwdTail>,
-}
-
-impl BwdLaunches {
-    /// The main kernel these launches run for `main` (the variant they were planned for): its tail
-    /// split's build when the main launch is split ([`BwdLaunches::tail`]), else `main`.
-    pub fn main_kernel(&self, main: Variant) -> Variant {
-        match (self.tail, main.bwd_tail()) {
-            (Some(_), Some(tail)) => tail,
-            _ => main,
-        }
-    }
 }
 
 /// The Hopper backward's in-kernel dQ conversion (kernels/sm90/bwd_convert.cuh): the CTAs of grid
@@ -799,16 +670,6 @@ pub fn backward_launches(main: &Variant, p: &Problem, sm_count: u32) -> BwdLaunc
     );
     let zero_lag =
         sm90_bwd_zero_lag(main, p, num_n_blocks, kv_splits, sm_count, knobs().sm90_bwd_zero, knobs().sm90_bwd_zero_lag);
-    let tail = match (knobs().sm90_bwd_tail, main.bwd_tail()) {
-        (Some(knob), Some(_)) if kv_splits == 1 => {
-            let rows = p.batch * p.kv_heads;
-            let lag = convert_lag.max(zero_lag);
-            let min_first = if lag > 0 { (rows - lag) * num_n_blocks } else { 0 };
-            let forced = (knob >= 2).then_some(knob);
-            sm90_bwd_tail(rows * num_n_blocks, num_m_blocks, p.heads / p.kv_heads, sm_count as usize, min_first, forced)
-        }
-        _ => None,
-    };
     let mut post = aux((post_rows * (p.head_dim / 8)).div_ceil(BWD_AUX_THREADS));
     if convert_rows > 0 {
         // The batches of the rows left to it (kernels/bwd/post.cu skips the heads converted already).
@@ -817,10 +678,7 @@ pub fn backward_launches(main: &Variant, p: &Problem, sm_count: u32) -> BwdLaunc
     BwdLaunches {
         prep: aux(seqlen_q_pad.div_ceil(BWD_PREP_ROWS)),
         main: Launch {
-            grid: match tail {
-                Some(t) => (t.ctas() as u32, 1, 1),
-                None => (num_n_blocks as u32, (p.kv_heads * kv_splits) as u32, p.batch as u32),
-            },
+            grid: (num_n_blocks as u32, (p.kv_heads * kv_splits) as u32, p.batch as u32),
             block: (main.threads() as u32, 1, 1),
             smem_bytes: main.smem_bytes() as u32,
             num_m_blocks: num_m_blocks as u32,
@@ -834,7 +692,6 @@ pub fn backward_launches(main: &Variant, p: &Problem, sm_count: u32) -> BwdLaunc
         convert_lag,
         convert_rows,
         zero_lag,
-        tail,
     }
 }
 

@@ -103,11 +103,6 @@ pub struct Knobs {
     /// `FLASHCORE_SM90_BWD_ZERO_LAG=n` (>= 1): the in-kernel zeroing's lag in grid rows instead of
     /// a wave's worth (raised to a causal section's rows): lets small test shapes zero in the kernel.
     pub sm90_bwd_zero_lag: Option<usize>,
-    /// `FLASHCORE_SM90_BWD_TAIL=1`: the Hopper backward splits its last partial wave's key blocks
-    /// where the planner's model predicts a gain (`plan::backward::sm90_bwd_tail`); `=n` (>= 2)
-    /// splits them into n pieces wherever the kernel allows it (tests). Off by default (not yet
-    /// measured on a device: bench/NOTES.md session 29).
-    pub sm90_bwd_tail: Option<usize>,
     /// `FLASHCORE_FP8_P_LOG2=n` (0..=8): the FP8 forward multiplies P by 2^n before its e4m3 cast
     /// (default [`FP8_P_LOG2`]; kernels/common/config.cuh FC_FP8_P_LOG2). Read it through
     /// [`fp8_p_log2`].
@@ -157,7 +152,6 @@ impl Knobs {
                 .filter(|n| *n >= 1),
             sm90_bwd_zero: flag("FLASHCORE_SM90_BWD_ZERO").unwrap_or(true),
             sm90_bwd_zero_lag: var("FLASHCORE_SM90_BWD_ZERO_LAG").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
-            sm90_bwd_tail: var("FLASHCORE_SM90_BWD_TAIL").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
             sm90_bwd_pipe: flag("FLASHCORE_SM90_BWD_PIPE").unwrap_or(true),
             sm90_bwd_block_m: var("FLASHCORE_SM90_BWD_TILE")
                 .and_then(|v| v.parse().ok())

@@ -450,9 +450,6 @@ impl Variant {
         if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.det {
             d.push(("FC_SM90_BWD_DET", "1".to_string()));
         }
-        if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.tail {
-            d.push(("FC_SM90_BWD_TAIL", "1".to_string()));
-        }
         if let (Some(n), KernelKind::BwdSm90) = (knobs().sm90_bwd_section_mib, self.kind) {
             d.push(("FC_SM90_BWD_SECTION_MIB", n.to_string()));
         }
@@ -717,7 +714,7 @@ impl std::fmt::Display for Variant {
         }
         write!(
             f,
-            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}{}{}{}{}{}",
+            "{kind}-{}-d{}-{}-{}-{}{}{}{}{}{}{}{}{}{}{}",
             self.arch.nvrtc_arch(),
             self.head_dim,
             self.dtype.name(),
@@ -731,7 +728,6 @@ impl std::fmt::Display for Variant {
             if self.bwd_overlap.pingpong { "-pp" } else { "" },
             if self.bwd_overlap.pipe { "-pipe" } else { "" },
             if self.bwd_overlap.det { "-det" } else { "" },
-            if self.bwd_overlap.tail { "-tail" } else { "" },
             if self.ext.local { "-local" } else { "" },
             if self.ext.softcap { "-softcap" } else { "" },
             if self.ext.infer { "-infer" } else { "" },
