@@ -71,6 +71,8 @@ def main() -> None:
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
             rec("cudnn", _bench.time_ms(cu, flush, ITERS))
 
+    with open(sys.argv[1], "w") as f:
+        json.dump(results, f, indent=1)
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
@@ -86,8 +88,6 @@ def main() -> None:
         gap = (st - prev_end) if prev_end is not None else 0.0
         print(f"  gap {gap:8.1f} us  dur {en - st:8.1f} us  {e.name[:90]}")
         prev_end = en
-    with open(sys.argv[1], "w") as f:
-        json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":
