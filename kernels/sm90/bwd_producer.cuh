@@ -49,18 +49,10 @@ FC_DEVICE void prefetch_next(const Sm90BwdParams& p) {
   const int n0 = (int)(next % gx) * Sm90Bwd::kBlockN;
   const int hk = (int)((next / gx) % gy) / p.base.kv_splits;
   const int b = (int)(next / (gx * gy));
-  // Its first step's Q and dO rows too (the deterministic walk starts elsewhere: not there).
-  const int m0 = BwdTraits::m_begin(n0, p.base.num_m_blocks, p.base.causal_offset) * Sm90Bwd::kBlockM;
-  const int h0 = hk * (p.base.heads / p.base.kv_heads) +
-                 (int)((next / gx) % gy) % p.base.kv_splits * (p.base.heads / p.base.kv_heads / p.base.kv_splits);
 #pragma unroll
   for (int db = 0; db < Sm90Bwd::kDBlocks; ++db) {
     ptx::tma_prefetch_4d(&p.tma_k, db * 64, n0, hk, b);
     ptx::tma_prefetch_4d(&p.tma_v, db * 64, n0, hk, b);
-    if (p.base.deterministic == 0) {
-      ptx::tma_prefetch_4d(&p.tma_q, db * 64, m0, h0, b);
-      ptx::tma_prefetch_4d(&p.tma_do, db * 64, m0, h0, b);
-    }
   }
 }
 
