@@ -36,26 +36,6 @@ constexpr u32 kStepBytes = 2 * Sm90Bwd::kQBytes + 2 * Sm90Bwd::kVecBytes;
 // (NVRTC 13.0.88).
 constexpr bool kEarlyFirstLoad = !(Sm90Bwd::kHeadDim == 64 && (Sm90Bwd::kCausal || Sm90Bwd::kSoftcap || Sm90Bwd::kPingPong));
 
-// K and V of the CTA about a wave after this one in launch order (the one likely to take an SM
-// when this CTA's wave ends) asked into L2 now, so that CTA's first loads, which every step of
-// its first GEMM waits for, come from L2 instead of DRAM. Not where Work::sectioned reorders the
-// launch (its map is not worth the producer's 24 registers). Only a hint: nothing waits for it.
-constexpr bool kPrefetchNext = !(Sm90Bwd::kCausal && !Sm90Bwd::kDet && Sm90Bwd::kHeadDim >= 96);
-
-FC_DEVICE void prefetch_next(const Sm90BwdParams& p) {
-  const u32 gx = gridDim.x, gy = gridDim.y;
-  const u32 next = blockIdx.x + gx * (blockIdx.y + gy * blockIdx.z) + ptx::sm_id_count();
-  if (next >= gx * gy * gridDim.z) return;
-  const int n0 = (int)(next % gx) * Sm90Bwd::kBlockN;
-  const int hk = (int)((next / gx) % gy) / p.base.kv_splits;
-  const int b = (int)(next / (gx * gy));
-#pragma unroll
-  for (int db = 0; db < Sm90Bwd::kDBlocks; ++db) {
-    ptx::tma_prefetch_4d(&p.tma_k, db * 64, n0, hk, b);
-    ptx::tma_prefetch_4d(&p.tma_v, db * 64, n0, hk, b);
-  }
-}
-
 FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w) {
   const BwdParams& f = p.base;
   ptx::prefetch_tma_desc(&p.tma_q);
@@ -75,7 +55,6 @@ FC_DEVICE void run(const Sm90BwdParams& p, const Sm90BwdSmem& sm, const Work& w)
     ptx::mbar_expect_tx(sm.q_full(0), kStepBytes);
     load_step(p, sm, w, 0, w.m0(0), w.h0);
   }
-  if constexpr (kPrefetchNext) prefetch_next(p);
   // The accumulator rows the consumers' bulk reduces add to are zeroed (sm90/bwd_zero.cuh) before
   // this thread's first q_full arrival: the consumers wait for that arrival (mbarrier, release /
   // acquire) before their first reduce.

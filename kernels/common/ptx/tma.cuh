@@ -40,23 +40,6 @@ FC_DEVICE void bulk_load(u32 smem_dst, const void* src, u32 bytes, u32 bar) {
                : "memory");
 }
 
-// Fetches the box at these coordinates of a 4-d tensor map into L2 only (PTX ISA
-// cp.async.bulk.prefetch.tensor, sm_90): no shared memory, no barrier, nothing to wait for. A
-// later tma_load_4d of the same box then reads L2 instead of waiting for DRAM.
-FC_DEVICE void tma_prefetch_4d(const TmaDesc* map, int c0, int c1, int c2, int c3) {
-  asm volatile("cp.async.bulk.prefetch.tensor.4d.L2.global.tile [%0, {%1, %2, %3, %4}];\n" ::"l"(
-                   reinterpret_cast<u64>(map)),
-               "r"(c0), "r"(c1), "r"(c2), "r"(c3)
-               : "memory");
-}
-
-// The number of SM identifiers (%nsmid: at least the SM count; the numbering may have gaps).
-FC_DEVICE u32 sm_id_count() {
-  u32 n;
-  asm volatile("mov.u32 %0, %%nsmid;\n" : "=r"(n));
-  return n;
-}
-
 FC_DEVICE void prefetch_tma_desc(const TmaDesc* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<u64>(map)) : "memory");
 }
