@@ -256,6 +256,11 @@ impl Runtime {
             // tiles to run out (the tickets are dynamic), so the planned grid stops there.
             launch.grid.0 = launch.grid.0.min(2 * max);
         }
+        if let (KernelKind::FwdSm90, Some(n)) = (variant.kind, crate::plan::knobs::knobs().sm90_grid) {
+            // Any grid works with the dynamic tile counter; clusters take tile pairs.
+            let n = if variant.ext.cluster { (n / 2 * 2).max(2) } else { n };
+            launch.grid.0 = launch.grid.0.min(n);
+        }
         let rows = rows_per_head(&variant, &p);
         let params = fwd_params(&p, &q, &k, &v, &out, lse, launch.num_m_blocks, rows);
         self.ctx.bind_to_thread()?;

@@ -112,6 +112,10 @@ pub struct Knobs {
     /// (kernels/common/config.cuh FC_RESCALE_SLACK; default 8; FP8 caps it at 8 - its P factor's
     /// log2, so that P stays within e4m3's range).
     pub rescale_slack: Option<u32>,
+    /// `FLASHCORE_SM90_GRID=n` (>= 1): at most n CTAs in the persistent Hopper bf16/fp16 forward's
+    /// grid (rounded down to even for two-CTA clusters): for experiments on how the last round
+    /// of tiles fills the SMs (bench/NOTES.md session 30).
+    pub sm90_grid: Option<u32>,
 }
 
 impl Knobs {
@@ -158,6 +162,7 @@ impl Knobs {
                 .filter(|n| matches!(n, 64 | 80)),
             fp8_p_log2: var("FLASHCORE_FP8_P_LOG2").and_then(|v| v.parse().ok()).filter(|n| *n <= 8),
             rescale_slack: var("FLASHCORE_RESCALE_SLACK").and_then(|v| v.parse().ok()).filter(|n| *n <= 8),
+            sm90_grid: var("FLASHCORE_SM90_GRID").and_then(|v| v.parse().ok()).filter(|n| *n >= 1),
         }
     }
 }
