@@ -12,6 +12,11 @@ with no split and with the best (T, k), and the predicted gain; `--jitter` adds 
 to every CTA's length (lockstep waves are the worst case for the tail).
 
     python3 scripts/model/bwd_tail_split.py [--jitter 0.03] [--seed 1]
+
+Outcome (bench/NOTES.md session 30 items 1-2): the premise failed on the H200. Shapes at 16.00
+waves ran at most 1.4% faster per FLOP than at 15.52, and the split, built and correct, lost 2-4%
+where it split: the backward's CTAs do not end in lockstep, so this model's lockstep and ±5%
+cases both overstate what the tail costs. Kept as the record of the prediction.
 """
 import argparse
 import heapq
