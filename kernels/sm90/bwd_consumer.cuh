@@ -39,6 +39,17 @@ constexpr int kBarDs = 1;
 constexpr int kBarDqTurn = 2;
 // kDqSmem: the step's dQ tile is in shared memory (every consumer thread wrote and fenced its part).
 constexpr int kBarDqFull = 3;
+// FC_SM90_BWD_PROBE (FLASHCORE_SM90_BWD_PROBE; timing probes of the pipelined loop only, the
+// gradients are wrong), bits: 1 the reduce issuer does not wait for its dQ buffer's previous
+// read, 2 no dQ-full barrier (the reduce goes out without waiting for the other warps' stores),
+// 4 no dQ bulk reduce, 8 no per-step dS barrier (implies 2: the warpgroups are then tied only
+// by the stage ring), 16 no dQ tile stores, 32 the dQ tile's bytes as 16-byte stores in thread
+// order (the same bytes in a quarter (d128, 80 rows) or half of the instructions; wrong layout).
+// bench/NOTES.md session 31 has what each one measured.
+#ifndef FC_SM90_BWD_PROBE
+#define FC_SM90_BWD_PROBE 0
+#endif
+constexpr int kProbe = (FC_SM90_BWD_PROBE & 8) ? (FC_SM90_BWD_PROBE | 2) : FC_SM90_BWD_PROBE;
 
 namespace wg = ptx::warpgroup;
 
@@ -285,18 +296,26 @@ FC_DEVICE void dq_store(const Sm90BwdSmem& sm, const float (&dq)[kDq8][4], int s
   const int warp = tw >> 5, lane = tw & 31;
   const int dq_row0 = Sm90Bwd::kDqSplitRows ? w * 64 : 0;
   const int dq_col0 = Sm90Bwd::kDqSplitRows ? 0 : w * Sm90Bwd::kDqCols;
-  store_dq(dq, sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0), dq_row0 + warp * 16, dq_col0 / 8, lane);
+  if constexpr (kProbe & 32) {
+    const u32 at = sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0) + (w * 128 + tw) * 16;
+#pragma unroll
+    for (int j = 0; j < kDq8; ++j) ptx::st_shared_f32x4(at + j * 4096, dq[j][0], dq[j][1], dq[j][2], dq[j][3]);
+  } else if constexpr (!(kProbe & 16)) {
+    store_dq(dq, sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0), dq_row0 + warp * 16, dq_col0 / 8, lane);
+  }
   // The copy engine (async proxy) reads what these generic stores wrote: fence, then meet.
   // Only the issuing warp waits; the others go on.
   ptx::fence_proxy_async_smem();
-  if (!(w == 0 && warp == 0)) ptx::named_bar_arrive(kBarDqFull, kThreads);
+  if constexpr (!(kProbe & 2)) {
+    if (!(w == 0 && warp == 0)) ptx::named_bar_arrive(kBarDqFull, kThreads);
+  }
 }
 // dq_reduce: the issuing warp waits at kBarDqFull for every other warp's stores, and its first
 // thread adds the whole tile (query rows m0 .. of accumulator rows `bh`) with one bulk reduce.
 FC_DEVICE void dq_reduce(const BwdParams& f, const Sm90BwdSmem& sm, int step, i64 bh, int m0, int w, int tw) {
   if (w == 0 && (tw >> 5) == 0) {
-    ptx::named_bar_sync(kBarDqFull, kThreads);
-    if (tw == 0) {
+    if constexpr (!(kProbe & 2)) ptx::named_bar_sync(kBarDqFull, kThreads);
+    if (!(kProbe & 4) && tw == 0) {
       // Rows m0 .. m0 + block_m - 1 of (b, h) are one contiguous tile of the accumulator.
       const i64 seqlen_q_pad = (i64)f.num_m_blocks * Sm90Bwd::kBlockM;
       float* tile = reinterpret_cast<float*>(f.dq_accum) + (bh * seqlen_q_pad + m0) * Sm90Bwd::kHeadDim;
@@ -540,8 +559,8 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
     ptx::fence_proxy_async_smem();
     // dQ_i's tile goes (next step) into the buffer the reduce of step i - kDqBufs read; the reduce
     // of step i - 1 was committed above, so this waits for all but the newest kDqBufs - 1.
-    if (issuer) ptx::tma_store_wait_read<Sm90Bwd::kDqBufs - 1>();
-    ptx::named_bar_sync(kBarDs, kThreads);
+    if (!(kProbe & 1) && issuer) ptx::tma_store_wait_read<Sm90Bwd::kDqBufs - 1>();
+    if constexpr (!(kProbe & 8)) ptx::named_bar_sync(kBarDs, kThreads);
     wg::wait<0>();
     wg::fence_operand(dv);
     wg::fence_operand(dk);

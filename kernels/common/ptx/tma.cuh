@@ -219,6 +219,9 @@ namespace ptx {
 FC_DEVICE void st_shared_f32x2(u32 addr, float a, float b) {
   asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(addr), "f"(a), "f"(b) : "memory");
 }
+FC_DEVICE void st_shared_f32x4(u32 addr, float a, float b, float c, float d) {
+  asm volatile("st.shared.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "f"(a), "f"(b), "f"(c), "f"(d) : "memory");
+}
 
 // Bulk reduce-add (PTX ISA 9.7.9.25.4.2 cp.reduce.async.bulk, sm_90): dst[i] += src[i] for `bytes`
 // / 4 floats, from shared memory to global memory, done by the copy engine at L2 (relaxed, like

@@ -29,6 +29,12 @@ pub struct Knobs {
     /// (kernels/sm90/consumer.cuh): 1 drops the softmax's exponentials, 2 the whole softmax, 4 the
     /// K/V reloads once the stage ring is full, 8 takes Q·Kᵀ's A operand from registers (d128).
     pub sm90_probe: Option<u8>,
+    /// `FLASHCORE_SM90_BWD_PROBE=bits`: timing probes of the Hopper backward's pipelined loop that
+    /// give wrong gradients (kernels/sm90/bwd_consumer.cuh): 1 drops the dQ reduce issuer's wait
+    /// for its buffer's previous read, 2 the dQ-full barrier, 4 the dQ bulk reduce, 8 the per-step
+    /// dS barrier (with 2), 16 the dQ tile's shared-memory stores, 32 stores the tile's bytes as
+    /// 16-byte stores in thread order (wrong layout, fewer instructions).
+    pub sm90_bwd_probe: Option<u8>,
     /// `FLASHCORE_SM90_KEEP_P=0|1`: force off or on keeping P's registers allocated until the
     /// overlapped loop's softmax is done (kernels/sm90/consumer.cuh `kKeepP`).
     pub sm90_keep_p: Option<bool>,
@@ -133,6 +139,9 @@ impl Knobs {
             exp2_poly: var("FLASHCORE_EXP2_POLY").and_then(|v| v.parse().ok()).filter(|k| *k <= 16),
             sm90_q_stages: var("FLASHCORE_SM90_Q_STAGES").and_then(|v| v.parse().ok()).filter(|n| matches!(n, 1 | 2)),
             sm90_probe: var("FLASHCORE_SM90_PROBE").and_then(|v| v.parse().ok()).filter(|n| (1..=15).contains(n)),
+            sm90_bwd_probe: var("FLASHCORE_SM90_BWD_PROBE")
+                .and_then(|v| v.parse().ok())
+                .filter(|n| (1..=63).contains(n)),
             sm90_keep_p: flag("FLASHCORE_SM90_KEEP_P"),
             sm90_cluster: flag("FLASHCORE_SM90_CLUSTER"),
             sm90_kv_rotate: flag("FLASHCORE_SM90_KV_ROTATE"),

@@ -450,6 +450,9 @@ impl Variant {
         if self.kind == KernelKind::BwdSm90 && self.bwd_overlap.det {
             d.push(("FC_SM90_BWD_DET", "1".to_string()));
         }
+        if let (Some(n), KernelKind::BwdSm90) = (knobs().sm90_bwd_probe, self.kind) {
+            d.push(("FC_SM90_BWD_PROBE", n.to_string()));
+        }
         if let (Some(n), KernelKind::BwdSm90) = (knobs().sm90_bwd_section_mib, self.kind) {
             d.push(("FC_SM90_BWD_SECTION_MIB", n.to_string()));
         }
