@@ -28,7 +28,6 @@ extern "C" __global__ void __launch_bounds__(Sm90Bwd::kThreads, 1)
       ptx::mbar_init(sm.q_full(s), 1);
       ptx::mbar_init(sm.q_empty(s), sm90::bwd::consumer::kThreads);
     }
-    ptx::mbar_init(sm.dq_empty(), 1);
     ptx::fence_barrier_init();
     ptx::st_shared_u32(sm.cta_info(0), (u32)work.grid_row(p.base));
     ptx::st_shared_u32(sm.cta_info(1), (u32)work.n_block);

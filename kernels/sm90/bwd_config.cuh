@@ -62,8 +62,8 @@ struct Sm90Bwd {
   static constexpr bool kConvert = kDqSmem && !kPingPong && !kCausal && !kSoftcap && kHeadDim != 96;
   static_assert(!kDet || (kDqSmem && !kPipe && !kPingPong), "the deterministic dQ reduce runs in the plain shared-memory loop");
   static_assert(!kPipe || kDqSmem, "the pipelined loop stores the deferred dQ tile through shared memory");
-  // The mbarriers, three ints (Sm90BwdSmem::cta_info) padded to 16 bytes, and dq_empty.
-  static_assert(8 * (1 + 2 * kStages) + 16 + 8 <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
+  // The mbarriers, then three ints (Sm90BwdSmem::cta_info).
+  static_assert(8 * (1 + 2 * kStages) + 12 <= kSmemSlack - 1023, "the mbarriers do not fit the slack");
   static constexpr int kSmemBytes = kSmemTiles + kSmemSlack;
 
   // dQ_i (block_m x head dim) = dS K is split over the consumer warpgroups so each wgmma has M = 64:

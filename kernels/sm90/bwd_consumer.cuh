@@ -44,7 +44,8 @@ constexpr int kBarDqFull = 3;
 // read, 2 no dQ-full barrier (the reduce goes out without waiting for the other warps' stores),
 // 4 no dQ bulk reduce, 8 no per-step dS barrier (implies 2: the warpgroups are then tied only
 // by the stage ring), 16 no dQ tile stores, 32 the dQ tile's bytes as 16-byte stores in thread
-// order (the same bytes in a quarter (d128 80 rows) or half of the instructions; wrong layout).
+// order (the same bytes in a quarter (d128, 80 rows) or half of the instructions; wrong layout).
+// bench/NOTES.md session 31 has what each one measured.
 #ifndef FC_SM90_BWD_PROBE
 #define FC_SM90_BWD_PROBE 0
 #endif
@@ -110,8 +111,6 @@ FC_DEVICE void gemm_rs(float (&acc)[kD8][4], u32 (&a)[kM16][4], u32 b) {
 // the K tile's d block read MN-major, as B above) · dSᵀ (block_n keys x block_m queries, the
 // query-major dS buffer read K-major: 32 bytes per k16 step in a 128-byte row, the next key block
 // every 4 steps).
-// N8 n8 tiles of N: the whole slice, or with kDqT half of the queries (N = 40; `ds` then points at
-// the second half's first query row for it, 40 rows = 5 whole 1024-byte swizzle atoms further).
 // (A template so that the branch not taken, whose wgmma shape does not match acc, is discarded.)
 template <int N8>
 FC_DEVICE void gemm_dq(float (&acc)[N8][4], u32 ds, u32 k) {
@@ -122,12 +121,12 @@ FC_DEVICE void gemm_dq(float (&acc)[N8][4], u32 ds, u32 k) {
 #pragma unroll
   for (int kk = 0; kk < Sm90Bwd::kBlockN / 16; ++kk) {
     if constexpr (Sm90Bwd::kDqT) {
-      wg::wgmma_ss<N8 * 8, Sm90Bwd::kBf16, 1, 0>(
+      wg::wgmma_ss<Sm90Bwd::kBlockM, Sm90Bwd::kBf16, 1, 0>(
           acc, wg::desc_plus_lo(dk, kk * 2048), wg::desc_plus_lo(dds, (kk / 4) * Sm90Bwd::kBlockM * 128 + (kk % 4) * 32),
           kk > 0);
     } else {
-      wg::wgmma_ss<N8 * 8, Sm90Bwd::kBf16, 1, 1>(acc, wg::desc_plus_lo(dds, kk * 2048), wg::desc_plus_lo(dk, kk * 2048),
-                                                 kk > 0);
+      wg::wgmma_ss<Sm90Bwd::kDqCols, Sm90Bwd::kBf16, 1, 1>(acc, wg::desc_plus_lo(dds, kk * 2048),
+                                                           wg::desc_plus_lo(dk, kk * 2048), kk > 0);
     }
   }
   wg::commit();
@@ -190,9 +189,7 @@ FC_DEVICE void add_dq(const float (&acc)[kDq8][4], float* rows, int lane) {
 // kDqT: the slice is dQᵀ (this warp's 16 head dims from 8 * chunk0 + row, x block_m queries), so
 // each value is its own 4-byte store: rows 8j + 2t (+ 1), head dim g (+ 8) of the chunk; the
 // (row / 2) % 4 swizzle spreads the quad's rows over 4 bank groups (BwdTraits::dq_chunk).
-// `j0`: the first n8 tile of `acc` within the slice (the second half of a kDqT slice: 5).
-template <int N8>
-FC_DEVICE void store_dq(const float (&acc)[N8][4], u32 buf, int row, int chunk0, int lane, int j0 = 0) {
+FC_DEVICE void store_dq(const float (&acc)[kDq8][4], u32 buf, int row, int chunk0, int lane) {
   const int g = lane >> 2, t = lane & 3;
   const int c = chunk0 + row / 8;  // kDqT: the chunk of dims g; dims g + 8 are chunk c + 1
   // kDqT, d 96: the second warpgroup's dims past the head dim are the K tile's zero fill (warp-uniform).
@@ -203,10 +200,10 @@ FC_DEVICE void store_dq(const float (&acc)[N8][4], u32 buf, int row, int chunk0,
     const u32 base = buf + (2 * t * Sm90Bwd::kHeadDim + g) * 4;
     const u32 col[2] = {32u * BwdTraits::dq_chunk(c, 2 * t), 32u * BwdTraits::dq_chunk(c + 1, 2 * t)};
 #pragma unroll
-    for (int j = 0; j < N8; ++j) {
+    for (int j = 0; j < kDq8; ++j) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const u32 at = base + col[e >> 1] + (8 * (j0 + j) + (e & 1)) * Sm90Bwd::kHeadDim * 4;
+        const u32 at = base + col[e >> 1] + (8 * j + (e & 1)) * Sm90Bwd::kHeadDim * 4;
         ptx::st_shared_u32(at, __float_as_uint(acc[j][e]));
       }
     }
@@ -214,9 +211,9 @@ FC_DEVICE void store_dq(const float (&acc)[N8][4], u32 buf, int row, int chunk0,
   }
   const int r = row + g;
 #pragma unroll
-  for (int j = 0; j < N8; ++j) {
+  for (int j = 0; j < kDq8; ++j) {
     // Rows r and r + 8 share r % 4, so the same swizzled chunk.
-    const u32 at = buf + (r * Sm90Bwd::kHeadDim + 8 * BwdTraits::dq_chunk(chunk0 + j0 + j, r) + 2 * t) * 4;
+    const u32 at = buf + (r * Sm90Bwd::kHeadDim + 8 * BwdTraits::dq_chunk(chunk0 + j, r) + 2 * t) * 4;
     ptx::st_shared_f32x2(at, acc[j][0], acc[j][1]);
     ptx::st_shared_f32x2(at + 8 * Sm90Bwd::kHeadDim * 4, acc[j][2], acc[j][3]);
   }
@@ -291,34 +288,26 @@ FC_DEVICE void turn_end(int w, bool last) {
   }
 }
 
-// kDqSmem, in three parts so the pipelined loop can issue a GEMM between them. dq_store: writes
-// warpgroup w's slice of the dQ tile of `step` into its buffer. dq_publish: fences and, on every
-// warp but the issuing one (warp 0 of warpgroup 0), arrives at kBarDqFull. The issuer waited for
-// the buffer's previous reduce to read it before the dS barrier that precedes these calls.
-// `j0`: as store_dq's (a half of the slice).
-template <int N8>
-FC_DEVICE void dq_store(const Sm90BwdSmem& sm, const float (&dq)[N8][4], int step, int w, int tw, int j0 = 0) {
+// kDqSmem, in two halves so the pipelined loop can issue a GEMM between them. dq_store: writes
+// warpgroup w's slice of the dQ tile of `step` into its buffer and fences; every warp but the
+// issuing one (warp 0 of warpgroup 0) arrives at kBarDqFull. The issuer waited for the buffer's
+// previous reduce to read it before the dS barrier that precedes this call.
+FC_DEVICE void dq_store(const Sm90BwdSmem& sm, const float (&dq)[kDq8][4], int step, int w, int tw) {
   const int warp = tw >> 5, lane = tw & 31;
   const int dq_row0 = Sm90Bwd::kDqSplitRows ? w * 64 : 0;
   const int dq_col0 = Sm90Bwd::kDqSplitRows ? 0 : w * Sm90Bwd::kDqCols;
   if constexpr (kProbe & 32) {
     const u32 at = sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0) + (w * 128 + tw) * 16;
 #pragma unroll
-    for (int j = 0; j < N8; ++j) ptx::st_shared_f32x4(at + (j0 + j) * 4096, dq[j][0], dq[j][1], dq[j][2], dq[j][3]);
+    for (int j = 0; j < kDq8; ++j) ptx::st_shared_f32x4(at + j * 4096, dq[j][0], dq[j][1], dq[j][2], dq[j][3]);
   } else if constexpr (!(kProbe & 16)) {
-    store_dq(dq, sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0), dq_row0 + warp * 16, dq_col0 / 8, lane, j0);
+    store_dq(dq, sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0), dq_row0 + warp * 16, dq_col0 / 8, lane);
   }
-}
-// The copy engine (async proxy) reads what dq_store's generic stores wrote: fence, then meet.
-// Only the issuing warp waits; the others go on. The fence (MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S in
-// SASS) waits until the thread's stores have completed, so the pipelined loop issues dPᵀ before it:
-// with the fence first, dPᵀ waited for the 40 (d128, 80 rows) or 16 (d64) stores per thread to
-// drain while the tensor cores ran out of work (bench/NOTES.md session 31: without the stores the
-// step ran 12-24% faster).
-FC_DEVICE void dq_publish(int w, int tw) {
+  // The copy engine (async proxy) reads what these generic stores wrote: fence, then meet.
+  // Only the issuing warp waits; the others go on.
   ptx::fence_proxy_async_smem();
   if constexpr (!(kProbe & 2)) {
-    if (!(w == 0 && (tw >> 5) == 0)) ptx::named_bar_arrive(kBarDqFull, kThreads);
+    if (!(w == 0 && warp == 0)) ptx::named_bar_arrive(kBarDqFull, kThreads);
   }
 }
 // dq_reduce: the issuing warp waits at kBarDqFull for every other warp's stores, and its first
@@ -498,21 +487,15 @@ FC_DEVICE int warp_key0(const Work& work) {
 }
 
 // FLASHCORE_SM90_BWD_PIPE=1 (Sm90Bwd::kPipe, shared-memory dQ only): step i's dQ GEMM is issued
-// in step i + 1, in one batch with dV_{i+1} and dK_{i+1} and ahead of them, and its tile is stored
-// to shared memory while they run; then the issuing warp meets the others and starts the reduce.
-// Where the stores sit matters: the SS GEMMs (Sᵀ, dPᵀ, dQ) read both operands from shared memory
-// and leave little of its bandwidth to stores, the RS GEMMs (dV, dK) read only B. Session 30's
-// loop stored the tile while Sᵀ_{i+1} ran, and dPᵀ_{i+1} (whose accumulator reuses the tile's
-// registers) waited for the stores: without them the step ran 12-24% faster (bench/NOTES.md
-// session 31). Live at the stores: dQ, Pᵀ and dSᵀ (A fragments of dV and dK) and dK, dV, the
-// plain loop's peak. Every wgmma is issued and waited within one iteration (accumulators in flight
-// across the back edge gave C7514: NOTES, Hopper backward 2 and 3) and none sits in a conditional
-// (C7518): step 0 issues a dQ GEMM on the other dS buffer whose result is thrown away, and the
-// last step's dQ runs after the loop. The dQ buffer's reuse: the issuing thread waits for the
-// reduce that read it last at the top of the next step (a step after it was issued) and arrives
-// on dq_empty, which every consumer thread waits for before it stores (a wait at the dS barrier
-// instead would hold the CTA there for the reduce issued just before).
-constexpr bool kDqHalves = false && Sm90Bwd::kDqT && Sm90Bwd::kBlockM == 80;
+// at the top of step i + 1, in one batch with Sᵀ_{i+1}; its tile is stored to shared memory while
+// Sᵀ_{i+1} runs, then dPᵀ_{i+1} is issued and the issuing warp meets the others and starts the
+// reduce while dPᵀ runs. So the dQ store and its barrier no longer sit between the tensor cores'
+// work of consecutive steps, and the peak stays at the committed loop's: dQ (32 registers) is
+// dead before dPᵀ's accumulator is live (dQ, Sᵀ and dPᵀ together with dK and dV made ptxas
+// serialize the wgmmas for registers, C7512, at both head dims). Every wgmma is issued and waited
+// within one iteration (accumulators in flight across the back edge gave C7514: NOTES, Hopper
+// backward 2 and 3) and none sits in a conditional (C7518): step 0 issues a dQ GEMM on the other
+// dS buffer whose result is thrown away, and the last step's dQ runs after the loop.
 FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Work& work, int w, int tw,
                              float (&dk)[kD8][4], float (&dv)[kD8][4]) {
   const int warp = tw >> 5, lane = tw & 31;
@@ -522,23 +505,33 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
   const bool issuer = w == 0 && tw == 0;
 
   int h = work.h0, mi = 0;
+  int prev_m0 = 0;
+  i64 prev_bh = 0;
   for (int i = 0; i < work.steps; ++i) {
     const int s = i % Sm90Bwd::kStages;
     const int m0 = work.m0(mi);
-    // dQ_{i-1} goes into the buffer the reduce of dQ_{i-1-kDqBufs} read, issued in step i - kDqBufs:
-    // all but the newest kDqBufs - 1 reduces are done reading.
-    if (issuer && i > 0) {
-      if constexpr (!(kProbe & 1)) ptx::tma_store_wait_read<Sm90Bwd::kDqBufs - 1>();
-      ptx::mbar_arrive(sm.dq_empty());
-    }
+    const i64 bh = (i64)work.b * f.heads + h;
     ptx::mbar_wait(sm.q_full(s), (i / Sm90Bwd::kStages) & 1);
 
-    float sc[kM8][4], dp[kM8][4];
-    turn_begin(w, i == 0);
-    gemm_kq(sc, sm.k(), sm.q(s), w);
+    // dQ_{i-1} reads dS buffer (i - 1) % 2, complete since step i - 1's dS barrier.
+    float sc[kM8][4];
+    {
+      float dq[kDq8][4];
+      turn_begin(w, i == 0);
+      gemm_dq(dq, sm.ds((i + 1) & 1) + dq_a, dq_b);
+      gemm_kq(sc, sm.k(), sm.q(s), w);
+      turn_end(w, false);
+      wg::wait<1>();  // groups retire in order: dQ_{i-1} is done, Sᵀ may still run
+      wg::fence_operand(dq);
+      // Uniform over the CTA (kBarDqFull inside). Step 0's dQ GEMM had no step before it.
+      if (i > 0) dq_store(sm, dq, i - 1, w, tw);
+    }
+    float dp[kM8][4];
+    turn_begin(w, false);
     gemm_kq(dp, sm.v(), sm.dout(s), w);
     turn_end(w, false);
-    wg::wait<1>();  // groups retire in order: Sᵀ is done, dPᵀ may still run
+    if (i > 0) dq_reduce(f, sm, i - 1, prev_bh, prev_m0, w, tw);
+    wg::wait<1>();  // Sᵀ is done, dPᵀ may still run
     wg::fence_operand(sc);
     const int key0 = Sm90Bwd::kDqT ? warp_key0(work) : key0_held;
     // The cap goes on before the mask: tanh(−inf) would be −1, not −inf.
@@ -556,63 +549,17 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
     u32 pa[kM16][4], dsa[kM16][4];
     pack(pa, sc);
     pack(dsa, dp);
-    // dQ_{i-1} reads dS buffer (i - 1) % 2, complete since step i - 1's dS barrier. Step 0's dQ GEMM
-    // had no step before it. The stores are uniform over the CTA (kBarDqFull in dq_publish).
-    const u32 ds_prev = sm.ds((i + 1) & 1) + dq_a;
-    if constexpr (kDqHalves) {
-      // The 80-row tile: dQᵀ in two halves of 40 queries, each stored while the RS GEMM issued
-      // behind it runs; all of dQᵀ at once beside Pᵀ, dSᵀ, dK and dV spilled (NVRTC 13.0.88).
-      {
-        float dq[kDq8 / 2][4];
-        turn_begin(w, false);
-        gemm_dq(dq, ds_prev, dq_b);
-        gemm_rs(dv, pa, sm.dout(s));  // dV += Pᵀ dO
-        turn_end(w, false);
-        wg::wait<1>();  // the first half is done, dV may still run
-        wg::fence_operand(dq);
-        if (i > 0) {
-          ptx::mbar_wait(sm.dq_empty(), (i - 1) & 1);
-          dq_store(sm, dq, i - 1, w, tw);
-        }
-      }
-      float dq[kDq8 / 2][4];
-      turn_begin(w, false);
-      gemm_dq(dq, ds_prev + 40 * 128, dq_b);
-      gemm_rs(dk, dsa, sm.q(s));  // dK += dSᵀ Q
-      turn_end(w, false);
-      wg::wait<1>();  // dV and the second half are done, dK may still run
-      wg::fence_operand(dq);
-      if (i > 0) {
-        dq_store(sm, dq, i - 1, w, tw, kDq8 / 2);
-        dq_publish(w, tw);
-        // Step i - 1's head and query block, from this step's walk position (held across the loop,
-        // they cost the registers the live set here does not have).
-        const bool wrapped = mi == 0;
-        dq_reduce(f, sm, i - 1, (i64)work.b * f.heads + h - (wrapped ? 1 : 0),
-                  work.m0(wrapped ? work.m_count - 1 : mi - 1), w, tw);
-      }
-    } else {
-      float dq[kDq8][4];
-      turn_begin(w, false);
-      gemm_dq(dq, ds_prev, dq_b);
-      gemm_rs(dv, pa, sm.dout(s));  // dV += Pᵀ dO
-      gemm_rs(dk, dsa, sm.q(s));    // dK += dSᵀ Q
-      turn_end(w, false);
-      wg::wait<2>();  // dQ_{i-1} is done, dV and dK may still run
-      wg::fence_operand(dq);
-      if (i > 0) {
-        ptx::mbar_wait(sm.dq_empty(), (i - 1) & 1);
-        dq_store(sm, dq, i - 1, w, tw);
-        dq_publish(w, tw);
-        const bool wrapped = mi == 0;
-        dq_reduce(f, sm, i - 1, (i64)work.b * f.heads + h - (wrapped ? 1 : 0),
-                  work.m0(wrapped ? work.m_count - 1 : mi - 1), w, tw);
-      }
-    }
-    // Buffer i % 2 was last read by dQ_{i-2}, issued in step i - 1 and waited there by each
-    // warpgroup before it arrived at step i - 1's dS barrier.
+    turn_begin(w, false);
+    gemm_rs(dv, pa, sm.dout(s));  // dV += Pᵀ dO
+    gemm_rs(dk, dsa, sm.q(s));    // dK += dSᵀ Q
+    turn_end(w, false);
+    // Buffer i % 2 was last read by dQ_{i-2}, issued at the top of step i - 1 and waited there by
+    // each warpgroup before it arrived at step i - 1's dS barrier.
     store_ds(dsa, sm.ds(i & 1), w * 64 + warp * 16, lane);
     ptx::fence_proxy_async_smem();
+    // dQ_i's tile goes (next step) into the buffer the reduce of step i - kDqBufs read; the reduce
+    // of step i - 1 was committed above, so this waits for all but the newest kDqBufs - 1.
+    if (!(kProbe & 1) && issuer) ptx::tma_store_wait_read<Sm90Bwd::kDqBufs - 1>();
     if constexpr (!(kProbe & 8)) ptx::named_bar_sync(kBarDs, kThreads);
     wg::wait<0>();
     wg::fence_operand(dv);
@@ -621,6 +568,8 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
     wg::fence_operand(dsa);
     // Sᵀ, dPᵀ, dV and dK (every GEMM reading stage s) have completed and lse2/dsum were read.
     ptx::mbar_arrive(sm.q_empty(s));
+    prev_m0 = m0;
+    prev_bh = bh;
     if (++mi == work.m_count) {
       mi = 0;
       ++h;
@@ -634,17 +583,8 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
   wg::wait<0>();
   wg::fence_operand(dq);
   if (work.steps > 0) {
-    if (issuer) {
-      if constexpr (!(kProbe & 1)) ptx::tma_store_wait_read<Sm90Bwd::kDqBufs - 1>();
-      ptx::mbar_arrive(sm.dq_empty());
-    }
-    ptx::mbar_wait(sm.dq_empty(), (work.steps - 1) & 1);
     dq_store(sm, dq, work.steps - 1, w, tw);
-    dq_publish(w, tw);
-    // The walk ended one past the last step: h, mi as in the loop's wrap.
-    const bool wrapped = mi == 0;
-    dq_reduce(f, sm, work.steps - 1, (i64)work.b * f.heads + h - (wrapped ? 1 : 0),
-              work.m0(wrapped ? work.m_count - 1 : mi - 1), w, tw);
+    dq_reduce(f, sm, work.steps - 1, prev_bh, prev_m0, w, tw);
   }
 }
 

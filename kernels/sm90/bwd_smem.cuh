@@ -47,7 +47,4 @@ struct Sm90BwdSmem {
   // barrier: the 24-register producer warps and the consumers' last step read them here rather
   // than keep them live from the kernel's start (they spilled).
   FC_DEVICE u32 cta_info(int i) const { return base + kBars + 8 * (1 + 2 * Sm90Bwd::kStages) + 4 * i; }
-  // The pipelined loop's dQ buffer is free to store into (sm90/bwd_consumer.cuh mainloop_pipe): one
-  // arrival per step by the thread that issues the reduces. After cta_info's three ints.
-  FC_DEVICE u32 dq_empty() const { return base + kBars + 8 * (1 + 2 * Sm90Bwd::kStages) + 16; }
 };

@@ -7,8 +7,7 @@ unreadable to write by hand; this script writes them. Run: python3 scripts/gen/w
 import pathlib
 
 OUT = pathlib.Path(__file__).resolve().parents[2] / "kernels/common/ptx/wgmma_ops.cuh"
-# 40: the backward's dQᵀ on the 80-row tile in two halves of queries (sm90/bwd_consumer.cuh).
-NS = [40, 64, 80, 96, 128, 160, 176, 192, 256]
+NS = [64, 80, 96, 128, 160, 176, 192, 256]
 TYPES = {"bf16": "Bf16", "f16": "F16"}
 # e4m3 (FP8 forward): Q·Kᵀ at N = block_n and P·V at N = head dim. FP8 wgmma has K = 32 and no
 # transpose: both operands K-major.

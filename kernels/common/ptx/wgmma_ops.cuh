@@ -6,56 +6,6 @@
 
 namespace ptx::warpgroup {
 
-// D (64 x 40, f32) {=, +=} A (64 x 16, smem) * B (16 x 40, smem), bf16 inputs. Both operands
-// K-major by default; TransA / TransB = 1 reads that operand MN-major (its M or N index contiguous).
-template <int TransA = 0, int TransB = 0>
-FC_DEVICE void wgmma_ss_m64n40k16_bf16(float (&d)[5][4], u64 desc_a, u64 desc_b, int accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %22, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n40k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19}, %20, %21, p, 1, 1, %23, %24;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3])
-      : "l"(desc_a), "l"(desc_b), "r"(accumulate), "n"(TransA), "n"(TransB));
-}
-
-
-// D (64 x 40, f32) += A (64 x 16, registers) * B (16 x 40, smem, K-major or, with TransB, MN-major), bf16.
-template <int TransB>
-FC_DEVICE void wgmma_rs_m64n40k16_bf16(float (&d)[5][4], const u32 (&a)[4], u64 desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n40k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19}, {%20, %21, %22, %23}, %24, p, 1, 1, %25;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "n"(TransB));
-}
-
-
-// D (64 x 40, f32) {=, +=} A (64 x 16, smem) * B (16 x 40, smem), f16 inputs. Both operands
-// K-major by default; TransA / TransB = 1 reads that operand MN-major (its M or N index contiguous).
-template <int TransA = 0, int TransB = 0>
-FC_DEVICE void wgmma_ss_m64n40k16_f16(float (&d)[5][4], u64 desc_a, u64 desc_b, int accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %22, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n40k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19}, %20, %21, p, 1, 1, %23, %24;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3])
-      : "l"(desc_a), "l"(desc_b), "r"(accumulate), "n"(TransA), "n"(TransB));
-}
-
-
-// D (64 x 40, f32) += A (64 x 16, registers) * B (16 x 40, smem, K-major or, with TransB, MN-major), f16.
-template <int TransB>
-FC_DEVICE void wgmma_rs_m64n40k16_f16(float (&d)[5][4], const u32 (&a)[4], u64 desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n40k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19}, {%20, %21, %22, %23}, %24, p, 1, 1, %25;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "n"(TransB));
-}
-
-
 // D (64 x 64, f32) {=, +=} A (64 x 16, smem) * B (16 x 64, smem), bf16 inputs. Both operands
 // K-major by default; TransA / TransB = 1 reads that operand MN-major (its M or N index contiguous).
 template <int TransA = 0, int TransB = 0>
@@ -459,7 +409,6 @@ FC_DEVICE void wgmma_rs_m64n256k16_f16(float (&d)[32][4], const u32 (&a)[4], u64
 // Shape/type dispatch: N and the dtype are compile-time.
 template <int N, bool Bf16, int TransA = 0, int TransB = 0>
 FC_DEVICE void wgmma_ss(float (&d)[N / 8][4], u64 a, u64 b, int accumulate) {
-  if constexpr (N == 40) { if constexpr (Bf16) wgmma_ss_m64n40k16_bf16<TransA, TransB>(d, a, b, accumulate); else wgmma_ss_m64n40k16_f16<TransA, TransB>(d, a, b, accumulate); }
   if constexpr (N == 64) { if constexpr (Bf16) wgmma_ss_m64n64k16_bf16<TransA, TransB>(d, a, b, accumulate); else wgmma_ss_m64n64k16_f16<TransA, TransB>(d, a, b, accumulate); }
   if constexpr (N == 80) { if constexpr (Bf16) wgmma_ss_m64n80k16_bf16<TransA, TransB>(d, a, b, accumulate); else wgmma_ss_m64n80k16_f16<TransA, TransB>(d, a, b, accumulate); }
   if constexpr (N == 96) { if constexpr (Bf16) wgmma_ss_m64n96k16_bf16<TransA, TransB>(d, a, b, accumulate); else wgmma_ss_m64n96k16_f16<TransA, TransB>(d, a, b, accumulate); }
@@ -468,11 +417,10 @@ FC_DEVICE void wgmma_ss(float (&d)[N / 8][4], u64 a, u64 b, int accumulate) {
   if constexpr (N == 176) { if constexpr (Bf16) wgmma_ss_m64n176k16_bf16<TransA, TransB>(d, a, b, accumulate); else wgmma_ss_m64n176k16_f16<TransA, TransB>(d, a, b, accumulate); }
   if constexpr (N == 192) { if constexpr (Bf16) wgmma_ss_m64n192k16_bf16<TransA, TransB>(d, a, b, accumulate); else wgmma_ss_m64n192k16_f16<TransA, TransB>(d, a, b, accumulate); }
   if constexpr (N == 256) { if constexpr (Bf16) wgmma_ss_m64n256k16_bf16<TransA, TransB>(d, a, b, accumulate); else wgmma_ss_m64n256k16_f16<TransA, TransB>(d, a, b, accumulate); }
-  static_assert(N == 40 || N == 64 || N == 80 || N == 96 || N == 128 || N == 160 || N == 176 || N == 192 || N == 256, "wgmma N not generated");
+  static_assert(N == 64 || N == 80 || N == 96 || N == 128 || N == 160 || N == 176 || N == 192 || N == 256, "wgmma N not generated");
 }
 template <int N, bool Bf16, int TransB>
 FC_DEVICE void wgmma_rs(float (&d)[N / 8][4], const u32 (&a)[4], u64 b) {
-  if constexpr (N == 40) { if constexpr (Bf16) wgmma_rs_m64n40k16_bf16<TransB>(d, a, b); else wgmma_rs_m64n40k16_f16<TransB>(d, a, b); }
   if constexpr (N == 64) { if constexpr (Bf16) wgmma_rs_m64n64k16_bf16<TransB>(d, a, b); else wgmma_rs_m64n64k16_f16<TransB>(d, a, b); }
   if constexpr (N == 80) { if constexpr (Bf16) wgmma_rs_m64n80k16_bf16<TransB>(d, a, b); else wgmma_rs_m64n80k16_f16<TransB>(d, a, b); }
   if constexpr (N == 96) { if constexpr (Bf16) wgmma_rs_m64n96k16_bf16<TransB>(d, a, b); else wgmma_rs_m64n96k16_f16<TransB>(d, a, b); }
