@@ -44,7 +44,8 @@ constexpr int kBarDqFull = 3;
 // read, 2 no dQ-full barrier (the reduce goes out without waiting for the other warps' stores),
 // 4 no dQ bulk reduce, 8 no per-step dS barrier (implies 2: the warpgroups are then tied only
 // by the stage ring), 16 no dQ tile stores, 32 the dQ tile's bytes as 16-byte stores in thread
-// order (the same bytes in a quarter (d128, 80 rows) or half of the instructions; wrong layout).
+// order (the same bytes in a quarter (d128, 80 rows) or half of the instructions; wrong layout),
+// 64 no dSᵀ stores (the dQ GEMM reads whatever the buffer holds).
 // bench/NOTES.md session 31 has what each one measured.
 #ifndef FC_SM90_BWD_PROBE
 #define FC_SM90_BWD_PROBE 0
@@ -555,7 +556,7 @@ FC_DEVICE void mainloop_pipe(const BwdParams& f, const Sm90BwdSmem& sm, const Wo
     turn_end(w, false);
     // Buffer i % 2 was last read by dQ_{i-2}, issued at the top of step i - 1 and waited there by
     // each warpgroup before it arrived at step i - 1's dS barrier.
-    store_ds(dsa, sm.ds(i & 1), w * 64 + warp * 16, lane);
+    if constexpr (!(kProbe & 64)) store_ds(dsa, sm.ds(i & 1), w * 64 + warp * 16, lane);
     ptx::fence_proxy_async_smem();
     // dQ_i's tile goes (next step) into the buffer the reduce of step i - kDqBufs read; the reduce
     // of step i - 1 was committed above, so this waits for all but the newest kDqBufs - 1.

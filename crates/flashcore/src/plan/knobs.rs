@@ -33,7 +33,7 @@ pub struct Knobs {
     /// give wrong gradients (kernels/sm90/bwd_consumer.cuh): 1 drops the dQ reduce issuer's wait
     /// for its buffer's previous read, 2 the dQ-full barrier, 4 the dQ bulk reduce, 8 the per-step
     /// dS barrier (with 2), 16 the dQ tile's shared-memory stores, 32 stores the tile's bytes as
-    /// 16-byte stores in thread order (wrong layout, fewer instructions).
+    /// 16-byte stores in thread order (wrong layout, fewer instructions), 64 the dSᵀ stores.
     pub sm90_bwd_probe: Option<u8>,
     /// `FLASHCORE_SM90_KEEP_P=0|1`: force off or on keeping P's registers allocated until the
     /// overlapped loop's softmax is done (kernels/sm90/consumer.cuh `kKeepP`).
@@ -141,7 +141,7 @@ impl Knobs {
             sm90_probe: var("FLASHCORE_SM90_PROBE").and_then(|v| v.parse().ok()).filter(|n| (1..=15).contains(n)),
             sm90_bwd_probe: var("FLASHCORE_SM90_BWD_PROBE")
                 .and_then(|v| v.parse().ok())
-                .filter(|n| (1..=63).contains(n)),
+                .filter(|n| (1..=127).contains(n)),
             sm90_keep_p: flag("FLASHCORE_SM90_KEEP_P"),
             sm90_cluster: flag("FLASHCORE_SM90_CLUSTER"),
             sm90_kv_rotate: flag("FLASHCORE_SM90_KV_ROTATE"),
