@@ -27,7 +27,9 @@ pub struct Knobs {
     pub exp2_poly: Option<usize>,
     /// `FLASHCORE_SM90_PROBE=bits`: timing probes of the Hopper forward that give wrong outputs
     /// (kernels/sm90/consumer.cuh): 1 drops the softmax's exponentials, 2 the whole softmax, 4 the
-    /// K/V reloads once the stage ring is full, 8 takes Q·Kᵀ's A operand from registers (d128).
+    /// K/V reloads once the stage ring is full, 8 takes Q·Kᵀ's A operand from registers (d128); the
+    /// FP8 in-kernel V transpose (kernels/sm90/transpose.cuh) without its data movement (16) or with
+    /// one warp doing it (32). Bits 16 and 32 were filtered out until session 31.
     pub sm90_probe: Option<u8>,
     /// `FLASHCORE_SM90_BWD_PROBE=bits`: timing probes of the Hopper backward's pipelined loop that
     /// give wrong gradients (kernels/sm90/bwd_consumer.cuh): 1 drops the dQ reduce issuer's wait
@@ -138,7 +140,7 @@ impl Knobs {
             sm90_tma_store: var("FLASHCORE_SM90_TMA_STORE").is_none_or(|v| v != "0"),
             exp2_poly: var("FLASHCORE_EXP2_POLY").and_then(|v| v.parse().ok()).filter(|k| *k <= 16),
             sm90_q_stages: var("FLASHCORE_SM90_Q_STAGES").and_then(|v| v.parse().ok()).filter(|n| matches!(n, 1 | 2)),
-            sm90_probe: var("FLASHCORE_SM90_PROBE").and_then(|v| v.parse().ok()).filter(|n| (1..=15).contains(n)),
+            sm90_probe: var("FLASHCORE_SM90_PROBE").and_then(|v| v.parse().ok()).filter(|n| (1..=63).contains(n)),
             sm90_bwd_probe: var("FLASHCORE_SM90_BWD_PROBE")
                 .and_then(|v| v.parse().ok())
                 .filter(|n| (1..=127).contains(n)),
