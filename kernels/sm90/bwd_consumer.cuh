@@ -297,12 +297,14 @@ FC_DEVICE void dq_store(const Sm90BwdSmem& sm, const float (&dq)[kDq8][4], int s
   const int warp = tw >> 5, lane = tw & 31;
   const int dq_row0 = Sm90Bwd::kDqSplitRows ? w * 64 : 0;
   const int dq_col0 = Sm90Bwd::kDqSplitRows ? 0 : w * Sm90Bwd::kDqCols;
+  const u32 buf = sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0);
   if constexpr (kProbe & 32) {
-    const u32 at = sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0) + (w * 128 + tw) * 16;
 #pragma unroll
-    for (int j = 0; j < kDq8; ++j) ptx::st_shared_f32x4(at + j * 4096, dq[j][0], dq[j][1], dq[j][2], dq[j][3]);
+    for (int j = 0; j < kDq8; ++j) {
+      ptx::st_shared_f32x4(buf + (w * 128 + tw) * 16 + j * 4096, dq[j][0], dq[j][1], dq[j][2], dq[j][3]);
+    }
   } else if constexpr (!(kProbe & 16)) {
-    store_dq(dq, sm.dq(Sm90Bwd::kDqBufs == 2 ? (step & 1) : 0), dq_row0 + warp * 16, dq_col0 / 8, lane);
+    store_dq(dq, buf, dq_row0 + warp * 16, dq_col0 / 8, lane);
   }
   // The copy engine (async proxy) reads what these generic stores wrote: fence, then meet.
   // Only the issuing warp waits; the others go on.
