@@ -37,6 +37,13 @@ packed_logs() {
   tgz=$out/$1.tgz
 }
 pack() { tar czf "$tgz" -C "$log" .; }
+# The kernel cache in /tmp/fc, seeded with the kernels scripts/gpu/warm_cache.sh compiled on the
+# build machine into .stage/fc-cache (if any); the rest compile here on first use.
+use_staged_cache() {
+  export FLASHCORE_CACHE_DIR=/tmp/fc
+  mkdir -p /tmp/fc
+  if [ -d .stage/fc-cache ]; then cp -r .stage/fc-cache/. /tmp/fc/; fi
+}
 # After packed_logs: every Rust GPU test, then the inference-path GPU tests, into $log
 # (rust-gpu-tests.txt, rust-infer.txt), a summary line each and the first failure; packs after each.
 rust_gpu_checks() {

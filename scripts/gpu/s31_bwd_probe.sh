@@ -7,10 +7,8 @@
 # call cut short still returns what ran. GPU machine after scripts/gpu/build.sh (carry .stage).
 set -uo pipefail
 . scripts/gpu/env.sh
-export FLASHCORE_CACHE_DIR=/tmp/fc
+use_staged_cache
 packed_logs s31-probe
-# Kernels compiled on the build machine (scripts/gpu/warm_cache.sh), else compiled here on first use.
-[ -d .stage/fc-cache ] && mkdir -p /tmp/fc && cp -r .stage/fc-cache/. /tmp/fc/
 CONFIGS="${CONFIGS:-base: p1:FLASHCORE_SM90_BWD_PROBE=1 p2:FLASHCORE_SM90_BWD_PROBE=2 p4:FLASHCORE_SM90_BWD_PROBE=4 p10:FLASHCORE_SM90_BWD_PROBE=10 p16:FLASHCORE_SM90_BWD_PROBE=16 p31:FLASHCORE_SM90_BWD_PROBE=31}" \
   SUITE=bwd ITERS=${ITERS:-20} ONLY="${ONLY:-bwd-d128-s1k bwd-d64-s1k bwd-d128-s4k bwd-d64-s4k}" \
   bash scripts/gpu/ab.sh 2>&1 | tee "$log/ab.txt"

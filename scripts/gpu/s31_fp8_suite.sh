@@ -4,8 +4,7 @@
 # GPU machine after scripts/gpu/build_wheel.sh (carry .stage).
 set -uo pipefail
 . scripts/gpu/env.sh
-export FLASHCORE_CACHE_DIR=/tmp/fc
-[ -d .stage/fc-cache ] && mkdir -p /tmp/fc && cp -r .stage/fc-cache/. /tmp/fc/
+use_staged_cache
 packed_logs s31-fp8-suite
 install_wheel
 timeout 300 python3 -m flashcore bench --suite fp8 --json "$log/python-fp8.json" 2>&1 | tee "$log/python-fp8.log"

@@ -6,8 +6,7 @@
 # GPU machine after scripts/gpu/build.sh and scripts/gpu/warm_cache.sh (carry .stage).
 set -uo pipefail
 . scripts/gpu/env.sh
-export FLASHCORE_CACHE_DIR=/tmp/fc
-[ -d .stage/fc-cache ] && mkdir -p /tmp/fc && cp -r .stage/fc-cache/. /tmp/fc/
+use_staged_cache
 packed_logs s31-fp8-vt
 CONFIGS="${CONFIGS:-pass:FLASHCORE_SM90_VT_SMEM=0 smem:FLASHCORE_SM90_VT_SMEM=1 p16:FLASHCORE_SM90_VT_SMEM=1,FLASHCORE_SM90_PROBE=16 p32:FLASHCORE_SM90_VT_SMEM=1,FLASHCORE_SM90_PROBE=32}" \
   SHAPES="${SHAPES:-s1024 d128|s4096 d128|s16384 d128}" bash scripts/gpu/fp8_ab.sh 2>&1 | tee "$log/ab.txt"

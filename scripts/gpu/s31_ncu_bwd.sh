@@ -6,8 +6,7 @@
 # GPU machine after scripts/gpu/build.sh (and scripts/gpu/warm_cache.sh), carry .stage.
 set -uo pipefail
 . scripts/gpu/env.sh
-export FLASHCORE_CACHE_DIR=/tmp/fc
-[ -d .stage/fc-cache ] && mkdir -p /tmp/fc && cp -r .stage/fc-cache/. /tmp/fc/
+use_staged_cache
 packed_logs s31-ncu
 for row in ${ROWS:-bwd-d128-s4k bwd-d64-s4k}; do
   for pb in ${PROBES:-0 16}; do
@@ -16,7 +15,9 @@ for row in ${ROWS:-bwd-d128-s4k bwd-d64-s4k}; do
       --section ComputeWorkloadAnalysis --section WarpStateStats --section InstructionStats --page raw \
       -k regex:fc_bwd_sm90 -s 2 -c 1 .stage/flashcore bench --suite bwd --only "$row" --iters 3 > "$f" 2>&1
     echo "=== $row probe $pb"
-    grep -E "gpu__time_duration.sum|sm__pipe_tensor_op_gmma_cycles_active.avg.pct|l1tex__data_pipe_lsu_wavefronts_mem_shared(_op_ld|_op_st)?.sum |l1tex__data_bank_conflicts_pipe_lsu_mem_shared(_op_ld|_op_st)?.sum |smsp__inst_executed_op_shared_(ld|st).sum |l1tex__throughput.avg.pct|l1tex__data_pipe_lsu_wavefronts_mem_shared.avg.pct|issue_active.avg.pct|smsp__average_warp_latency_issue_stalled_[a-z_]+\.ratio|smsp__average_warps_issue_stalled_[a-z_]+_per_issue_active\.ratio" "$f" \
+    # The metrics bench/NOTES.md session 31 item 3 reads: time, tensor and shared-memory pipe
+    # activity, L1 / L2 throughput, issue and the stall reasons per issue.
+    grep -E "gpu__time_duration.sum|sm__pipe_(tensor|shared)_cycles_active.avg.pct_of_peak_sustained_elapsed|(l1tex|lts)__throughput.avg.pct|issue_active.avg.pct|smsp__average_warps_issue_stalled_[a-z_]+_per_issue_active\.ratio" "$f" \
       | grep -vE " 0$| 0\.00?$| n/a" | head -60
     pack
   done
